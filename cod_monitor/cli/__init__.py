@@ -1,0 +1,43 @@
+"""The ``cod-monitor`` command line.
+
+Each sub-command lives in its own module exposing ``add_parser(subparsers)``; the
+parser it registers sets ``func`` to the callable that runs it.  Errors that
+cod_monitor raises on purpose (:class:`~cod_monitor.exceptions.CODError`) become
+one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cod_monitor.exceptions import CODError
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level argument parser with every sub-command registered."""
+    from cod_monitor.cli import demo, ladder, predict
+
+    parser = argparse.ArgumentParser(
+        prog="cod-monitor",
+        description="Forecast downstream accuracy of LLM pre-training runs with "
+        "Clustering-On-Difficulty (COD).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module in (predict, ladder, demo):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CODError, FileNotFoundError) as exc:
+        print(f"cod-monitor {args.command}: error: {exc}", file=sys.stderr)
+        return 2

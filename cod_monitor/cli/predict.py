@@ -1,0 +1,183 @@
+"""``cod-monitor predict``: forecast a benchmark at a target compute from a stored ladder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+from cod_monitor.exceptions import LadderValidationError
+from cod_monitor.forecast import FALLBACKS, load_ladder
+from cod_monitor.methods import available_methods, compare_methods
+
+__all__ = ["add_parser", "run", "predictions_json", "format_table"]
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of FLOPs such as 1.2e23, got {text!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def add_parser(subparsers) -> None:
+    """Register ``predict``."""
+    p = subparsers.add_parser(
+        "predict",
+        help="forecast a benchmark's accuracy at a target compute",
+        description="Fit COD (and optionally its ablations and baselines) on a stored "
+        "ladder and forecast full-set accuracy at a target compute.",
+    )
+    p.add_argument("--ladder", required=True, metavar="DIR", help="ladder directory")
+    p.add_argument("--benchmark", required=True, metavar="NAME")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target-compute", type=_positive_float, metavar="FLOPS",
+                        help="compute of the model to forecast, in FLOPs")
+    target.add_argument("--target", metavar="MODEL",
+                        help="a model of the ladder with role 'target': its compute is used "
+                        "and, when it has scores, its measured accuracy is shown")
+    p.add_argument("--anchor", action="append", default=None, metavar="NAME",
+                   help="anchor model for the mapping (repeatable); default: every model "
+                   "with role 'anchor'")
+    p.add_argument("--method", action="append", default=None, metavar="METHOD",
+                   help=f"method to run (repeatable), one of {', '.join(available_methods())} "
+                   "or 'all' (default: cod)")
+    p.add_argument("--level", type=float, default=0.9, help="interval coverage (default 0.9)")
+    p.add_argument("--fallback", choices=FALLBACKS, default="error",
+                   help="what COD does when no cluster is extrapolatable (default: error)")
+    p.add_argument("--compute-unit", type=_positive_float, default=None, metavar="FLOPS",
+                   help="FLOPs per unit before fitting (default: the ladder's)")
+    p.add_argument("--checkpoints", choices=("final", "all"), default="final")
+    p.add_argument("--smooth-checkpoints", action="store_true",
+                   help="average each ladder model with its neighbouring checkpoints")
+    p.add_argument("--n-bootstrap", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def _methods(requested: list[str] | None) -> list[str]:
+    if not requested:
+        return ["cod"]
+    if "all" in requested:
+        return available_methods()
+    unknown = [m for m in requested if m not in available_methods()]
+    if unknown:
+        raise LadderValidationError(
+            "--method", unknown[0], f"Use one of {', '.join(available_methods())} or 'all'."
+        )
+    return list(dict.fromkeys(requested))
+
+
+def run(args) -> int:
+    """Run ``predict`` with parsed arguments; returns the exit code."""
+    ladder = load_ladder(args.ladder)
+    ladder.matrix(args.benchmark)  # fail early, once, on an unknown benchmark
+    observed = None
+    if args.target is not None:
+        model = ladder.model(args.target)
+        if model.role != "target":
+            raise LadderValidationError(
+                "--target", args.target,
+                f"Its role is {model.role!r}; pass a model with role 'target' or use "
+                "--target-compute.",
+            )
+        compute = model.compute
+        if args.benchmark in ladder.benchmarks:
+            try:
+                m = ladder.matrix(args.benchmark, roles=("target",), models=None)
+                names = m.model_names
+                if model.name in names:
+                    observed = float(m.pass_rates[:, names.index(model.name)].mean())
+            except LadderValidationError:
+                observed = None  # target has no scores on this benchmark
+    else:
+        compute = args.target_compute
+    if not 0 < args.level < 1:
+        raise LadderValidationError("--level", args.level, "Use a coverage in (0, 1), e.g. 0.9.")
+    results = compare_methods(
+        ladder,
+        args.benchmark,
+        compute,
+        _methods(args.method),
+        level=args.level,
+        anchors=args.anchor,
+        compute_unit=args.compute_unit,
+        checkpoints=args.checkpoints,
+        smooth_checkpoints=args.smooth_checkpoints,
+        fallback=args.fallback,
+        n_bootstrap=args.n_bootstrap,
+        random_state=args.seed,
+    )
+    payload = predictions_json(args.benchmark, compute, results, observed=observed)
+    if args.json:
+        json.dump(payload, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_table(payload, results, level=args.level))
+    return 0
+
+
+def predictions_json(benchmark: str, compute: float, results: dict, *, observed=None) -> dict:
+    """The ``--json`` object: benchmark, target compute, one entry per method.
+
+    ``subset_share`` and ``n_clusters`` describe the ``cod`` method's fit (``None`` when
+    it did not run or failed).
+    """
+    predictions = {}
+    for name, r in results.items():
+        entry = {"value": r["value"], "interval": r["interval"]}
+        if r.get("error"):
+            entry["error"] = r["error"]
+        predictions[name] = entry
+    cod = results.get("cod", {}).get("estimator")
+    payload = {
+        "benchmark": benchmark,
+        "target_compute": compute,
+        "predictions": predictions,
+        "subset_share": None if cod is None else cod.subset_share_,
+        "n_clusters": None if cod is None else len(cod.cluster_fits_),
+    }
+    if observed is not None:
+        payload["observed"] = observed
+    return payload
+
+
+def format_table(payload: dict, results: dict, *, level: float = 0.9) -> str:
+    """A readable table of the forecasts (and errors against ``observed`` when known)."""
+    observed = payload.get("observed")
+    lines = [
+        f"benchmark {payload['benchmark']!r} at {payload['target_compute']:.3g} FLOPs"
+        + ("" if observed is None else f" (observed accuracy {observed:.4f})"),
+        "",
+    ]
+    head = f"{'method':<22}{'forecast':>10}   {f'{level:.0%} interval':<20}"
+    if observed is not None:
+        head += f"{'error (pts)':>12}"
+    lines.append(head)
+    lines.append("-" * len(head))
+    for name, r in payload["predictions"].items():
+        if r["value"] is None:
+            lines.append(f"{name:<22}{'—':>10}   {r.get('error', '')}")
+            continue
+        lo, hi = r["interval"]
+        row = f"{name:<22}{r['value']:>10.4f}   [{lo:.4f}, {hi:.4f}]".ljust(len(head) - 12 if observed is not None else 0)
+        if observed is not None:
+            row += f"{100 * (r['value'] - observed):>+12.2f}"
+        lines.append(row)
+    cod = results.get("cod", {}).get("estimator")
+    if cod is not None:
+        rep = cod.report()
+        kept = rep["n_kept"]
+        lines += [
+            "",
+            f"cod: {rep['n_clusters']} clusters, {kept} extrapolatable, subset share "
+            f"{rep['subset_share']:.1%}, {rep['n_outliers']} outliers; mapping "
+            f"{rep['mapping']['method']} (rmse {rep['mapping']['rmse']:.4f})"
+            + (f"; fallback {rep['fallback']}" if rep["fallback"] else ""),
+        ]
+    return "\n".join(lines) + "\n"

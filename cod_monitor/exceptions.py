@@ -1,0 +1,87 @@
+"""Exception and warning types shared by every layer of cod_monitor.
+
+Kept at the bottom of the import graph so that any module may raise them without
+importing upward.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CODError",
+    "LadderValidationError",
+    "NoExtrapolatableClusterError",
+    "MethodUnavailableError",
+    "FitWarning",
+]
+
+
+class CODError(Exception):
+    """Base class of every error cod_monitor raises on purpose."""
+
+
+class LadderValidationError(CODError, ValueError):
+    """A ladder (or its input files) breaks the data contract.
+
+    The message always names the offending field, the value found and the fix,
+    so the command line can print it as one line.
+
+    Parameters
+    ----------
+    field : str
+        The field (column, key or argument) that is wrong, e.g. ``"score"``.
+    value : object
+        The offending value, shown with ``repr``.
+    fix : str
+        What the user should do about it, as an imperative sentence.
+    where : str, optional
+        Location of the value (file, row, model), prepended to the message.
+
+    Attributes
+    ----------
+    field, value, fix, where : as given.
+    """
+
+    def __init__(self, field: str, value: object, fix: str, where: str | None = None):
+        self.field = field
+        self.value = value
+        self.fix = fix
+        self.where = where
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{prefix}invalid {field} = {value!r}. {fix}")
+
+
+class NoExtrapolatableClusterError(CODError):
+    """No difficulty cluster passed the extrapolatable filter.
+
+    Parameters
+    ----------
+    benchmark : str
+        The benchmark being forecast.
+    reasons : dict
+        Rejection reason name -> number of clusters rejected for it.
+
+    Attributes
+    ----------
+    benchmark, reasons : as given.
+    """
+
+    def __init__(self, benchmark: str, reasons: dict[str, int]):
+        self.benchmark = benchmark
+        self.reasons = dict(reasons)
+        detail = ", ".join(f"{n} {r}" for r, n in sorted(self.reasons.items())) or "no clusters"
+        super().__init__(
+            f"no extrapolatable cluster on benchmark {benchmark!r} (rejected: {detail}). "
+            "Pass fallback='all_clusters' or fallback='end_to_end' to CODForecaster "
+            "(--fallback on the command line), or relax the filter thresholds."
+        )
+
+
+class MethodUnavailableError(CODError):
+    """A forecasting method cannot run on this ladder (e.g. it needs a per-model loss).
+
+    The message says what the method needs and how to provide it.
+    """
+
+
+class FitWarning(UserWarning):
+    """A numerical fit converged poorly or used a fallback; results may be less reliable."""

@@ -1,0 +1,376 @@
+"""Per-cluster scaling laws: expected accuracy as a function of training compute.
+
+The COD law (Eq. 4 of the paper) is
+
+.. math:: y(C) = g + (1 - g)\\,\\exp(-a C^{-b} - c)
+
+with compute :math:`C` in the forecaster's ``compute_unit``.  It follows from a power law
+of the answer loss :math:`L = \\alpha C^{-\\beta} + \\gamma` with :math:`p = e^{-L}`; ``g``
+is the floor reached at small compute (random guessing), ``exp(-c)`` the ceiling the
+cluster approaches at infinite compute.
+
+Fitting a four-parameter law to a handful of ladder points is ill-conditioned and a
+single starting point often lands in a poor local minimum, so :func:`fit_laws` first
+scores a dense grid of starting points for all curves at once (vectorised numpy) and
+then refines the best few with bounded least squares.  The grid is laid out in a
+scale-free parametrisation, :math:`k = a\\,C_{ref}^{-b}` at the geometric-mean ladder
+compute :math:`C_{ref}`, so the same grid works whatever the compute unit.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from cod_monitor.exceptions import FitWarning
+
+__all__ = [
+    "LAW_FORMS",
+    "expected_accuracy",
+    "LawFit",
+    "fit_law",
+    "fit_laws",
+]
+
+#: Free parameters of each law form; the others are held at 0.
+#: ``full`` is the paper's law; the rest are its formula ablations.
+LAW_FORMS: dict[str, tuple[str, ...]] = {
+    "full": ("a", "b", "c", "g"),
+    "no_g": ("a", "b", "c"),
+    "no_c": ("a", "b", "g"),
+    "plain": ("a", "b"),
+}
+
+# Bounds of the refined parameters (log k, b, c, g).  c may go slightly negative so that
+# the extrapolatable filter (0 <= c) has something to reject; b is capped because beyond
+# ~5 the law is a step function that no ladder can pin down.
+_LOGK_BOUNDS = (np.log(1e-6), np.log(1e4))
+_B_BOUNDS = (1e-3, 5.0)
+_C_BOUNDS = (-1.0, 20.0)
+_G_BOUNDS = (0.0, 0.999)
+
+_GRID_LOGK = np.log(np.logspace(-3, 2.5, 23))
+_GRID_B = np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.3, 1.7, 2.2, 3.0, 4.0])
+_GRID_C = np.array([0.0, 0.05, 0.15, 0.3, 0.6, 1.0, 2.0, 4.0])
+_GRID_G = np.array([0.0, 0.05, 0.15, 0.25, 0.4, 0.6])
+
+
+def expected_accuracy(compute, a, b, c=0.0, g=0.0):
+    """Evaluate the COD law :math:`g + (1-g)\\exp(-a C^{-b} - c)`.
+
+    Parameters
+    ----------
+    compute : array_like
+        Training compute, in the same unit the parameters were fitted in. Positive.
+    a, b : float
+        Scale and exponent of the compute power law.
+    c : float, default 0
+        Irreducible loss term; the ceiling is ``g + (1-g) exp(-c)``.
+    g : float, default 0
+        Floor (random-guess accuracy).
+
+    Returns
+    -------
+    ndarray
+        Expected accuracy, same shape as ``compute``.
+
+    Examples
+    --------
+    >>> round(float(expected_accuracy(1.0, a=1.0, b=0.5)), 4)
+    0.3679
+    """
+    compute = np.asarray(compute, dtype=float)
+    with np.errstate(over="ignore", divide="ignore"):
+        return g + (1.0 - g) * np.exp(-a * compute ** (-b) - c)
+
+
+@dataclass(frozen=True)
+class LawFit:
+    """A fitted COD law and its diagnostics.
+
+    Attributes
+    ----------
+    form : str
+        One of :data:`LAW_FORMS`.
+    a, b, c, g : float
+        Parameters, with compute in the unit the law was fitted in.
+    rmse : float
+        Root-mean-square residual over the fitted points (unweighted).
+    success : bool
+        Whether the optimiser converged to finite parameters.
+    n_points : int
+        Number of (compute, accuracy) points fitted.
+    at_bound : tuple of str
+        Parameters that ended on a bound of the search box (a sign of an
+        under-determined fit).
+    message : str
+        Optimiser message.
+    """
+
+    form: str
+    a: float
+    b: float
+    c: float
+    g: float
+    rmse: float
+    success: bool
+    n_points: int
+    at_bound: tuple[str, ...] = field(default=())
+    message: str = ""
+
+    def __call__(self, compute):
+        """Expected accuracy at ``compute`` (in the fitted unit)."""
+        return expected_accuracy(compute, self.a, self.b, self.c, self.g)
+
+    @property
+    def ceiling(self) -> float:
+        """Accuracy approached as compute goes to infinity."""
+        return float(self.g + (1.0 - self.g) * np.exp(-self.c))
+
+    def as_dict(self) -> dict:
+        """Plain-Python view for reports and JSON."""
+        return {
+            "form": self.form,
+            "a": self.a,
+            "b": self.b,
+            "c": self.c,
+            "g": self.g,
+            "rmse": self.rmse,
+            "success": self.success,
+            "n_points": self.n_points,
+            "at_bound": list(self.at_bound),
+            "message": self.message,
+        }
+
+
+def _check_form(form: str) -> tuple[str, ...]:
+    if form not in LAW_FORMS:
+        raise ValueError(
+            f"The 'form' parameter must be one of {sorted(LAW_FORMS)}. Got {form!r} instead."
+        )
+    return LAW_FORMS[form]
+
+
+def _model(theta, x, free):
+    """Law in the scale-free parametrisation; ``x = C / C_ref``."""
+    p = dict(logk=theta[0], b=theta[1], c=0.0, g=0.0)
+    for name, value in zip(free[2:], theta[2:]):
+        p[name] = value
+    t = np.exp(p["logk"]) * x ** (-p["b"])
+    e = np.exp(-t - p["c"])
+    return p["g"] + (1 - p["g"]) * e, t, e, p
+
+
+def _jacobian(theta, x, free, sw):
+    _, t, e, p = _model(theta, x, free)
+    one_g = 1 - p["g"]
+    cols = [
+        -one_g * e * t,  # d/d logk
+        one_g * e * t * np.log(x),  # d/d b
+    ]
+    for name in free[2:]:
+        cols.append(-one_g * e if name == "c" else 1 - e)
+    return np.stack(cols, axis=1) * sw[:, None]
+
+
+def _grid(free):
+    axes = [_GRID_LOGK, _GRID_B]
+    if "c" in free:
+        axes.append(_GRID_C)
+    if "g" in free:
+        axes.append(_GRID_G)
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([m.ravel() for m in mesh], axis=1)
+
+
+def _grid_predictions(grid, x, free):
+    """(n_grid, n_points) predictions of every grid point, computed once per ladder."""
+    logk, b = grid[:, 0:1], grid[:, 1:2]
+    rest = dict(zip(free[2:], grid[:, 2:].T))
+    c = rest.get("c", np.zeros(len(grid)))[:, None]
+    g = rest.get("g", np.zeros(len(grid)))[:, None]
+    with np.errstate(over="ignore"):
+        t = np.exp(logk) * x[None, :] ** (-b)
+    return g + (1 - g) * np.exp(-t - c)
+
+
+def fit_laws(
+    compute,
+    accuracy,
+    *,
+    form: str = "full",
+    sigma=None,
+    n_refine: int = 3,
+    init: list[LawFit] | None = None,
+) -> list[LawFit]:
+    """Fit one COD law per row of ``accuracy`` against a shared compute axis.
+
+    Parameters
+    ----------
+    compute : array_like of shape (n_points,)
+        Compute of each ladder point, already in the working unit. Positive.
+    accuracy : array_like of shape (n_curves, n_points) or (n_points,)
+        Mean accuracy of each curve (e.g. each difficulty cluster) at each point.
+    form : {'full', 'no_g', 'no_c', 'plain'}, default 'full'
+        Which parameters are free; see :data:`LAW_FORMS`.
+    sigma : array_like of the same shape as ``accuracy``, optional
+        Standard errors used as least-squares weights (``1/sigma``).
+    n_refine : int, default 3
+        How many of the best grid points are refined with bounded least squares.
+    init : list of LawFit, optional
+        Warm starts (e.g. from the fit on the original data when bootstrapping);
+        when given, only these are refined and the grid is skipped.
+
+    Returns
+    -------
+    list of LawFit
+        One per curve, in the order of the rows of ``accuracy``.
+
+    Warns
+    -----
+    FitWarning
+        When no starting point converges for a curve (its ``success`` is False).
+
+    References
+    ----------
+    Xu et al., "Unveiling Downstream Performance Scaling of LLMs: A Clustering-Based
+    Perspective", ICLR 2026, arXiv:2502.17262, Eq. (4).
+    """
+    free = _check_form(form)
+    x_raw = np.asarray(compute, dtype=float)
+    y = np.atleast_2d(np.asarray(accuracy, dtype=float))
+    if x_raw.ndim != 1 or y.shape[1] != x_raw.shape[0]:
+        raise ValueError(
+            f"`compute` should be 1D and match the last axis of `accuracy`: "
+            f"{x_raw.shape = } vs {y.shape = }"
+        )
+    if not np.all(np.isfinite(x_raw)) or np.any(x_raw <= 0):
+        raise ValueError(f"`compute` should be positive and finite, got {x_raw!r}")
+    if len(np.unique(x_raw)) < 2:
+        raise ValueError("`compute` needs at least two distinct values to fit a law")
+    c_ref = float(np.exp(np.mean(np.log(x_raw))))
+    x = x_raw / c_ref
+    sw = np.ones_like(y) if sigma is None else 1.0 / np.maximum(np.asarray(sigma, float), 1e-6)
+    sw = np.broadcast_to(sw, y.shape)
+
+    lower = [_LOGK_BOUNDS[0], _B_BOUNDS[0]] + [
+        {"c": _C_BOUNDS, "g": _G_BOUNDS}[n][0] for n in free[2:]
+    ]
+    upper = [_LOGK_BOUNDS[1], _B_BOUNDS[1]] + [
+        {"c": _C_BOUNDS, "g": _G_BOUNDS}[n][1] for n in free[2:]
+    ]
+    lower, upper = np.array(lower), np.array(upper)
+
+    if init is None:
+        grid = _grid(free)
+        pred = _grid_predictions(grid, x, free)  # (n_grid, n_points)
+        # sum over points of w^2 (pred - y)^2, for every (curve, grid point) pair
+        w2 = sw**2
+        sse = (
+            (w2 * y**2).sum(1)[:, None]
+            - 2 * (w2 * y) @ pred.T
+            + w2 @ (pred**2).T
+        )
+        best = np.argsort(sse, axis=1)[:, :n_refine]
+        starts = [grid[row] for row in best]
+    else:
+        if len(init) != len(y):
+            raise ValueError(f"`init` has {len(init)} fits for {len(y)} curves")
+        starts = [[_to_theta(f, free, c_ref)] for f in init]
+
+    fits = []
+    for yi, swi, st in zip(y, sw, starts):
+        fits.append(_refine(x, yi, swi, st, free, lower, upper, form, c_ref))
+    return fits
+
+
+def _to_theta(fit: LawFit, free, c_ref):
+    logk = np.log(max(fit.a, 1e-300)) - fit.b * np.log(c_ref)
+    theta = [np.clip(logk, *_LOGK_BOUNDS), np.clip(fit.b, *_B_BOUNDS)]
+    for name in free[2:]:
+        value = getattr(fit, name)
+        theta.append(np.clip(value, *(_C_BOUNDS if name == "c" else _G_BOUNDS)))
+    return np.array(theta, dtype=float)
+
+
+def _refine(x, y, sw, starts, free, lower, upper, form, c_ref) -> LawFit:
+    best, message = None, "no start"
+    for theta0 in starts:
+        theta0 = np.clip(np.asarray(theta0, float), lower, upper)
+
+        def resid(theta):
+            return (_model(theta, x, free)[0] - y) * sw
+
+        try:
+            res = least_squares(
+                resid,
+                theta0,
+                jac=lambda th: _jacobian(th, x, free, sw),
+                bounds=(lower, upper),
+                method="trf",
+                x_scale="jac",
+                max_nfev=200,
+            )
+        except (ValueError, FloatingPointError) as exc:  # pragma: no cover - defensive
+            message = str(exc)
+            continue
+        if not np.all(np.isfinite(res.x)):
+            continue
+        if best is None or res.cost < best.cost:
+            best = res
+    n = len(x)
+    if best is None:
+        warnings.warn(f"law fit failed from every start ({message})", FitWarning, stacklevel=3)
+        return LawFit(form, np.nan, np.nan, np.nan, np.nan, np.nan, False, n, (), "failed")
+    theta = best.x
+    params = dict(b=float(theta[1]), c=0.0, g=0.0)
+    for name, value in zip(free[2:], theta[2:]):
+        params[name] = float(value)
+    # back to the caller's unit: a C^-b = k (C / C_ref)^-b  =>  a = k C_ref^b
+    a = float(np.exp(theta[0] + params["b"] * np.log(c_ref)))
+    rmse = float(np.sqrt(np.mean((_model(theta, x, free)[0] - y) ** 2)))
+    names = ("a", "b") + free[2:]
+    tol = 1e-6 * (upper - lower)
+    at_bound = tuple(
+        nm
+        for nm, v, lo, hi, t in zip(names, theta, lower, upper, tol)
+        if v <= lo + t or v >= hi - t
+    )
+    return LawFit(
+        form, a, params["b"], params["c"], params["g"], rmse, bool(best.success), n,
+        at_bound, str(best.message),
+    )
+
+
+def fit_law(compute, accuracy, *, form: str = "full", sigma=None, n_refine: int = 3) -> LawFit:
+    """Fit one COD law; convenience wrapper around :func:`fit_laws`.
+
+    Parameters
+    ----------
+    compute : array_like of shape (n_points,)
+        Compute in the working unit.
+    accuracy : array_like of shape (n_points,)
+        Accuracy at each point.
+    form : {'full', 'no_g', 'no_c', 'plain'}, default 'full'
+    sigma : array_like of shape (n_points,), optional
+        Standard errors used as weights.
+    n_refine : int, default 3
+        Best grid points refined.
+
+    Returns
+    -------
+    LawFit
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> C = np.logspace(0, 3, 8)
+    >>> fit = fit_law(C, expected_accuracy(C, a=5.0, b=0.5, c=0.1, g=0.0))
+    >>> round(fit.a, 2), round(fit.b, 2)
+    (5.0, 0.5)
+    """
+    sig = None if sigma is None else np.atleast_2d(sigma)
+    return fit_laws(compute, np.atleast_2d(accuracy), form=form, sigma=sig, n_refine=n_refine)[0]

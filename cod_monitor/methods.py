@@ -1,0 +1,162 @@
+"""Registry of forecasting methods selectable by name (``--method`` on the command line).
+
+Every method is an estimator with ``fit(ladder, benchmark)``, ``predict(compute)`` and
+``predict_interval(compute, level)``.  ``cod`` is the paper's method with its defaults;
+the ``cod-*`` entries are the paper's ablations (mapping, clustering, law form).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from cod_monitor.baselines import BNSL, EndToEndExp, EndToEndPassRate, LossIntermediate
+from cod_monitor.exceptions import CODError
+from cod_monitor.forecast import CODForecaster
+
+__all__ = [
+    "METHODS",
+    "available_methods",
+    "compare_methods",
+    "make_forecaster",
+    "method_description",
+]
+
+
+def _method(cls, **overrides) -> Callable:
+    """Factory building ``cls(**overrides)`` plus whichever common arguments it accepts."""
+
+    def build(**common):
+        estimator = cls(**overrides)
+        accepted = estimator.get_params(deep=False)
+        estimator.set_params(
+            **{k: v for k, v in common.items() if k in accepted and k not in overrides}
+        )
+        return estimator
+
+    return build
+
+
+#: name -> (factory taking the common keyword arguments, one-line description)
+METHODS: dict[str, tuple[Callable, str]] = {
+    "cod": (_method(CODForecaster), "COD: Improved MeanShift, full law, filter, spline mapping"),
+    "cod-no-mapping": (
+        _method(CODForecaster, mapping="identity"),
+        "COD without the subset-to-full mapping",
+    ),
+    "cod-quartic": (
+        _method(CODForecaster, mapping="quartic"),
+        "COD with the monotone quartic mapping",
+    ),
+    "cod-meanshift": (
+        _method(CODForecaster, clustering="meanshift"),
+        "COD with plain MeanShift clustering",
+    ),
+    "cod-kmeans": (_method(CODForecaster, clustering="kmeans"), "COD with KMeans clustering"),
+    "cod-improved-kmeans": (
+        _method(CODForecaster, clustering="improved_kmeans"),
+        "COD with improved KMeans (radius and size filtering)",
+    ),
+    "cod-dbscan": (_method(CODForecaster, clustering="dbscan"), "COD with DBSCAN clustering"),
+    "cod-no-g": (_method(CODForecaster, law="no_g"), "COD with the law without the floor g"),
+    "cod-no-c": (_method(CODForecaster, law="no_c"), "COD with the law without the constant c"),
+    "cod-plain-law": (
+        _method(CODForecaster, law="plain"),
+        "COD with the plain law exp(-a C^-b)",
+    ),
+    "e2e-exp": (
+        _method(EndToEndExp),
+        "Baseline: the COD law fitted once to the full-set accuracy",
+    ),
+    "e2e-passrate": (
+        _method(EndToEndPassRate),
+        "Baseline: -log(pass rate) = alpha C^-k on the full set (GPT-4 / PassUntil)",
+    ),
+    "bnsl": (
+        _method(BNSL),
+        "Baseline: broken neural scaling law (1 break) of the full-set error",
+    ),
+    "loss-intermediate": (
+        _method(LossIntermediate),
+        "Baseline: compute -> loss power law -> accuracy sigmoid (needs `loss` per model)",
+    ),
+}
+
+
+def available_methods() -> list[str]:
+    """Names of every registered method, ``cod`` first."""
+    return list(METHODS)
+
+
+def method_description(name: str) -> str:
+    """One-line description of a registered method."""
+    return METHODS[_check(name)][1]
+
+
+def _check(name: str) -> str:
+    if name not in METHODS:
+        raise ValueError(
+            f"The 'method' parameter must be one of {available_methods()} or 'all'. "
+            f"Got {name!r} instead."
+        )
+    return name
+
+
+def make_forecaster(name: str, **common):
+    """Build the estimator registered as ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`METHODS`.
+    **common
+        Keyword arguments shared by the methods (e.g. ``anchors``, ``compute_unit``,
+        ``n_bootstrap``, ``random_state``, ``fallback``); each method takes the ones
+        among its parameters, and its own overrides win.
+
+    Returns
+    -------
+    estimator
+        Unfitted.
+    """
+    return METHODS[_check(name)][0](**common)
+
+
+def compare_methods(ladder, benchmark: str, compute: float, methods=None, *, level=0.9, **common):
+    """Fit several methods on one ladder and forecast the same compute.
+
+    A method that cannot forecast (e.g. COD with no extrapolatable cluster, or a fit
+    that fails numerically) gets ``value=None`` and an ``error`` string instead of
+    aborting the others; errors in the ladder itself still raise.
+
+    Parameters
+    ----------
+    ladder : Ladder
+    benchmark : str
+    compute : float
+        Target compute in FLOPs.
+    methods : sequence of str, optional
+        Method names; ``None`` runs every registered method.
+    level : float, default 0.9
+        Interval coverage.
+    **common
+        Passed to every method's constructor.
+
+    Returns
+    -------
+    dict
+        name -> ``{"value", "interval": [lo, hi], "error"?, "estimator"}``; the
+        estimator is the fitted object (``None`` when it failed).
+    """
+    out = {}
+    for name in available_methods() if methods is None else methods:
+        estimator = make_forecaster(name, **common)
+        try:
+            estimator.fit(ladder, benchmark)
+            value = float(estimator.predict(compute))
+            lo, hi = estimator.predict_interval(compute, level=level)
+            out[name] = {"value": value, "interval": [float(lo), float(hi)], "estimator": estimator}
+        except (CODError, ValueError, RuntimeError, FloatingPointError) as exc:
+            if isinstance(exc, CODError) and getattr(exc, "field", None) is not None:
+                raise  # the ladder itself is wrong: every method would fail the same way
+            out[name] = {"value": None, "interval": None, "error": str(exc), "estimator": None}
+    return out

@@ -1,0 +1,116 @@
+import json
+
+import pytest
+
+from cod_monitor.cli import main
+
+
+@pytest.fixture(scope="module")
+def ladder_dir(syn, tmp_path_factory):
+    path = tmp_path_factory.mktemp("ladder")
+    syn.ladder.save(path)
+    return path
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_predict_json_has_the_documented_shape(ladder_dir, syn, capsys):
+    code, out, err = run(
+        ["predict", "--ladder", str(ladder_dir), "--benchmark", "synthetic",
+         "--target-compute", repr(syn.target.compute), "--json", "--n-bootstrap", "20"],
+        capsys,
+    )
+    assert code == 0, err
+    payload = json.loads(out)
+    assert set(payload) == {"benchmark", "target_compute", "predictions", "subset_share", "n_clusters"}
+    cod = payload["predictions"]["cod"]
+    lo, hi = cod["interval"]
+    assert lo <= cod["value"] <= hi
+    assert abs(cod["value"] - syn.expected_accuracy[syn.target.name]) < 0.05
+    assert 0 < payload["subset_share"] < 1 and payload["n_clusters"] > 0
+
+
+def test_predict_all_methods_and_target_by_name(ladder_dir, syn, capsys):
+    code, out, err = run(
+        ["predict", "--ladder", str(ladder_dir), "--benchmark", "synthetic",
+         "--target", syn.target.name, "--method", "all", "--json", "--n-bootstrap", "5"],
+        capsys,
+    )
+    assert code == 0, err
+    payload = json.loads(out)
+    from cod_monitor.methods import available_methods
+
+    assert list(payload["predictions"]) == available_methods()
+    assert payload["observed"] == pytest.approx(
+        syn.ladder.matrix("synthetic", roles=("target",)).pass_rates.mean(), abs=1e-12
+    )
+    for name, entry in payload["predictions"].items():
+        assert (entry["value"] is None) == ("error" in entry), name
+
+
+def test_predict_table(ladder_dir, syn, capsys):
+    code, out, _ = run(
+        ["predict", "--ladder", str(ladder_dir), "--benchmark", "synthetic",
+         "--target", syn.target.name, "--method", "cod", "--method", "cod-no-mapping",
+         "--n-bootstrap", "5"],
+        capsys,
+    )
+    assert code == 0
+    assert "cod-no-mapping" in out and "90% interval" in out and "error (pts)" in out
+    assert "extrapolatable" in out
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--benchmark", "nope", "--target-compute", "1e23"], "nope"),
+        (["--benchmark", "synthetic", "--target-compute", "1e23", "--method", "magic"], "--method"),
+        (["--benchmark", "synthetic", "--target", "syn-12B"], "--target"),
+        (["--benchmark", "synthetic", "--target-compute", "1e23", "--anchor", "ghost"], "ghost"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(ladder_dir, capsys, extra, match):
+    code, out, err = run(["predict", "--ladder", str(ladder_dir), *extra], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert match in err
+
+
+def test_missing_ladder_directory(tmp_path, capsys):
+    code, _, err = run(
+        ["predict", "--ladder", str(tmp_path / "absent"), "--benchmark", "b",
+         "--target-compute", "1e23"],
+        capsys,
+    )
+    assert code == 2 and err.count("\n") == 1
+
+
+def test_no_cluster_without_fallback_reports_error_in_json(tmp_path, capsys):
+    from cod_monitor.synthetic import SyntheticCluster, synthetic_ladder
+
+    syn = synthetic_ladder(
+        n_samples=400, seed=3,
+        clusters=(SyntheticCluster("inverse", 1.0, a=1.0, b=0.5, kind="inverse"),),
+    )
+    syn.ladder.save(tmp_path)
+    argv = ["predict", "--ladder", str(tmp_path), "--benchmark", "synthetic",
+            "--target-compute", "1e23", "--json", "--n-bootstrap", "5"]
+    code, out, _ = run(argv, capsys)
+    assert code == 0
+    cod = json.loads(out)["predictions"]["cod"]
+    assert cod["value"] is None and "no extrapolatable cluster" in cod["error"]
+    code, out, _ = run(argv + ["--fallback", "end_to_end"], capsys)
+    assert json.loads(out)["predictions"]["cod"]["value"] is not None
+
+
+def test_demo_runs_and_compares_with_truth(tmp_path, capsys):
+    code, out, err = run(["demo", "--n-samples", "600", "--n-bootstrap", "10", "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert "COD forecast" in out and "true expected accuracy" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["abs_error_pts"] == pytest.approx(100 * abs(summary["forecast_final"] - summary["truth"]))
+    assert (tmp_path / "ladder" / "ladder.json").exists()

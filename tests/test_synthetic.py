@@ -1,0 +1,33 @@
+import numpy as np
+
+from cod_monitor.synthetic import DEFAULT_CLUSTERS, synthetic_ladder, synthetic_pass_rates
+
+
+def test_seeded_and_reproducible():
+    a = synthetic_ladder(n_samples=300, seed=4)
+    b = synthetic_ladder(n_samples=300, seed=4)
+    np.testing.assert_array_equal(
+        a.ladder.matrix(a.benchmark).pass_rates, b.ladder.matrix(b.benchmark).pass_rates
+    )
+    c = synthetic_ladder(n_samples=300, seed=5)
+    assert not np.array_equal(a.ladder.matrix(a.benchmark).pass_rates, c.ladder.matrix(c.benchmark).pass_rates)
+
+
+def test_truth_is_the_mean_of_true_probabilities_and_rises_with_compute():
+    syn = synthetic_ladder(n_samples=500, seed=1)
+    names = [m.name for m in syn.ladder.models]
+    truth = np.array([syn.expected_accuracy[n] for n in names])
+    np.testing.assert_allclose(truth, syn.probabilities.mean(axis=0))
+    assert np.all(np.diff(truth) > 0)
+    assert names[-1] == syn.target.name and syn.target.role == "target"
+    observed = syn.ladder.matrix(syn.benchmark).pass_rates.mean(axis=0)
+    np.testing.assert_allclose(observed, truth[:-1], atol=0.01)  # binomial noise only
+
+
+def test_cluster_shares_and_pass_rate_shape():
+    syn = synthetic_ladder(n_samples=1000, seed=0)
+    names, counts = np.unique(syn.cluster_names, return_counts=True)
+    assert set(names) == {c.name for c in DEFAULT_CLUSTERS}
+    X = synthetic_pass_rates(n_samples=1319, n_models=9, seed=0)
+    assert X.shape == (1319, 9) and X.min() >= 0 and X.max() <= 1
+    assert np.any(X.sum(axis=1) == 0)  # some all-zero rows, as on real benchmarks
