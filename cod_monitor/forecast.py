@@ -70,6 +70,16 @@ class CODForecaster(BaseEstimator):
     clustering_params : dict, optional
         Extra parameters for the clusterer (e.g. ``{"min_cluster_size": 10,
         "quantile": 0.1}``, the paper's K and Q).
+    features : {'pass_rate', 'log'}, default 'pass_rate'
+        What the clustering sees. ``'pass_rate'`` is the paper's difficulty vector.
+        ``'log'`` clusters on :math:`\log(p/\epsilon)/\log(1/\epsilon)` (clipped to
+        [0, 1], zero stays zero) with :math:`\epsilon` = ``log_floor``: it separates
+        samples by their answer loss :math:`-\log p`, which is what the law's Taylor
+        argument asks to be homogeneous inside a cluster, and spreads out low pass
+        rates that the linear scale squeezes into one clump. Laws are always fitted on
+        pass rates.
+    log_floor : float, default 1e-4
+        :math:`\epsilon` of ``features='log'``; pass rates below it count as zero.
     law : {'full', 'no_g', 'no_c', 'plain'}, default 'full'
         Per-cluster law form; see :data:`cod_monitor.laws.LAW_FORMS`.
     a_min, b_min, c_min, c_max : float, default 1.0, 0.1, 0.0, 1.0
@@ -83,9 +93,12 @@ class CODForecaster(BaseEstimator):
     anchors : sequence of str, optional
         Models whose (subset, full) accuracies are extra mapping points. ``None``
         uses every model whose role is ``anchor``; ``()`` uses none.
-    compute_unit : float, optional
+    compute_unit : float or 'ladder', optional
         FLOPs per compute unit before fitting; ``None`` takes the ladder's
-        (default 1e18, the unit the filter thresholds were set in).
+        (default 1e18, the unit the filter thresholds were set in). ``'ladder'`` puts
+        the smallest fitted model at compute 1, which makes ``a > a_min`` read as
+        "the cluster's loss term exceeds ``a_min`` on the smallest ladder model", the
+        same test whatever the FLOPs scale of the ladder.
     checkpoints : {'final', 'all'}, default 'final'
         ``'final'`` fits the last checkpoint of every ladder run (the paper);
         ``'all'`` also uses intermediate checkpoints as ladder points.
@@ -152,6 +165,8 @@ class CODForecaster(BaseEstimator):
         *,
         clustering: str = "improved_meanshift",
         clustering_params: dict | None = None,
+        features: str = "pass_rate",
+        log_floor: float = 1e-4,
         law: str = "full",
         a_min: float = 1.0,
         b_min: float = 0.1,
@@ -169,6 +184,8 @@ class CODForecaster(BaseEstimator):
     ):
         self.clustering = clustering
         self.clustering_params = clustering_params
+        self.features = features
+        self.log_floor = log_floor
         self.law = law
         self.a_min = a_min
         self.b_min = b_min
@@ -196,14 +213,22 @@ class CODForecaster(BaseEstimator):
                 )
 
         choice("law", LAW_FORMS)
+        choice("features", ("pass_rate", "log"))
+        if not 0 < self.log_floor < 1:
+            raise ValueError(
+                "The 'log_floor' parameter of CODForecaster must be a float in (0, 1). "
+                f"Got {self.log_floor!r} instead."
+            )
         choice("checkpoints", ("final", "all"))
         choice("fallback", FALLBACKS)
-        if self.compute_unit is not None and not (
-            np.isfinite(self.compute_unit) and self.compute_unit > 0
+        if self.compute_unit not in (None, "ladder") and not (
+            isinstance(self.compute_unit, (int, float))
+            and np.isfinite(self.compute_unit)
+            and self.compute_unit > 0
         ):
             raise ValueError(
                 "The 'compute_unit' parameter of CODForecaster must be a float in "
-                f"(0, inf) or None. Got {self.compute_unit!r} instead."
+                f"(0, inf), 'ladder' or None. Got {self.compute_unit!r} instead."
             )
         if int(self.n_bootstrap) < 0:
             raise ValueError(
@@ -240,7 +265,6 @@ class CODForecaster(BaseEstimator):
         """
         self._validate_params()
         ladder = load_ladder(ladder)
-        unit = float(self.compute_unit or ladder.compute_unit)
         fit_matrix, anchor_matrix = select_fit_points(
             ladder,
             benchmark,
@@ -248,6 +272,10 @@ class CODForecaster(BaseEstimator):
             checkpoints=self.checkpoints,
             smooth_checkpoints=self.smooth_checkpoints,
         )
+        if self.compute_unit == "ladder":
+            unit = float(fit_matrix.compute.min())
+        else:
+            unit = float(self.compute_unit or ladder.compute_unit)
         X = fit_matrix.pass_rates
         compute = fit_matrix.compute / unit
 
@@ -316,6 +344,9 @@ class CODForecaster(BaseEstimator):
         clusterer = make_clusterer(self.clustering, **params)
         if "random_state" in clusterer.get_params():
             clusterer.set_params(random_state=self.random_state)
+        if self.features == "log":
+            eps = self.log_floor
+            X = np.clip(np.log(np.maximum(X, eps) / eps) / np.log(1 / eps), 0.0, 1.0)
         return np.asarray(clusterer.fit(X).labels_, dtype=int)
 
     # --------------------------------------------------------------- prediction

@@ -7,10 +7,18 @@ that edge modules can exchange them without importing one another.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
 
-__all__ = ["Checkpoint", "EvalResult"]
+__all__ = [
+    "Alert",
+    "AlertReason",
+    "Checkpoint",
+    "EvalResult",
+    "ForecastPoint",
+    "Observation",
+]
 
 
 @dataclass(frozen=True)
@@ -105,3 +113,93 @@ class EvalResult:
             wall_s=float(d.get("wall_s", 0.0)),
             meta=dict(d.get("meta", {})),
         )
+
+
+class AlertReason(str, Enum):
+    """Why the drift decision raised (or cleared) an alert."""
+
+    BELOW_BAND = "below_band"
+    RECOVERED = "recovered"
+    EVALUATION_FAILING = "evaluation_failing"
+    FORECAST_UNAVAILABLE = "forecast_unavailable"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Measured accuracy of one checkpoint on one benchmark.
+
+    Attributes
+    ----------
+    step : int
+    compute : float
+        FLOPs at the checkpoint.
+    benchmark : str
+    accuracy : float
+        Mean pass rate over the full evaluation set.
+    result : EvalResult or None
+        The per-sample evaluation behind it.
+    tokens : float or None
+        Training tokens seen at the checkpoint, when known.
+    """
+
+    step: int
+    compute: float
+    benchmark: str
+    accuracy: float
+    result: EvalResult | None = None
+    tokens: float | None = None
+
+
+@dataclass(frozen=True)
+class ForecastPoint:
+    """The forecast for one checkpoint (or for the end of the run).
+
+    Attributes
+    ----------
+    step : int
+    compute : float
+        FLOPs the forecast is for.
+    benchmark : str
+    value : float
+        Forecast accuracy.
+    lower, upper : float
+        Interval bounds (the drift band before tolerance).
+    version : int
+        Forecast version (increments when the ladder changes and is re-fitted).
+    mode : str
+        Trajectory mode that produced it (e.g. ``'compute'``, ``'trajectory'``).
+    tokens : float or None
+        Training tokens the forecast is for, when known.
+    """
+
+    step: int
+    compute: float
+    benchmark: str
+    value: float
+    lower: float
+    upper: float
+    version: int = 0
+    mode: str = "compute"
+    tokens: float | None = None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A drift alert (or its clearing), with a full-sentence message holding the numbers.
+
+    Attributes
+    ----------
+    step : int
+    benchmark : str
+    reason : AlertReason
+    message : str
+    observed, lower, upper : float or None
+    """
+
+    step: int
+    benchmark: str
+    reason: AlertReason
+    message: str
+    observed: float | None = None
+    lower: float | None = None
+    upper: float | None = None

@@ -98,13 +98,21 @@ def select_fit_points(
 
 
 def final_checkpoints(models: tuple[ModelInfo, ...]) -> list[int]:
-    """Indices of the last checkpoint (highest ``step``) of every run, in input order."""
+    """Indices of the last checkpoint (highest ``step``) of every run, in input order.
+
+    Models without a ``step`` are finished models, each a ladder point of its own:
+    two models of equal size trained on different token budgets are different runs.
+    """
     last: dict[str, int] = {}
+    keep = []
     for i, m in enumerate(models):
+        if m.step is None:
+            keep.append(i)
+            continue
         j = last.get(m.run_key)
-        if j is None or (m.step or 0) > (models[j].step or 0):
+        if j is None or m.step > models[j].step:
             last[m.run_key] = i
-    return sorted(last.values())
+    return sorted(keep + list(last.values()))
 
 
 def smooth_over_neighbours(models: tuple[ModelInfo, ...], X: np.ndarray) -> np.ndarray:
@@ -112,8 +120,8 @@ def smooth_over_neighbours(models: tuple[ModelInfo, ...], X: np.ndarray) -> np.n
 
     Interior checkpoints use the previous and next step; the first and last of a run
     use the two on their only side (the paper averages "the checkpoint and its two
-    neighbours"; a final checkpoint has no later one). Runs with fewer than three
-    checkpoints are left as they are.
+    neighbours"; a final checkpoint has no later one). Models without a ``step`` and
+    runs with fewer than three checkpoints are left as they are.
 
     Parameters
     ----------
@@ -128,11 +136,12 @@ def smooth_over_neighbours(models: tuple[ModelInfo, ...], X: np.ndarray) -> np.n
     out = X.copy()
     runs: dict[str, list[int]] = {}
     for i, m in enumerate(models):
-        runs.setdefault(m.run_key, []).append(i)
+        if m.step is not None:
+            runs.setdefault(m.run_key, []).append(i)
     for idx in runs.values():
         if len(idx) < 3:
             continue
-        idx = sorted(idx, key=lambda i: models[i].step or 0)
+        idx = sorted(idx, key=lambda i: models[i].step)
         for pos, i in enumerate(idx):
             lo = min(max(pos - 1, 0), len(idx) - 3)
             out[:, i] = X[:, idx[lo : lo + 3]].mean(axis=1)
