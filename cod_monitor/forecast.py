@@ -59,7 +59,7 @@ class _Replicate:
 
 
 class CODForecaster(BaseEstimator):
-    """Forecast full-set accuracy at a target compute with Clustering-On-Difficulty.
+    r"""Forecast full-set accuracy at a target compute with Clustering-On-Difficulty.
 
     Parameters
     ----------
@@ -142,8 +142,8 @@ class CODForecaster(BaseEstimator):
 
     Notes
     -----
-    The law of cluster :math:`k` is :math:`y_k(C) = g_k + (1-g_k)\\exp(-a_k C^{-b_k} - c_k)`
-    and the forecast is :math:`f(\\sum_k n_k y_k(C) / \\sum_k n_k)` over kept clusters,
+    The law of cluster :math:`k` is :math:`y_k(C) = g_k + (1-g_k)\exp(-a_k C^{-b_k} - c_k)`
+    and the forecast is :math:`f(\sum_k n_k y_k(C) / \sum_k n_k)` over kept clusters,
     with :math:`f` the subset-to-full mapping.
 
     References

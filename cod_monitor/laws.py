@@ -279,12 +279,65 @@ def fit_laws(
     else:
         if len(init) != len(y):
             raise ValueError(f"`init` has {len(init)} fits for {len(y)} curves")
-        starts = [[_to_theta(f, free, c_ref)] for f in init]
+        theta0 = np.array([_to_theta(f, free, c_ref) for f in init]).reshape(len(y), len(free))
+        theta = _refine_warm(x, y, sw, theta0, free, lower, upper)
+        return [_law_from_theta(th, x, yi, free, lower, upper, form, c_ref, True, "warm start")
+                for th, yi in zip(theta, y)]
 
     fits = []
     for yi, swi, st in zip(y, sw, starts):
         fits.append(_refine(x, yi, swi, st, free, lower, upper, form, c_ref))
     return fits
+
+
+def _batch_model(theta, x, free):
+    """Predictions (n, m) and Jacobians (n, m, p) of n curves at once."""
+    n, p = theta.shape
+    c = theta[:, free.index("c")][:, None] if "c" in free else np.zeros((n, 1))
+    g = theta[:, free.index("g")][:, None] if "g" in free else np.zeros((n, 1))
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = np.exp(theta[:, 0:1]) * x[None, :] ** (-theta[:, 1:2])
+        e = np.exp(-t - c)
+    pred = g + (1 - g) * e
+    cols = [-(1 - g) * e * t, (1 - g) * e * t * np.log(x)[None, :]]
+    for name in free[2:]:
+        cols.append(-(1 - g) * e if name == "c" else 1 - e)
+    return pred, np.stack(cols, axis=2)
+
+
+def _refine_warm(x, y, sw, theta, free, lower, upper, n_iter=60):
+    """Projected Levenberg-Marquardt on many curves at once, from warm starts.
+
+    Bootstrap replicates start next to the original fit, where one local refinement
+    suffices; batching the 4x4 normal equations of all curves avoids the per-call
+    overhead of ``least_squares`` (about 10 ms a call), which dominated the bootstrap.
+    """
+    theta = np.clip(theta, lower, upper)
+    pred, J = _batch_model(theta, x, free)
+    cost = np.sum(((pred - y) * sw) ** 2, axis=1)
+    lam = np.full(len(theta), 1e-3)
+    eye = np.eye(theta.shape[1])
+    for _ in range(n_iter):
+        r = (pred - y) * sw
+        Jw = J * sw[:, :, None]
+        JTJ = np.einsum("nmp,nmq->npq", Jw, Jw)
+        JTr = np.einsum("nmp,nm->np", Jw, r)
+        diag = np.einsum("npp->np", JTJ)[:, :, None] * eye + 1e-12 * eye
+        try:
+            step = -np.linalg.solve(JTJ + lam[:, None, None] * diag, JTr[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:  # pragma: no cover - singular despite damping
+            break
+        cand = np.clip(theta + step, lower, upper)
+        cand_pred, cand_J = _batch_model(cand, x, free)
+        cand_cost = np.sum(((cand_pred - y) * sw) ** 2, axis=1)
+        better = np.isfinite(cand_cost) & (cand_cost < cost)
+        theta[better], pred[better], J[better] = cand[better], cand_pred[better], cand_J[better]
+        improvement = np.where(better, cost - cand_cost, 0.0)
+        cost[better] = cand_cost[better]
+        lam = np.where(better, lam / 3.0, lam * 4.0)
+        if np.all((improvement <= 1e-12 * (1 + cost)) & (lam > 1e6) | (cost < 1e-20)):
+            break
+    return theta
 
 
 def _to_theta(fit: LawFit, free, c_ref):
@@ -321,11 +374,17 @@ def _refine(x, y, sw, starts, free, lower, upper, form, c_ref) -> LawFit:
             continue
         if best is None or res.cost < best.cost:
             best = res
-    n = len(x)
     if best is None:
         warnings.warn(f"law fit failed from every start ({message})", FitWarning, stacklevel=3)
-        return LawFit(form, np.nan, np.nan, np.nan, np.nan, np.nan, False, n, (), "failed")
-    theta = best.x
+        return LawFit(form, np.nan, np.nan, np.nan, np.nan, np.nan, False, len(x), (), "failed")
+    # status 0 (evaluation budget used up) still leaves the best point found, which is
+    # a usable fit on these small problems; only a non-finite result is a failure
+    return _law_from_theta(
+        best.x, x, y, free, lower, upper, form, c_ref, bool(best.status >= 0), str(best.message)
+    )
+
+
+def _law_from_theta(theta, x, y, free, lower, upper, form, c_ref, success, message) -> LawFit:
     params = dict(b=float(theta[1]), c=0.0, g=0.0)
     for name, value in zip(free[2:], theta[2:]):
         params[name] = float(value)
@@ -339,12 +398,9 @@ def _refine(x, y, sw, starts, free, lower, upper, form, c_ref) -> LawFit:
         for nm, v, lo, hi, t in zip(names, theta, lower, upper, tol)
         if v <= lo + t or v >= hi - t
     )
-    # status 0 (evaluation budget used up) still leaves the best point found, which is
-    # a usable fit on these small problems; only a non-finite result is a failure
-    return LawFit(
-        form, a, params["b"], params["c"], params["g"], rmse, bool(best.status >= 0), n,
-        at_bound, str(best.message),
-    )
+    success = success and bool(np.all(np.isfinite(theta)))
+    return LawFit(form, a, params["b"], params["c"], params["g"], rmse, success, len(x),
+                  at_bound, message)
 
 
 def fit_law(compute, accuracy, *, form: str = "full", sigma=None, n_refine: int = 3) -> LawFit:
