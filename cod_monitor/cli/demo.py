@@ -58,7 +58,7 @@ def run(args) -> int:
         random_state=args.seed,
     )
     payload = predictions_json(syn.benchmark, syn.target.compute, results, observed=truth)
-    sys.stdout.write("\n" + format_table(payload, results))
+    sys.stdout.write("\n" + format_table(payload, results, truth_label="true expected accuracy"))
     cod = payload["predictions"]["cod"]
     wall = time.perf_counter() - start
     summary = {

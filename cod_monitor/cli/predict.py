@@ -147,12 +147,14 @@ def predictions_json(benchmark: str, compute: float, results: dict, *, observed=
     return payload
 
 
-def format_table(payload: dict, results: dict, *, level: float = 0.9) -> str:
+def format_table(
+    payload: dict, results: dict, *, level: float = 0.9, truth_label: str = "observed accuracy"
+) -> str:
     """A readable table of the forecasts (and errors against ``observed`` when known)."""
     observed = payload.get("observed")
     lines = [
         f"benchmark {payload['benchmark']!r} at {payload['target_compute']:.3g} FLOPs"
-        + ("" if observed is None else f" (observed accuracy {observed:.4f})"),
+        + ("" if observed is None else f" ({truth_label} {observed:.4f})"),
         "",
     ]
     head = f"{'method':<22}{'forecast':>10}   {f'{level:.0%} interval':<20}"
