@@ -8,8 +8,15 @@ checked for coverage of the truth.
 
 Cases (see ``cases.py``): Pythia MATH pass@1/10/100 (Large Language Monkeys), the
 Pythia MATH and GSM8K checkpoint sweeps, OpenLM per corpus, leave-one-largest-out
-inside each, and seeded synthetic ladders with known truth. Real cases are skipped
-when ``../shared/cod_data`` is absent.
+inside each (the 4 largest runs of each ladder, each forecast from the runs below it:
+held-out checks of accuracy and of interval coverage), the shipped demo ladder when it
+has been built (group ``demo``), and seeded synthetic ladders with known truth. Real
+cases are skipped when ``../shared/cod_data`` is absent.
+
+The printout has one table for ``cod``, ``cod-paper`` and the baselines and one for
+the ablations, each over the real cases and over the synthetic ones, then the bar
+(``cod`` against the best baseline case by case, and the means) and the coverage of
+every method's 90% interval with its median width.
 
 Usage::
 
@@ -31,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cases import DATA_DIR, Case, real_cases  # noqa: E402
+from cases import DATA_DIR, Case, demo_cases, real_cases  # noqa: E402
 
 from cod_monitor.methods import available_methods, compare_methods  # noqa: E402
 from cod_monitor.synthetic import synthetic_ladder  # noqa: E402
@@ -67,6 +74,10 @@ def run(cases, methods, n_bootstrap, level=0.9):
                 entry["abs_error_pts"] = 100 * abs(r["value"] - case.truth)
                 lo, hi = r["interval"]
                 entry["covered"] = bool(lo <= case.truth <= hi)
+                entry["width_pts"] = 100 * (hi - lo)
+                est = r.get("estimator")
+                if hasattr(est, "subset_share_"):
+                    entry["subset_share"] = float(est.subset_share_)
             row["methods"][name] = entry
         row["wall_s"] = time.perf_counter() - t0
         rows.append(row)
@@ -81,48 +92,69 @@ def summarize(rows, methods, groups):
         ok = [e for e in errs if e is not None]
         cov = [r["methods"][name].get("covered") for r in rows if r["group"] in groups]
         cov = [c for c in cov if c is not None]
+        widths = [r["methods"][name].get("width_pts") for r in rows if r["group"] in groups]
+        widths = [w for w in widths if w is not None]
         out[name] = {
             "n_cases": len(errs),
             "n_failed": len(errs) - len(ok),
             "mean_abs_error_pts": float(np.mean(ok)) if ok else None,
             "max_abs_error_pts": float(np.max(ok)) if ok else None,
             "coverage": float(np.mean(cov)) if cov else None,
+            "median_width_pts": float(np.median(widths)) if widths else None,
         }
     return out
 
 
+def is_baseline(name: str) -> bool:
+    """Baselines are the registered methods that are not COD or one of its ablations."""
+    return not name.startswith("cod")
+
+
 def best_baseline_wins(rows, methods, cod="cod"):
-    """Cases where ``cod`` is at least as good as every other method that forecast."""
-    wins = 0
+    """Cases where ``cod`` is at least as good as every baseline that forecast."""
+    return sum(1 for c in bar_by_case(rows, methods, cod) if c["cod_wins"])
+
+
+def bar_by_case(rows, methods, cod="cod"):
+    """Per case: cod's error, the best baseline's error and name, and whether cod wins."""
+    out = []
     for r in rows:
-        c = r["methods"][cod].get("abs_error_pts")
-        others = [r["methods"][m].get("abs_error_pts") for m in methods if m != cod]
-        others = [o for o in others if o is not None]
-        if c is not None and (not others or c <= min(others) + 1e-9):
-            wins += 1
-    return wins
+        c = r["methods"].get(cod, {}).get("abs_error_pts")
+        base = {m: r["methods"][m].get("abs_error_pts") for m in methods if is_baseline(m)}
+        base = {m: e for m, e in base.items() if e is not None}
+        best = min(base, key=base.get) if base else None
+        out.append({
+            "case": r["case"],
+            "cod": c,
+            "best_baseline": best,
+            "best_baseline_error": base.get(best),
+            "cod_wins": c is not None and (best is None or c <= base[best] + 1e-9),
+        })
+    return out
 
 
 def format_table(rows, methods, summary):
     width = max(len(r["case"]) for r in rows) + 2
-    head = f"{'case':<{width}}{'truth':>8}" + "".join(f"{m[:12]:>13}" for m in methods)
+    col = max(13, max(len(m) for m in methods) + 2)
+    head = f"{'case':<{width}}{'truth':>8}" + "".join(f"{m:>{col}}" for m in methods)
     lines = [head, "-" * len(head)]
     for r in rows:
         cells = []
         for m in methods:
             e = r["methods"][m].get("abs_error_pts")
             mark = "" if e is None or not r["methods"][m].get("covered") else "*"
-            cells.append(f"{'—' if e is None else f'{e:.2f}{mark}':>13}")
+            cells.append(f"{'—' if e is None else f'{e:.2f}{mark}':>{col}}")
         lines.append(f"{r['case']:<{width}}{r['truth']:>8.4f}" + "".join(cells))
     lines.append("-" * len(head))
     for key, label in (("mean_abs_error_pts", "mean |err| (forecast cases)"),
                        ("max_abs_error_pts", "max |err|"),
                        ("n_failed", "cases with no forecast"),
-                       ("coverage", "90% interval coverage")):
+                       ("coverage", "90% interval coverage"),
+                       ("median_width_pts", "median interval width")):
         cells = []
         for m in methods:
             v = summary[m][key]
-            cells.append(f"{'—' if v is None else (f'{v:.2f}' if key != 'n_failed' else str(v)):>13}")
+            cells.append(f"{'—' if v is None else (f'{v:.2f}' if key != 'n_failed' else str(v)):>{col}}")
         lines.append(f"{label:<{width}}{'':>8}" + "".join(cells))
     return "\n".join(lines)
 
@@ -133,40 +165,130 @@ def main(argv=None):
     parser.add_argument("--methods", default=None, help="comma-separated (default: all)")
     parser.add_argument("--n-bootstrap", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "accuracy.json")
+    parser.add_argument("--groups", default="real,demo,synthetic",
+                        help="case groups to run, comma-separated (default: all three)")
+    parser.add_argument("--report", type=Path, default=None, metavar="JSON",
+                        help="print the tables of a saved run (no fitting)")
     args = parser.parse_args(argv)
+    if args.report is not None:
+        saved = json.loads(args.report.read_text())
+        rows = saved["rows"]
+        methods = list(rows[0]["methods"]) if rows else []
+        print(f"{saved['command']}  ({saved['date']}, {saved['machine']}, "
+              f"n_bootstrap={saved['n_bootstrap']}, {saved['wall_s']:.0f} s)")
+        print(format_report(rows, methods, build_report(rows, methods)))
+        return
     methods = available_methods() if not args.methods else args.methods.split(",")
 
-    real = real_cases(leave_largest_out=not args.quick)
-    if not real:
+    groups = set(args.groups.split(","))
+    real = real_cases(leave_largest_out=not args.quick, n_loo=4) if "real" in groups else []
+    if "real" in groups and not real:
         print(f"note: {DATA_DIR} not found; real-ladder cases skipped", file=sys.stderr)
-    synth = synthetic_cases(range(2 if args.quick else 5))
+    demo = demo_cases() if "demo" in groups else []
+    if "demo" in groups and not demo:
+        print("note: cod_monitor/data/demo_ladder not built; demo cases skipped", file=sys.stderr)
+    synth = synthetic_cases(range(2 if args.quick else 10)) if "synthetic" in groups else []
     n_boot = 20 if args.quick else args.n_bootstrap
     start = time.perf_counter()
-    rows = run(real + synth, methods, n_boot)
-    real_groups = {c.group for c in real}
-    summary = {
-        "real": summarize(rows, methods, real_groups),
-        "synthetic": summarize(rows, methods, {"synthetic"}),
-    }
+    rows = run(real + demo + synth, methods, n_boot)
     wall = time.perf_counter() - start
-    print(format_table(rows, methods, summary["real"] if real else summary["synthetic"]))
-    if real:
-        print()
-        print(format_table([r for r in rows if r["group"] == "synthetic"], methods, summary["synthetic"]))
-        wins = best_baseline_wins([r for r in rows if r["group"] in real_groups], methods)
-        print(f"\ncod at least as good as every other method on {wins} of {len(real)} real cases")
+    report = build_report(rows, methods)
+    print(format_report(rows, methods, report))
     print(f"(* = the 90% interval covers the truth; {wall:.0f} s)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "date": date.today().isoformat(),
-        "command": "python benchmarks/bench_accuracy.py" + (" --quick" if args.quick else ""),
+        "command": "python benchmarks/bench_accuracy.py" + (" --quick" if args.quick else "")
+        + (f" --groups {args.groups}" if groups != {"real", "demo", "synthetic"} else ""),
         "machine": platform.platform(),
         "n_bootstrap": n_boot,
         "rows": rows,
-        "summary": summary,
+        "summary": report["summary"],
+        "bar": report["bar"],
         "wall_s": wall,
     }, indent=1))
     print(f"wrote {args.out}")
+
+
+#: Summary groups: name -> predicate on a row's case group.
+GROUPS = {
+    "real": lambda g: g in ("pythia-llmonkeys", "pythia-sweep", "openlm"),
+    "real-loo": lambda g: g.endswith("-loo"),
+    "real-all": lambda g: g in ("pythia-llmonkeys", "pythia-sweep", "openlm") or g.endswith("-loo"),
+    "demo": lambda g: g == "demo",
+    "synthetic": lambda g: g == "synthetic",
+}
+
+
+def build_report(rows, methods):
+    """Summaries per group, and the bar: cod against the best baseline."""
+    present = {r["group"] for r in rows}
+    summary = {}
+    for name, pred in GROUPS.items():
+        groups = {g for g in present if pred(g)}
+        if groups:
+            summary[name] = summarize(rows, methods, groups)
+    bar = {}
+    if "cod" in methods:
+        for name in ("real", "real-loo", "demo", "synthetic"):
+            if name not in summary:
+                continue
+            sel = [r for r in rows if GROUPS[name](r["group"])]
+            cases = bar_by_case(sel, methods)
+            means = {m: s["mean_abs_error_pts"] for m, s in summary[name].items()
+                     if s["mean_abs_error_pts"] is not None and s["n_failed"] == 0}
+            rivals = {m: v for m, v in means.items() if m == "cod" or is_baseline(m)}
+            bar[name] = {
+                "cases": cases,
+                "cod_wins": sum(c["cod_wins"] for c in cases),
+                "n_cases": len(cases),
+                "lowest_mean_vs_baselines": min(rivals, key=rivals.get) if rivals else None,
+                "lowest_mean": min(means, key=means.get) if means else None,
+            }
+    return {"summary": summary, "bar": bar}
+
+
+def format_report(rows, methods, report):
+    main = [m for m in methods if m in ("cod", "cod-paper") or is_baseline(m)]
+    ablations = ["cod"] * ("cod" in methods) + [m for m in methods if m not in main]
+    out = []
+    for name, label in (("real-all", "real ladders (base cases, then leave-largest-out)"),
+                        ("demo", "demo ladder"), ("synthetic", "synthetic ladders")):
+        if name not in report["summary"]:
+            continue
+        sel = [r for r in rows if GROUPS[name](r["group"])]
+        for cols, what in ((main, "cod, cod-paper and the baselines"), (ablations, "ablations")):
+            if len(cols) > 1 or what.startswith("cod,"):
+                out += [f"== {label}: {what} (|error| in points)",
+                        format_table(sel, cols, report["summary"][name]), ""]
+        if name == "real-all":
+            for sub in ("real", "real-loo"):
+                if sub in report["summary"]:
+                    s = report["summary"][sub]
+                    out.append(f"mean |err| over {sub}: " + ", ".join(
+                        f"{m} {s[m]['mean_abs_error_pts']:.2f}" for m in methods
+                        if s[m]["mean_abs_error_pts"] is not None))
+            out.append("")
+    for name, b in report["bar"].items():
+        losses = [c for c in b["cases"] if not c["cod_wins"]]
+        out.append(
+            f"bar, {name}: cod <= best baseline on {b['cod_wins']} of {b['n_cases']} cases; "
+            f"lowest mean |err| of cod and the baselines: {b['lowest_mean_vs_baselines']} "
+            f"(of every method forecasting every case: {b['lowest_mean']})"
+        )
+        for c in losses:
+            cod = "—" if c["cod"] is None else f"{c['cod']:.2f}"
+            out.append(f"    cod loses on {c['case']}: {cod} vs {c['best_baseline']} "
+                       f"{c['best_baseline_error']:.2f}")
+    out.append("")
+    out.append("coverage of the 90% interval (median width in points) over held-out forecasts:")
+    for name in ("real-all", "demo", "synthetic"):
+        if name in report["summary"]:
+            s = report["summary"][name]
+            out.append(f"  {name:10s}" + ", ".join(
+                f"{m} {s[m]['coverage']:.2f} ({s[m]['median_width_pts']:.1f})" for m in methods
+                if s[m]["coverage"] is not None))
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from scipy.special import gammaln
 
-from cod_monitor.exceptions import FitWarning
+from cod_monitor.exceptions import FitWarning, LadderValidationError
 from cod_monitor.ladder import Ladder, ModelInfo
-from cod_monitor.selection import final_checkpoints
+from cod_monitor.selection import final_checkpoints, select_fit_points
 
 DATA_DIR = Path(os.environ.get("COD_DATA", Path(__file__).resolve().parents[2] / "shared" / "cod_data"))
 PYTHIA_TARGET = "pythia-12b@step143000"
@@ -127,8 +127,24 @@ def _case(name, group, ladder, benchmark, target, **options) -> Case:
     return Case(name, group, ladder, benchmark, target, _truth(ladder, benchmark, target), options)
 
 
+def _fittable(case: Case) -> bool:
+    """Whether the case leaves enough ladder points for every method to fit."""
+    try:
+        select_fit_points(
+            case.ladder, case.benchmark,
+            checkpoints=case.options.get("checkpoints", "final"),
+            smooth_checkpoints=case.options.get("smooth_checkpoints", False),
+        )
+    except LadderValidationError:
+        return False
+    return True
+
+
 def _leave_largest_out(case: Case, n: int = 2) -> list[Case]:
-    """Predict each of the ``n`` largest ladder runs from the runs below it."""
+    """Predict each of the ``n`` largest ladder runs from the runs below it.
+
+    Runs that would leave fewer than 3 ladder points below them are skipped.
+    """
     ladder = case.ladder.without_models([case.target])
     fit = [m for m in ladder.models if m.role == "ladder"]
     finals = [fit[i] for i in final_checkpoints(tuple(fit))]
@@ -140,10 +156,10 @@ def _leave_largest_out(case: Case, n: int = 2) -> list[Case]:
             if x.step is not None and x.run_key == m.run_key and x.name != m.name
         ]
         sub = ladder.without_models(same_run)
-        out.append(
-            _case(f"{case.name} / LOO {m.name}", case.group + "-loo", sub, case.benchmark,
-                  m.name, **case.options)
-        )
+        loo = _case(f"{case.name} / LOO {m.name}", case.group + "-loo", sub, case.benchmark,
+                    m.name, **case.options)
+        if _fittable(loo):
+            out.append(loo)
     return out
 
 
@@ -198,9 +214,48 @@ def openlm_cases() -> list[Case]:
     return cases
 
 
-def real_cases(leave_largest_out: bool = True) -> list[Case]:
-    """Every real case, plus the leave-one-largest-out cases inside each."""
+def demo_cases() -> list[Case]:
+    """The shipped demo ladder, if built: one case per benchmark, group ``demo``.
+
+    The target is the model with role ``target`` at its final step; the ladder runs
+    are fitted as they are (their other checkpoints and the target's earlier ones are
+    never fitted by default). Returns ``[]`` when ``cod_monitor/data/demo_ladder`` is
+    absent.
+    """
+    from cod_monitor.demo import SHIPPED_LADDER
+
+    if not (SHIPPED_LADDER / "ladder.json").is_file():
+        return []
+    ladder = Ladder.load(SHIPPED_LADDER)
+    targets = ladder.models_with_role("target")
+    if not targets:
+        return []
+    target = max(targets, key=lambda m: (m.step or 0, m.compute))
+    cases = []
+    for bench in sorted(ladder.benchmarks):
+        try:
+            truth = _truth(ladder, bench, target.name)
+        except (LadderValidationError, ValueError):
+            continue  # the target has no scores on this benchmark
+        case = Case(f"demo {bench}", "demo", ladder, bench, target.name, truth, {})
+        if _fittable(case):
+            cases.append(case)
+    return cases
+
+
+def real_cases(leave_largest_out: bool = True, n_loo: int = 2) -> list[Case]:
+    """Every real case, plus the leave-one-largest-out cases inside each.
+
+    Parameters
+    ----------
+    leave_largest_out : bool, default True
+        Add, for every base case, forecasts of its ``n_loo`` largest ladder runs from
+        the runs below them (group ``<group>-loo``).
+    n_loo : int, default 2
+        Largest runs held out per base case (those leaving fewer than 3 ladder points
+        are skipped).
+    """
     base = pythia_cases() + openlm_cases()
     if not leave_largest_out:
         return base
-    return base + [loo for c in base for loo in _leave_largest_out(c)]
+    return base + [loo for c in base for loo in _leave_largest_out(c, n_loo)]

@@ -14,6 +14,18 @@ The pipeline of the paper, end to end, as one scikit-learn-style estimator:
 Prediction intervals come from a bootstrap that resamples samples within clusters and
 ladder models, refits every law (warm-started) and the mapping, and keeps the clustering
 and the filter decisions fixed.
+
+Beyond the paper (each option documented on :class:`CODForecaster`; the paper's
+configuration stays the default of the class and is registered as ``cod-paper``):
+
+- ``combine='share'`` replaces step 5 by the exact decomposition of the full-set
+  accuracy into the predictable subset and the rest, weighted by their shares; the rest
+  (rejected clusters and outliers) gets its own forecast, by default the local trend of
+  its accuracy in log-compute (:func:`~cod_monitor.laws.fit_local_trend`);
+- ``features='arcsine'`` clusters on the variance-stabilised pass rate;
+- ``interval='backtest'`` widens the bootstrap interval by the spread of the errors the
+  same configuration makes when it forecasts the ladder's own largest runs from the
+  runs below them (:func:`backtest_forecaster`), which the bootstrap cannot see.
 """
 
 from __future__ import annotations
@@ -24,21 +36,37 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from scipy.stats import t as student_t
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
 from cod_monitor.clustering import make_clusterer
-from cod_monitor.exceptions import FitWarning, NoExtrapolatableClusterError
+from cod_monitor.exceptions import CODError, FitWarning, NoExtrapolatableClusterError
 from cod_monitor.filtering import ClusterVerdict, ExtrapolatableFilter, Verdict
 from cod_monitor.ladder import Ladder
-from cod_monitor.laws import LAW_FORMS, LawFit, fit_laws
+from cod_monitor.laws import LAW_FORMS, LawFit, fit_laws, fit_local_trend
 from cod_monitor.mapping import SubsetToFullMapping
-from cod_monitor.selection import select_fit_points
+from cod_monitor.selection import final_checkpoints, select_fit_points
 
-__all__ = ["CODForecaster", "load_ladder", "FALLBACKS"]
+__all__ = [
+    "CODForecaster",
+    "load_ladder",
+    "FALLBACKS",
+    "COMBINES",
+    "REST_MODELS",
+    "backtest_forecaster",
+]
 
 #: What to do when no cluster passes the filter.
-FALLBACKS = ("error", "all_clusters", "end_to_end")
+FALLBACKS = ("error", "all_clusters", "end_to_end", "rest")
+#: How the predictable subset's forecast becomes the full-set forecast.
+COMBINES = ("mapping", "share")
+#: How the samples outside the predictable subset are forecast (``combine='share'``).
+REST_MODELS = ("trend", "law")
+#: Difficulty features the clustering may see.
+FEATURES = ("pass_rate", "log", "arcsine")
+#: Interval constructions.
+INTERVALS = ("bootstrap", "backtest")
 
 
 def load_ladder(ladder) -> Ladder:
@@ -52,10 +80,13 @@ def load_ladder(ladder) -> Ladder:
 
 @dataclass(frozen=True)
 class _Replicate:
-    """One bootstrap refit: cluster laws and mapping."""
+    """One bootstrap refit: cluster laws and mapping (or kept set, share and rest)."""
 
     fits: list
-    mapping: SubsetToFullMapping
+    mapping: SubsetToFullMapping | None
+    kept: np.ndarray | None = None
+    share: float | None = None
+    rest: object = None
 
 
 class CODForecaster(BaseEstimator):
@@ -70,8 +101,13 @@ class CODForecaster(BaseEstimator):
     clustering_params : dict, optional
         Extra parameters for the clusterer (e.g. ``{"min_cluster_size": 10,
         "quantile": 0.1}``, the paper's K and Q).
-    features : {'pass_rate', 'log'}, default 'pass_rate'
+    features : {'pass_rate', 'log', 'arcsine'}, default 'pass_rate'
         What the clustering sees. ``'pass_rate'`` is the paper's difficulty vector.
+        ``'arcsine'`` clusters on :math:`\tfrac{2}{\pi}\arcsin\sqrt{p}`, the
+        variance-stabilising transform of a binomial pass rate: the sampling noise of a
+        pass rate is the same at every difficulty on this scale, so one MeanShift
+        bandwidth separates hard samples (squeezed together near 0 on the linear scale)
+        as finely as easy ones (which ``'log'`` squeezes together near 1).
         ``'log'`` clusters on :math:`\log(p/\epsilon)/\log(1/\epsilon)` (clipped to
         [0, 1], zero stays zero) with :math:`\epsilon` = ``log_floor``: it separates
         samples by their answer loss :math:`-\log p`, which is what the law's Taylor
@@ -85,9 +121,30 @@ class CODForecaster(BaseEstimator):
     a_min, b_min, c_min, c_max : float, default 1.0, 0.1, 0.0, 1.0
         The extrapolatable filter (keep ``a > a_min``, ``b > b_min``,
         ``c_min <= c < c_max``), in ``compute_unit``.
-    mapping : {'spline', 'quartic', 'pchip', 'identity'}, default 'spline'
-        Subset-to-full mapping; ``'identity'`` is the paper's "without mapping"
-        ablation (the subset forecast is reported as the full-set forecast).
+    mapping : {'spline', 'quartic', 'pchip', 'linear_tail', 'identity'}, default 'spline'
+        Subset-to-full mapping of ``combine='mapping'``; ``'identity'`` is the paper's
+        "without mapping" ablation (the subset forecast is reported as the full-set
+        forecast); ``'linear_tail'`` is not pinned at (1, 1) and follows the slope of
+        the top ladder points beyond them (see
+        :class:`~cod_monitor.mapping.SubsetToFullMapping`).
+    combine : {'mapping', 'share'}, default 'mapping'
+        ``'mapping'`` (the paper): the full-set forecast is ``mapping(subset
+        forecast)``. ``'share'``: the full-set accuracy is exactly
+        :math:`s\,y_{sub} + (1-s)\,y_{rest}` with :math:`s` the subset's share of the
+        samples, so the forecast is :math:`s\,\hat y_{sub}(C) + (1-s)\,\hat y_{rest}(C)`
+        with the rest (rejected clusters and outliers) forecast by ``rest``. Unlike the
+        mapping through (1, 1), it does not assume that the rest is solved when the
+        subset is, and it needs no anchor.
+    rest : {'trend', 'law'}, default 'trend'
+        Forecast of the rest under ``combine='share'`` (and under ``fallback='rest'``).
+        ``'trend'``: its local linear trend in log-compute over the top
+        ``trend_window`` of the ladder points (:func:`~cod_monitor.laws.fit_local_trend`);
+        it follows a falling (inverse-scaling) or flat rest, which no COD law can.
+        ``'law'``: one COD law fitted to the rest's mean accuracy (end-to-end on the
+        rest).
+    trend_window : float in (0, 1], default 0.5
+        Fraction of the ladder points, by compute, that ``rest='trend'`` is fitted on
+        (at least 3).
     rmse_target : float, default 0.005
         The paper's T for the smoothing spline.
     anchors : sequence of str, optional
@@ -105,12 +162,29 @@ class CODForecaster(BaseEstimator):
     smooth_checkpoints : bool, default False
         Average each fitted model's pass rates with its two neighbouring checkpoints
         of the same run (the paper's optional smoothing). Needs ``step`` in the ladder.
-    fallback : {'error', 'all_clusters', 'end_to_end'}, default 'error'
+    fallback : {'error', 'all_clusters', 'end_to_end', 'rest'}, default 'error'
         When no cluster is extrapolatable: raise
         :class:`~cod_monitor.exceptions.NoExtrapolatableClusterError`, keep every
-        cluster whose law fitted, or fit a single law to the full-set accuracy.
+        cluster whose law fitted, fit a single law to the full-set accuracy, or forecast
+        every sample with the ``rest`` model (the limit of ``combine='share'`` with an
+        empty subset).
     n_bootstrap : int, default 200
         Bootstrap replicates for :meth:`predict_interval`.
+    interval : {'bootstrap', 'backtest'}, default 'bootstrap'
+        ``'bootstrap'``: quantiles of the bootstrap forecasts. ``'backtest'``: the
+        bootstrap half-widths combined in quadrature with
+        :math:`t_{\nu}\,\sigma(d)`, the spread of the backtest errors (see
+        :func:`backtest_forecaster`; :math:`\nu` backtests, Student's quantile) scaled
+        to the target's extrapolation distance :math:`d` (log of the compute ratio to
+        the largest ladder point): :math:`\sigma(d)^2 = \mathrm{mean}_j\, r_j^2
+        ((d + s)/(d_j + s))^2`, with :math:`r_j` and :math:`d_j` the error and the
+        distance of backtest :math:`j` and :math:`s` the median log-compute step of the
+        ladder: the error grows linearly with the distance, from the level a forecast
+        one ladder step away already has. This adds the misspecification error (wrong
+        law, wrong clusters, a ladder model off the trend) that resampling the data
+        cannot show.
+    n_backtest : int, default 3
+        Largest runs held out, one at a time, by ``interval='backtest'``.
     random_state : int, default 0
         Seed of the bootstrap and of the clusterer.
 
@@ -139,6 +213,16 @@ class CODForecaster(BaseEstimator):
     mapping_ : SubsetToFullMapping
     fallback_used_ : str or None
         The fallback that produced the forecast, if any.
+    combine_ : str
+        The combination used: ``'mapping'``, or ``'share'`` (also when no cluster is
+        kept and ``fallback='rest'``).
+    rest_accuracy_ : ndarray of shape (n_models,) or None
+        Mean accuracy of the samples outside the subset, when a rest model is used.
+    rest_model_ : LocalTrend or LawFit or None
+        The rest's forecast curve (compute in ``compute_unit_``).
+    backtest_ : list of dict
+        Only after :meth:`predict_interval` with ``interval='backtest'`` (or
+        :meth:`backtest`): the backtests of :func:`backtest_forecaster`.
 
     Notes
     -----
@@ -181,6 +265,11 @@ class CODForecaster(BaseEstimator):
         fallback: str = "error",
         n_bootstrap: int = 200,
         random_state: int = 0,
+        combine: str = "mapping",
+        rest: str = "trend",
+        trend_window: float = 0.5,
+        interval: str = "bootstrap",
+        n_backtest: int = 3,
     ):
         self.clustering = clustering
         self.clustering_params = clustering_params
@@ -200,6 +289,11 @@ class CODForecaster(BaseEstimator):
         self.fallback = fallback
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
+        self.combine = combine
+        self.rest = rest
+        self.trend_window = trend_window
+        self.interval = interval
+        self.n_backtest = n_backtest
 
     # ------------------------------------------------------------------ fitting
 
@@ -213,7 +307,20 @@ class CODForecaster(BaseEstimator):
                 )
 
         choice("law", LAW_FORMS)
-        choice("features", ("pass_rate", "log"))
+        choice("features", FEATURES)
+        choice("combine", COMBINES)
+        choice("rest", REST_MODELS)
+        choice("interval", INTERVALS)
+        if not (isinstance(self.trend_window, (int, float)) and 0 < self.trend_window <= 1):
+            raise ValueError(
+                "The 'trend_window' parameter of CODForecaster must be a float in (0, 1]. "
+                f"Got {self.trend_window!r} instead."
+            )
+        if isinstance(self.n_backtest, bool) or not isinstance(self.n_backtest, (int, np.integer)) or self.n_backtest < 0:
+            raise ValueError(
+                "The 'n_backtest' parameter of CODForecaster must be an int in [0, inf). "
+                f"Got {self.n_backtest!r} instead."
+            )
         if not 0 < self.log_floor < 1:
             raise ValueError(
                 "The 'log_floor' parameter of CODForecaster must be a float in (0, 1). "
@@ -295,7 +402,7 @@ class CODForecaster(BaseEstimator):
             fallback_used = self.fallback
             if self.fallback == "all_clusters":
                 kept = np.array([v.verdict is not Verdict.FIT_FAILED for v in verdicts])
-            if self.fallback == "end_to_end" or not kept.any():
+            if self.fallback == "end_to_end" or (self.fallback != "rest" and not kept.any()):
                 # one pseudo-cluster holding every sample, its law fitted to full accuracy
                 fallback_used = "end_to_end"
                 labels = np.zeros(len(X), dtype=int)
@@ -305,16 +412,25 @@ class CODForecaster(BaseEstimator):
                 kept = np.array([True])
 
         in_subset = np.isin(labels, np.flatnonzero(kept))
-        subset_acc = X[in_subset].mean(axis=0)
         full_acc = X.mean(axis=0)
-        map_x, map_y = subset_acc, full_acc
-        if anchor_matrix is not None:
-            A = anchor_matrix.pass_rates
-            map_x = np.r_[map_x, A[in_subset].mean(axis=0)]
-            map_y = np.r_[map_y, A.mean(axis=0)]
-        map_method = "identity" if fallback_used == "end_to_end" else self.mapping
-        mapping = SubsetToFullMapping(method=map_method, rmse_target=self.rmse_target)
-        mapping.fit(map_x, map_y)
+        subset_acc = X[in_subset].mean(axis=0) if in_subset.any() else np.zeros_like(full_acc)
+        # the share combination also covers an empty subset (fallback='rest')
+        combine = "share" if self.combine == "share" or not in_subset.any() else "mapping"
+        rest_acc = rest_model = None
+        if combine == "share":
+            mapping = SubsetToFullMapping(method="identity").fit(subset_acc, full_acc)
+            if not in_subset.all():
+                rest_acc = X[~in_subset].mean(axis=0)
+                rest_model = self._fit_rest(compute, rest_acc)
+        else:
+            map_x, map_y = subset_acc, full_acc
+            if anchor_matrix is not None:
+                A = anchor_matrix.pass_rates
+                map_x = np.r_[map_x, A[in_subset].mean(axis=0)]
+                map_y = np.r_[map_y, A.mean(axis=0)]
+            map_method = "identity" if fallback_used == "end_to_end" else self.mapping
+            mapping = SubsetToFullMapping(method=map_method, rmse_target=self.rmse_target)
+            mapping.fit(map_x, map_y)
 
         self.benchmark_ = benchmark
         self.compute_unit_ = unit
@@ -333,7 +449,14 @@ class CODForecaster(BaseEstimator):
         self.subset_accuracy_ = subset_acc
         self.mapping_ = mapping
         self.fallback_used_ = fallback_used
-        # kept for the bootstrap, which is computed lazily on first use
+        self.combine_ = combine
+        self.rest_accuracy_ = rest_acc
+        self.rest_model_ = rest_model
+        # kept for the bootstrap and the backtests, which are computed lazily on first use
+        self._ladder = ladder
+        self._backtest = None
+        if hasattr(self, "backtest_"):
+            del self.backtest_  # belongs to the previous fit
         self._X = X
         self._anchor_X = None if anchor_matrix is None else anchor_matrix.pass_rates
         self._replicates = None
@@ -347,7 +470,15 @@ class CODForecaster(BaseEstimator):
         if self.features == "log":
             eps = self.log_floor
             X = np.clip(np.log(np.maximum(X, eps) / eps) / np.log(1 / eps), 0.0, 1.0)
+        elif self.features == "arcsine":
+            X = (2.0 / np.pi) * np.arcsin(np.sqrt(np.clip(X, 0.0, 1.0)))
         return np.asarray(clusterer.fit(X).labels_, dtype=int)
+
+    def _fit_rest(self, compute, rest_acc, init=None):
+        """Forecast curve of the samples outside the predictable subset."""
+        if self.rest == "law":
+            return fit_laws(compute, rest_acc[None, :], form=self.law, init=init)[0]
+        return fit_local_trend(compute, rest_acc, window=self.trend_window)
 
     # --------------------------------------------------------------- prediction
 
@@ -381,11 +512,41 @@ class CODForecaster(BaseEstimator):
             Accuracy in [0, 1]; a float for scalar input.
         """
         check_is_fitted(self, "mapping_")
-        out = self.mapping_.predict(self.predict_subset(compute))
+        out = self.full_from_subset(self.predict_subset(compute), compute)
         return float(out) if np.ndim(out) == 0 else out
 
+    def full_from_subset(self, subset_accuracy, compute):
+        """Full-set accuracy from a subset accuracy at ``compute`` FLOPs.
+
+        The last step of :meth:`predict`, for callers that forecast the subset
+        themselves: ``mapping_(subset_accuracy)`` under ``combine_='mapping'``, and
+        ``s * subset_accuracy + (1 - s) * rest(compute)`` under ``combine_='share'``.
+
+        Parameters
+        ----------
+        subset_accuracy : float or array_like
+            Accuracy on the predictable subset.
+        compute : float or array_like
+            Training compute in FLOPs, broadcastable against ``subset_accuracy``.
+
+        Returns
+        -------
+        ndarray
+        """
+        check_is_fitted(self, "mapping_")
+        if self.combine_ == "mapping":
+            return self.mapping_.predict(subset_accuracy)
+        return _share_forecast(
+            subset_accuracy, self._to_units(compute), self.subset_share_, self.rest_model_
+        )
+
     def predict_interval(self, compute, level: float = 0.9):
-        """Bootstrap interval of the full-set forecast.
+        """Interval of the full-set forecast: bootstrap, widened by backtests if asked.
+
+        With ``interval='bootstrap'`` the bounds are quantiles of
+        :meth:`bootstrap_predictions`. With ``interval='backtest'`` each half-width is
+        combined in quadrature with :math:`t_\\nu \\sigma(d)` from :meth:`backtest`
+        (see the class parameters); the first call runs the backtests.
 
         Parameters
         ----------
@@ -402,25 +563,135 @@ class CODForecaster(BaseEstimator):
         if not 0 < level < 1:
             raise ValueError(f"`level` should be in (0, 1), got {level!r}")
         draws = self.bootstrap_predictions(compute)
-        if draws.shape[0] == 0:
-            point = np.asarray(self.predict(compute), dtype=float)
-            return _scalar(point), _scalar(point)
-        lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-        # the point forecast belongs inside its own interval even when the bootstrap is skewed
         point = np.asarray(self.predict(compute), dtype=float)
-        return _scalar(np.minimum(lo, point)), _scalar(np.maximum(hi, point))
+        if draws.shape[0] == 0:
+            lo = hi = point
+        else:
+            lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+            # the point forecast belongs inside its own interval even when the bootstrap
+            # is skewed
+            lo, hi = np.minimum(lo, point), np.maximum(hi, point)
+        if self.interval == "backtest":
+            extra = self._backtest_halfwidth(compute, level)
+            lo = np.clip(point - np.hypot(point - lo, extra), 0.0, 1.0)
+            hi = np.clip(point + np.hypot(hi - point, extra), 0.0, 1.0)
+        return _scalar(lo), _scalar(hi)
+
+    def backtest(self) -> list[dict]:
+        """The backtests of this fit (computed once): see :func:`backtest_forecaster`.
+
+        Returns
+        -------
+        list of dict
+        """
+        check_is_fitted(self, "mapping_")
+        if self._backtest is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FitWarning)
+                self._backtest = backtest_forecaster(
+                    self, self._ladder, self.benchmark_, n_backtest=int(self.n_backtest)
+                )
+            self.backtest_ = self._backtest
+        return self._backtest
+
+    def _backtest_halfwidth(self, compute, level):
+        """:math:`t_\\nu \\sigma(d)` of ``interval='backtest'`` at ``compute`` FLOPs."""
+        c = np.asarray(self._to_units(compute), dtype=float)
+        bt = self.backtest()
+        if not bt:
+            warnings.warn(
+                "no backtest was possible on this ladder (too few runs below its largest "
+                "ones): the interval is the bootstrap's alone",
+                FitWarning,
+                stacklevel=3,
+            )
+            return np.zeros_like(c)
+        d = np.maximum(np.log(c / self.compute_.max()), 0.0)
+        logc = np.unique(np.log(self.compute_))
+        step = float(np.median(np.diff(logc))) if len(logc) > 1 else 0.0
+        r = np.array([b["residual"] for b in bt])
+        dj = np.array([b["log_distance"] for b in bt])
+        scale = (d[..., None] + step) / (dj + step)
+        sigma = np.sqrt(np.mean((r * scale) ** 2, axis=-1))
+        return student_t.ppf((1 + level) / 2, df=len(bt)) * sigma
 
     def bootstrap_predictions(self, compute) -> np.ndarray:
-        """Full-set forecasts of every bootstrap replicate, shape (n_bootstrap, *shape)."""
+        """Full-set forecasts of every bootstrap replicate, shape (n_bootstrap, *shape).
+
+        The bootstrap alone: the backtest widening of ``interval='backtest'`` is applied
+        by :meth:`predict_interval`, not to these draws.
+        """
         check_is_fitted(self, "mapping_")
         c = self._to_units(compute)
         if self._replicates is None:
-            self._replicates = self._bootstrap()
-        out = [
-            rep.mapping.predict(_subset_forecast(rep.fits, self.cluster_sizes_, self.kept_, c))
-            for rep in self._replicates
-        ]
+            self._replicates = (
+                self._bootstrap() if self.combine_ == "mapping" else self._bootstrap_share()
+            )
+        if self.combine_ == "mapping":
+            out = [
+                rep.mapping.predict(
+                    _subset_forecast(rep.fits, self.cluster_sizes_, self.kept_, c)
+                )
+                for rep in self._replicates
+            ]
+        else:
+            out = [
+                _share_forecast(
+                    _subset_forecast(rep.fits, self.cluster_sizes_, rep.kept, c),
+                    c, rep.share, rep.rest,
+                )
+                for rep in self._replicates
+            ]
         return np.asarray(out, dtype=float).reshape((len(out),) + np.shape(c))
+
+    def _bootstrap_share(self) -> list[_Replicate]:
+        """Bootstrap of ``combine='share'``: the filter and the rest are refitted too.
+
+        Samples are resampled within clusters (outliers as one group) and ladder points
+        with replacement; every cluster law is refitted (warm-started) and judged again,
+        so a cluster near a threshold moves between the subset and the rest from one
+        replicate to the next; the rest model is refitted on the replicate's rest.
+        """
+        rng = np.random.default_rng(self.random_state)
+        X, labels, m = self._X, self.labels_, len(self.compute_)
+        groups = [np.flatnonzero(labels == k) for k in np.unique(labels)]
+        n_clusters = len(self.cluster_fits_)
+        fitted = [k for k, f in enumerate(self.cluster_fits_) if f.success]
+        rejudge = self.fallback_used_ in (None, "rest")
+        flt = self._filter()
+        total = len(labels)
+        min_distinct = min(4, len(np.unique(self.compute_)))
+        replicates = []
+        for _ in range(int(self.n_bootstrap)):
+            rows = np.concatenate([rng.choice(g, size=len(g)) for g in groups])
+            cols = rng.integers(0, m, size=m)
+            while len(np.unique(self.compute_[cols])) < min_distinct:
+                cols = rng.integers(0, m, size=m)
+            Xb, lb, cb = X[np.ix_(rows, cols)], labels[rows], self.compute_[cols]
+            acc, _ = _cluster_means(Xb, lb, n_clusters)
+            fits = list(self.cluster_fits_)
+            if fitted:
+                refit = fit_laws(
+                    cb, acc[fitted], form=self.law, init=[self.cluster_fits_[k] for k in fitted]
+                )
+                for k, f in zip(fitted, refit):
+                    fits[k] = f
+            if rejudge:
+                kept = np.array(
+                    [flt.judge(fits[k], acc[k][np.argsort(cb, kind="stable")]).kept
+                     for k in range(n_clusters)],
+                    dtype=bool,
+                )
+            else:
+                kept = self.kept_.copy()
+            in_subset = np.isin(lb, np.flatnonzero(kept))
+            share = float(self.cluster_sizes_[kept].sum() / total) if kept.any() else 0.0
+            rest = None
+            if not in_subset.all():
+                init = [self.rest_model_] if isinstance(self.rest_model_, LawFit) else None
+                rest = self._fit_rest(cb, Xb[~in_subset].mean(axis=0), init=init)
+            replicates.append(_Replicate(fits, None, kept, share, rest))
+        return replicates
 
     def _bootstrap(self) -> list[_Replicate]:
         rng = np.random.default_rng(self.random_state)
@@ -515,6 +786,13 @@ class CODForecaster(BaseEstimator):
             "n_kept": int(self.kept_.sum()),
             "subset_share": self.subset_share_,
             "fallback": self.fallback_used_,
+            "combine": self.combine_,
+            "rest": None if self.rest_model_ is None else {
+                "model": self.rest if self.rest_accuracy_ is not None else None,
+                "accuracy": [round(float(a), 6) for a in self.rest_accuracy_],
+                "curve": _law_dict(self.rest_model_),
+            },
+            "backtest": self._backtest,
             "clusters": clusters,
             "mapping": {
                 "method": self.mapping_.method_,
@@ -543,6 +821,109 @@ def _cluster_means(X, labels, n_clusters):
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums / sizes[:, None]
     return np.nan_to_num(means), sizes
+
+
+def _share_forecast(subset, compute_units, share, rest):
+    """``share * subset + (1 - share) * rest(compute)``, clipped to [0, 1]."""
+    subset = np.asarray(subset, dtype=float)
+    if rest is None or share >= 1:
+        return np.clip(subset, 0.0, 1.0)
+    return np.clip(share * subset + (1 - share) * rest(compute_units), 0.0, 1.0)
+
+
+def backtest_forecaster(
+    estimator, ladder, benchmark: str, *, n_backtest: int = 3, min_log_distance: float = 0.1
+) -> list[dict]:
+    """Forecast the ladder's own largest runs from the runs below them.
+
+    For each of the ``n_backtest`` largest runs of the fitted ``estimator``'s ladder
+    points (the final checkpoint of each run; a model without ``step`` is a run of its
+    own), an unfitted copy of the estimator, with the same parameters and no bootstrap,
+    is fitted on the ladder without that run and without every model of at least its
+    compute (anchors included), and forecasts the run's final checkpoint. Runs whose
+    remaining ladder is too small to fit, or that lie less than ``min_log_distance``
+    beyond it (an interpolation, not an extrapolation), are skipped for the next
+    largest.
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+        Any forecaster of :mod:`cod_monitor.methods` after ``fit`` (it has
+        ``models_``).
+    ladder : Ladder
+        The ladder it was fitted on.
+    benchmark : str
+    n_backtest : int, default 3
+        Largest runs to hold out, one at a time.
+    min_log_distance : float, default 0.1
+        Smallest log compute ratio between a held-out run and the largest model fitted
+        without it.
+
+    Returns
+    -------
+    list of dict
+        One per backtest, largest run first: ``model``, ``compute`` (FLOPs),
+        ``truth`` (its measured full-set accuracy), ``forecast``, ``residual``
+        (truth - forecast) and ``log_distance`` (log of its compute over the largest
+        compute fitted).
+
+    Notes
+    -----
+    The errors of these forecasts hold everything the bootstrap holds fixed or cannot
+    see: a wrong law or cluster structure, a filter decision, a ladder model off the
+    trend. ``CODForecaster(interval='backtest')`` scales their spread to the target's
+    extrapolation distance.
+
+    Examples
+    --------
+    >>> from cod_monitor.synthetic import synthetic_ladder
+    >>> syn = synthetic_ladder(n_samples=400, seed=0)
+    >>> cod = CODForecaster(combine="share", fallback="rest", n_bootstrap=0)
+    >>> bt = backtest_forecaster(cod.fit(syn.ladder, "synthetic"), syn.ladder, "synthetic")
+    >>> len(bt), all(abs(b["residual"]) < 0.05 for b in bt)
+    (3, True)
+    """
+    check_is_fitted(estimator, "models_")
+    ladder = load_ladder(ladder)
+    models = tuple(estimator.models_)
+    finals = sorted((models[i] for i in final_checkpoints(models)), key=lambda m: -m.compute)
+    raw = ladder.matrix(benchmark, roles=("ladder", "anchor"))
+    names = raw.model_names
+    params = estimator.get_params(deep=False)
+    out = []
+    for held in finals:
+        if len(out) >= int(n_backtest):
+            break
+        drop = [
+            m.name for m in ladder.models
+            if m.role in ("ladder", "anchor")
+            and (m.compute >= held.compute or (held.step is not None and m.step is not None
+                                                and m.run_key == held.run_key))
+        ]
+        sub = ladder.without_models(drop)
+        copy = clone(estimator)
+        copy.set_params(**{k: v for k, v in (("n_bootstrap", 0), ("interval", "bootstrap"))
+                           if k in params})
+        try:
+            copy.fit(sub, benchmark)
+            forecast = float(copy.predict(held.compute))
+        except (CODError, ValueError, RuntimeError, FloatingPointError):
+            continue  # too few ladder points below this run, or the fit failed
+        distance = float(np.log(held.compute / max(m.compute for m in copy.models_)))
+        if distance < min_log_distance:
+            continue
+        truth = float(raw.pass_rates[:, names.index(held.name)].mean())
+        out.append(
+            {
+                "model": held.name,
+                "compute": float(held.compute),
+                "truth": truth,
+                "forecast": forecast,
+                "residual": truth - forecast,
+                "log_distance": distance,
+            }
+        )
+    return out
 
 
 def _subset_forecast(fits, sizes, kept, compute_units):

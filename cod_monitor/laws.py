@@ -33,6 +33,8 @@ __all__ = [
     "LawFit",
     "fit_law",
     "fit_laws",
+    "LocalTrend",
+    "fit_local_trend",
 ]
 
 #: Free parameters of each law form; the others are held at 0.
@@ -432,3 +434,122 @@ def fit_law(compute, accuracy, *, form: str = "full", sigma=None, n_refine: int 
     """
     sig = None if sigma is None else np.atleast_2d(sigma)
     return fit_laws(compute, np.atleast_2d(accuracy), form=form, sigma=sig, n_refine=n_refine)[0]
+
+
+@dataclass(frozen=True)
+class LocalTrend:
+    """A straight line in log-compute through the top of a ladder, data below it.
+
+    The forecast of the samples no COD law may extrapolate (see
+    :func:`fit_local_trend`): beyond the start of the window it is the least-squares
+    line :math:`y = p + q \\log C` of the points in the window, clipped to [0, 1];
+    below it, the piecewise-linear interpolation (in :math:`\\log C`) of the observed
+    points, joined to the line at the window's start.
+
+    Attributes
+    ----------
+    intercept, slope : float
+        :math:`p` and :math:`q`, with compute in the unit it was fitted in.
+    log_start : float
+        :math:`\\log C` of the first point of the window.
+    knots_x, knots_y : tuple of float
+        Interpolation knots below the window (log compute, accuracy), the last one on
+        the line at ``log_start``.
+    n_window : int
+        Points in the window.
+    rmse : float
+        Root-mean-square residual of the line over the window.
+    """
+
+    intercept: float
+    slope: float
+    log_start: float
+    knots_x: tuple
+    knots_y: tuple
+    n_window: int
+    rmse: float
+
+    def __call__(self, compute):
+        """Expected accuracy at ``compute`` (in the fitted unit)."""
+        x = np.log(np.asarray(compute, dtype=float))
+        line = np.clip(self.intercept + self.slope * x, 0.0, 1.0)
+        below = np.interp(x, self.knots_x, self.knots_y)
+        return np.where(x >= self.log_start, line, below)
+
+    def as_dict(self) -> dict:
+        """Plain-Python view for reports and JSON."""
+        return {
+            "form": "local_trend",
+            "intercept": self.intercept,
+            "slope": self.slope,
+            "log_start": self.log_start,
+            "n_window": self.n_window,
+            "rmse": self.rmse,
+        }
+
+
+def fit_local_trend(compute, accuracy, *, window: float = 0.5, min_points: int = 3) -> LocalTrend:
+    """Fit the local linear trend in log-compute of the top of a ladder.
+
+    Parameters
+    ----------
+    compute : array_like of shape (n_points,)
+        Compute of each ladder point, in the working unit. Positive; repeats allowed.
+    accuracy : array_like of shape (n_points,)
+        Accuracy at each point.
+    window : float in (0, 1], default 0.5
+        Fraction of the points, those of largest compute, that the line is fitted on.
+    min_points : int, default 3
+        Fewest points in the window (all points if there are fewer).
+
+    Returns
+    -------
+    LocalTrend
+
+    Notes
+    -----
+    This is the first-order Taylor expansion of the accuracy curve in
+    :math:`\\log C` around the top of the ladder. It makes no claim about the
+    curve's shape, which is what one can say about samples whose cluster law failed
+    the extrapolatable filter (saturated, unsolved, inverse-scaling, outliers): it
+    follows their recent slope, rising or falling, for a short extrapolation, and is
+    clipped to [0, 1] for a long one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> C = np.logspace(0, 3, 7)
+    >>> trend = fit_local_trend(C, 0.8 - 0.05 * np.log(C))
+    >>> round(float(trend(1e4)), 4)
+    0.3395
+    """
+    c = np.asarray(compute, dtype=float)
+    y = np.asarray(accuracy, dtype=float)
+    if c.ndim != 1 or c.shape != y.shape:
+        raise ValueError(f"`compute` and `accuracy` should be 1D of one shape: {c.shape = } != {y.shape = }")
+    if not np.all(np.isfinite(c)) or np.any(c <= 0) or not np.all(np.isfinite(y)):
+        raise ValueError("`compute` should be positive and finite and `accuracy` finite")
+    if not 0 < window <= 1:
+        raise ValueError(f"The 'window' parameter must be a float in (0, 1]. Got {window!r} instead.")
+    order = np.argsort(c, kind="stable")
+    x, y = np.log(c[order]), y[order]
+    n_win = min(len(x), max(int(min_points), int(np.ceil(window * len(x)))))
+    xw, yw = x[-n_win:], y[-n_win:]
+    if np.ptp(xw) > 0:
+        slope, intercept = np.polyfit(xw, yw, 1)
+    else:  # one distinct compute in the window: a flat line at its mean
+        slope, intercept = 0.0, float(yw.mean())
+    start = float(xw[0])
+    rmse = float(np.sqrt(np.mean((intercept + slope * xw - yw) ** 2)))
+    # knots below the window: the observed points (repeats averaged), then the line
+    below = x < start
+    ux, inv = np.unique(x[below], return_inverse=True)
+    uy = np.bincount(inv, weights=y[below], minlength=len(ux)) / np.maximum(
+        np.bincount(inv, minlength=len(ux)), 1
+    )
+    line_start = float(np.clip(intercept + slope * start, 0.0, 1.0))
+    return LocalTrend(
+        float(intercept), float(slope), start,
+        tuple(np.r_[ux, start].tolist()), tuple(np.r_[uy, line_start].tolist()),
+        int(n_win), rmse,
+    )

@@ -28,12 +28,17 @@ class SubsetToFullMapping(BaseEstimator):
 
     Parameters
     ----------
-    method : {'spline', 'quartic', 'pchip', 'identity'}, default 'spline'
+    method : {'spline', 'quartic', 'pchip', 'linear_tail', 'identity'}, default 'spline'
         ``'spline'``: the paper's cubic smoothing spline, smoothing lowered until the
         fit RMSE is below ``rmse_target``. ``'quartic'``: a quartic polynomial through
         the end points, fitted under a monotonicity constraint (the paper's earlier
         version). ``'pchip'``: monotone piecewise-cubic interpolation of the
-        isotonic-regressed points (also the fallback). ``'identity'``: no mapping.
+        isotonic-regressed points (also the fallback). ``'linear_tail'``: the same
+        pchip through (0, 0) and the points but *not* through (1, 1); beyond the largest
+        subset accuracy it continues as a straight line whose slope is the
+        least-squares slope of the top half of the points (at least 2, and never
+        negative). It does not assume that the samples outside the subset are solved
+        when the subset is. ``'identity'``: no mapping.
     rmse_target : float, default 0.005
         The paper's T.
     monotone_fallback : bool, default True
@@ -89,7 +94,7 @@ class SubsetToFullMapping(BaseEstimator):
         -------
         self
         """
-        valid = ("spline", "quartic", "pchip", "identity")
+        valid = ("spline", "quartic", "pchip", "linear_tail", "identity")
         if self.method not in valid:
             raise ValueError(
                 f"The 'method' parameter of SubsetToFullMapping must be one of {valid}. "
@@ -108,7 +113,10 @@ class SubsetToFullMapping(BaseEstimator):
         uy = np.bincount(inv, weights=y) / np.bincount(inv)
         interior = (ux > 0) & (ux < 1)  # the end points are fixed at (0, 0) and (1, 1)
         ux, uy = ux[interior], uy[interior]
-        self.points_ = np.column_stack([np.r_[0.0, ux, 1.0], np.r_[0.0, uy, 1.0]])
+        if self.method == "linear_tail":
+            self.points_ = np.column_stack([np.r_[0.0, ux], np.r_[0.0, uy]])
+        else:
+            self.points_ = np.column_stack([np.r_[0.0, ux, 1.0], np.r_[0.0, uy, 1.0]])
 
         method, smoothing = self.method, None
         if method == "spline" and len(ux) < 2:
@@ -119,6 +127,8 @@ class SubsetToFullMapping(BaseEstimator):
             f = self._fit_quartic(ux, uy)
         elif method == "pchip":
             f = self._fit_pchip(ux, uy)
+        elif method == "linear_tail":
+            f = self._fit_linear_tail(ux, uy)
         else:
             f = lambda v: np.asarray(v, dtype=float)  # noqa: E731
         with np.errstate(over="ignore", invalid="ignore"):
@@ -189,10 +199,33 @@ class SubsetToFullMapping(BaseEstimator):
             method="SLSQP",
         )
         p = res.x
+        # SLSQP meets the constraint only to its tolerance: shrink p towards the identity
+        # (slope 1) until the slope is non-negative on a grid finer than the constraint's
+        worst = float((dbasis(np.linspace(0.0, 1.0, 4001)) @ p).min())
+        if 1.0 + worst < 1e-9:
+            p = p * (1.0 - 1e-6) / -worst
 
         def f(v, _p=p):
             v = np.asarray(v, dtype=float)
             return v + basis(v) @ _p
+
+        return f
+
+    def _fit_linear_tail(self, ux, uy):
+        px, py = np.r_[0.0, ux], np.r_[0.0, uy]
+        py = IsotonicRegression(y_min=0.0, y_max=1.0).fit_transform(px, py)
+        n_top = max(2, int(np.ceil(len(px) / 2)))
+        tx, ty = px[-n_top:], py[-n_top:]
+        slope = max(float(np.polyfit(tx, ty, 1)[0]), 0.0) if np.ptp(tx) > 0 else 0.0
+        x_end, y_end = float(px[-1]), float(py[-1])
+        inner = PchipInterpolator(px, py, extrapolate=True) if len(px) > 1 else None
+
+        def f(v, _inner=inner, _x=x_end, _y=y_end, _s=slope):
+            v = np.asarray(v, dtype=float)
+            tail = _y + _s * (v - _x)
+            if _inner is None:
+                return tail
+            return np.where(v <= _x, _inner(np.minimum(v, _x)), tail)
 
         return f
 

@@ -98,13 +98,17 @@ def test_no_cluster_without_fallback_reports_error_in_json(tmp_path, capsys):
     )
     syn.ladder.save(tmp_path)
     argv = ["predict", "--ladder", str(tmp_path), "--benchmark", "synthetic",
-            "--target-compute", "1e23", "--json", "--n-bootstrap", "5"]
+            "--target-compute", "1e23", "--json", "--n-bootstrap", "5",
+            "--method", "cod-paper", "--method", "cod"]
     code, out, _ = run(argv, capsys)
     assert code == 0
-    cod = json.loads(out)["predictions"]["cod"]
-    assert cod["value"] is None and "no extrapolatable cluster" in cod["error"]
+    predictions = json.loads(out)["predictions"]
+    paper = predictions["cod-paper"]
+    assert paper["value"] is None and "no extrapolatable cluster" in paper["error"]
+    # the default cod forecasts the whole set with the rest model instead of failing
+    assert predictions["cod"]["value"] is not None
     code, out, _ = run(argv + ["--fallback", "end_to_end"], capsys)
-    assert json.loads(out)["predictions"]["cod"]["value"] is not None
+    assert json.loads(out)["predictions"]["cod-paper"]["value"] is not None
 
 
 def test_demo_runs_and_compares_with_truth(tmp_path, capsys):

@@ -3,12 +3,13 @@ import warnings
 
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import NotFittedError
 
 from cod_monitor.exceptions import FitWarning, LadderValidationError, NoExtrapolatableClusterError
 from cod_monitor.filtering import Verdict
 from cod_monitor.forecast import CODForecaster
-from cod_monitor.laws import expected_accuracy
+from cod_monitor.laws import expected_accuracy, fit_local_trend
 from cod_monitor.synthetic import SyntheticCluster, synthetic_ladder
 
 EMERGENT = {"easy", "early", "middle", "late", "choice", "hard"}
@@ -190,3 +191,171 @@ def test_law_ablations_fit(syn, law):
         except NoExtrapolatableClusterError:
             return  # an ablation may legitimately keep nothing
     assert all(f.form == law for f in cod.cluster_fits_)
+
+
+# ----------------------------------------------------------- beyond the paper's pipeline
+
+#: The options the ``cod`` method adds to the paper (see cod_monitor.methods.COD_DEFAULTS).
+IMPROVED = dict(
+    features="arcsine", compute_unit="ladder", combine="share", rest="trend",
+    fallback="rest", interval="backtest",
+)
+
+
+@pytest.fixture(scope="module")
+def shared_cod(syn):
+    return CODForecaster(n_bootstrap=40, **IMPROVED).fit(syn.ladder, syn.benchmark)
+
+
+def test_share_combination_removes_the_mapping_overshoot(syn, fitted_cod, shared_cod):
+    truth = syn.expected_accuracy[syn.target.name]
+    assert shared_cod.combine_ == "share"
+    assert abs(shared_cod.predict(syn.target.compute) - truth) < 0.01
+    # the paper's mapping through (1, 1) on the same ladder overshoots by several points
+    assert fitted_cod.predict(syn.target.compute) - truth > 0.02
+
+
+def test_share_forecast_is_the_share_weighted_sum(syn, shared_cod):
+    c = np.array([syn.target.compute, 10 * syn.target.compute])
+    s = shared_cod.subset_share_
+    sub = shared_cod.predict_subset(c)
+    rest = shared_cod.rest_model_(c / shared_cod.compute_unit_)
+    assert 0.5 < s < 1
+    assert_allclose(shared_cod.predict(c), s * sub + (1 - s) * rest)
+    assert_allclose(shared_cod.full_from_subset(sub, c), shared_cod.predict(c))
+    # on the ladder itself it reproduces the measured full-set accuracy
+    for m in syn.ladder.models_with_role("ladder"):
+        assert abs(shared_cod.predict(m.compute) - syn.expected_accuracy[m.name]) < 0.02
+
+
+def test_rest_trend_follows_inverse_scaling_a_rest_law_cannot(syn, shared_cod):
+    truth = syn.expected_accuracy[syn.target.name]
+    assert shared_cod.rest_model_.slope < 0  # the rest is dominated by inverse scaling
+    law = CODForecaster(n_bootstrap=0, **{**IMPROVED, "rest": "law"}).fit(syn.ladder, syn.benchmark)
+    assert law.rest_model_.form == "full"
+    err_law = abs(law.predict(syn.target.compute) - truth)
+    err_trend = abs(shared_cod.predict(syn.target.compute) - truth)
+    assert err_law > err_trend + 0.01
+
+
+def test_arcsine_features_leave_fewer_outliers_and_purer_clusters(syn, shared_cod):
+    raw = CODForecaster(n_bootstrap=0, **{**IMPROVED, "features": "pass_rate"}).fit(
+        syn.ladder, syn.benchmark
+    )
+    assert np.mean(shared_cod.labels_ < 0) < 0.06 < 0.08 < np.mean(raw.labels_ < 0)
+    purity = []
+    for k in range(len(shared_cod.cluster_sizes_)):
+        _, counts = np.unique(syn.cluster_names[shared_cod.labels_ == k], return_counts=True)
+        purity.append(counts.max() / counts.sum())
+    assert np.median(purity) > 0.95
+
+
+def test_fallback_rest_forecasts_everything_with_the_trend(unpredictable):
+    for combine in ("share", "mapping"):
+        cod = CODForecaster(combine=combine, fallback="rest", n_bootstrap=10).fit(
+            unpredictable.ladder, unpredictable.benchmark
+        )
+        assert cod.fallback_used_ == "rest" and cod.combine_ == "share"
+        assert cod.subset_share_ == 0 and not cod.kept_.any()
+        c = unpredictable.target.compute
+        expected = fit_local_trend(cod.compute_, cod.full_accuracy_)(c / cod.compute_unit_)
+        assert cod.predict(c) == pytest.approx(float(expected))
+        assert abs(cod.predict(c) - unpredictable.expected_accuracy[unpredictable.target.name]) < 0.02
+        lo, hi = cod.predict_interval(c)
+        assert lo <= cod.predict(c) <= hi
+
+
+def _rescaled(ladder, benchmark, factor):
+    """The same pass rates with every model's compute multiplied by ``factor``."""
+    import dataclasses
+
+    from cod_monitor.ladder import Ladder
+
+    models = [dataclasses.replace(m, compute=m.compute * factor) for m in ladder.models]
+    mat = ladder.matrix(benchmark, roles=("ladder", "target"))
+    rows = [
+        {"benchmark": benchmark, "sample_id": s, "model": name, "score": float(mat.pass_rates[i, j])}
+        for j, name in enumerate(mat.model_names)
+        for i, s in enumerate(mat.sample_ids)
+    ]
+    return Ladder.from_records(models, rows)
+
+
+def test_ladder_unit_makes_the_filter_independent_of_the_flops_scale():
+    syn = synthetic_ladder(n_samples=600, seed=0)
+    small = _rescaled(syn.ladder, syn.benchmark, 1e-3)
+    opts = {**IMPROVED, "interval": "bootstrap", "n_bootstrap": 0}
+    fits = {
+        (unit, name): CODForecaster(**{**opts, "compute_unit": unit}).fit(ladder, syn.benchmark)
+        for unit in (None, "ladder")
+        for name, ladder in (("orig", syn.ladder), ("small", small))
+    }
+    # in a fixed unit (1e18 FLOPs) the same pass rates pass or fail by the FLOPs scale
+    assert fits[None, "small"].subset_share_ < fits[None, "orig"].subset_share_ - 0.3
+    # relative to the smallest ladder model they do not
+    a, b = fits["ladder", "orig"], fits["ladder", "small"]
+    assert_array_equal(a.kept_, b.kept_)
+    assert a.predict(syn.target.compute) == pytest.approx(b.predict(syn.target.compute * 1e-3))
+
+
+def test_backtests_hold_out_the_largest_runs(syn, shared_cod):
+    bt = shared_cod.backtest()
+    ladder_models = sorted(syn.ladder.models_with_role("ladder"), key=lambda m: -m.compute)
+    assert [b["model"] for b in bt] == [m.name for m in ladder_models[:3]]
+    for b in bt:
+        assert b["residual"] == pytest.approx(b["truth"] - b["forecast"])
+        assert b["log_distance"] > 0
+        assert abs(b["residual"]) < 0.02
+    assert json.loads(json.dumps(shared_cod.report()))["backtest"] == bt
+
+
+def test_backtest_interval_widens_the_bootstrap_with_distance(syn, shared_cod):
+    c = syn.target.compute
+    boot = CODForecaster(n_bootstrap=40, **{**IMPROVED, "interval": "bootstrap"}).fit(
+        syn.ladder, syn.benchmark
+    )
+    lo_b, hi_b = boot.predict_interval(c)
+    lo, hi = shared_cod.predict_interval(c)
+    assert lo < lo_b <= hi_b < hi
+    assert lo <= syn.expected_accuracy[syn.target.name] <= hi
+    far_lo, far_hi = shared_cod.predict_interval(100 * c)
+    assert far_hi - far_lo > hi - lo
+    assert_allclose(boot.bootstrap_predictions(c), shared_cod.bootstrap_predictions(c))
+
+
+def test_share_bootstrap_refits_the_rest_and_rejudges_the_filter(shared_cod, syn):
+    draws = shared_cod.bootstrap_predictions(syn.target.compute)
+    assert draws.shape == (40,) and np.std(draws) > 0
+    reps = shared_cod._replicates
+    sizes = shared_cod.cluster_sizes_
+    for rep in reps:
+        assert rep.kept.dtype == bool and rep.mapping is None
+        assert rep.share == pytest.approx(sizes[rep.kept].sum() / len(shared_cod.labels_))
+        assert rep.rest is not None
+
+
+def test_backtest_forecaster_works_for_a_baseline(syn):
+    from cod_monitor.baselines import EndToEndExp
+    from cod_monitor.forecast import backtest_forecaster
+
+    e2e = EndToEndExp(n_bootstrap=0).fit(syn.ladder, syn.benchmark)
+    bt = backtest_forecaster(e2e, syn.ladder, syn.benchmark, n_backtest=2)
+    assert len(bt) == 2 and all(np.isfinite(b["forecast"]) for b in bt)
+
+
+@pytest.mark.parametrize(
+    "param, value",
+    [
+        ("combine", "blend"),
+        ("rest", "poly"),
+        ("trend_window", 0.0),
+        ("trend_window", 1.5),
+        ("interval", "conformal"),
+        ("n_backtest", -1),
+        ("features", "logit"),
+        ("fallback", "nope"),
+    ],
+)
+def test_new_parameters_are_validated(syn, param, value):
+    with pytest.raises(ValueError, match=f"'{param}' parameter of CODForecaster"):
+        CODForecaster(**{param: value}).fit(syn.ladder, syn.benchmark)

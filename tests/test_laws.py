@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from cod_monitor.laws import LAW_FORMS, expected_accuracy, fit_law, fit_laws
+from cod_monitor.laws import LAW_FORMS, expected_accuracy, fit_law, fit_laws, fit_local_trend
 
 C = np.logspace(np.log10(1.7), np.log10(1.7e4), 8)  # the synthetic ladder's compute
 
@@ -86,3 +86,56 @@ def test_bad_input(compute, accuracy, match):
 def test_unknown_form():
     with pytest.raises(ValueError, match="'form' parameter"):
         fit_law(C, expected_accuracy(C, 5, 0.5), form="quadratic")
+
+
+# --------------------------------------------------------------------- local trend
+
+
+def test_local_trend_recovers_a_line_in_log_compute_rising_or_falling():
+    for slope in (0.04, -0.05):
+        y = 0.5 + slope * np.log(C)
+        trend = fit_local_trend(C, y)
+        assert_allclose([trend.slope, trend.intercept], [slope, 0.5], atol=1e-10)
+        assert_allclose(trend(6e5), np.clip(0.5 + slope * np.log(6e5), 0, 1), atol=1e-10)
+        assert trend.rmse < 1e-12
+
+
+def test_local_trend_follows_the_top_of_the_ladder_not_its_start():
+    # flat at 0.1 over the bottom half, then rising 0.1 per e-fold: the window sees the rise
+    x = np.log(C)
+    y = np.where(x < x[4], 0.1, 0.1 + 0.1 * (x - x[4]))
+    trend = fit_local_trend(C, y, window=0.5)
+    assert trend.n_window == 4
+    assert_allclose(trend.slope, 0.1, atol=1e-10)
+    whole = fit_local_trend(C, y, window=1.0)
+    assert whole.n_window == 8 and whole.slope < 0.08  # the flat start drags it down
+
+
+def test_local_trend_interpolates_below_its_window_and_clips_beyond():
+    y = np.array([0.02, 0.3, 0.1, 0.2, 0.5, 0.6, 0.7, 0.8])
+    trend = fit_local_trend(C, y)
+    assert_allclose(trend(C[:3]), y[:3], atol=1e-12)  # observed points below the window
+    assert float(trend(1e12)) == 1.0  # the line is clipped to [0, 1]
+    assert np.all(np.isfinite(trend(np.logspace(-2, 12, 50))))
+
+
+def test_local_trend_averages_repeated_compute_and_needs_three_points():
+    c = np.array([1.0, 1.0, 10.0, 100.0, 100.0, 1000.0])
+    y = np.array([0.1, 0.3, 0.3, 0.45, 0.55, 0.7])
+    trend = fit_local_trend(c, y, window=0.1)
+    assert trend.n_window == 3  # min_points wins over a tiny window
+    assert float(trend(1.0)) == pytest.approx(0.2)  # the two points at C=1 averaged
+
+
+@pytest.mark.parametrize(
+    "compute, accuracy, window, match",
+    [
+        (np.ones(3), np.ones(4), 0.5, "1D of one shape"),
+        (np.array([1.0, -1.0, 2.0]), np.ones(3), 0.5, "positive"),
+        (C, np.ones(8), 0.0, "'window' parameter"),
+        (C, np.ones(8), 1.5, "'window' parameter"),
+    ],
+)
+def test_local_trend_bad_input(compute, accuracy, window, match):
+    with pytest.raises(ValueError, match=match):
+        fit_local_trend(compute, accuracy, window=window)

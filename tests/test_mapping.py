@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numpy.testing import assert_allclose
 
 from cod_monitor.exceptions import FitWarning
 from cod_monitor.mapping import SubsetToFullMapping
@@ -90,3 +91,30 @@ def test_unfitted():
 
     with pytest.raises(NotFittedError):
         SubsetToFullMapping().predict(0.5)
+
+
+# ------------------------------------------------------------------- linear tail
+
+
+def test_linear_tail_follows_the_top_slope_instead_of_going_to_one():
+    # full = 0.8 * subset + 0.08: a rest that stays at 0.4 of the samples' weight
+    x = np.linspace(0.1, 0.7, 7)
+    y = 0.8 * x + 0.08
+    tail = SubsetToFullMapping(method="linear_tail").fit(x, y)
+    assert tail.method_ == "linear_tail" and tail.monotone_
+    assert_allclose(tail.predict(x), y, atol=1e-9)  # through the points
+    assert tail.predict(0.9) == pytest.approx(0.8 * 0.9 + 0.08, abs=1e-9)  # slope 0.8 beyond
+    assert tail.predict(1.0) == pytest.approx(0.88, abs=1e-9)  # not pinned at (1, 1)
+    assert tail.predict(0.0) == pytest.approx(0.0, abs=1e-9)
+    pinned = SubsetToFullMapping(method="spline").fit(x, y)
+    assert pinned.predict(0.9) - tail.predict(0.9) > 0.01  # the spline bends up to (1, 1)
+    assert len(tail.points_) == len(x) + 1  # (0, 0) but no (1, 1)
+
+
+def test_linear_tail_never_slopes_down():
+    x = np.array([0.2, 0.4, 0.5, 0.6])
+    y = np.array([0.3, 0.5, 0.45, 0.4])  # falling at the top
+    m = SubsetToFullMapping(method="linear_tail").fit(x, y)
+    values = m.predict(GRID)
+    assert np.all(np.diff(values) >= -1e-12)
+    assert m.predict(0.95) == pytest.approx(m.predict(0.6))  # flat tail, not falling
