@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+from cod_monitor.cli.build_demo import add_build_demo_parser
 from cod_monitor.exceptions import LadderValidationError
 from cod_monitor.importers import import_lm_eval_samples, import_long_table, read_models_table
 from cod_monitor.ladder import DEFAULT_COMPUTE_UNIT, ROLES, Ladder
@@ -51,6 +52,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="ladder_command", metavar="SUBCOMMAND")
     sub.required = True
+    add_build_demo_parser(sub)
 
     imp = sub.add_parser(
         "import",

@@ -1,0 +1,182 @@
+"""Benchmark of the demo ladder: build cost and forecast error on the recipe-matched target.
+
+Reads a demo ladder directory (default: the shipped ``cod_monitor/data/demo_ladder``)
+and its ``build.json``, then, for every task family and the combined ``demo``
+benchmark, fits every registered method with ``compare_methods`` on the ladder runs
+(final checkpoints, the paper's setting) and forecasts the target run's final
+checkpoint, whose measured mean pass rate is the truth. Also runs COD with the
+paper's compute unit (1e18 FLOPs) instead of the ladder's, to show the unit's
+effect on the extrapolatable filter.
+
+Writes ``benchmarks/results/demo_ladder.json`` and ``demo_ladder.md`` and prints the
+table. Usage::
+
+    python benchmarks/bench_demo_ladder.py [--ladder DIR] [--n-bootstrap 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from cod_monitor.demo import SHIPPED_LADDER
+from cod_monitor.forecast import CODForecaster
+from cod_monitor.ladder import Ladder
+from cod_monitor.methods import available_methods, compare_methods
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def final_checkpoints(ladder: Ladder):
+    last = {}
+    for m in ladder.models:
+        if m.run_key not in last or (m.step or 0) > (last[m.run_key].step or 0):
+            last[m.run_key] = m
+    return sorted(last.values(), key=lambda m: m.compute)
+
+
+def measured(ladder: Ladder, benchmark: str, model) -> float:
+    roles = sorted({m.role for m in ladder.models})
+    mat = ladder.matrix(benchmark, roles=roles)
+    return float(mat.pass_rates[:, mat.model_names.index(model.name)].mean())
+
+
+def cod_diagnostics(est: CODForecaster) -> dict:
+    rep = est.report()
+    verdicts = {}
+    for c in rep["clusters"]:
+        verdicts[c["verdict"]] = verdicts.get(c["verdict"], 0) + c["size"]
+    return {
+        "n_clusters": rep["n_clusters"],
+        "n_kept": rep["n_kept"],
+        "n_outliers": rep["n_outliers"],
+        "subset_share": rep["subset_share"],
+        "samples_by_verdict": verdicts,
+        "fallback": rep["fallback"],
+        "details": [f"n={c['size']} {c['verdict']}: {c['detail']}" for c in rep["clusters"]],
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ladder", type=Path, default=SHIPPED_LADDER)
+    parser.add_argument("--n-bootstrap", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    ladder = Ladder.load(args.ladder)
+    build = {}
+    for cand in (args.ladder / "build.json", args.ladder.parent / "build.json"):
+        if cand.is_file():
+            build = json.loads(cand.read_text())
+            break
+    finals = final_checkpoints(ladder)
+    target = [m for m in finals if m.role == "target"][-1]
+    largest = [m for m in finals if m.role == "ladder"][-1]
+    methods = available_methods()
+    benchmarks = [b for b in ladder.benchmarks if b != "demo"] + ["demo"]
+
+    rows, t0 = [], time.perf_counter()
+    for bench in benchmarks:
+        truth = measured(ladder, bench, target)
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = compare_methods(ladder, bench, target.compute, methods,
+                                  n_bootstrap=args.n_bootstrap, random_state=0)
+            paper_unit = compare_methods(ladder, bench, target.compute, ["cod"],
+                                         n_bootstrap=0, random_state=0, compute_unit=1e18)
+        row = {"benchmark": bench, "truth": truth,
+               "largest_ladder_acc": measured(ladder, bench, largest),
+               "fit_s": time.perf_counter() - t, "methods": {}}
+        for name, r in res.items():
+            row["methods"][name] = {
+                "value": r["value"], "interval": r["interval"],
+                "abs_error_pts": None if r["value"] is None else 100 * abs(r["value"] - truth),
+                "error": r.get("error"),
+            }
+        pu = paper_unit["cod"]
+        row["cod_paper_unit"] = {
+            "value": pu["value"], "error": pu.get("error"),
+            "abs_error_pts": None if pu["value"] is None else 100 * abs(pu["value"] - truth)}
+        est = res["cod"]["estimator"]
+        row["cod_diagnostics"] = cod_diagnostics(est) if est is not None else None
+        rows.append(row)
+
+    def err(row, name):
+        v = row["methods"][name]["abs_error_pts"]
+        return "fail" if v is None else f"{v:.2f}"
+
+    families = [r for r in rows if r["benchmark"] != "demo"]
+    summary = {}
+    for name in methods:
+        errs = [r["methods"][name]["abs_error_pts"] for r in families]
+        ok = [e for e in errs if e is not None]
+        summary[name] = {
+            "mean_pts": float(np.mean(ok)) if ok else None,
+            "max_pts": float(np.max(ok)) if ok else None,
+            "failed": len(errs) - len(ok),
+            "demo_pts": next(r for r in rows if r["benchmark"] == "demo")["methods"][name][
+                "abs_error_pts"],
+        }
+
+    lines = ["# Demo ladder benchmark", ""]
+    if build:
+        lines += [f"Build: `{build.get('command')}` on {build.get('date')}, wall "
+                  f"{build.get('wall_s', 0):.0f} s, {build['machine']['cpus']} CPUs, "
+                  f"{build['machine']['workers']} workers; {build.get('n_eval_samples')} samples.",
+                  "", "| run | role | params | tokens | lr | compute (FLOPs) | train s | eval s "
+                  "| tokens/s | final acc |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in build["runs"]:
+            lines.append(
+                f"| {r['name']} | {r['role']} | {r['params']:,} | {r['tokens']:,} | "
+                f"{r['learning_rate']:.2e} | {r['compute']:.3g} | {r['train_s'] or 0:.0f} | "
+                f"{r['eval_s'] or 0:.0f} | {r['tokens_per_s'] or 0:,.0f} | "
+                f"{r['final_accuracy']:.3f} |")
+        lines.append("")
+    lines += [f"Target {target.name} at {target.compute:.3g} FLOPs = "
+              f"{target.compute / largest.compute:.1f}x the largest ladder run "
+              f"({largest.name}). Absolute error in points (truth = measured mean exact pass "
+              "rate of the target's final checkpoint).", ""]
+    head = ["benchmark", "truth", "largest", *methods, "cod@1e18"]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for r in rows:
+        pu = r["cod_paper_unit"]["abs_error_pts"]
+        lines.append("| " + " | ".join(
+            [r["benchmark"], f"{100 * r['truth']:.1f}", f"{100 * r['largest_ladder_acc']:.1f}",
+             *[err(r, m) for m in methods], "fail" if pu is None else f"{pu:.2f}"]) + " |")
+    lines += ["", "| method | mean over families | max | failed | demo (all samples) |",
+              "|---|---|---|---|---|"]
+    for name, s in summary.items():
+        fmt = (lambda v: "-" if v is None else f"{v:.2f}")
+        lines.append(f"| {name} | {fmt(s['mean_pts'])} | {fmt(s['max_pts'])} | {s['failed']} "
+                     f"| {fmt(s['demo_pts'])} |")
+    lines += ["", "COD diagnostics (ladder compute unit):", ""]
+    for r in rows:
+        d = r["cod_diagnostics"]
+        if d is None:
+            lines.append(f"- {r['benchmark']}: COD failed: {r['methods']['cod']['error']}")
+            continue
+        lines.append(f"- {r['benchmark']}: {d['n_clusters']} clusters, {d['n_kept']} kept, "
+                     f"{d['n_outliers']} outliers, subset share {d['subset_share']:.2f}, "
+                     f"samples by verdict {d['samples_by_verdict']}")
+    text = "\n".join(lines) + "\n"
+    args.out.mkdir(parents=True, exist_ok=True)
+    payload = {"ladder": str(args.ladder), "target": target.name, "target_compute": target.compute,
+               "largest_ladder_compute": largest.compute, "n_bootstrap": args.n_bootstrap,
+               "build": build, "rows": rows, "summary": summary,
+               "wall_s": time.perf_counter() - t0}
+    (args.out / "demo_ladder.json").write_text(json.dumps(payload, indent=2, default=str))
+    (args.out / "demo_ladder.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,484 @@
+"""Build the demo ladder: train every run of the recipe, evaluate every checkpoint.
+
+:func:`build_demo_ladder` trains the ladder runs and the target of
+:mod:`cod_monitor.demo.recipe` (in two 1-thread worker processes by default: on 2
+cores that beats one 2-thread process, and a worker whose partner has finished
+takes both threads), evaluates every checkpoint with
+``HFEvaluator(mode="exact", temperature=1.0, top_p=0.7)`` on the
+:class:`~cod_monitor.demo.tasks.TaskGenerator` evaluation set, and writes::
+
+    OUT/ladder/            ladder.json + scores.csv.gz (Ladder.save format)
+    OUT/eval.jsonl         the evaluation set {id, prompt, answer, family, level}
+    OUT/tokenizer/         the char tokenizer (AutoTokenizer.from_pretrained)
+    OUT/models/<run>/      final weights of every run (keep_weights='final')
+    OUT/build.json         recipe, timings, machine, per-run final accuracy
+    OUT/report.txt         accuracy by family/level/run and by difficulty cluster
+    OUT/curves.png         the same as curves (when matplotlib is installed)
+
+Layout of the ladder: one model entry per evaluated checkpoint (``name =
+"<run>-s<step>"``, ``run``, ``step``, ``tokens``, ``compute = 6 N D``, ``loss`` =
+held-out next-token loss); every checkpoint of the target run has role
+``'target'``. One benchmark per task family (``add``, ``rev``, ...) and one
+combined benchmark ``demo`` holding all samples (the same sample ids). Pass rates
+are rounded to ``score_decimals`` (1e-4 by default: 100 times finer than a
+100-sample estimate) so the table compresses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cod_monitor.demo.recipe import RunSpec, ladder_specs, target_spec
+from cod_monitor.demo.tasks import FAMILIES, TaskGenerator, parse_sample_id
+from cod_monitor.ladder import Ladder, ModelInfo, PassRateMatrix
+
+__all__ = ["BuildResult", "build_demo_ladder", "ladder_report", "DEMO_COMPUTE_UNIT"]
+
+logger = logging.getLogger(__name__)
+
+#: FLOPs per compute unit written into the demo ladder. The paper's unit (1e18)
+#: puts its ladder at roughly 10 to 1e4 units; 1e10 puts these tiny runs (4e10 to
+#: 3e13 FLOPs) in the same range, where the filter thresholds a > 1, b > 0.1 were set.
+DEMO_COMPUTE_UNIT = 1e10
+
+
+@dataclass
+class BuildResult:
+    """What :func:`build_demo_ladder` produced.
+
+    Attributes
+    ----------
+    ladder : Ladder
+    path : Path
+        The ladder directory.
+    summary : dict
+        The content of ``build.json``.
+    report : str
+        The content of ``report.txt``.
+    """
+
+    ladder: Ladder
+    path: Path
+    summary: dict = field(default_factory=dict)
+    report: str = ""
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def _partition(specs: list[RunSpec], workers: int) -> list[list[RunSpec]]:
+    """Greedy longest-first split of the runs by cost ``params * tokens``."""
+    groups: list[list[RunSpec]] = [[] for _ in range(workers)]
+    load = [0.0] * workers
+    for spec in sorted(specs, key=lambda s: -s.params * s.tokens):
+        k = int(np.argmin(load))
+        groups[k].append(spec)
+        load[k] += spec.params * spec.tokens
+    return [g for g in groups if g]
+
+
+def _train_and_evaluate(spec, generator, *, backend, threads, on_step, keep_weights,
+                        out_dir, progress, emit):
+    """Train one run; ``emit`` every checkpoint's pass rates and the run's timing."""
+    import torch
+
+    from cod_monitor.demo.train import evaluate_model, train_run, validation_blocks, validation_loss
+
+    val = validation_blocks(generator, spec.block_size)
+    tokenizer = None
+    eval_s = [0.0]
+
+    def on_checkpoint(step, model):
+        t0 = time.perf_counter()
+        result = evaluate_model(model, generator, tokenizer=tokenizer)
+        loss = validation_loss(model, val)
+        eval_s[0] += time.perf_counter() - t0
+        emit({"kind": "checkpoint", "run": spec.name, "step": int(step),
+              "pass_rates": result.pass_rates.tolist(), "sample_ids": list(result.sample_ids),
+              "loss": loss, "eval_s": time.perf_counter() - t0})
+        if keep_weights == "all":
+            model.save_pretrained(Path(out_dir) / "models" / spec.name / f"checkpoint-{step}")
+        model.train()
+
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bars per save
+    try:
+        with torch.random.fork_rng():
+            model, info = train_run(spec, generator, backend=backend, threads=threads,
+                                    on_checkpoint=on_checkpoint, on_step=on_step,
+                                    progress=progress)
+        if keep_weights in ("final", "all"):
+            model.save_pretrained(Path(out_dir) / "models" / spec.name)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    emit({"kind": "run", "run": spec.name, "wall_s": info["wall_s"], "eval_s": eval_s[0],
+          "train_s": info["wall_s"] - eval_s[0],
+          "tokens_per_s": spec.tokens / max(info["wall_s"] - eval_s[0], 1e-9),
+          "final_train_loss": info["losses"][-1] if info["losses"] else None})
+
+
+def _worker_main(specs, gen_kwargs, backend, keep_weights, out_dir, progress, queue, active,
+                 cores):
+    """Entry point of a spawned worker: 1 thread, more once the other workers are done."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+        current = [1]
+
+        def on_step(step):
+            want = max(1, cores // max(1, active.value))
+            if want != current[0]:
+                torch.set_num_threads(want)
+                current[0] = want
+
+        generator = TaskGenerator(**gen_kwargs)
+        for spec in specs:
+            _train_and_evaluate(spec, generator, backend=backend, threads=None, on_step=on_step,
+                                keep_weights=keep_weights, out_dir=out_dir, progress=progress,
+                                emit=queue.put)
+    except BaseException:  # reported to the parent, which raises
+        queue.put({"kind": "error", "traceback": traceback.format_exc()})
+    finally:
+        with active.get_lock():
+            active.value -= 1
+        queue.put({"kind": "done"})
+
+
+def _run_all(specs, gen_kwargs, *, workers, threads, backend, keep_weights, out_dir, progress):
+    """Train and evaluate every run; returns the list of emitted messages."""
+    messages: list[dict] = []
+    if workers <= 1:
+        generator = TaskGenerator(**gen_kwargs)
+        for spec in sorted(specs, key=lambda s: s.params * s.tokens):
+            _train_and_evaluate(spec, generator, backend=backend, threads=threads, on_step=None,
+                                keep_weights=keep_weights, out_dir=out_dir, progress=progress,
+                                emit=messages.append)
+        return messages
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    groups = _partition(specs, workers)
+    queue = ctx.Queue()
+    active = ctx.Value("i", len(groups))
+    cores = max(threads or 0, len(groups))
+    env_threads = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        procs = [
+            ctx.Process(target=_worker_main, args=(g, gen_kwargs, backend, keep_weights,
+                                                    str(out_dir), progress, queue, active, cores),
+                        daemon=True)
+            for g in groups
+        ]
+        for p in procs:
+            p.start()
+    finally:
+        if env_threads is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = env_threads
+    done, errors = 0, []
+    while done < len(procs):
+        msg = queue.get()
+        if msg["kind"] == "done":
+            done += 1
+        elif msg["kind"] == "error":
+            errors.append(msg["traceback"])
+        else:
+            messages.append(msg)
+    for p in procs:
+        p.join()
+    if errors:
+        raise RuntimeError("a demo build worker failed:\n" + "\n".join(errors))
+    return messages
+
+
+# ----------------------------------------------------------------------------- build
+
+
+def _assemble(specs, messages, generator, *, score_decimals, compute_unit) -> Ladder:
+    by_run = {s.name: s for s in specs}
+    ckpts = [m for m in messages if m["kind"] == "checkpoint"]
+    sample_ids = [sid for sid, _ in generator.eval_samples]
+    models, columns = [], []
+    for m in ckpts:
+        spec = by_run[m["run"]]
+        if m["sample_ids"] != sample_ids:
+            raise RuntimeError(f"sample order of {m['run']} step {m['step']} differs")
+        models.append(ModelInfo(
+            name=f"{spec.name}-s{m['step']:04d}",
+            params=spec.params,
+            tokens=float(m["step"] * spec.tokens_per_step),
+            compute=spec.compute_at(m["step"]),
+            step=m["step"],
+            role=spec.role,
+            run=spec.name,
+            loss=round(float(m["loss"]), 6),
+        ))
+        columns.append(np.round(np.asarray(m["pass_rates"], dtype=float), score_decimals))
+    order = sorted(range(len(models)), key=lambda j: (models[j].compute, models[j].name))
+    models = [models[j] for j in order]
+    X = np.clip(np.stack([columns[j] for j in order], axis=1), 0.0, 1.0)
+    ids = np.array(sample_ids, dtype=object)
+    families = np.array([parse_sample_id(s)[0] for s in sample_ids])
+    matrices = {"demo": PassRateMatrix("demo", ids, models, X)}
+    for family in dict.fromkeys(families.tolist()):
+        mask = families == family
+        matrices[family] = PassRateMatrix(family, ids[mask], models, X[mask])
+    return Ladder(models, matrices, compute_unit=compute_unit)
+
+
+def build_demo_ladder(
+    out_dir,
+    *,
+    specs: list[RunSpec] | None = None,
+    seed: int = 0,
+    eval_size: int = 1600,
+    workers: int = 2,
+    threads: int = 2,
+    backend: str = "trainer",
+    keep_weights: str = "final",
+    score_decimals: int = 4,
+    compute_unit: float = DEMO_COMPUTE_UNIT,
+    progress: bool = True,
+    command: str | None = None,
+) -> BuildResult:
+    """Train the demo ladder and its target, evaluate every checkpoint, save.
+
+    Parameters
+    ----------
+    out_dir : path
+        Output directory (created); see the module docstring for its layout.
+    specs : list of RunSpec, optional
+        Runs to train; default :func:`~cod_monitor.demo.recipe.ladder_specs` plus
+        :func:`~cod_monitor.demo.recipe.target_spec`. At least three ladder runs.
+    seed : int, default 0
+        Seed of the evaluation set (and of the training stream's mixing).
+    eval_size : int, default 1600
+        Requested evaluation samples (small levels are capped; ~1,500 result).
+    workers : int, default 2
+        Worker processes (1 thread each; ``1`` trains in this process with
+        ``threads`` threads).
+    threads : int, default 2
+        Cores to use in all.
+    backend : {'trainer', 'loop'}, default 'trainer'
+    keep_weights : {'final', 'all', 'none'}, default 'final'
+    score_decimals : int, default 4
+        Pass rates are rounded to this many decimals.
+    compute_unit : float, default 1e10
+        Written into ``ladder.json`` (see :data:`DEMO_COMPUTE_UNIT`).
+    progress : bool, default True
+        Progress lines on stderr.
+    command : str, optional
+        The command line to record in ``build.json``.
+
+    Returns
+    -------
+    BuildResult
+    """
+    if keep_weights not in ("final", "all", "none"):
+        raise ValueError(
+            "The 'keep_weights' parameter of build_demo_ladder must be one of "
+            f"['final', 'all', 'none']. Got {keep_weights!r} instead."
+        )
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    specs = list(specs) if specs is not None else [*ladder_specs(), target_spec()]
+    gen_kwargs = {"seed": seed, "eval_size": eval_size}
+    generator = TaskGenerator(**gen_kwargs)
+    generator.write_eval_jsonl(out_dir / "eval.jsonl")
+    from cod_monitor.demo.tokenizer import save_tokenizer
+
+    save_tokenizer(out_dir / "tokenizer")
+    messages = _run_all(specs, gen_kwargs, workers=workers, threads=threads, backend=backend,
+                        keep_weights=keep_weights, out_dir=out_dir, progress=progress)
+    ladder = _assemble(specs, messages, generator, score_decimals=score_decimals,
+                       compute_unit=compute_unit)
+    path = ladder.save(out_dir / "ladder", compress=True)
+    wall = time.perf_counter() - t0
+    runs = {m["run"]: m for m in messages if m["kind"] == "run"}
+    final_acc = _final_accuracy(ladder)
+    summary = {
+        "command": command,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "wall_s": wall,
+        "machine": {"platform": platform.platform(), "python": sys.version.split()[0],
+                    "cpus": os.cpu_count(), "workers": workers, "threads": threads},
+        "versions": _versions(),
+        "seed": seed,
+        "n_eval_samples": len(generator.eval_samples),
+        "backend": backend,
+        "compute_unit": compute_unit,
+        "runs": [
+            {**s.to_dict(), **{k: runs.get(s.name, {}).get(k) for k in
+                               ("wall_s", "train_s", "eval_s", "tokens_per_s")},
+             "final_accuracy": final_acc.get(s.name)}
+            for s in sorted(specs, key=lambda s: s.compute)
+        ],
+        "scores_bytes": (path / "scores.csv.gz").stat().st_size,
+    }
+    report = ladder_report(ladder)
+    (out_dir / "build.json").write_text(json.dumps(summary, indent=2))
+    (out_dir / "report.txt").write_text(report)
+    _plot(ladder, out_dir / "curves.png")
+    if progress:
+        sys.stderr.write(report + f"\nbuilt {path} in {wall:.0f}s\n")
+    return BuildResult(ladder=ladder, path=path, summary=summary, report=report)
+
+
+def _versions() -> dict:
+    out = {}
+    for mod in ("torch", "transformers", "numpy"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except ImportError:  # pragma: no cover
+            out[mod] = None
+    return out
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def _final_models(ladder: Ladder) -> list[ModelInfo]:
+    """The last checkpoint of every run, by compute."""
+    last: dict[str, ModelInfo] = {}
+    for m in ladder.models:
+        if m.run_key not in last or (m.step or 0) > (last[m.run_key].step or 0):
+            last[m.run_key] = m
+    return sorted(last.values(), key=lambda m: m.compute)
+
+
+def _all_rates(ladder: Ladder, benchmark: str = "demo"):
+    """(sample_ids, models, pass_rates) over every model, targets included."""
+    roles = sorted({m.role for m in ladder.models})
+    mat = ladder.matrix(benchmark, roles=roles)
+    return mat.sample_ids, mat.models, mat.pass_rates
+
+
+def _final_accuracy(ladder: Ladder) -> dict:
+    ids, models, X = _all_rates(ladder)
+    names = [m.name for m in models]
+    return {m.run_key: float(X[:, names.index(m.name)].mean()) for m in _final_models(ladder)}
+
+
+def ladder_report(ladder: Ladder, benchmark: str = "demo", *, n_clusters: int = 8) -> str:
+    """Text report: final-checkpoint accuracy per run by family, level and cluster.
+
+    Also checks that accuracy rises with compute (inversions between consecutive
+    runs) and how spread the samples' emergence points are (the first run whose
+    pass rate exceeds 0.5).
+    """
+    ids, models, X = _all_rates(ladder, benchmark)
+    finals = _final_models(ladder)
+    cols = [[m.name for m in models].index(f.name) for f in finals]
+    F = X[:, cols]
+    head = "".join(f"{f.run_key[:13]:>14}" for f in finals)
+    lines = [f"final-checkpoint mean pass rate on {benchmark!r} ({len(ids)} samples)", ""]
+    lines.append(f"{'':16}{head}")
+    lines.append(f"{'compute (FLOPs)':16}" + "".join(f"{f.compute:>14.3g}" for f in finals))
+    lines.append(f"{'role':16}" + "".join(f"{f.role:>14}" for f in finals))
+    lines.append(f"{'ALL':16}" + "".join(f"{v:>14.3f}" for v in F.mean(axis=0)))
+    fam = np.array([parse_sample_id(s)[0] for s in ids])
+    lev = np.array([parse_sample_id(s)[1] for s in ids])
+    for family in dict.fromkeys(fam.tolist()):
+        m = fam == family
+        lines.append(f"{family:16}" + "".join(f"{v:>14.3f}" for v in F[m].mean(axis=0)))
+        for level in FAMILIES.get(family, sorted(set(lev[m].tolist()))):
+            ml = m & (lev == level)
+            if ml.any():
+                lines.append(f"  {f'{family}-{level}':<14}" + "".join(
+                    f"{v:>14.3f}" for v in F[ml].mean(axis=0)))
+    acc = F.mean(axis=0)
+    inversions = [(finals[i].run_key, finals[i + 1].run_key)
+                  for i in range(len(finals) - 1) if acc[i + 1] < acc[i]]
+    lines += ["", f"accuracy rises with compute: {not inversions}"
+              + (f" (inversions: {inversions})" if inversions else "")]
+    ladder_cols = [j for j, f in enumerate(finals) if f.role == "ladder"]
+    L = F[:, ladder_cols]
+    emerged = (L > 0.5)
+    first = np.where(emerged.any(axis=1), emerged.argmax(axis=1), len(ladder_cols))
+    counts = np.bincount(first, minlength=len(ladder_cols) + 1)
+    lines.append("emergence (first ladder run with pass rate > 0.5): " + ", ".join(
+        f"{(finals[ladder_cols[k]].run_key if k < len(ladder_cols) else 'never')}: {c}"
+        for k, c in enumerate(counts)))
+    zero = int((L.max(axis=1) == 0).sum())
+    lines.append(f"all-zero difficulty vectors on the ladder: {zero} of {len(ids)}")
+    lines += ["", *_cluster_lines(L, F, finals, n_clusters)]
+    return "\n".join(lines) + "\n"
+
+
+def _cluster_lines(L, F, finals, n_clusters) -> list[str]:
+    """Mean curves of difficulty clusters (KMeans on the ladder's final vectors)."""
+    try:
+        from sklearn.cluster import KMeans
+    except ImportError:  # pragma: no cover
+        return []
+    k = min(n_clusters, len(np.unique(L, axis=0)))
+    if k < 2:
+        return []
+    labels = KMeans(n_clusters=k, n_init=4, random_state=0).fit_predict(L)
+    order = np.argsort([-F[labels == c].mean() for c in range(k)])
+    out = [f"difficulty clusters (KMeans k={k} on ladder final-checkpoint pass rates; "
+           "descriptive only, not COD's clustering)"]
+    for c in order:
+        m = labels == c
+        out.append(f"cluster n={int(m.sum()):<9}" + "".join(
+            f"{v:>14.3f}" for v in F[m].mean(axis=0)))
+    return out
+
+
+def _plot(ladder: Ladder, path: Path) -> bool:
+    """Per-family and per-level curves vs compute; False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    ids, models, X = _all_rates(ladder)
+    finals = _final_models(ladder)
+    cols = [[m.name for m in models].index(f.name) for f in finals]
+    F = X[:, cols]
+    C = np.array([f.compute for f in finals])
+    is_t = np.array([f.role == "target" for f in finals])
+    fam = np.array([parse_sample_id(s)[0] for s in ids])
+    lev = np.array([parse_sample_id(s)[1] for s in ids])
+    families = list(dict.fromkeys(fam.tolist()))
+    fig, axes = plt.subplots(2, (len(families) + 2) // 2, figsize=(14, 7), squeeze=False)
+    ax = axes.flat[0]
+    ax.plot(C[~is_t], F[:, ~is_t].mean(0), "o-", label="ladder")
+    ax.plot(C[is_t], F[:, is_t].mean(0), "r*", ms=12, label="target")
+    for family in families:
+        ax.plot(C, F[fam == family].mean(0), ".--", alpha=0.6, label=family)
+    ax.set(xscale="log", title="all samples", xlabel="compute (FLOPs)", ylabel="mean pass rate")
+    ax.legend(fontsize=7)
+    for ax, family in zip(list(axes.flat)[1:], families):
+        for level in sorted(set(lev[fam == family].tolist())):
+            m = (fam == family) & (lev == level)
+            ax.plot(C, F[m].mean(0), "o-", ms=3, label=f"{family}-{level}")
+        ax.axvline(C[is_t].min() if is_t.any() else C.max(), color="r", lw=0.5)
+        ax.set(xscale="log", title=family, ylim=(-0.02, 1.02))
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(families) + 1:]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return True
+

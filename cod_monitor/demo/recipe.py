@@ -1,0 +1,317 @@
+"""The one training recipe of the demo ladder and its target.
+
+Every model of the demo — the six ladder runs and the target — is trained from
+scratch by the same rules, written down here as plain data so that the ladder
+build (:mod:`cod_monitor.demo.build`), the target-alone trainer
+(:func:`cod_monitor.demo.train.train_target`) and an HF ``Trainer``
+(:meth:`RunSpec.training_arguments`) all agree:
+
+======================  ======================================================
+architecture            Llama (``LlamaForCausalLM``), random init, head_dim 32,
+                        MLP width 8/3·d (rounded to 16), tied embeddings,
+                        vocabulary 64 (the 61-token char tokenizer, padded)
+parameters N            total parameters, embeddings included (``ModelInfo.params``)
+tokens D(N)             ``400e3 * (N / 25760) ** 0.3`` (sub-linear, as in
+                        FACTS.md; these budgets fit 2 CPU cores)
+compute C               ``6 * N * D`` FLOPs, N total parameters
+batch                   8 blocks x 64 tokens = 512 tokens per step
+learning rate η(N)      ``3e-3 * (N / 1e5) ** -0.35``: larger models need a
+                        lower constant rate (FACTS.md: 7.5e-4 at 3.17M params
+                        where 1.5e-3 failed); this power law gives 4.8e-3 at
+                        26k and 8.9e-4 at 3.2M params
+schedule                linear warm-up over 5% of the steps (at least 10),
+                        then constant (the paper's ladder schedule; no decay)
+optimizer               AdamW, betas (0.9, 0.95), eps 1e-8, weight decay 0.1
+                        (not on norms), gradient clipping 1.0
+data                    :class:`~cod_monitor.demo.tasks.TaskGenerator` training
+                        stream (evaluation prompts rejected), packed into
+                        blocks that start at a sample boundary
+checkpoints             8 per ladder run, 16 for the target, evenly spaced in steps
+                        (steps rounded up to a multiple of the checkpoint count)
+======================  ======================================================
+
+Measured while choosing it (2 CPU cores, shared): with 32 x 64-token batches and
+half the tokens, no ladder model learned to copy even 2 characters (copying appears
+abruptly after ~500 steps of copy-only data at d=64); smaller batches (more steps),
+a higher rate and a training mixture weighted towards copy and lookup fix that.
+
+:data:`LADDER_SHAPES` and :data:`TARGET_SHAPE` list the sizes; :func:`ladder_specs`
+turns them into :class:`RunSpec` objects. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+__all__ = [
+    "HEAD_DIM",
+    "VOCAB_SIZE",
+    "BLOCK_SIZE",
+    "BATCH_SIZE",
+    "LADDER_SHAPES",
+    "TARGET_SHAPE",
+    "RunSpec",
+    "tokens_for",
+    "learning_rate_for",
+    "count_params",
+    "make_spec",
+    "ladder_specs",
+    "target_spec",
+    "micro_specs",
+]
+
+HEAD_DIM = 32
+#: Embedding rows (the char tokenizer has 61 tokens; padded to a multiple of 8).
+VOCAB_SIZE = 64
+BLOCK_SIZE = 64
+BATCH_SIZE = 8
+#: Warm-up: this share of the steps, and at least ``MIN_WARMUP`` steps.
+WARMUP_SHARE = 0.05
+MIN_WARMUP = 10
+WEIGHT_DECAY = 0.1
+ADAM_BETAS = (0.9, 0.95)
+GRAD_CLIP = 1.0
+LADDER_CHECKPOINTS = 8
+TARGET_CHECKPOINTS = 16
+
+#: (hidden size, layers) of the ladder runs, smallest first (about 2x apart in N).
+LADDER_SHAPES: tuple[tuple[int, int], ...] = (
+    (32, 2),    # 25.8k params
+    (32, 4),    # 49.4k
+    (64, 2),    # 105k
+    (96, 2),    # 228k
+    (128, 3),   # 593k
+    (160, 4),   # 1.25M
+)
+#: (hidden size, layers) of the target run.
+TARGET_SHAPE: tuple[int, int] = (256, 4)  # 3.18M params, 3.4x the largest ladder compute
+
+# tokens D(N) = TOKENS_AT_REF * (N / PARAMS_REF) ** TOKENS_EXPONENT
+TOKENS_AT_REF, PARAMS_REF, TOKENS_EXPONENT = 400e3, 25760, 0.3
+# learning rate η(N) = LR_AT_REF * (N / LR_PARAMS_REF) ** -LR_EXPONENT
+LR_AT_REF, LR_PARAMS_REF, LR_EXPONENT = 3e-3, 1e5, 0.35
+
+
+def mlp_width(hidden: int) -> int:
+    """Llama's MLP width 8/3·d, rounded to a multiple of 16."""
+    return int(round(8 * hidden / 3 / 16)) * 16
+
+
+def count_params(hidden: int, layers: int, vocab: int = VOCAB_SIZE) -> int:
+    """Total parameters of the Llama shape (tied embeddings), without building it.
+
+    Matches ``sum(p.numel() for p in LlamaForCausalLM(cfg).parameters())``.
+    """
+    ff = mlp_width(hidden)
+    per_layer = 4 * hidden * hidden + 3 * hidden * ff + 2 * hidden
+    return vocab * hidden + layers * per_layer + hidden
+
+
+def tokens_for(params: float) -> float:
+    """Training tokens D(N) of the recipe (before rounding to whole steps)."""
+    return TOKENS_AT_REF * (params / PARAMS_REF) ** TOKENS_EXPONENT
+
+
+def learning_rate_for(params: float) -> float:
+    """Peak (= constant) learning rate η(N) of the recipe."""
+    return LR_AT_REF * (params / LR_PARAMS_REF) ** -LR_EXPONENT
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything needed to train one run of the recipe.
+
+    Attributes
+    ----------
+    name : str
+        Run name (``"L3-d64x2"``, ``"target-d256x5"``).
+    hidden, layers : int
+        Llama shape (heads = hidden / 32).
+    params : int
+        Total parameters.
+    tokens : int
+        Training tokens (``steps * batch_size * block_size``).
+    steps : int
+    learning_rate : float
+    warmup_steps : int
+    batch_size, block_size : int
+    checkpoint_steps : tuple of int
+        Steps whose weights are evaluated: every ``steps / n_checkpoints`` steps,
+        the last one is ``steps``.
+    role : str
+        ``'ladder'`` or ``'target'``.
+    data_seed, init_seed : int
+        Seeds of the training stream and of the initialisation.
+    """
+
+    name: str
+    hidden: int
+    layers: int
+    params: int
+    tokens: int
+    steps: int
+    learning_rate: float
+    warmup_steps: int
+    batch_size: int
+    block_size: int
+    checkpoint_steps: tuple
+    role: str = "ladder"
+    data_seed: int = 1
+    init_seed: int = 0
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.block_size
+
+    def compute_at(self, step: int) -> float:
+        """Training FLOPs after ``step`` steps: ``6 * N * tokens``."""
+        return 6.0 * self.params * step * self.tokens_per_step
+
+    @property
+    def compute(self) -> float:
+        return self.compute_at(self.steps)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["checkpoint_steps"] = list(self.checkpoint_steps)
+        out["compute"] = self.compute
+        return out
+
+    def llama_config(self):
+        """The ``transformers.LlamaConfig`` of this run."""
+        from transformers import LlamaConfig
+
+        return LlamaConfig(
+            vocab_size=VOCAB_SIZE,
+            hidden_size=self.hidden,
+            intermediate_size=mlp_width(self.hidden),
+            num_hidden_layers=self.layers,
+            num_attention_heads=self.hidden // HEAD_DIM,
+            num_key_value_heads=self.hidden // HEAD_DIM,
+            head_dim=HEAD_DIM,
+            max_position_embeddings=max(128, self.block_size),
+            tie_word_embeddings=True,
+            pad_token_id=0,
+            bos_token_id=None,
+            eos_token_id=2,
+            rms_norm_eps=1e-5,
+            initializer_range=0.02,
+        )
+
+    def training_arguments(self, output_dir, **overrides):
+        """HF ``TrainingArguments`` that reproduce the recipe with ``Trainer``.
+
+        Use with :class:`cod_monitor.demo.train.TokenBlockDataset` (``spec.steps *
+        spec.batch_size`` blocks) and :func:`cod_monitor.demo.train.build_model`.
+        ``save_steps`` is the checkpoint spacing; ``overrides`` win (e.g.
+        ``report_to="wandb"``, ``save_total_limit=2``).
+        """
+        from transformers import TrainingArguments
+
+        spacing = self.checkpoint_steps[0] if self.checkpoint_steps else self.steps
+        kwargs = dict(
+            output_dir=str(output_dir),
+            max_steps=self.steps,
+            per_device_train_batch_size=self.batch_size,
+            gradient_accumulation_steps=1,
+            learning_rate=self.learning_rate,
+            lr_scheduler_type="constant_with_warmup",
+            warmup_steps=self.warmup_steps,
+            weight_decay=WEIGHT_DECAY,
+            adam_beta1=ADAM_BETAS[0],
+            adam_beta2=ADAM_BETAS[1],
+            adam_epsilon=1e-8,
+            max_grad_norm=GRAD_CLIP,
+            optim="adamw_torch",
+            save_strategy="steps",
+            save_steps=spacing,
+            logging_steps=max(1, spacing // 2),
+            report_to="none",
+            seed=self.init_seed,
+            data_seed=self.data_seed,
+            dataloader_num_workers=0,
+            use_cpu=True,
+            disable_tqdm=True,
+            include_num_input_tokens_seen=True,
+        )
+        kwargs.update(overrides)
+        return TrainingArguments(**kwargs)
+
+
+def make_spec(
+    name: str,
+    hidden: int,
+    layers: int,
+    *,
+    role: str = "ladder",
+    tokens: int | None = None,
+    n_checkpoints: int | None = None,
+    learning_rate: float | None = None,
+    batch_size: int = BATCH_SIZE,
+    block_size: int = BLOCK_SIZE,
+    data_seed: int = 1,
+    init_seed: int = 0,
+) -> RunSpec:
+    """A :class:`RunSpec` for a Llama shape, filled in by the recipe's rules.
+
+    ``tokens`` and ``learning_rate`` default to :func:`tokens_for` and
+    :func:`learning_rate_for`; ``n_checkpoints`` to 8 (ladder) or 16 (target).
+    """
+    if hidden % HEAD_DIM:
+        raise ValueError(
+            f"The 'hidden' parameter must be a multiple of {HEAD_DIM}. Got {hidden!r} instead."
+        )
+    params = count_params(hidden, layers)
+    per_step = batch_size * block_size
+    if tokens is None:
+        tokens = tokens_for(params)
+    if n_checkpoints is None:
+        n_checkpoints = TARGET_CHECKPOINTS if role == "target" else LADDER_CHECKPOINTS
+    # steps: a whole number of checkpoint spacings (Trainer's save_steps is regular)
+    spacing = max(1, int(math.ceil(tokens / per_step / n_checkpoints)))
+    steps = spacing * n_checkpoints
+    ckpts = tuple(spacing * (k + 1) for k in range(n_checkpoints))
+    return RunSpec(
+        name=name,
+        hidden=hidden,
+        layers=layers,
+        params=params,
+        tokens=steps * per_step,
+        steps=steps,
+        learning_rate=learning_rate_for(params) if learning_rate is None else learning_rate,
+        warmup_steps=min(steps, max(MIN_WARMUP, int(round(WARMUP_SHARE * steps)))),
+        batch_size=batch_size,
+        block_size=block_size,
+        checkpoint_steps=ckpts,
+        role=role,
+        data_seed=data_seed,
+        init_seed=init_seed,
+    )
+
+
+def ladder_specs() -> list[RunSpec]:
+    """The six ladder runs of the shipped demo ladder, smallest first."""
+    return [
+        make_spec(f"L{i + 1}-d{h}x{n}", h, n) for i, (h, n) in enumerate(LADDER_SHAPES)
+    ]
+
+
+def target_spec(**overrides) -> RunSpec:
+    """The target run (role ``'target'``); ``overrides`` go to :func:`make_spec`."""
+    h, n = TARGET_SHAPE
+    return make_spec(f"target-d{h}x{n}", h, n, role="target", **overrides)
+
+
+def micro_specs(steps: int = 6, batch_size: int = 4) -> list[RunSpec]:
+    """Three micro ladder runs and a micro target for tests: a few steps, tiny batches."""
+    out = []
+    for i, (h, n) in enumerate(((32, 1), (32, 2), (64, 1))):
+        out.append(make_spec(f"micro{i + 1}-d{h}x{n}", h, n, tokens=steps * (i + 1) * batch_size
+                             * BLOCK_SIZE, n_checkpoints=2, batch_size=batch_size))
+    out.append(make_spec("micro-target-d64x2", 64, 2, role="target",
+                         tokens=4 * steps * batch_size * BLOCK_SIZE, n_checkpoints=3,
+                         batch_size=batch_size))
+    return out
+
+

@@ -1,0 +1,540 @@
+"""Training of the demo runs: data, model, the recipe's loop, per-checkpoint pass rates.
+
+Requires torch and transformers (``pip install 'cod_monitor[hf]'``).
+
+Two ways to train a :class:`~cod_monitor.demo.recipe.RunSpec`, same recipe:
+
+- :func:`train_run` with ``backend="trainer"`` (default): HF ``Trainer`` with
+  :meth:`RunSpec.training_arguments` and a :class:`TokenBlockDataset`; the
+  live-monitor demo attaches its callback to exactly this setup;
+- ``backend="loop"``: a plain PyTorch loop with the same optimizer, schedule,
+  clipping and data (a little faster on tiny models; see the benchmark).
+
+:func:`train_target` trains (or resumes) the target run alone with the Trainer and
+returns its checkpoints as :class:`cod_monitor.records.Checkpoint` records.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cod_monitor.demo.recipe import (
+    ADAM_BETAS,
+    GRAD_CLIP,
+    WEIGHT_DECAY,
+    RunSpec,
+    target_spec,
+)
+from cod_monitor.demo.tasks import STOP, TaskGenerator
+from cod_monitor.demo.tokenizer import encode_fast
+from cod_monitor.records import Checkpoint, EvalResult
+
+try:
+    import torch
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "cod_monitor.demo.train requires torch and transformers. "
+        "Run `pip install 'cod_monitor[hf]'`."
+    ) from exc
+
+__all__ = [
+    "TokenBlockDataset",
+    "build_model",
+    "train_run",
+    "train_target",
+    "exact_pass_rates",
+    "evaluate_model",
+    "validation_loss",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class TokenBlockDataset(torch.utils.data.Dataset):
+    """Blocks of training tokens from the task generator, generated on demand.
+
+    Block ``i`` is a deterministic function of ``(generator.seed, seed, i)``: it
+    packs whole training samples (never an evaluation prompt) starting at a sample
+    boundary, cut at ``block_size`` tokens. Random access makes it a map-style
+    dataset that ``Trainer`` can shuffle and resume.
+
+    Parameters
+    ----------
+    generator : TaskGenerator
+    n_blocks : int
+        Length of the dataset (``steps * batch_size`` for one epoch of a run).
+    block_size : int
+    seed : int or str, default 1
+        Stream seed; use another value for validation data.
+
+    Examples
+    --------
+    >>> ds = TokenBlockDataset(TaskGenerator(eval_size=60), n_blocks=4, block_size=64)
+    >>> ds[0]["input_ids"].shape
+    torch.Size([64])
+    """
+
+    def __init__(self, generator: TaskGenerator, n_blocks: int, block_size: int, seed=1):
+        self.generator = generator
+        self.n_blocks = int(n_blocks)
+        self.block_size = int(block_size)
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return self.n_blocks
+
+    def block_ids(self, i: int) -> list[int]:
+        """Token ids of block ``i``."""
+        ids: list[int] = []
+        for s in self.generator.train_samples(seed=f"{self.seed}:{i}"):
+            ids.extend(encode_fast(s.text))
+            if len(ids) >= self.block_size:
+                return ids[: self.block_size]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.n_blocks:
+            raise IndexError(i)
+        ids = torch.tensor(self.block_ids(i), dtype=torch.long)
+        return {"input_ids": ids, "labels": ids.clone()}
+
+
+def build_model(spec: RunSpec):
+    """A freshly initialised ``LlamaForCausalLM`` of the run (seeded by ``init_seed``)."""
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(spec.init_seed)
+    model = LlamaForCausalLM(spec.llama_config())
+    n = sum(p.numel() for p in model.parameters())
+    if n != spec.params:  # the recipe's count is what ladder.json records
+        raise RuntimeError(f"parameter count {n} differs from the recipe's {spec.params}")
+    return model
+
+
+# ----------------------------------------------------------------------- evaluation
+
+
+def _nucleus_log_probs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """Log-probabilities of the sampling policy (temperature, then top-p as HF does).
+
+    ``TopPLogitsWarper`` semantics: sort ascending, drop tokens whose cumulative
+    probability is <= 1 - top_p, always keep the most likely token; renormalise.
+    """
+    logits = logits.float() / temperature
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=False)
+        cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        remove = cum <= (1 - top_p)
+        remove[..., -1] = False
+        mask = remove.scatter(-1, order, remove)
+        logits = logits.masked_fill(mask, float("-inf"))
+    return torch.log_softmax(logits, dim=-1)
+
+
+@torch.no_grad()
+def exact_pass_rates(
+    model,
+    prompts: Sequence[str],
+    answers: Sequence[str],
+    *,
+    stop: str = STOP,
+    temperature: float = 1.0,
+    top_p: float = 0.7,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Teacher-forced probability that the sampling policy emits ``answer + stop``.
+
+    The ``exact`` pass rate of the design (no sampling noise), for the char-level
+    demo tokenizer. Used by the build when :mod:`cod_monitor.evaluators` is not
+    installed; :class:`cod_monitor.evaluators.HFEvaluator` computes the same number.
+
+    Parameters
+    ----------
+    model : transformers causal LM
+    prompts, answers : sequence of str
+    stop : str, default "\\n"
+    temperature : float, default 1.0
+    top_p : float, default 0.7
+    batch_size : int, default 256
+
+    Returns
+    -------
+    ndarray of shape (n_prompts,)
+    """
+    was_training = model.training
+    model.eval()
+    out = np.zeros(len(prompts))
+    items = [(encode_fast(p), encode_fast(a + stop)) for p, a in zip(prompts, answers)]
+    order = sorted(range(len(items)), key=lambda k: len(items[k][0]) + len(items[k][1]))
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        seqs = [items[k][0] + items[k][1] for k in idx]
+        width = max(map(len, seqs))
+        ids = torch.zeros((len(idx), width), dtype=torch.long)
+        attn = torch.zeros((len(idx), width), dtype=torch.long)
+        for r, s in enumerate(seqs):
+            ids[r, : len(s)] = torch.tensor(s)
+            attn[r, : len(s)] = 1
+        logp = _nucleus_log_probs(
+            model(input_ids=ids, attention_mask=attn).logits, temperature, top_p
+        )
+        for r, k in enumerate(idx):
+            p_len, a = len(items[k][0]), items[k][1]
+            pos = torch.arange(p_len - 1, p_len - 1 + len(a))
+            out[k] = float(logp[r, pos, torch.tensor(a)].sum().exp())
+    if was_training:
+        model.train()
+    return out
+
+
+def _evaluator_available() -> bool:
+    try:
+        from cod_monitor.evaluators import EvalSet, HFEvaluator  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def evaluate_model(
+    model,
+    generator: TaskGenerator,
+    *,
+    tokenizer=None,
+    temperature: float = 1.0,
+    top_p: float = 0.7,
+    use_evaluators: bool | None = None,
+) -> EvalResult:
+    """Exact pass rates of ``model`` on every evaluation sample of ``generator``.
+
+    Uses ``HFEvaluator(mode="exact")`` from :mod:`cod_monitor.evaluators` when it is
+    importable (``use_evaluators=None``), else :func:`exact_pass_rates`.
+
+    Returns
+    -------
+    EvalResult
+        ``eval_set="demo"``, sample ids in the generator's order.
+    """
+    if use_evaluators is None:
+        use_evaluators = _evaluator_available()
+    t0 = time.perf_counter()
+    if use_evaluators:
+        from cod_monitor.evaluators import HFEvaluator
+
+        if tokenizer is None:
+            from cod_monitor.demo.tokenizer import build_tokenizer
+
+            tokenizer = build_tokenizer()
+        was_training = model.training
+        evaluator = HFEvaluator(mode="exact", temperature=temperature, top_p=top_p,
+                                batch_size=256)
+        result = evaluator.evaluate((model, tokenizer), generator.eval_set())
+        if was_training:
+            model.train()
+        return result
+    records = generator.eval_records()
+    rates = exact_pass_rates(
+        model, [r["prompt"] for r in records], [r["answer"] for r in records],
+        temperature=temperature, top_p=top_p,
+    )
+    return EvalResult(
+        eval_set="demo",
+        sample_ids=tuple(r["id"] for r in records),
+        pass_rates=rates,
+        mode="exact",
+        wall_s=time.perf_counter() - t0,
+        meta={"backend": "cod_monitor.demo.train.exact_pass_rates", "temperature": temperature,
+              "top_p": top_p},
+    )
+
+
+@torch.no_grad()
+def validation_loss(model, blocks: torch.Tensor) -> float:
+    """Mean next-token loss (nats) on held-out token blocks of shape (n, block_size)."""
+    was_training = model.training
+    model.eval()
+    loss = float(model(input_ids=blocks, labels=blocks).loss)
+    if was_training:
+        model.train()
+    return loss
+
+
+def validation_blocks(generator: TaskGenerator, block_size: int, n: int = 32) -> torch.Tensor:
+    """``n`` held-out training-distribution blocks (their own seed; eval prompts rejected)."""
+    ds = TokenBlockDataset(generator, n, block_size, seed="validation")
+    return torch.stack([ds[i]["input_ids"] for i in range(n)])
+
+
+# -------------------------------------------------------------------------- training
+
+
+class _Progress:
+    """Plain progress lines on stderr (tqdm is not required)."""
+
+    def __init__(self, name: str, total: int, enabled: bool, every_s: float = 10.0):
+        self.name, self.total, self.enabled, self.every_s = name, total, enabled, every_s
+        self.t0 = self.last = time.perf_counter()
+
+    def update(self, step: int, loss: float | None = None, force: bool = False):
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if not force and now - self.last < self.every_s and step < self.total:
+            return
+        self.last = now
+        rate = step / max(now - self.t0, 1e-9)
+        eta = (self.total - step) / rate if rate > 0 else float("nan")
+        loss_txt = "" if loss is None else f" loss {loss:.3f}"
+        sys.stderr.write(
+            f"[{self.name}] step {step}/{self.total} ({100 * step / self.total:.0f}%)"
+            f"{loss_txt} {now - self.t0:.0f}s elapsed, eta {eta:.0f}s\n"
+        )
+        sys.stderr.flush()
+
+
+def _decay_groups(model) -> list[dict]:
+    """AdamW parameter groups as ``Trainer`` builds them: no decay on norms and biases."""
+    from transformers.trainer_pt_utils import get_parameter_names
+
+    try:
+        from transformers.pytorch_utils import ALL_LAYERNORM_LAYERS
+    except ImportError:  # pragma: no cover
+        ALL_LAYERNORM_LAYERS = [torch.nn.LayerNorm]
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
+    forbidden = list(ALL_LAYERNORM_LAYERS) + [LlamaRMSNorm]
+    decay = set(get_parameter_names(model, forbidden))
+    decay = {n for n in decay if "bias" not in n}
+    params = dict(model.named_parameters())
+    return [
+        {"params": [p for n, p in params.items() if n in decay], "weight_decay": WEIGHT_DECAY},
+        {"params": [p for n, p in params.items() if n not in decay], "weight_decay": 0.0},
+    ]
+
+
+def _lr_lambda(spec: RunSpec) -> Callable[[int], float]:
+    warm = spec.warmup_steps
+
+    def factor(step: int) -> float:  # transformers' constant_with_warmup
+        return step / max(1, warm) if step < warm else 1.0
+
+    return factor
+
+
+def _train_loop(spec, model, dataset, on_checkpoint, on_step, progress):
+    opt = torch.optim.AdamW(
+        _decay_groups(model), lr=spec.learning_rate, betas=ADAM_BETAS, eps=1e-8
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(spec))
+    gen = torch.Generator().manual_seed(spec.data_seed)
+    order = torch.randperm(len(dataset), generator=gen).tolist()
+    ckpts = set(spec.checkpoint_steps)
+    model.train()
+    losses = []
+    for step in range(1, spec.steps + 1):
+        idx = order[(step - 1) * spec.batch_size : step * spec.batch_size]
+        batch = torch.stack([dataset[i]["input_ids"] for i in idx])
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+        progress.update(step, losses[-1])
+        if on_step is not None:
+            on_step(step)
+        if step in ckpts and on_checkpoint is not None:
+            on_checkpoint(step, model)
+    return losses
+
+
+def _train_trainer(spec, model, dataset, on_checkpoint, on_step, progress, output_dir, save,
+                   resume, callbacks):
+    from transformers import PrinterCallback, Trainer, TrainerCallback
+
+    ckpts = set(spec.checkpoint_steps)
+    losses: list[float] = []
+
+    class _Hook(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                losses.append(float(logs["loss"]))
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            progress.update(state.global_step, losses[-1] if losses else None)
+            if on_step is not None:
+                on_step(state.global_step)
+            if state.global_step in ckpts and on_checkpoint is not None:
+                on_checkpoint(state.global_step, model)
+
+    overrides = {} if save else {"save_strategy": "no"}
+    args = spec.training_arguments(output_dir, **overrides)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        callbacks=[_Hook(), *(callbacks or [])],
+    )
+    trainer.remove_callback(PrinterCallback)  # logs go to our progress lines instead
+    trainer.train(resume_from_checkpoint=resume or None)
+    return losses
+
+
+def train_run(
+    spec: RunSpec,
+    generator: TaskGenerator,
+    *,
+    backend: str = "trainer",
+    on_checkpoint: Callable | None = None,
+    on_step: Callable | None = None,
+    threads: int | None = None,
+    output_dir=None,
+    save_checkpoints: bool = False,
+    resume: bool | str = False,
+    callbacks: Sequence = (),
+    progress: bool = False,
+):
+    """Train one run of the recipe from scratch (or resume it, Trainer only).
+
+    Parameters
+    ----------
+    spec : RunSpec
+    generator : TaskGenerator
+        Source of the training stream (evaluation prompts excluded).
+    backend : {'trainer', 'loop'}, default 'trainer'
+    on_checkpoint : callable, optional
+        ``on_checkpoint(step, model)`` at every step of ``spec.checkpoint_steps``
+        (in-memory weights; put the model back in train mode if you change it).
+    on_step : callable, optional
+        ``on_step(step)`` after every optimizer step (e.g. to change thread counts).
+    threads : int, optional
+        ``torch.set_num_threads`` for this process.
+    output_dir : path, optional
+        Trainer output directory (a temporary one when ``None``).
+    save_checkpoints : bool, default False
+        Write ``checkpoint-<step>`` directories (Trainer) at the checkpoint steps.
+    resume : bool or str, default False
+        ``resume_from_checkpoint`` for the Trainer.
+    callbacks : sequence of TrainerCallback
+        Extra Trainer callbacks (e.g. the COD monitor's).
+    progress : bool, default False
+        Write progress lines to stderr.
+
+    Returns
+    -------
+    model : LlamaForCausalLM
+        The trained model.
+    info : dict
+        ``losses`` (per logged step), ``wall_s``, ``tokens_per_s``.
+    """
+    if backend not in ("trainer", "loop"):
+        raise ValueError(
+            f"The 'backend' parameter of train_run must be one of ['trainer', 'loop']. "
+            f"Got {backend!r} instead."
+        )
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    model = build_model(spec)
+    dataset = TokenBlockDataset(generator, spec.steps * spec.batch_size, spec.block_size,
+                                seed=spec.data_seed)
+    bar = _Progress(spec.name, spec.steps, progress)
+    t0 = time.perf_counter()
+    if backend == "loop":
+        losses = _train_loop(spec, model, dataset, on_checkpoint, on_step, bar)
+    else:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="cod-demo-") as tmp:
+            losses = _train_trainer(spec, model, dataset, on_checkpoint, on_step, bar,
+                                    output_dir or tmp, save_checkpoints, resume, callbacks)
+    wall = time.perf_counter() - t0
+    bar.update(spec.steps, losses[-1] if losses else None, force=True)
+    model.eval()
+    return model, {"losses": losses, "wall_s": wall, "tokens_per_s": spec.tokens / wall}
+
+
+def train_target(
+    output_dir,
+    *,
+    spec: RunSpec | None = None,
+    generator: TaskGenerator | None = None,
+    resume: bool = False,
+    callbacks: Sequence = (),
+    threads: int | None = None,
+    progress: bool = False,
+    **training_overrides,
+) -> list[Checkpoint]:
+    """Train (or resume) the demo's target run alone with the HF ``Trainer``.
+
+    The same recipe as the ladder build; weights are written as
+    ``output_dir/checkpoint-<step>`` at every checkpoint step, with the tokenizer, so
+    that an evaluator can load each one with ``from_pretrained``.
+
+    Parameters
+    ----------
+    output_dir : path
+    spec : RunSpec, optional
+        Default :func:`cod_monitor.demo.recipe.target_spec`.
+    generator : TaskGenerator, optional
+        Default ``TaskGenerator(seed=0)`` (the shipped ladder's benchmark).
+    resume : bool, default False
+        Continue from the last ``checkpoint-*`` in ``output_dir``.
+    callbacks : sequence of TrainerCallback
+        E.g. ``CODCallback``.
+    threads : int, optional
+    progress : bool, default False
+    **training_overrides
+        Passed to :meth:`RunSpec.training_arguments` (e.g. ``save_total_limit``,
+        ``report_to``).
+
+    Returns
+    -------
+    list of Checkpoint
+        One per checkpoint directory present at the end, by step (``compute =
+        6 * params * tokens``).
+    """
+    from transformers import Trainer
+
+    from cod_monitor.demo.tokenizer import save_tokenizer
+
+    spec = spec or target_spec()
+    generator = generator or TaskGenerator(seed=0)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    model = build_model(spec)
+    dataset = TokenBlockDataset(generator, spec.steps * spec.batch_size, spec.block_size,
+                                seed=spec.data_seed)
+    from cod_monitor.demo.tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    args = spec.training_arguments(output_dir, **training_overrides)
+    bar = _Progress(spec.name, spec.steps, progress)
+
+    from transformers import TrainerCallback
+
+    class _Bar(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            bar.update(state.global_step)
+
+    trainer = Trainer(model=model, args=args, train_dataset=dataset,
+                      processing_class=tokenizer, callbacks=[_Bar(), *callbacks])
+    if progress:
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # our progress lines instead
+    trainer.train(resume_from_checkpoint=bool(resume) or None)
+    save_tokenizer(output_dir)
+    out = []
+    for d in sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
+        step = int(d.name.split("-")[1])
+        out.append(Checkpoint(step=step, compute=spec.compute_at(step),
+                              tokens=float(step * spec.tokens_per_step), path=str(d)))
+    return out

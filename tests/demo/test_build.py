@@ -1,0 +1,130 @@
+"""The demo ladder build (micro version), its CLI and the shipped prebuilt ladder."""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cod_monitor.demo import SHIPPED_LADDER, load_demo_ladder
+from cod_monitor.demo.tasks import FAMILIES
+from cod_monitor.ladder import Ladder
+
+
+def _final_checkpoints(ladder):
+    last = {}
+    for m in ladder.models:
+        if m.run_key not in last or m.step > last[m.run_key].step:
+            last[m.run_key] = m
+    return sorted(last.values(), key=lambda m: m.compute)
+
+
+def _accuracy(ladder, model, benchmark="demo"):
+    roles = sorted({m.role for m in ladder.models})
+    mat = ladder.matrix(benchmark, roles=roles)
+    return float(mat.pass_rates[:, mat.model_names.index(model.name)].mean())
+
+
+# ----------------------------------------------------------------------- micro build
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from cod_monitor.demo.build import build_demo_ladder
+    from cod_monitor.demo.recipe import micro_specs
+
+    out = tmp_path_factory.mktemp("micro")
+    return build_demo_ladder(out, specs=micro_specs(steps=4), eval_size=60, workers=1,
+                             threads=1, backend="loop", keep_weights="final", progress=False)
+
+
+def test_micro_build_writes_a_valid_ladder_with_a_target_and_steps(micro):
+    ladder = Ladder.load(micro.path)
+    assert len(ladder.models) == len(micro.ladder.models)
+    runs = {m.run for m in ladder.models}
+    assert len(runs) == 4
+    targets = ladder.models_with_role("target")
+    assert targets and {m.run for m in targets} == {"micro-target-d64x2"}
+    assert all(m.step is not None and m.loss is not None for m in ladder.models)
+    for m in ladder.models:
+        assert m.compute == pytest.approx(6 * m.params * m.tokens)
+    assert set(ladder.benchmarks) == {"demo", *FAMILIES}
+    demo = ladder.matrix("demo")
+    assert demo.pass_rates.shape[0] == sum(
+        ladder.matrix(f).pass_rates.shape[0] for f in FAMILIES)
+    out = micro.path.parent
+    for name in ("eval.jsonl", "build.json", "report.txt", "tokenizer/tokenizer.json"):
+        assert (out / name).is_file(), name
+    assert (out / "models" / "micro-target-d64x2" / "config.json").is_file()
+    assert "accuracy rises with compute" in micro.report
+    assert micro.summary["runs"][-1]["tokens_per_s"] > 0
+
+
+def test_build_demo_cli_parser(tmp_path):
+    from cod_monitor.cli.build_demo import add_build_demo_parser, run_build_demo
+
+    parser = argparse.ArgumentParser(prog="cod-monitor")
+    ladder = parser.add_subparsers(dest="command").add_parser("ladder")
+    add_build_demo_parser(ladder.add_subparsers(dest="ladder_command"))
+    args = parser.parse_args(["ladder", "build-demo", "--out", str(tmp_path), "--workers", "1",
+                              "--backend", "loop", "--micro", "--quiet"])
+    assert args.func is run_build_demo
+    assert args.out == tmp_path and args.workers == 1 and args.micro and args.quiet
+    assert args.eval_size == 1600 and args.keep_weights == "final"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["ladder", "build-demo"])  # --out is required
+
+
+# ------------------------------------------------------------------- shipped ladder
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_demo_ladder()
+
+
+def test_shipped_ladder_is_small_and_packaged():
+    files = sorted(p.name for p in SHIPPED_LADDER.iterdir())
+    assert "ladder.json" in files and "scores.csv.gz" in files and "BUILD.md" in files
+    size = sum(p.stat().st_size for p in SHIPPED_LADDER.iterdir())
+    assert size <= 2 * 1024 * 1024
+    assert not any(p.suffix in (".safetensors", ".bin", ".pt") for p in SHIPPED_LADDER.iterdir())
+    from importlib.resources import files as resource_files
+
+    assert resource_files("cod_monitor").joinpath("data/demo_ladder/ladder.json").is_file()
+
+
+def test_shipped_ladder_has_six_runs_and_a_far_target(shipped):
+    finals = _final_checkpoints(shipped)
+    ladder_runs = [m for m in finals if m.role == "ladder"]
+    targets = [m for m in finals if m.role == "target"]
+    assert len(ladder_runs) >= 6 and len(targets) == 1
+    assert targets[0].compute >= 3 * ladder_runs[-1].compute
+    params = [m.params for m in ladder_runs]
+    assert all(b > 1.5 * a for a, b in zip(params, params[1:]))
+    per_run = {}
+    for m in shipped.models:
+        per_run.setdefault(m.run, []).append(m.step)
+    assert all(len(steps) >= 4 for steps in per_run.values())
+    assert set(shipped.benchmarks) == {"demo", *FAMILIES}
+    assert 1000 <= len(shipped.matrix("demo").sample_ids) <= 2000
+
+
+def test_shipped_ladder_accuracy_rises_with_compute(shipped):
+    finals = _final_checkpoints(shipped)
+    acc = [_accuracy(shipped, m) for m in finals]
+    assert all(b > a for a, b in zip(acc, acc[1:])), acc
+    assert acc[0] < 0.2 and acc[-1] > 0.4
+    # samples emerge at different points of the ladder
+    ladder_finals = [m for m in finals if m.role == "ladder"]
+    X = shipped.matrix("demo", models=[m.name for m in ladder_finals]).pass_rates
+    first = np.where((X > 0.5).any(axis=1), (X > 0.5).argmax(axis=1), len(ladder_finals))
+    assert len(np.unique(first)) >= 4
+
+
+def test_shipped_build_md_has_the_command():
+    text = (SHIPPED_LADDER / "BUILD.md").read_text()
+    assert "cod-monitor ladder build-demo" in text
+    assert Path(SHIPPED_LADDER / "ladder.json").stat().st_size > 0
