@@ -1,0 +1,746 @@
+"""Forecast the accuracy of a run *in progress*, checkpoint by checkpoint.
+
+COD (:class:`~cod_monitor.forecast.CODForecaster`) fits the *finished* models of a
+ladder: accuracy as a function of the compute :math:`C = 6ND` of a model trained to
+the end of its token budget. A checkpoint of a bigger run at compute :math:`C_t` is
+not such a model: it has more parameters and has seen far fewer tokens than a ladder
+model of equal compute. On a real tiny CPU run (checkpoints at 0.3x to 2.7x the
+largest ladder model's compute) the equal-compute COD forecast said 0.46-0.61 while
+the run measured 0.09-0.58. The modes:
+
+``'compute'``
+    The COD curve at the checkpoint's compute. Biased for intermediate
+    checkpoints: an early checkpoint of a large model is a badly *under-trained*
+    model for its compute, so the forecast is too high early in the run and the bias
+    shrinks as the run approaches the ladder's tokens-per-parameter ratio. Useful for
+    the end-of-run forecast, and the only choice when the ladder has no intermediate
+    checkpoints.
+``'trajectory'``
+    COD's clusters, extrapolatable filter and subset-to-full mapping, with each kept
+    cluster's law written in parameters :math:`N` and tokens seen :math:`D` and
+    fitted on *every* checkpoint of the ladder runs (models with ``step``/``run``):
+
+    .. math:: y_k(N, D) = g_k + (1-g_k)\\exp\\left(-A_k N^{-\\alpha_k}
+              - B_k D^{-\\beta_k} - c_k\\right)
+
+    i.e. the COD law with the answer loss written as a Chinchilla-style sum of a
+    model-size and a data term. The forecast for a checkpoint of the target run is
+    :math:`f(\\sum_k n_k y_k(N_T, D_t) / \\sum_k n_k)` with :math:`f` COD's last step
+    (:meth:`CODForecaster.full_from_subset`: the subset-to-full mapping, or the
+    subset/rest share combination).
+``'trajectory_e2e'``
+    One such law fitted to the full-set accuracy directly (an ablation: no
+    clustering, no mapping).
+``'auto'``
+    ``'trajectory'`` when the ladder has at least ``min_runs`` runs with at least
+    ``min_checkpoints`` checkpoints each, else ``'compute'``.
+
+Intervals
+---------
+:meth:`TrajectoryForecaster.predict_interval` is a prediction interval for one
+*observed* checkpoint, not only for the law: a bootstrap over samples (within
+clusters) and ladder runs gives the uncertainty of the fit, and the residual spread
+of the ladder's own points around the fitted curve (``residual_sd_``: checkpoint to
+checkpoint noise of a constant-learning-rate run, evaluation noise and lack of fit)
+is added in quadrature. In ``'compute'`` mode the residuals are those of the
+finished ladder models, which COD fits closely, so its band stays narrow and its
+bias shows up as drift alerts.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import least_squares
+from scipy.stats import norm
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from cod_monitor.exceptions import FitWarning
+from cod_monitor.forecast import CODForecaster, _cluster_means, load_ladder
+from cod_monitor.records import ForecastPoint
+
+__all__ = [
+    "TRAJECTORY_MODES",
+    "TrajectoryForecaster",
+    "TrajectoryLaw",
+    "fit_trajectory_laws",
+    "ladder_runs",
+    "trajectory_accuracy",
+]
+
+#: Modes of :class:`TrajectoryForecaster` (``'auto'`` resolves to one of the others).
+TRAJECTORY_MODES = ("auto", "compute", "trajectory", "trajectory_e2e")
+
+# parameter vector (log a_n, alpha, log a_d, beta, c, g) with N, D scaled by their
+# geometric means over the fitted points
+_LOWER = np.array([np.log(1e-6), 0.02, np.log(1e-6), 0.02, 0.0, 0.0])
+_UPPER = np.array([np.log(1e4), 3.0, np.log(1e4), 3.0, 20.0, 0.999])
+_GRID_LOGA = np.log(np.logspace(-2.5, 1.5, 9))
+_GRID_EXP = np.array([0.1, 0.3, 0.6, 1.0, 1.6])
+_GRID_C = np.array([0.0, 0.1, 0.4, 1.5])
+_GRID_G = np.array([0.0, 0.15, 0.35])
+_NAMES = ("A", "alpha", "B", "beta", "c", "g")
+
+
+def trajectory_accuracy(params, tokens, A, alpha, B, beta, c=0.0, g=0.0):
+    """Evaluate :math:`g + (1-g)\\exp(-A N^{-\\alpha} - B D^{-\\beta} - c)`.
+
+    Parameters
+    ----------
+    params : array_like
+        Model parameters :math:`N` (positive).
+    tokens : array_like
+        Training tokens seen :math:`D` (positive), broadcast against ``params``.
+    A, alpha, B, beta : float
+        Size and data terms of the answer loss.
+    c : float, default 0
+        Irreducible term; the ceiling is ``g + (1-g) exp(-c)``.
+    g : float, default 0
+        Floor.
+
+    Returns
+    -------
+    ndarray
+
+    Examples
+    --------
+    >>> round(float(trajectory_accuracy(1e6, 1e8, A=1e3, alpha=0.5, B=1e4, beta=0.5)), 4)
+    0.3012
+    """
+    n = np.asarray(params, dtype=float)
+    d = np.asarray(tokens, dtype=float)
+    with np.errstate(over="ignore", divide="ignore", under="ignore"):
+        t = np.exp(np.log(A) - alpha * np.log(n)) + np.exp(np.log(B) - beta * np.log(d))
+        return g + (1.0 - g) * np.exp(-t - c)
+
+
+@dataclass(frozen=True)
+class TrajectoryLaw:
+    """A fitted law :math:`y(N, D)` and its diagnostics.
+
+    Attributes
+    ----------
+    A, alpha, B, beta, c, g : float
+        Parameters, with :math:`N` in parameters and :math:`D` in tokens.
+    rmse : float
+        Root-mean-square residual over the fitted points.
+    success : bool
+        Whether the optimiser returned finite parameters.
+    n_points : int
+    at_bound : tuple of str
+        Parameters that ended on a bound of the search box.
+    """
+
+    A: float
+    alpha: float
+    B: float
+    beta: float
+    c: float
+    g: float
+    rmse: float
+    success: bool
+    n_points: int
+    at_bound: tuple = field(default=())
+
+    def __call__(self, params, tokens):
+        """Expected accuracy at ``params`` parameters after ``tokens`` tokens."""
+        return trajectory_accuracy(params, tokens, self.A, self.alpha, self.B, self.beta,
+                                   self.c, self.g)
+
+    @property
+    def ceiling(self) -> float:
+        """Accuracy approached with unlimited parameters and tokens."""
+        return float(self.g + (1 - self.g) * math.exp(-self.c))
+
+    def as_dict(self) -> dict:
+        """Plain-Python view for reports and JSON."""
+        out = {k: getattr(self, k) for k in _NAMES}
+        out.update(rmse=self.rmse, success=self.success, n_points=self.n_points,
+                   at_bound=list(self.at_bound))
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in out.items()}
+
+
+_FAILED = TrajectoryLaw(*(np.nan,) * 7, success=False, n_points=0)
+
+
+def _predict_theta(theta, x, z):
+    """Law in the scaled parametrisation; returns (y, e, tn, td, g)."""
+    la, alpha, lb, beta, c, g = theta
+    tn = np.exp(la - alpha * np.log(x))
+    td = np.exp(lb - beta * np.log(z))
+    e = np.exp(-tn - td - c)
+    return g + (1 - g) * e, e, tn, td, g
+
+
+def _jac(theta, x, z, lx, lz):
+    _, e, tn, td, g = _predict_theta(theta, x, z)
+    one_g = 1 - g
+    return np.stack(
+        [
+            -one_g * e * tn,  # d / d log a_n
+            one_g * e * tn * lx,  # d / d alpha
+            -one_g * e * td,  # d / d log a_d
+            one_g * e * td * lz,  # d / d beta
+            -one_g * e,  # d / d c
+            1 - e,  # d / d g
+        ],
+        axis=1,
+    )
+
+
+def _grid() -> np.ndarray:
+    mesh = np.meshgrid(_GRID_LOGA, _GRID_EXP, _GRID_LOGA, _GRID_EXP, _GRID_C, _GRID_G,
+                       indexing="ij")
+    return np.stack([m.ravel() for m in mesh], axis=1)
+
+
+def _grid_predictions(grid, lx, lz) -> np.ndarray:
+    """(n_grid, n_points) predictions; the part over (log a, exponent) is shared."""
+    with np.errstate(over="ignore", under="ignore"):
+        tn = np.exp(grid[:, 0:1] - grid[:, 1:2] * lx[None, :])
+        td = np.exp(grid[:, 2:3] - grid[:, 3:4] * lz[None, :])
+        e = np.exp(-tn - td - grid[:, 4:5])
+    g = grid[:, 5:6]
+    return g + (1 - g) * e
+
+
+def _to_theta(law: TrajectoryLaw, n_ref: float, d_ref: float) -> np.ndarray:
+    theta = np.array([
+        math.log(max(law.A, 1e-300)) - law.alpha * math.log(n_ref),
+        law.alpha,
+        math.log(max(law.B, 1e-300)) - law.beta * math.log(d_ref),
+        law.beta,
+        law.c,
+        law.g,
+    ])
+    return np.clip(theta, _LOWER, _UPPER)
+
+
+def fit_trajectory_laws(
+    params,
+    tokens,
+    accuracy,
+    *,
+    n_refine: int = 3,
+    init: list[TrajectoryLaw] | None = None,
+) -> list[TrajectoryLaw]:
+    """Fit one law :math:`y(N, D)` per row of ``accuracy``.
+
+    A vectorised grid of starting points is scored for every curve at once, then the
+    best ``n_refine`` are refined with bounded least squares (analytic Jacobian), as
+    :func:`cod_monitor.laws.fit_laws` does for the compute law.
+
+    Parameters
+    ----------
+    params, tokens : array_like of shape (n_points,)
+        Parameters :math:`N` and tokens seen :math:`D` of every checkpoint (positive).
+    accuracy : array_like of shape (n_curves, n_points) or (n_points,)
+        Accuracy of every curve (e.g. every difficulty cluster) at every checkpoint.
+    n_refine : int, default 3
+    init : list of TrajectoryLaw, optional
+        Warm starts (one per curve); the grid is skipped.
+
+    Returns
+    -------
+    list of TrajectoryLaw
+
+    Raises
+    ------
+    ValueError
+        Shapes that disagree, non-positive ``params`` or ``tokens``, or fewer than two
+        distinct values of either.
+
+    Warns
+    -----
+    FitWarning
+        A curve that no start could fit (its ``success`` is False).
+
+    Examples
+    --------
+    >>> N = np.repeat([1e5, 3e5, 1e6, 3e6], 4)
+    >>> D = np.tile([1e6, 2e6, 4e6, 8e6], 4)
+    >>> y = trajectory_accuracy(N, D, A=300.0, alpha=0.5, B=2000.0, beta=0.5, c=0.1)
+    >>> law = fit_trajectory_laws(N, D, y)[0]
+    >>> round(float(law(1e7, 1.6e7)), 3), round(float(trajectory_accuracy(
+    ...     1e7, 1.6e7, A=300.0, alpha=0.5, B=2000.0, beta=0.5, c=0.1)), 3)
+    (0.489, 0.489)
+    """
+    n = np.asarray(params, dtype=float)
+    d = np.asarray(tokens, dtype=float)
+    y = np.atleast_2d(np.asarray(accuracy, dtype=float))
+    if n.ndim != 1 or n.shape != d.shape or y.shape[1] != n.shape[0]:
+        raise ValueError(
+            f"`params` and `tokens` should be 1D and match the last axis of `accuracy`: "
+            f"{n.shape = }, {d.shape = }, {y.shape = }"
+        )
+    if not (np.all(np.isfinite(n)) and np.all(np.isfinite(d)) and n.min() > 0 and d.min() > 0):
+        raise ValueError("`params` and `tokens` should be positive and finite")
+    if len(np.unique(n)) < 2 or len(np.unique(d)) < 2:
+        raise ValueError("`params` and `tokens` need at least two distinct values each to fit a law")
+    n_ref, d_ref = float(np.exp(np.log(n).mean())), float(np.exp(np.log(d).mean()))
+    x, z = n / n_ref, d / d_ref
+    lx, lz = np.log(x), np.log(z)
+    if init is None:
+        grid = _grid()
+        pred = _grid_predictions(grid, lx, lz)
+        sse = (y**2).sum(1)[:, None] - 2 * y @ pred.T + (pred**2).sum(1)[None, :]
+        best = np.argsort(sse, axis=1)[:, :n_refine]
+        starts = [grid[row] for row in best]
+    else:
+        if len(init) != len(y):
+            raise ValueError(f"`init` has {len(init)} laws for {len(y)} curves")
+        starts = [[_to_theta(law, n_ref, d_ref)] if law.success else [] for law in init]
+        if any(not s for s in starts):  # a failed warm start: fall back to the grid for it
+            grid = _grid()
+            pred = _grid_predictions(grid, lx, lz)
+            for i, s in enumerate(starts):
+                if not s:
+                    sse = ((pred - y[i]) ** 2).sum(1)
+                    starts[i] = list(grid[np.argsort(sse)[:n_refine]])
+    return [_refine(x, z, lx, lz, yi, st, n_ref, d_ref) for yi, st in zip(y, starts)]
+
+
+def _refine(x, z, lx, lz, y, starts, n_ref, d_ref) -> TrajectoryLaw:
+    best = None
+    for theta0 in starts:
+        theta0 = np.clip(np.asarray(theta0, float), _LOWER, _UPPER)
+        try:
+            res = least_squares(
+                lambda th: _predict_theta(th, x, z)[0] - y,
+                theta0,
+                jac=lambda th: _jac(th, x, z, lx, lz),
+                bounds=(_LOWER, _UPPER),
+                method="trf",
+                x_scale="jac",
+                max_nfev=300,
+            )
+        except (ValueError, FloatingPointError):  # pragma: no cover - defensive
+            continue
+        if np.all(np.isfinite(res.x)) and (best is None or res.cost < best.cost):
+            best = res
+    if best is None:
+        warnings.warn("trajectory law fit failed from every start", FitWarning, stacklevel=3)
+        return _FAILED
+    la, alpha, lb, beta, c, g = (float(v) for v in best.x)
+    tol = 1e-6 * (_UPPER - _LOWER)
+    at_bound = tuple(
+        nm for nm, v, lo, hi, t in zip(_NAMES, best.x, _LOWER, _UPPER, tol)
+        if v <= lo + t or v >= hi - t
+    )
+    rmse = float(np.sqrt(np.mean((_predict_theta(best.x, x, z)[0] - y) ** 2)))
+    return TrajectoryLaw(
+        A=math.exp(la + alpha * math.log(n_ref)),
+        alpha=alpha,
+        B=math.exp(lb + beta * math.log(d_ref)),
+        beta=beta,
+        c=c,
+        g=g,
+        rmse=rmse,
+        success=True,
+        n_points=len(y),
+        at_bound=at_bound,
+    )
+
+
+def ladder_runs(models) -> dict[str, list[int]]:
+    """Column indices of every run's checkpoints, by step (models without ``step``
+    are runs of one checkpoint)."""
+    runs: dict[str, list[int]] = {}
+    for i, m in enumerate(models):
+        key = m.run_key if m.step is not None else f"model={m.name}"
+        runs.setdefault(key, []).append(i)
+    for key in runs:
+        runs[key].sort(key=lambda i: (models[i].step or 0, models[i].tokens))
+    return runs
+
+
+class TrajectoryForecaster(BaseEstimator):
+    """Forecast a run's accuracy at each of its checkpoints (see the module docstring).
+
+    Parameters
+    ----------
+    mode : {'auto', 'compute', 'trajectory', 'trajectory_e2e'}, default 'auto'
+    cod_params : dict, optional
+        Parameters of the underlying :class:`~cod_monitor.forecast.CODForecaster`
+        (clusters, filter, mapping, compute-mode forecasts). The default adds
+        ``fallback='all_clusters'`` so that a monitor keeps forecasting when no
+        cluster passes the filter.
+    n_bootstrap : int, default 100
+        Bootstrap replicates of the interval (0: residual spread only).
+    noise : bool, default True
+        Add the residual spread of the ladder points (``residual_sd_``) to the interval.
+    min_runs, min_checkpoints : int, default 3, 3
+        What ``'auto'`` (and ``'trajectory'``) need: runs with at least
+        ``min_checkpoints`` checkpoints each.
+    random_state : int, default 0
+
+    Attributes
+    ----------
+    mode_ : str
+        The mode in use (``'auto'`` resolved).
+    reason_ : str
+        Why ``'auto'`` chose it.
+    benchmark_ : str
+    cod_ : CODForecaster
+        Clusters, filter, mapping and the compute-mode curve.
+    laws_ : list of TrajectoryLaw or None
+        Per COD cluster (``None`` for clusters not kept); a one-element list in
+        ``'trajectory_e2e'`` mode; empty in ``'compute'`` mode.
+    weights_ : ndarray
+        Cluster weights of the subset forecast.
+    residual_sd_ : float
+        RMS residual of the full-set accuracy of the ladder points around the fit.
+    n_runs_, n_points_ : int
+        Ladder runs and checkpoints fitted.
+
+    Examples
+    --------
+    >>> from cod_monitor.synthetic import synthetic_ladder
+    >>> syn = synthetic_ladder(n_samples=500, seed=0)
+    >>> tf = TrajectoryForecaster(n_bootstrap=0).fit(syn.ladder, syn.benchmark)
+    >>> tf.mode_  # no intermediate checkpoints in this ladder
+    'compute'
+    >>> fp = tf.forecast(step=100, params=7e10, tokens=1.4e12)
+    >>> fp.lower <= fp.value <= fp.upper
+    True
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: str = "auto",
+        cod_params: dict | None = None,
+        n_bootstrap: int = 100,
+        noise: bool = True,
+        min_runs: int = 3,
+        min_checkpoints: int = 3,
+        random_state: int = 0,
+    ):
+        self.mode = mode
+        self.cod_params = cod_params
+        self.n_bootstrap = n_bootstrap
+        self.noise = noise
+        self.min_runs = min_runs
+        self.min_checkpoints = min_checkpoints
+        self.random_state = random_state
+
+    # ---------------------------------------------------------------- fitting
+
+    def _validate_params(self):
+        if self.mode not in TRAJECTORY_MODES:
+            raise ValueError(
+                f"The 'mode' parameter of TrajectoryForecaster must be a str among "
+                f"{list(TRAJECTORY_MODES)}. Got {self.mode!r} instead."
+            )
+        if isinstance(self.n_bootstrap, bool) or int(self.n_bootstrap) < 0:
+            raise ValueError(
+                "The 'n_bootstrap' parameter of TrajectoryForecaster must be an int in "
+                f"[0, inf). Got {self.n_bootstrap!r} instead."
+            )
+
+    def fit(self, ladder, benchmark: str):
+        """Fit COD and, when the ladder allows, the per-cluster trajectory laws.
+
+        Parameters
+        ----------
+        ladder : Ladder or path
+            Models with role ``'ladder'`` are fitted; intermediate checkpoints need
+            ``step`` (and ``run``, unless a run is identified by its ``params``).
+        benchmark : str
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            ``mode='trajectory'`` (or ``'trajectory_e2e'``) on a ladder without
+            enough runs of intermediate checkpoints.
+        LadderValidationError, NoExtrapolatableClusterError
+            As :meth:`CODForecaster.fit`.
+        """
+        self._validate_params()
+        ladder = load_ladder(ladder)
+        cod_kw = {"fallback": "all_clusters", "random_state": self.random_state,
+                  "n_bootstrap": self.n_bootstrap}
+        cod_kw.update(self.cod_params or {})
+        cod = CODForecaster(**cod_kw).fit(ladder, benchmark)
+
+        full = ladder.matrix(benchmark, roles=("ladder",))
+        runs = ladder_runs(full.models)
+        long_runs = [r for r, idx in runs.items() if len(idx) >= self.min_checkpoints]
+        enough = len(long_runs) >= self.min_runs
+        mode = self.mode
+        if mode == "auto":
+            mode = "trajectory" if enough else "compute"
+            reason = (
+                f"{len(long_runs)} ladder runs have >= {self.min_checkpoints} checkpoints"
+                + (" (enough for the trajectory law)" if enough
+                   else f"; the trajectory law needs {self.min_runs}")
+            )
+        else:
+            reason = "set by the caller"
+            if mode != "compute" and not enough:
+                raise ValueError(
+                    f"mode={mode!r} needs at least {self.min_runs} ladder runs with "
+                    f">= {self.min_checkpoints} checkpoints (models with step and run); "
+                    f"this ladder has {len(long_runs)}. Use mode='compute' or 'auto'."
+                )
+
+        X = full.pass_rates
+        labels = None
+        N = np.array([m.params for m in full.models])
+        D = np.array([m.tokens for m in full.models])
+        full_acc = X.mean(axis=0)
+        if mode == "compute":
+            laws, weights = [], np.zeros(0)
+            final = np.array([m.name in {f.name for f in cod.models_} for m in full.models])
+            pred = np.asarray(cod.predict(np.array([m.compute for m in full.models])[final]))
+            resid = full_acc[final] - pred
+            n_points = int(final.sum())
+        else:
+            if mode == "trajectory":
+                # COD's labels are per sample; the ladder matrix has the same samples
+                labels, kept = self._labels_for(cod, full)
+                n_clusters = len(cod.cluster_fits_)
+                acc, sizes = _cluster_means(X, labels, n_clusters)
+                ids = np.flatnonzero(kept)
+                fitted = fit_trajectory_laws(N, D, acc[ids])
+                laws = [None] * n_clusters
+                for k, law in zip(ids, fitted):
+                    laws[k] = law
+                weights = np.zeros(n_clusters)
+                weights[ids] = sizes[ids] / sizes[ids].sum()
+            else:
+                laws = fit_trajectory_laws(N, D, full_acc)
+                weights = np.ones(1)
+            self.cod_, self.laws_, self.weights_ = cod, laws, weights  # for _point below
+            self.mode_ = mode
+            C = np.array([m.compute for m in full.models])
+            resid = full_acc - self._point(N, D, C)
+            n_points = len(full.models)
+
+        self.mode_ = mode
+        self.reason_ = reason
+        self.benchmark_ = benchmark
+        self.cod_ = cod
+        self.laws_ = laws
+        self.weights_ = weights
+        self.residual_sd_ = float(np.sqrt(np.mean(resid**2))) if len(resid) else 0.0
+        self.n_runs_ = len(runs)
+        self.n_points_ = n_points
+        self._fit_data = (X, N, D, runs, labels)
+        self._replicates = None
+        return self
+
+    @staticmethod
+    def _labels_for(cod, full):
+        if not np.array_equal(np.asarray(cod.sample_ids_), np.asarray(full.sample_ids)):
+            index = {s: i for i, s in enumerate(cod.sample_ids_)}
+            order = np.array([index[s] for s in full.sample_ids])
+            return cod.labels_[order], cod.kept_
+        return cod.labels_, cod.kept_
+
+    # ------------------------------------------------------------- prediction
+
+    def _point(self, params, tokens, compute, laws=None):
+        if self.mode_ == "compute":
+            c = compute if compute is not None else 6.0 * np.asarray(params) * np.asarray(tokens)
+            return np.asarray(self.cod_.predict(c), dtype=float)
+        laws = self.laws_ if laws is None else laws
+        if self.mode_ == "trajectory_e2e":
+            return np.clip(laws[0](params, tokens), 0.0, 1.0)
+        subset = 0.0
+        for w, law in zip(self.weights_, laws):
+            if law is not None and w > 0:
+                subset = subset + w * law(params, tokens)
+        c = compute if compute is not None else 6.0 * np.asarray(params) * np.asarray(tokens)
+        # COD's last step: the subset-to-full mapping (or the subset/rest share combination)
+        full = self.cod_.full_from_subset(np.clip(subset, 0.0, 1.0), c)
+        return np.clip(np.asarray(full, dtype=float), 0.0, 1.0)
+
+    def _args(self, params, tokens, compute):
+        if compute is not None:
+            compute = np.asarray(compute, dtype=float)
+        if self.mode_ == "compute" and compute is not None:
+            return None, None, compute
+        if params is None or tokens is None:
+            raise ValueError(
+                f"mode {self.mode_!r} needs the checkpoint's params and tokens"
+                + (" (or its compute)" if self.mode_ == "compute" else "")
+            )
+        p, t = np.asarray(params, dtype=float), np.asarray(tokens, dtype=float)
+        if np.any(~np.isfinite(p)) or np.any(p <= 0) or np.any(~np.isfinite(t)) or np.any(t <= 0):
+            raise ValueError(f"`params` and `tokens` should be positive, got {params!r}, {tokens!r}")
+        return p, t, compute
+
+    def predict(self, params=None, tokens=None, *, compute=None):
+        """Forecast accuracy of a checkpoint with ``params`` parameters after ``tokens`` tokens.
+
+        Parameters
+        ----------
+        params : float or array_like
+            Parameters of the run (:math:`N_T`).
+        tokens : float or array_like
+            Tokens seen at the checkpoint(s).
+        compute : float or array_like, optional
+            FLOPs at the checkpoint; ``'compute'`` mode uses it instead of
+            ``6 * params * tokens``.
+
+        Returns
+        -------
+        float or ndarray
+        """
+        check_is_fitted(self, "mode_")
+        p, t, c = self._args(params, tokens, compute)
+        out = self._point(p, t, c)
+        return float(out) if np.ndim(out) == 0 else out
+
+    def predict_interval(self, params=None, tokens=None, *, compute=None, level: float = 0.9):
+        """Prediction interval for the accuracy *observed* at a checkpoint.
+
+        Parameters
+        ----------
+        params, tokens, compute
+            As :meth:`predict`.
+        level : float, default 0.9
+
+        Returns
+        -------
+        (lower, upper) : floats or ndarrays
+        """
+        check_is_fitted(self, "mode_")
+        if not 0 < level < 1:
+            raise ValueError(f"`level` should be in (0, 1), got {level!r}")
+        p, t, c = self._args(params, tokens, compute)
+        point = np.asarray(self._point(p, t, c), dtype=float)
+        draws = self._draws(p, t, c)
+        if draws.shape[0]:
+            lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+            lo_half, hi_half = np.maximum(point - lo, 0.0), np.maximum(hi - point, 0.0)
+        else:
+            lo_half = hi_half = np.zeros_like(point)
+        if self.noise:
+            z = float(norm.ppf((1 + level) / 2)) * self.residual_sd_
+            lo_half, hi_half = np.hypot(lo_half, z), np.hypot(hi_half, z)
+        lower = np.clip(point - lo_half, 0.0, 1.0)
+        upper = np.clip(point + hi_half, 0.0, 1.0)
+        scalar = np.ndim(point) == 0
+        return (float(lower), float(upper)) if scalar else (lower, upper)
+
+    def forecast(self, step: int, params=None, tokens=None, *, compute=None, level: float = 0.9,
+                 version: int = 0) -> ForecastPoint:
+        """The :class:`~cod_monitor.records.ForecastPoint` of one checkpoint.
+
+        Parameters
+        ----------
+        step : int
+        params, tokens, compute
+            As :meth:`predict` (scalars).
+        level : float, default 0.9
+        version : int, default 0
+
+        Returns
+        -------
+        ForecastPoint
+        """
+        value = self.predict(params, tokens, compute=compute)
+        lower, upper = self.predict_interval(params, tokens, compute=compute, level=level)
+        if compute is None:
+            compute = 6.0 * float(params) * float(tokens)
+        return ForecastPoint(
+            step=int(step), compute=float(compute), benchmark=self.benchmark_, value=float(value),
+            lower=float(lower), upper=float(upper), version=int(version), mode=self.mode_,
+            tokens=None if tokens is None else float(tokens),
+        )
+
+    def _draws(self, p, t, c) -> np.ndarray:
+        if self.mode_ == "compute":
+            cc = c if c is not None else 6.0 * p * t
+            return self.cod_.bootstrap_predictions(cc) if self.n_bootstrap else np.zeros((0,))
+        if self._replicates is None:
+            self._replicates = self._bootstrap()
+        return np.asarray([self._point(p, t, c, laws=r) for r in self._replicates], dtype=float)
+
+    def prepare(self) -> TrajectoryForecaster:
+        """Compute the bootstrap now (it is otherwise computed on first use)."""
+        check_is_fitted(self, "mode_")
+        if self.mode_ == "compute":
+            if self.n_bootstrap:
+                self.cod_.bootstrap_predictions(self.cod_.models_[-1].compute)
+        elif self._replicates is None:
+            self._replicates = self._bootstrap()
+        return self
+
+    def _bootstrap(self) -> list:
+        n_boot = int(self.n_bootstrap)
+        if n_boot == 0:
+            return []
+        X, N, D, runs, labels = self._fit_data
+        rng = np.random.default_rng(self.random_state)
+        run_cols = list(runs.values())
+        min_runs = min(3, len(run_cols))
+        if self.mode_ == "trajectory":
+            ids = [k for k, law in enumerate(self.laws_) if law is not None]
+            groups = [np.flatnonzero(labels == k) for k in np.unique(labels)]
+        else:
+            ids, groups = [0], [np.arange(len(X))]
+        reps = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FitWarning)
+            for _ in range(n_boot):
+                pick = rng.integers(0, len(run_cols), size=len(run_cols))
+                while len(set(pick.tolist())) < min_runs:
+                    pick = rng.integers(0, len(run_cols), size=len(run_cols))
+                cols = np.concatenate([run_cols[i] for i in pick])
+                rows = np.concatenate([rng.choice(g, size=len(g)) for g in groups])
+                Xb = X[np.ix_(rows, cols)]
+                if self.mode_ == "trajectory":
+                    acc, _ = _cluster_means(Xb, labels[rows], len(self.laws_))
+                    fitted = fit_trajectory_laws(N[cols], D[cols], acc[ids],
+                                                 init=[self.laws_[k] for k in ids])
+                    laws = list(self.laws_)
+                    for k, law in zip(ids, fitted):
+                        laws[k] = law if law.success else self.laws_[k]
+                else:
+                    law = fit_trajectory_laws(N[cols], D[cols], Xb.mean(axis=0),
+                                              init=self.laws_)[0]
+                    laws = [law if law.success else self.laws_[0]]
+                reps.append(laws)
+        return reps
+
+    # ------------------------------------------------------------------ report
+
+    def report(self) -> dict:
+        """What the fit decided, as plain Python (JSON-serialisable).
+
+        Returns
+        -------
+        dict
+            :meth:`CODForecaster.report` of the underlying COD fit (clusters, laws,
+            verdicts, mapping), plus ``trajectory``: ``mode``, ``reason``,
+            ``residual_sd``, ``n_runs``, ``n_points`` and ``laws`` (per kept cluster:
+            ``cluster``, ``weight`` and the :class:`TrajectoryLaw` parameters).
+        """
+        check_is_fitted(self, "mode_")
+        laws = []
+        for k, law in enumerate(self.laws_):
+            if law is not None:
+                laws.append({"cluster": k if self.mode_ == "trajectory" else None,
+                             "weight": float(self.weights_[k]), **law.as_dict()})
+        out = self.cod_.report()
+        out["trajectory"] = {
+            "mode": self.mode_,
+            "reason": self.reason_,
+            "residual_sd": self.residual_sd_,
+            "n_runs": self.n_runs_,
+            "n_points": self.n_points_,
+            "laws": laws,
+        }
+        return out

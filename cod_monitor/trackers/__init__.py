@@ -1,0 +1,34 @@
+"""Trackers: where the monitor sends forecasts, observations and alerts.
+
+- :class:`~cod_monitor.trackers.wandb.WandbTracker`: Weights & Biases (needs ``wandb``).
+- :class:`~cod_monitor.trackers.local.LocalTracker`: CSV tables, PNG plots (needs
+  ``matplotlib``) and a static HTML report.
+
+Every tracker follows the :class:`~cod_monitor.trackers.base.Tracker` protocol
+(``start``, ``log_forecast``, ``log_observation``, ``log_alert``, ``finish``).
+Importing this package imports neither wandb nor matplotlib: the classes load on first
+attribute access.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["LocalTracker", "Tracker", "WandbTracker", "render_report"]
+
+_LAZY = {
+    "LocalTracker": "cod_monitor.trackers.local",
+    "Tracker": "cod_monitor.trackers.base",
+    "WandbTracker": "cod_monitor.trackers.wandb",
+    "render_report": "cod_monitor.trackers.html",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,299 @@
+"""CODCallback in a real HF Trainer on a real tiny Llama, driving a real CODMonitor.
+
+The monitor's evaluation workers run ``hf_jobs.read_weights`` (real weights read from
+the snapshot, numpy only) instead of a model evaluator, to keep the tests fast.
+"""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from numpy.testing import assert_allclose
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("safetensors")
+
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    Trainer,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
+
+from cod_monitor.integrations.hf import CODCallback
+from cod_monitor.monitor import CODMonitor, DriftConfig, QueuePolicy, read_journal
+from cod_monitor.synthetic import synthetic_ladder
+
+pytestmark = pytest.mark.slow
+BENCH = "synthetic"
+
+
+def ladder_scale_compute(state, model):
+    """The tiny run pretends to sit inside the synthetic ladder's compute range."""
+    return 1e20 * state.global_step
+
+
+class TinyData(torch.utils.data.Dataset):
+    def __init__(self, n=256, length=16, vocab=64):
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randint(0, vocab, (n, length), generator=g)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.x[i], "labels": self.x[i]}
+
+
+def tiny_llama():
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2, head_dim=16, max_position_embeddings=32))
+
+
+def training_args(output_dir, max_steps, **kw):
+    kw.setdefault("report_to", "none")
+    return TrainingArguments(
+        str(output_dir), max_steps=max_steps, per_device_train_batch_size=4, save_steps=5,
+        save_total_limit=1, logging_steps=5, use_cpu=True, disable_tqdm=True, seed=0,
+        learning_rate=1e-3, **kw)
+
+
+def monitor_kwargs(out_dir, output_dir, *, accuracy=0.5, wait_rotated=(), **kw):
+    return dict(
+        ladder=synthetic_ladder(n_samples=300, n_models=6, seed=0).ladder,
+        eval_sets={BENCH: BENCH},
+        evaluator={"output_dir": str(output_dir), "accuracy": accuracy,
+                   "wait_rotated": list(wait_rotated)},
+        job_fn="hf_jobs:read_weights", out_dir=str(out_dir), trajectory="compute",
+        n_bootstrap=10, queue_policy=QueuePolicy(max_pending=10), refresh_interval=None, **kw)
+
+
+def _events():
+    return sorted(n for n in dir(TrainerCallback) if n.startswith("on_"))
+
+
+class EventRecorderCallback(TrainerCallback):
+    """Records (event, global_step, checkpoints CODCallback had submitted by then), and
+    the checksum of the weights at every save."""
+
+    def __init__(self, cod=None):
+        self.cod = cod
+        self.events = []
+        self.checksums = {}
+
+    def _record(self, name, state, kwargs):
+        self.events.append((name, state.global_step,
+                            None if self.cod is None else list(self.cod.submitted_steps)))
+        if name == "on_save":
+            sd = kwargs["model"].state_dict()
+            self.checksums[state.global_step] = float(sum(v.double().sum() for v in sd.values()))
+
+
+for _name in _events():
+    setattr(EventRecorderCallback, _name,
+            lambda self, args, state, control, _n=_name, **kw: self._record(_n, state, kw))
+
+
+class WaitForJudgement(TrainerCallback):
+    """After each save, wait until the monitor has judged every checkpoint (tests only:
+    makes the asynchronous stop decision land at a known step)."""
+
+    def __init__(self, cod):
+        self.cod = cod
+
+    def on_save(self, args, state, control, **kwargs):
+        assert self.cod.monitor.wait(timeout=60)
+
+
+def journal(out_dir, kind):
+    return [r for r in read_journal(os.path.join(out_dir, "journal.jsonl")) if r["kind"] == kind]
+
+
+# --------------------------------------------------------------------------- a first run
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("hf")
+    output_dir, out_dir = base / "trainer", base / "cod"
+    cod = CODCallback(
+        CODMonitor(**monitor_kwargs(out_dir, output_dir, wait_rotated=[5])),
+        compute_from=ladder_scale_compute, drain_timeout=120)
+    recorder = EventRecorderCallback(cod)
+    trainer = Trainer(model=tiny_llama(), args=training_args(output_dir, 20),
+                      train_dataset=TinyData(), callbacks=[cod, recorder])
+    trainer.train()
+    return {"output_dir": output_dir, "out_dir": out_dir, "cod": cod, "recorder": recorder,
+            "trainer": trainer}
+
+
+def test_event_order_and_one_submission_per_save(first_run):
+    rec = first_run["recorder"]
+    assert rec.events[0][0] == "on_init_end"
+    seen = [(n, s) for n, s, _ in rec.events
+            if n in ("on_train_begin", "on_step_end", "on_log", "on_save", "on_train_end")]
+    expected = [("on_train_begin", 0)]
+    for s in range(1, 21):
+        expected.append(("on_step_end", s))
+        if s % 5 == 0:
+            expected += [("on_log", s), ("on_save", s)]
+    expected += [("on_log", 20), ("on_train_end", 20)]  # the final metrics log
+    assert seen == expected
+    # CODCallback runs before the recorder: by each on_save it has submitted that step
+    for name, step, submitted in rec.events:
+        if name == "on_save":
+            assert submitted == list(range(5, step + 1, 5))
+    assert first_run["cod"].submitted_steps == [5, 10, 15, 20]
+    assert first_run["cod"].compute_source == "callable"
+
+
+def test_snapshot_survives_save_total_limit_rotation(first_run):
+    out_dir, rec = first_run["out_dir"], first_run["recorder"]
+    assert [os.path.basename(p) for p in glob.glob(str(first_run["output_dir"] / "checkpoint-*"))] \
+        == ["checkpoint-20"]
+    ckpts = journal(out_dir, "checkpoint")
+    assert [r["step"] for r in ckpts] == [5, 10, 15, 20]
+    assert_allclose([r["compute"] for r in ckpts], [5e20, 1e21, 1.5e21, 2e21])
+    results = {r["step"]: r["result"]["meta"] for r in journal(out_dir, "result")}
+    assert sorted(results) == [5, 10, 15, 20]
+    # step 5 was read after the Trainer had deleted checkpoint-5, and holds its weights
+    assert results[5]["original_exists"] is False
+    for step, meta in results.items():
+        assert_allclose(meta["checksum"], rec.checksums[step], rtol=1e-9)
+    summary = first_run["cod"].summary_
+    assert summary["benchmarks"][BENCH]["observations"] == 4
+    assert summary["benchmarks"][BENCH]["last_step"] == 20
+
+
+def test_resume_restores_callback_state(first_run):
+    output_dir, out_dir = first_run["output_dir"], first_run["out_dir"]
+    saved = json.loads(Path(output_dir / "checkpoint-20" / "trainer_state.json").read_text())
+    assert saved["stateful_callbacks"]["CODCallback"]["attributes"]["submitted_steps"] == [5, 10, 15, 20]
+
+    cod2 = CODCallback(CODMonitor(**monitor_kwargs(out_dir, output_dir)),
+                       compute_from=ladder_scale_compute, drain_timeout=120)
+    trainer = Trainer(model=tiny_llama(),
+                      args=training_args(output_dir, 30, restore_callback_states_from_checkpoint=True),
+                      train_dataset=TinyData(), callbacks=[cod2])
+    trainer.train(resume_from_checkpoint=str(output_dir / "checkpoint-20"))
+
+    (live,) = [c for c in trainer.callback_handler.callbacks if isinstance(c, CODCallback)]
+    assert live is not cod2                 # the Trainer rebuilt it from trainer_state.json
+    assert live.monitor is cod2.monitor     # ... with the monitor passed to the resumed run
+    assert live.submitted_steps == [5, 10, 15, 20, 25, 30]
+    steps = [r["step"] for r in journal(out_dir, "checkpoint")]
+    assert steps == [5, 10, 15, 20, 25, 30]  # nothing submitted twice
+    assert live.summary_["benchmarks"][BENCH]["observations"] == 6
+
+
+# --------------------------------------------------------------------------- drift stop
+def test_stop_on_drift_stops_at_the_next_step(tmp_path):
+    output_dir, out_dir = tmp_path / "trainer", tmp_path / "cod"
+    cod = CODCallback(stop_on_drift=True, compute_from=ladder_scale_compute, drain_timeout=60,
+                      trackers=[],
+                      **monitor_kwargs(out_dir, output_dir, accuracy=0.0,
+                                       drift=DriftConfig(patience=1)))
+    trainer = Trainer(model=tiny_llama(), args=training_args(output_dir, 40),
+                      train_dataset=TinyData(), callbacks=[cod, WaitForJudgement(cod)])
+    trainer.train()
+    assert cod.monitor.stop_requested
+    assert cod.stopped_at == 6 and trainer.state.global_step == 6
+    (alert,) = journal(out_dir, "alert")
+    assert alert["reason"] == "below_band" and alert["step"] == 5
+
+
+# --------------------------------------------------------------------------- W&B
+def test_cod_keys_land_in_the_trainers_wandb_run(tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_CONSOLE", "off")
+    output_dir = tmp_path / "trainer"
+    kwargs = monitor_kwargs(output_dir / "cod_monitor", output_dir)
+    del kwargs["out_dir"]                   # default: <output_dir>/cod_monitor
+    cod = CODCallback(compute_from=ladder_scale_compute, drain_timeout=120, **kwargs)
+    trainer = Trainer(model=tiny_llama(), args=training_args(output_dir, 10, report_to="wandb"),
+                      train_dataset=TinyData(), callbacks=[cod])
+    try:
+        trainer.train()
+        assert wandb.run is not None        # the Trainer's run, left open by the tracker
+        run_id = wandb.run.id
+    finally:
+        wandb.finish()
+        wandb.teardown()
+
+    (run_dir,) = glob.glob(str(tmp_path / "wandb" / "offline-run-*"))
+    assert run_dir.endswith(run_id)
+    out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", run_dir],
+                         check=True, capture_output=True, text=True, timeout=60).stdout
+    records = [json.loads(line) for line in out.splitlines()]
+    items = [r["history"]["item"] for r in records if r["type"] == "history"]
+    assert any("train/loss" in i for i in items)
+    cod_rows = [i for i in items if f"cod/{BENCH}/observed" in i]
+    assert [i["cod/ckpt_step"] for i in cod_rows] == [5, 10]
+    assert_allclose([i[f"cod/{BENCH}/observed"] for i in cod_rows], [0.5, 0.5])
+    metrics = {r["metric"].get("name"): r["metric"] for r in records if r["type"] == "metric"}
+    # our explicit axis wins over the Trainer's define_metric("*", step_metric="train/global_step")
+    assert metrics[f"cod/{BENCH}/observed"]["step_metric"] == "cod/ckpt_step"
+    assert any(m.get("glob_name") == "*" and m.get("step_metric") == "train/global_step"
+               for m in (r["metric"] for r in records if r["type"] == "metric"))
+    summary = {}
+    for r in records:
+        if r["type"] == "summary":
+            summary.update(r["summary"].get("update", {}))
+    assert summary[f"cod/{BENCH}/n_observations"] == 2
+    assert os.path.exists(output_dir / "cod_monitor" / "report.html")  # the default LocalTracker
+
+
+# --------------------------------------------------------------------------- unit level
+def test_other_ranks_do_nothing(tmp_path):
+    monitor = CODMonitor(**monitor_kwargs(tmp_path / "cod", tmp_path / "trainer"))
+    cod = CODCallback(monitor)
+    args = training_args(tmp_path / "trainer", 10)
+    state, control = TrainerState(is_world_process_zero=False, global_step=5), TrainerControl()
+    for event in ("on_train_begin", "on_step_end", "on_log", "on_save", "on_train_end"):
+        assert getattr(cod, event)(args, state, control) is None
+    assert not (tmp_path / "cod").exists()  # never started
+    assert cod.submitted_steps == []
+
+
+@pytest.mark.parametrize(
+    "compute_from, tokens, flos, expected, source",
+    [
+        ("auto", 1000, 123.0, "6ND", "6*N*tokens"),
+        ("tokens", 1000, 123.0, "6ND", "6*N*tokens"),
+        ("total_flos", 1000, 123.0, 123.0, "total_flos"),
+        ("auto", 0, 123.0, 123.0, "total_flos"),
+        ("tokens", 0, 123.0, None, None),
+        ("auto", 0, 0.0, None, None),
+        (lambda state, model: 7.0 * state.global_step, 0, 0.0, 21.0, "callable"),
+    ],
+)
+def test_compute_from(compute_from, tokens, flos, expected, source):
+    model = tiny_llama()
+    cod = CODCallback(compute_from=compute_from)
+    state = TrainerState(global_step=3, num_input_tokens_seen=tokens, total_flos=flos)
+    got_tokens, compute = cod._compute(state, model)
+    assert got_tokens == (tokens or None)
+    if expected == "6ND":
+        expected = 6.0 * model.num_parameters() * tokens
+    assert compute == expected and cod.compute_source == source
+
+
+def test_state_is_json_and_parameters_are_checked(tmp_path):
+    cod = CODCallback(compute_from=ladder_scale_compute, ladder=object(), eval_sets={"b": "b"})
+    state = json.loads(json.dumps(cod.state()))
+    assert state["attributes"]["submitted_steps"] == [] and state["args"]["compute_from"] == "auto"
+    with pytest.raises(ValueError, match="The 'compute_from' parameter of CODCallback"):
+        CODCallback(compute_from="flops")
+    with pytest.raises(TypeError, match="either a monitor or CODMonitor keyword arguments"):
+        CODCallback(CODMonitor(**monitor_kwargs(tmp_path, tmp_path)), out_dir="x")

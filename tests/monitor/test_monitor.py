@@ -1,0 +1,299 @@
+"""CODMonitor end to end: real worker processes, real files, a synthetic run.
+
+The "training loop" writes each checkpoint as a directory holding the pass rates the
+synthetic run measured there (``pass_rates.json``), calls ``on_checkpoint`` and deletes
+the checkpoint at once (as ``save_total_limit`` would); the pool's job function
+(``monitor_jobs.from_snapshot``) reads the pass rates back from the snapshot.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from monitor_synth import synthetic_run
+
+from cod_monitor.monitor import CODMonitor, DriftConfig, QueuePolicy, read_journal
+from cod_monitor.records import AlertReason
+from cod_monitor.trackers.base import Tracker
+
+HERE = Path(__file__).resolve().parent
+JOB = "monitor_jobs:from_snapshot"
+
+
+class Recorder:
+    """A tracker that records every call, in order."""
+
+    def __init__(self):
+        self.events = []
+
+    def start(self, run_info):
+        self.events.append(("start", run_info))
+
+    def log_forecast(self, benchmark, version, curve, report):
+        self.events.append(("log_forecast", (benchmark, version, curve, report)))
+
+    def log_observation(self, observation, forecast):
+        self.events.append(("log_observation", (observation, forecast)))
+
+    def log_alert(self, alert):
+        self.events.append(("log_alert", alert))
+
+    def finish(self, summary):
+        self.events.append(("finish", summary))
+
+    def of(self, kind):
+        return [e[1] for e in self.events if e[0] == kind]
+
+
+class Broken(Recorder):
+    def log_observation(self, observation, forecast):
+        raise RuntimeError("tracker bug")
+
+
+def _write_checkpoint(root, run, j):
+    t = run.target[j]
+    d = Path(root) / f"checkpoint-{t['step']}"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "config.json").write_text("{}")
+    (d / "pass_rates.json").write_text(json.dumps(
+        {"sample_ids": run.sample_ids, run.benchmark: run.target_pass_rates[:, j].tolist()}))
+    (d / "optimizer.pt").write_bytes(b"x" * 1000)
+    return d
+
+
+def _ladder_dir(tmp_path_factory, run, name):
+    d = tmp_path_factory.mktemp(name)
+    ladder = run.ladder.without_models([m.name for m in run.ladder.models_with_role("target")])
+    ladder.save(d / "ladder")
+    return d / "ladder"
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory):
+    run = synthetic_run(n_samples=300, seed=1)
+    return run, _ladder_dir(tmp_path_factory, run, "healthy")
+
+
+@pytest.fixture(scope="module")
+def sabotaged(tmp_path_factory):
+    run = synthetic_run(n_samples=300, seed=1, sabotage_at=0.35, slowdown=10.0)
+    return run, _ladder_dir(tmp_path_factory, run, "sabotaged")
+
+
+def _monitor(ladder_dir, out_dir, run, **kw):
+    kw.setdefault("n_bootstrap", 20)
+    kw.setdefault("queue_policy", QueuePolicy(max_pending=100))
+    kw.setdefault("refresh_interval", None)
+    return CODMonitor(ladder=ladder_dir, eval_sets={run.benchmark: run.benchmark}, job_fn=JOB,
+                      evaluator={}, out_dir=out_dir, params=run.target_params, **kw)
+
+
+def _train(monitor, run, ckpt_root, indices=None, delete=True):
+    for j in range(len(run.target)) if indices is None else indices:
+        d = _write_checkpoint(ckpt_root, run, j)
+        t0 = time.perf_counter()
+        monitor.on_checkpoint(run.target[j]["step"], tokens=run.target[j]["tokens"], path=d)
+        assert time.perf_counter() - t0 < 1.0  # the training loop is not held up
+        if delete:
+            shutil.rmtree(d)  # save_total_limit rotation right after on_save
+
+
+def test_healthy_run_end_to_end(healthy, tmp_path):
+    run, ladder_dir = healthy
+    rec, broken = Recorder(), Broken()
+    alerts = []
+    out = tmp_path / "cod"
+    with _monitor(ladder_dir, out, run, trackers=[rec, broken], alert_callback=alerts.append,
+                  max_steps=run.target[-1]["step"], tokens_per_step=2048.0) as monitor:
+        _train(monitor, run, tmp_path / "ckpt")
+        assert monitor.wait(timeout=120)
+        assert monitor.forecaster(run.benchmark).mode_ == "trajectory"
+    summary = json.loads((out / "summary.json").read_text())
+
+    steps = [t["step"] for t in run.target]
+    # every checkpoint observed once, in step order, with the accuracy it had
+    obs = [o for o, _ in rec.of("log_observation")]
+    assert [o.step for o in obs] == steps
+    assert np.allclose([o.accuracy for o in obs], [t["accuracy"] for t in run.target])
+    assert all(f is not None and f.mode == "trajectory" and f.version == 1 for _, f in rec.of("log_observation"))
+    # a healthy run raises no alert; the forecast follows it
+    assert alerts == [] and rec.of("log_alert") == [] and not monitor.stop_requested
+    err = [f.value - o.accuracy for o, f in rec.of("log_observation")]
+    assert np.abs(err).mean() < 0.03
+    # tracker lifecycle: start first, a forecast before any observation, finish last
+    kinds = [e[0] for e in rec.events]
+    assert kinds[0] == "start" and kinds[-1] == "finish" and kinds.count("finish") == 1
+    assert kinds.index("log_forecast") < kinds.index("log_observation")
+    bench, version, curve, report = rec.of("log_forecast")[0]
+    assert (bench, version) == (run.benchmark, 1) and "trajectory" in report
+    assert len(curve) >= 16 and [p.step for p in curve] == sorted(p.step for p in curve)
+    assert rec.of("start")[0]["benchmarks"] == [run.benchmark]
+    # a tracker that raises loses its own records and nothing else
+    assert [e[0] for e in broken.events].count("log_observation") == 0 and broken.of("finish")
+    # journal, snapshots, summary
+    records = read_journal(out / "journal.jsonl")
+    assert sorted(r["step"] for r in records if r["kind"] == "result") == steps
+    assert os.listdir(out / "snapshots") == []  # deleted after evaluation
+    assert summary["benchmarks"][run.benchmark]["observations"] == 16
+    assert summary["benchmarks"][run.benchmark]["final_forecast"]["step"] == steps[-1]
+    monitor.close()  # idempotent
+    assert [e[0] for e in rec.events].count("finish") == 1
+
+
+def test_sabotaged_run_raises_a_below_band_alert(sabotaged, tmp_path):
+    run, ladder_dir = sabotaged
+    rec, alerts = Recorder(), []
+    with _monitor(ladder_dir, tmp_path / "cod", run, trackers=[rec], alert_callback=alerts.append,
+                  drift=DriftConfig(tolerance=0.02, patience=2)) as monitor:
+        _train(monitor, run, tmp_path / "ckpt")
+        assert monitor.wait(timeout=120)
+        assert monitor.stop_requested and monitor.alerting == [run.benchmark]
+    below = [a for a in alerts if a.reason is AlertReason.BELOW_BAND]
+    assert len(below) == 1 and rec.of("log_alert") == alerts
+    first_bad = next(t["step"] for t in run.target if t["sabotaged"])
+    assert below[0].step > first_bad  # after the sabotage, with patience 2
+    assert below[0].message.startswith(f"cod/{run.benchmark} at step {below[0].step}: observed accuracy ")
+    assert "for 2 consecutive evaluations." in below[0].message
+
+
+def test_state_dict_snapshots_and_failures_never_raise(healthy, tmp_path):
+    run, ladder_dir = healthy
+    rec = Recorder()
+    cfg = _write_checkpoint(tmp_path / "cfg", run, 0)  # pass_rates.json travels as a config file
+    with _monitor(ladder_dir, tmp_path / "cod", run, trackers=[rec], config_dir=cfg,
+                  background=False) as monitor:
+        monitor.on_checkpoint(run.target[0]["step"], tokens=run.target[0]["tokens"],
+                              state_dict={"w": np.ones((4, 4), np.float32)})
+        monitor.on_checkpoint(999, tokens=1e6, path=tmp_path / "missing")  # no exception
+        monitor.on_checkpoint(1000, tokens=1e6)  # neither path nor state_dict: no exception
+        assert monitor.wait(timeout=120)
+    obs = [o for o, _ in rec.of("log_observation")]
+    assert [o.step for o in obs] == [run.target[0]["step"]]
+    assert obs[0].accuracy == pytest.approx(run.target[0]["accuracy"])
+    failing = [a for a in rec.of("log_alert") if a.reason is AlertReason.EVALUATION_FAILING]
+    assert sorted(a.step for a in failing) == [999, 1000]
+    assert "could not be queued for evaluation (FileNotFoundError" in failing[0].message
+    kinds = [r["kind"] for r in read_journal(tmp_path / "cod" / "journal.jsonl")]
+    assert kinds.count("error") == 2
+
+
+def test_ladder_refresh_logs_a_new_version_without_dropping_observations(healthy, tmp_path):
+    run, ladder_dir = healthy
+    ladder_copy = tmp_path / "ladder"
+    shutil.copytree(ladder_dir, ladder_copy)
+    rec = Recorder()
+    with _monitor(ladder_copy, tmp_path / "cod", run, trackers=[rec], refresh_interval=0.2,
+                  n_bootstrap=0) as monitor:
+        _train(monitor, run, tmp_path / "ckpt", indices=range(8))
+        assert monitor.wait(timeout=120)
+        # a new ladder run finished: here, the ladder without its smallest run
+        from cod_monitor.ladder import Ladder
+
+        lad = Ladder.load(ladder_copy)
+        lad.without_models([m.name for m in lad.models if m.run == "L1"]).save(ladder_copy)
+        _train(monitor, run, tmp_path / "ckpt", indices=range(8, 16))
+        deadline = time.monotonic() + 60
+        while monitor.forecast_version(run.benchmark) != 2:
+            assert time.monotonic() < deadline
+            monitor.poll()
+            time.sleep(0.1)
+        assert monitor.wait(timeout=120)
+    versions = [v for _, v, _, _ in rec.of("log_forecast")]
+    assert versions == [1, 2]
+    steps = [o.step for o, _ in rec.of("log_observation")]
+    assert steps == [t["step"] for t in run.target]
+    # checkpoints submitted while the refit ran were judged by one version or the other
+    fps = [f.version for _, f in rec.of("log_observation")]
+    assert fps[:8] == [1] * 8 and fps == sorted(fps) and set(fps) <= {1, 2}
+    forecasts = [r for r in read_journal(tmp_path / "cod" / "journal.jsonl") if r["kind"] == "forecast"]
+    assert [r["version"] for r in forecasts] == [1, 2] and forecasts[0]["fingerprint"] != forecasts[1]["fingerprint"]
+
+
+def test_kill_and_resume_loses_and_duplicates_nothing(healthy, tmp_path):
+    run, ladder_dir = healthy
+    ckpt, out = tmp_path / "ckpt", tmp_path / "cod"
+    for j in range(len(run.target)):
+        _write_checkpoint(ckpt, run, j)
+    steps = [[t["step"], t["tokens"]] for t in run.target]
+    child = subprocess.Popen(
+        [sys.executable, str(HERE / "monitor_child.py"), str(ladder_dir), str(ckpt), str(out),
+         json.dumps(steps)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(HERE)},
+    )
+    assert child.stdout.readline().strip() == "submitted"
+    journal = out / "journal.jsonl"
+    deadline = time.monotonic() + 120
+    while sum(r["kind"] == "result" for r in read_journal(journal)) < 3:
+        assert time.monotonic() < deadline and child.poll() is None
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)  # the training process dies mid-evaluation
+    child.wait()
+    child.stdout.close()
+    before = read_journal(journal)
+    n_done = sum(r["kind"] == "result" for r in before)
+    assert 3 <= n_done < len(steps)
+
+    # the trainer restarts from an older checkpoint and replays the steps it had reached
+    rec = Recorder()
+    with _monitor(ladder_dir, out, run, trackers=[rec], n_bootstrap=0) as monitor:
+        for step, tokens in steps:
+            monitor.on_checkpoint(step, tokens=tokens, path=ckpt / f"checkpoint-{step}")
+        assert monitor.wait(timeout=120)
+    records = read_journal(journal)
+    results = [r["step"] for r in records if r["kind"] == "result"]
+    assert sorted(results) == [s for s, _ in steps]  # none lost, none twice
+    assert sum(r["kind"] == "checkpoint" for r in records) == len(steps)  # never re-submitted
+    starts = [r for r in records if r["kind"] == "start"]
+    assert [s["resumed"] for s in starts] == [False, True]
+    # pending jobs were resubmitted; results journaled but not yet judged at the kill are
+    # judged now: the resumed monitor reports exactly the checkpoints not reported before
+    decided = {r["step"] for r in before if r["kind"] == "decision"}
+    resumed = [o.step for o, _ in rec.of("log_observation")]
+    assert resumed == [s for s, _ in steps if s not in decided]
+    assert len(monitor.observations) == len(steps)
+
+
+def test_parameter_errors(tmp_path):
+    with pytest.raises(ValueError, match="'eval_sets' parameter of CODMonitor"):
+        CODMonitor("ladder", {})
+    with pytest.raises(ValueError, match="'trajectory' parameter of CODMonitor must be a str among"):
+        CODMonitor("ladder", {"b": "b.jsonl"}, trajectory="nope")
+    with pytest.raises(ValueError, match="'every' parameter"):
+        CODMonitor("ladder", {"b": "b.jsonl"}, every=0)
+    assert isinstance(Recorder(), Tracker)
+
+
+def test_import_is_light():
+    code = ("import sys, cod_monitor.monitor, cod_monitor.trackers.base; "
+            "print([m for m in ('torch', 'transformers', 'wandb', 'safetensors') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_plain_loop_example_runs(tmp_path):
+    """examples/plain_loop.py end to end: a real tiny Llama, HF evaluator in a worker."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from cod_monitor.demo.tasks import TaskGenerator
+
+    ids = [sid for sid, _ in TaskGenerator(seed=0, eval_size=200).eval_samples]
+    run = synthetic_run(n_samples=len(ids), sample_ids=ids, benchmark="demo", seed=0)
+    run.ladder.without_models([m.name for m in run.ladder.models_with_role("target")]).save(tmp_path / "ladder")
+    example = HERE.parent.parent / "examples" / "plain_loop.py"
+    proc = subprocess.run(
+        [sys.executable, str(example), "--tiny", "--steps", "4", "--every", "2",
+         "--ladder", str(tmp_path / "ladder"), "--out-dir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "out" / "cod" / "summary.json").read_text())
+    assert summary["benchmarks"]["demo"]["observations"] == 2
+    assert summary["benchmarks"]["demo"]["mode"] == "trajectory"
+    assert "observed" in proc.stdout
