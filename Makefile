@@ -20,7 +20,7 @@ demo: $(STAMP)
 # The HF extra (torch pinned to the CPU wheel on disk: an open range pulls a multi-GB CUDA build).
 HF_STAMP := $(VENV)/.installed-hf
 $(HF_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,hf]' torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev,hf,wandb]' torch==2.13.0
 	touch $@
 
 test: $(HF_STAMP)
