@@ -1,7 +1,8 @@
 """The demo benchmark: seeded exact-answer tasks of graded difficulty.
 
-Six task families, each with difficulty levels (the level is the operand digit
-count, the string length, the number of key-value pairs...). Every sample is a
+Five task families in the default benchmark (:data:`FAMILIES`), each with
+difficulty levels (the string length, the number of key-value pairs, the operand
+digit count...), and ``mod`` available to :func:`make_sample`. Every sample is a
 prompt with exactly one correct answer followed by the stop marker :data:`STOP`::
 
     copy  "c:kqzb="      -> "kqzb"     level = string length

@@ -124,3 +124,13 @@ def test_bad_family_and_level():
         make_sample("add", 0, random.Random(0))
     with pytest.raises(ValueError, match="'families' parameter"):
         TaskGenerator(families=["mul"])
+
+
+def test_demo_package_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, cod_monitor.demo, cod_monitor.demo.tasks, cod_monitor.demo.recipe; "
+            "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
