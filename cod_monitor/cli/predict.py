@@ -175,11 +175,15 @@ def format_table(
     if cod is not None:
         rep = cod.report()
         kept = rep["n_kept"]
+        if cod.combine == "share":
+            # share mode has no subset-to-full mapping: the rest gets its own forecast
+            full = f"full set = share x cluster laws + rest ({cod.rest})"
+        else:
+            full = f"mapping {rep['mapping']['method']} (rmse {rep['mapping']['rmse']:.4f})"
         lines += [
             "",
             f"cod: {rep['n_clusters']} clusters, {kept} extrapolatable, subset share "
-            f"{rep['subset_share']:.1%}, {rep['n_outliers']} outliers; mapping "
-            f"{rep['mapping']['method']} (rmse {rep['mapping']['rmse']:.4f})"
+            f"{rep['subset_share']:.1%}, {rep['n_outliers']} outliers; {full}"
             + (f"; fallback {rep['fallback']}" if rep["fallback"] else ""),
         ]
     return "\n".join(lines) + "\n"
