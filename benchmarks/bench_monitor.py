@@ -14,9 +14,10 @@
    sabotaged checkpoint) on sabotaged ones (the run's learning slows 10x or 3x from 35%
    of its tokens); the same for the demo target run (healthy).
 
-Writes ``benchmarks/results/bench_monitor.json`` and prints the tables. Usage::
+Writes ``benchmarks/results/bench_monitor.json`` and the printed tables to
+``bench_monitor.txt`` beside it. Usage::
 
-    python benchmarks/bench_monitor.py [--quick] [--seeds 10] [--out PATH]
+    python benchmarks/bench_monitor.py [--quick] [--seeds 10] [--out PATH] [--demo-ladder DIR ...]
 """
 
 from __future__ import annotations
@@ -277,6 +278,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     demo_ladders = args.demo_ladder or ([DEMO_LADDER] if DEMO_LADDER.is_dir() else [])
     warnings.simplefilter("ignore", FitWarning)
+    table = _Tee(sys.stdout)
+    sys.stdout = table
     seeds = list(range(3 if args.quick else args.seeds))
     result = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                           "load_avg": os.getloadavg(), "python": platform.python_version()},
@@ -291,7 +294,26 @@ def main(argv=None):
     result["machine"]["load_avg_end"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2, default=float))
-    print(f"wrote {args.out}")
+    sys.stdout = table.stream
+    Path(args.out).with_suffix(".txt").write_text(table.text())
+    print(f"wrote {args.out} and its table {Path(args.out).with_suffix('.txt')}")
+
+
+class _Tee:
+    """Echo stdout and keep a copy of it (the table written next to the JSON)."""
+
+    def __init__(self, stream):
+        self.stream, self._parts = stream, []
+
+    def write(self, text):
+        self._parts.append(text)
+        return self.stream.write(text)
+
+    def flush(self):
+        self.stream.flush()
+
+    def text(self) -> str:
+        return "".join(self._parts)
 
 
 if __name__ == "__main__":
