@@ -235,17 +235,18 @@ class TokenizedSample:
         return max(len(a) for a in self.alternatives)
 
 
-def _encode(tokenizer: Any, text: str, special: bool) -> list:
-    return list(tokenizer(text, add_special_tokens=special)["input_ids"])
+def _encode(tokenizer: Any, texts: list, special: bool) -> list:
+    if not texts:
+        return []
+    return [list(ids) for ids in tokenizer(list(texts), add_special_tokens=special)["input_ids"]]
 
 
-def _continuation(tokenizer: Any, prompt: str, prompt_ids: list, cont: str) -> list:
+def _split_continuation(tokenizer: Any, prompt_ids: list, whole: list, cont: str) -> list:
     # lm-eval's split: encode the whole text, keep what follows the prompt's tokens;
     # when the boundary merges (BPE), encode the continuation alone.
-    whole = _encode(tokenizer, prompt + cont, True)
     if whole[: len(prompt_ids)] == prompt_ids and len(whole) > len(prompt_ids):
         return whole[len(prompt_ids):]
-    return _encode(tokenizer, cont, False)
+    return _encode(tokenizer, [cont], False)[0]
 
 
 def eos_token_ids(tokenizer: Any, generation_config: Any = None) -> list:
@@ -299,21 +300,25 @@ def tokenize_samples(
             "the eval set has no stop marker and the tokenizer no end-of-sequence token, so nothing marks "
             "where an answer ends; give the EvalSet a stop marker (e.g. stop='\\n')."
         )
+    prompts, answers = list(prompts), list(answers)
+    if len(prompts) != len(answers):
+        raise ValueError(f"{len(prompts) = } != {len(answers) = }")
+    p_ids = _encode(tokenizer, prompts, True)
+    with_stop = _encode(tokenizer, [p + a + stop for p, a in zip(prompts, answers)], True) if stop else None
+    bare = _encode(tokenizer, [p + a for p, a in zip(prompts, answers)], True)
     out = []
-    for prompt, answer in zip(prompts, answers, strict=True):
-        p_ids = _encode(tokenizer, prompt, True)
+    for i, (prompt_ids, answer) in enumerate(zip(p_ids, answers)):
         alts = []
         if stop:
-            alts.append(tuple(_continuation(tokenizer, prompt, p_ids, answer + stop)))
-        if eos_ids:
-            a_ids = _continuation(tokenizer, prompt, p_ids, answer) if answer else []
-            for e in eos_ids:
-                alt = tuple(a_ids) + (int(e),)
-                if alt not in alts:
-                    alts.append(alt)
+            alts.append(tuple(_split_continuation(tokenizer, prompt_ids, with_stop[i], answer + stop)))
+        a_ids = tuple(_split_continuation(tokenizer, prompt_ids, bare[i], answer)) if answer else ()
+        for e in eos_ids:
+            alt = a_ids + (int(e),)
+            if alt not in alts:
+                alts.append(alt)
         if not alts:
-            alts.append(tuple(_continuation(tokenizer, prompt, p_ids, answer)))
-        out.append(TokenizedSample(p_ids, tuple(alts)))
+            alts.append(a_ids)
+        out.append(TokenizedSample(prompt_ids, tuple(alts)))
     return out
 
 

@@ -223,7 +223,7 @@ class HFEvaluator(BaseEvaluator):
         Generation budget; ``None`` sizes it from the longest tokenised answer plus
         its end marker (a shorter budget truncates answers).
     batch_size : int or None, default=None
-        Prompts per batch. ``None``: 32 in ``exact`` mode, ``max(1, 1024 // n)``
+        Prompts per batch. ``None``: 64 in ``exact`` mode, ``max(1, 1024 // n)``
         in ``sampled`` mode (so about 1,000 sequences are generated together).
     device : str, default='cpu'
         ``'cpu'``, ``'cuda'`` or ``'cuda:<i>'``. In-memory models stay on their own
@@ -310,7 +310,7 @@ class HFEvaluator(BaseEvaluator):
     def _batch(self) -> int:
         if self.batch_size is not None:
             return self.batch_size
-        return 32 if self.mode == "exact" else max(1, 1024 // self.n)
+        return 64 if self.mode == "exact" else max(1, 1024 // self.n)
 
     def evaluate(self, checkpoint: Any, eval_set: Any) -> EvalResult:
         """Evaluate a checkpoint on an eval set.

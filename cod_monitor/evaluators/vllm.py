@@ -506,7 +506,30 @@ def _run_sampled(llm: Any, samples: list, job: dict, eos: list) -> tuple:
     return [[c.text for c in o.outputs] for o in outs], budget
 
 
+def _exit_with_parent() -> None:
+    """Kill this process group when the process that started it dies.
+
+    The engine runs as the leader of its own process group (``start_new_session``);
+    if the evaluator's process is killed before it can reap the group, the engine
+    core and workers would otherwise live on.
+    """
+    import threading
+
+    if os.getpgid(0) != os.getpid():  # not started by VLLMEvaluator: leave the group alone
+        return
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os.killpg(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="cod-parent-watch", daemon=True).start()
+
+
 def _engine_main(job_path: str, result_path: str) -> int:
+    _exit_with_parent()
     with open(job_path, encoding="utf-8") as fh:
         job = json.load(fh)
     try:
