@@ -50,6 +50,7 @@ from cod_monitor.selection import final_checkpoints, select_fit_points
 
 __all__ = [
     "CODForecaster",
+    "cluster_means",
     "load_ladder",
     "FALLBACKS",
     "COMBINES",
@@ -389,7 +390,7 @@ class CODForecaster(BaseEstimator):
         fallback_used = None
         labels = self._cluster(X)
         n_clusters = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
-        acc, sizes = _cluster_means(X, labels, n_clusters)
+        acc, sizes = cluster_means(X, labels, n_clusters)
         fits = fit_laws(compute, acc, form=self.law) if n_clusters else []
         flt = self._filter()
         verdicts = [flt.judge(f, a) for f, a in zip(fits, acc)]
@@ -406,7 +407,7 @@ class CODForecaster(BaseEstimator):
                 # one pseudo-cluster holding every sample, its law fitted to full accuracy
                 fallback_used = "end_to_end"
                 labels = np.zeros(len(X), dtype=int)
-                acc, sizes = _cluster_means(X, labels, 1)
+                acc, sizes = cluster_means(X, labels, 1)
                 fits = fit_laws(compute, acc, form=self.law)
                 verdicts = [ClusterVerdict(Verdict.KEPT, "end-to-end fallback")]
                 kept = np.array([True])
@@ -668,7 +669,7 @@ class CODForecaster(BaseEstimator):
             while len(np.unique(self.compute_[cols])) < min_distinct:
                 cols = rng.integers(0, m, size=m)
             Xb, lb, cb = X[np.ix_(rows, cols)], labels[rows], self.compute_[cols]
-            acc, _ = _cluster_means(Xb, lb, n_clusters)
+            acc, _ = cluster_means(Xb, lb, n_clusters)
             fits = list(self.cluster_fits_)
             if fitted:
                 refit = fit_laws(
@@ -708,7 +709,7 @@ class CODForecaster(BaseEstimator):
                 cols = rng.integers(0, m, size=m)
             Xb = X[np.ix_(rows, cols)]
             lb = labels[rows]
-            acc, _ = _cluster_means(Xb, lb, n_clusters)
+            acc, _ = cluster_means(Xb, lb, n_clusters)
             fits = list(self.cluster_fits_)
             refit = fit_laws(
                 self.compute_[cols],
@@ -813,8 +814,17 @@ def _scalar(x):
     return float(x) if np.ndim(x) == 0 else x
 
 
-def _cluster_means(X, labels, n_clusters):
-    """Mean pass rate of every cluster on every model, and cluster sizes."""
+def cluster_means(X, labels, n_clusters):
+    """Mean pass rate of every cluster on every model, and cluster sizes.
+
+    Shared by the forecaster and the trajectory laws of the monitor. Outliers
+    (label -1) are ignored; an empty cluster gets zeros.
+
+    Returns
+    -------
+    means : ndarray of shape (n_clusters, n_models)
+    sizes : ndarray of shape (n_clusters,)
+    """
     sizes = np.bincount(labels[labels >= 0], minlength=n_clusters)[:n_clusters]
     sums = np.zeros((n_clusters, X.shape[1]))
     np.add.at(sums, labels[labels >= 0], X[labels >= 0])

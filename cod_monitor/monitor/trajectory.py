@@ -78,7 +78,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from cod_monitor.exceptions import FitWarning
-from cod_monitor.forecast import CODForecaster, _cluster_means, load_ladder
+from cod_monitor.forecast import CODForecaster, cluster_means, load_ladder
 from cod_monitor.records import ForecastPoint
 
 __all__ = [
@@ -527,7 +527,7 @@ class TrajectoryForecaster(BaseEstimator):
                 # COD's labels are per sample; the ladder matrix has the same samples
                 labels, kept = self._labels_for(cod, full)
                 n_clusters = len(cod.cluster_fits_)
-                acc, sizes = _cluster_means(X, labels, n_clusters)
+                acc, sizes = cluster_means(X, labels, n_clusters)
                 ids = np.flatnonzero(kept)
                 fitted = fit_trajectory_laws(N, D, acc[ids])
                 laws = [None] * n_clusters
@@ -720,7 +720,7 @@ class TrajectoryForecaster(BaseEstimator):
                 rows = np.concatenate([rng.choice(g, size=len(g)) for g in groups])
                 Xb = X[np.ix_(rows, cols)]
                 if self.mode_ == "trajectory":
-                    acc, _ = _cluster_means(Xb, labels[rows], len(self.laws_))
+                    acc, _ = cluster_means(Xb, labels[rows], len(self.laws_))
                     fitted = fit_trajectory_laws(N[cols], D[cols], acc[ids],
                                                  init=[self.laws_[k] for k in ids])
                     laws = list(self.laws_)
