@@ -15,7 +15,10 @@ estimator interface: ``fit(ladder, benchmark)``, ``predict(compute)``,
 ``predict_interval(compute, level)``, ``bootstrap_predictions(compute)`` and ``report()``.
 Intervals come from COD's bootstrap without the clusters: evaluation samples (rows) and
 ladder models (columns) are resampled with replacement and the curve is refitted,
-warm-started from the main fit.
+warm-started from the main fit. With ``interval='backtest'`` that interval is widened by
+the method's own errors on the ladder's largest runs, the construction ``cod`` uses
+(:mod:`cod_monitor.resampling`); the registry (:mod:`cod_monitor.methods`) builds the
+baselines that way so that coverage compares like with like.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from cod_monitor.exceptions import FitWarning, MethodUnavailableError
-from cod_monitor.forecast import load_ladder
+from cod_monitor.forecast import INTERVALS, _LadderIntervals, load_ladder
 from cod_monitor.laws import LAW_FORMS, LawFit, fit_laws
+from cod_monitor.resampling import ladder_bootstrap
 from cod_monitor.selection import select_fit_points
 
 __all__ = [
@@ -263,7 +267,7 @@ def _geomean(x):
 # ------------------------------------------------------------------ the base class
 
 
-class _LadderBaseline(BaseEstimator):
+class _LadderBaseline(_LadderIntervals, BaseEstimator):
     """Shared fit/predict/bootstrap plumbing of the baselines (not public).
 
     Subclasses define ``__init__`` (keyword-only, storing params), ``_method_name``,
@@ -313,6 +317,8 @@ class _LadderBaseline(BaseEstimator):
         self._check_real("compute_unit", 0, np.inf, allow_none=True)
         self._check_int("n_bootstrap", 0)
         self._check_int("random_state", 0, allow_none=True)
+        self._check_choice("interval", INTERVALS)
+        self._check_int("n_backtest", 0)
         self._validate_own()
 
     def _validate_own(self):  # pragma: no cover - overridden
@@ -373,6 +379,11 @@ class _LadderBaseline(BaseEstimator):
         self._aux = aux
         self._X = X
         self._replicates = None
+        # for the backtests of interval='backtest', computed lazily on first use
+        self._ladder = ladder
+        self._backtest = None
+        if hasattr(self, "backtest_"):
+            del self.backtest_  # belongs to the previous fit
         return self
 
     def _columns(self, models, benchmark):
@@ -399,9 +410,14 @@ class _LadderBaseline(BaseEstimator):
         return _scalar(np.clip(self._curve(self._state, c), 0.0, 1.0))
 
     def predict_interval(self, compute, level: float = 0.9):
-        """Bootstrap percentile interval of the forecast.
+        """Bootstrap percentile interval of the forecast, widened by backtests if asked.
 
-        The interval is widened, if needed, to contain the point forecast.
+        The interval is widened, if needed, to contain the point forecast. With
+        ``interval='backtest'`` each half-width is then combined in quadrature with the
+        spread of the method's own errors on the ladder's largest runs, exactly as
+        :class:`~cod_monitor.forecast.CODForecaster` does (see
+        :func:`cod_monitor.resampling.backtest_halfwidth`); the first call runs the
+        backtests (:meth:`backtest`).
 
         Parameters
         ----------
@@ -420,9 +436,11 @@ class _LadderBaseline(BaseEstimator):
         point = np.asarray(self.predict(compute), dtype=float)
         draws = self.bootstrap_predictions(compute)
         if draws.shape[0] == 0:
-            return _scalar(point), _scalar(point)
-        lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-        return _scalar(np.minimum(lo, point)), _scalar(np.maximum(hi, point))
+            lo = hi = point
+        else:
+            lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+            lo, hi = np.minimum(lo, point), np.maximum(hi, point)
+        return self._finish_interval(point, lo, hi, compute, level)
 
     def bootstrap_predictions(self, compute) -> np.ndarray:
         """Forecasts of every bootstrap replicate, shape (n_replicates, *shape).
@@ -450,16 +468,13 @@ class _LadderBaseline(BaseEstimator):
         return np.asarray(out, dtype=float).reshape((len(out),) + np.shape(c))
 
     def _bootstrap(self) -> list:
-        rng = np.random.default_rng(self.random_state)
         X, compute, aux = self._X, self.compute_, self._aux
-        n, m = X.shape
-        min_distinct = min(4, len(np.unique(compute)))
+        n = X.shape[0]
         replicates = []
-        for _ in range(int(self.n_bootstrap)):
-            rows = rng.integers(0, n, size=n)
-            cols = rng.integers(0, m, size=m)
-            while len(np.unique(compute[cols])) < min_distinct:
-                cols = rng.integers(0, m, size=m)
+        draws = ladder_bootstrap(
+            np.random.default_rng(self.random_state), n, compute, self.n_bootstrap
+        )
+        for rows, cols in draws:
             weights = np.bincount(rows, minlength=n) / n
             accuracy = (weights @ X)[cols]
             with warnings.catch_warnings():
@@ -473,12 +488,6 @@ class _LadderBaseline(BaseEstimator):
                     continue
             replicates.append(state)
         return replicates
-
-    def _to_units(self, compute):
-        c = np.asarray(compute, dtype=float)
-        if not np.all(np.isfinite(c)) or np.any(c <= 0):
-            raise ValueError(f"`compute` should be positive and finite FLOPs, got {compute!r}")
-        return c / self.compute_unit_
 
     # ------------------------------------------------------------------- report
 
@@ -542,6 +551,10 @@ class EndToEndExp(_LadderBaseline):
         Bootstrap replicates for :meth:`predict_interval`.
     random_state : int or None, default 0
         Seed of the bootstrap.
+    interval : {'bootstrap', 'backtest'}, default 'bootstrap'
+        The interval construction; see :meth:`predict_interval`.
+    n_backtest : int, default 3
+        Largest runs held out, one at a time, by ``interval='backtest'``.
 
     Attributes
     ----------
@@ -555,6 +568,9 @@ class EndToEndExp(_LadderBaseline):
         Evaluation samples of the benchmark.
     full_accuracy_ : ndarray of shape (n_models,)
         Full-set accuracy (mean pass rate) of every ladder point.
+    backtest_ : list of dict
+        Only after :meth:`predict_interval` with ``interval='backtest'`` (or
+        :meth:`backtest`): see :func:`cod_monitor.forecast.backtest_forecaster`.
     law_ : LawFit
         The fitted law (compute in ``compute_unit_``).
 
@@ -594,6 +610,8 @@ class EndToEndExp(_LadderBaseline):
         smooth_checkpoints: bool = False,
         n_bootstrap: int = 200,
         random_state: int | None = 0,
+        interval: str = "bootstrap",
+        n_backtest: int = 3,
     ):
         self.law = law
         self.anchors = anchors
@@ -602,6 +620,8 @@ class EndToEndExp(_LadderBaseline):
         self.smooth_checkpoints = smooth_checkpoints
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
+        self.interval = interval
+        self.n_backtest = n_backtest
 
     def _validate_own(self):
         self._check_choice("law", LAW_FORMS)
@@ -664,6 +684,10 @@ class EndToEndPassRate(_LadderBaseline):
         Bootstrap replicates for :meth:`predict_interval`.
     random_state : int or None, default 0
         Seed of the bootstrap.
+    interval : {'bootstrap', 'backtest'}, default 'bootstrap'
+        The interval construction; see :meth:`predict_interval`.
+    n_backtest : int, default 3
+        Largest runs held out, one at a time, by ``interval='backtest'``.
 
     Attributes
     ----------
@@ -677,6 +701,9 @@ class EndToEndPassRate(_LadderBaseline):
         Evaluation samples of the benchmark.
     full_accuracy_ : ndarray of shape (n_models,)
         Full-set accuracy (mean pass rate) of every ladder point.
+    backtest_ : list of dict
+        Only after :meth:`predict_interval` with ``interval='backtest'`` (or
+        :meth:`backtest`): see :func:`cod_monitor.forecast.backtest_forecaster`.
     alpha_ : float
         Scale of ``-log p`` (compute in ``compute_unit_``).
     k_ : float
@@ -723,6 +750,8 @@ class EndToEndPassRate(_LadderBaseline):
         smooth_checkpoints: bool = False,
         n_bootstrap: int = 200,
         random_state: int | None = 0,
+        interval: str = "bootstrap",
+        n_backtest: int = 3,
     ):
         self.eps = eps
         self.anchors = anchors
@@ -731,6 +760,8 @@ class EndToEndPassRate(_LadderBaseline):
         self.smooth_checkpoints = smooth_checkpoints
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
+        self.interval = interval
+        self.n_backtest = n_backtest
 
     def _validate_own(self):
         self._check_real("eps", 0, 0.5)
@@ -831,6 +862,10 @@ class BNSL(_LadderBaseline):
         Bootstrap replicates for :meth:`predict_interval`.
     random_state : int or None, default 0
         Seed of the bootstrap.
+    interval : {'bootstrap', 'backtest'}, default 'bootstrap'
+        The interval construction; see :meth:`predict_interval`.
+    n_backtest : int, default 3
+        Largest runs held out, one at a time, by ``interval='backtest'``.
 
     Attributes
     ----------
@@ -844,6 +879,9 @@ class BNSL(_LadderBaseline):
         Evaluation samples of the benchmark.
     full_accuracy_ : ndarray of shape (n_models,)
         Full-set accuracy (mean pass rate) of every ladder point.
+    backtest_ : list of dict
+        Only after :meth:`predict_interval` with ``interval='backtest'`` (or
+        :meth:`backtest`): see :func:`cod_monitor.forecast.backtest_forecaster`.
     params_ : dict
         ``a``, ``b``, ``c0`` and per break ``c``, ``d``, ``f`` (lists), with compute in
         ``compute_unit_``; ``rmse`` of the error fit and ``at_bound``, the parameters
@@ -899,6 +937,8 @@ class BNSL(_LadderBaseline):
         smooth_checkpoints: bool = False,
         n_bootstrap: int = 200,
         random_state: int | None = 0,
+        interval: str = "bootstrap",
+        n_backtest: int = 3,
     ):
         self.n_breaks = n_breaks
         self.n_refine = n_refine
@@ -908,6 +948,8 @@ class BNSL(_LadderBaseline):
         self.smooth_checkpoints = smooth_checkpoints
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
+        self.interval = interval
+        self.n_backtest = n_backtest
 
     def _validate_own(self):
         self._check_int("n_breaks", 0, 3)
@@ -1058,6 +1100,10 @@ class LossIntermediate(_LadderBaseline):
         Bootstrap replicates for :meth:`predict_interval`.
     random_state : int or None, default 0
         Seed of the bootstrap.
+    interval : {'bootstrap', 'backtest'}, default 'bootstrap'
+        The interval construction; see :meth:`predict_interval`.
+    n_backtest : int, default 3
+        Largest runs held out, one at a time, by ``interval='backtest'``.
 
     Attributes
     ----------
@@ -1071,6 +1117,9 @@ class LossIntermediate(_LadderBaseline):
         Evaluation samples of the benchmark.
     full_accuracy_ : ndarray of shape (n_models,)
         Full-set accuracy (mean pass rate) of every ladder point.
+    backtest_ : list of dict
+        Only after :meth:`predict_interval` with ``interval='backtest'`` (or
+        :meth:`backtest`): see :func:`cod_monitor.forecast.backtest_forecaster`.
     loss_ : ndarray of shape (n_models,)
         The ``loss`` of every fitted ladder point.
     loss_params_ : dict
@@ -1142,6 +1191,8 @@ class LossIntermediate(_LadderBaseline):
         smooth_checkpoints: bool = False,
         n_bootstrap: int = 200,
         random_state: int | None = 0,
+        interval: str = "bootstrap",
+        n_backtest: int = 3,
     ):
         self.link = link
         self.anchors = anchors
@@ -1150,6 +1201,8 @@ class LossIntermediate(_LadderBaseline):
         self.smooth_checkpoints = smooth_checkpoints
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
+        self.interval = interval
+        self.n_backtest = n_backtest
 
     def _validate_own(self):
         self._check_choice("link", _LINKS)

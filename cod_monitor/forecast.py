@@ -36,7 +36,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import t as student_t
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
@@ -46,6 +45,7 @@ from cod_monitor.filtering import ClusterVerdict, ExtrapolatableFilter, Verdict
 from cod_monitor.ladder import Ladder
 from cod_monitor.laws import LAW_FORMS, LawFit, fit_laws, fit_local_trend
 from cod_monitor.mapping import SubsetToFullMapping
+from cod_monitor.resampling import backtest_halfwidth, ladder_bootstrap, widen_interval
 from cod_monitor.selection import final_checkpoints, select_fit_points
 
 __all__ = [
@@ -90,7 +90,58 @@ class _Replicate:
     rest: object = None
 
 
-class CODForecaster(BaseEstimator):
+class _LadderIntervals:
+    """Unit conversion, backtests and the backtest widening, shared with the baselines.
+
+    The host is a fitted estimator with ``compute_unit_``, ``compute_`` (its ladder
+    points in that unit), ``benchmark_``, ``_ladder``, ``_backtest`` (``None`` until
+    computed) and the parameters ``interval`` and ``n_backtest``.
+    """
+
+    def _to_units(self, compute):
+        c = np.asarray(compute, dtype=float)
+        if not np.all(np.isfinite(c)) or np.any(c <= 0):
+            raise ValueError(f"`compute` should be positive and finite FLOPs, got {compute!r}")
+        return c / self.compute_unit_
+
+    def backtest(self) -> list[dict]:
+        """The backtests of this fit (computed once): see :func:`backtest_forecaster`.
+
+        Returns
+        -------
+        list of dict
+        """
+        check_is_fitted(self, "compute_")
+        if self._backtest is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FitWarning)
+                self._backtest = backtest_forecaster(
+                    self, self._ladder, self.benchmark_, n_backtest=int(self.n_backtest)
+                )
+            self.backtest_ = self._backtest
+        return self._backtest
+
+    def _backtest_halfwidth(self, compute, level):
+        """:math:`t_\\nu \\sigma(d)` of ``interval='backtest'`` at ``compute`` FLOPs."""
+        c = np.asarray(self._to_units(compute), dtype=float)
+        bt = self.backtest()
+        if not bt:
+            warnings.warn(
+                "no backtest was possible on this ladder (too few runs below its largest "
+                "ones): the interval is the bootstrap's alone",
+                FitWarning,
+                stacklevel=3,
+            )
+        return backtest_halfwidth(bt, c, self.compute_, level)
+
+    def _finish_interval(self, point, lo, hi, compute, level):
+        """The bootstrap bounds, widened by the backtests when ``interval='backtest'``."""
+        if self.interval == "backtest":
+            lo, hi = widen_interval(point, lo, hi, self._backtest_halfwidth(compute, level))
+        return _scalar(lo), _scalar(hi)
+
+
+class CODForecaster(_LadderIntervals, BaseEstimator):
     r"""Forecast full-set accuracy at a target compute with Clustering-On-Difficulty.
 
     Parameters
@@ -572,49 +623,7 @@ class CODForecaster(BaseEstimator):
             # the point forecast belongs inside its own interval even when the bootstrap
             # is skewed
             lo, hi = np.minimum(lo, point), np.maximum(hi, point)
-        if self.interval == "backtest":
-            extra = self._backtest_halfwidth(compute, level)
-            lo = np.clip(point - np.hypot(point - lo, extra), 0.0, 1.0)
-            hi = np.clip(point + np.hypot(hi - point, extra), 0.0, 1.0)
-        return _scalar(lo), _scalar(hi)
-
-    def backtest(self) -> list[dict]:
-        """The backtests of this fit (computed once): see :func:`backtest_forecaster`.
-
-        Returns
-        -------
-        list of dict
-        """
-        check_is_fitted(self, "mapping_")
-        if self._backtest is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FitWarning)
-                self._backtest = backtest_forecaster(
-                    self, self._ladder, self.benchmark_, n_backtest=int(self.n_backtest)
-                )
-            self.backtest_ = self._backtest
-        return self._backtest
-
-    def _backtest_halfwidth(self, compute, level):
-        """:math:`t_\\nu \\sigma(d)` of ``interval='backtest'`` at ``compute`` FLOPs."""
-        c = np.asarray(self._to_units(compute), dtype=float)
-        bt = self.backtest()
-        if not bt:
-            warnings.warn(
-                "no backtest was possible on this ladder (too few runs below its largest "
-                "ones): the interval is the bootstrap's alone",
-                FitWarning,
-                stacklevel=3,
-            )
-            return np.zeros_like(c)
-        d = np.maximum(np.log(c / self.compute_.max()), 0.0)
-        logc = np.unique(np.log(self.compute_))
-        step = float(np.median(np.diff(logc))) if len(logc) > 1 else 0.0
-        r = np.array([b["residual"] for b in bt])
-        dj = np.array([b["log_distance"] for b in bt])
-        scale = (d[..., None] + step) / (dj + step)
-        sigma = np.sqrt(np.mean((r * scale) ** 2, axis=-1))
-        return student_t.ppf((1 + level) / 2, df=len(bt)) * sigma
+        return self._finish_interval(point, lo, hi, compute, level)
 
     def bootstrap_predictions(self, compute) -> np.ndarray:
         """Full-set forecasts of every bootstrap replicate, shape (n_bootstrap, *shape).
@@ -653,21 +662,14 @@ class CODForecaster(BaseEstimator):
         so a cluster near a threshold moves between the subset and the rest from one
         replicate to the next; the rest model is refitted on the replicate's rest.
         """
-        rng = np.random.default_rng(self.random_state)
-        X, labels, m = self._X, self.labels_, len(self.compute_)
-        groups = [np.flatnonzero(labels == k) for k in np.unique(labels)]
+        X, labels = self._X, self.labels_
         n_clusters = len(self.cluster_fits_)
         fitted = [k for k, f in enumerate(self.cluster_fits_) if f.success]
         rejudge = self.fallback_used_ in (None, "rest")
         flt = self._filter()
         total = len(labels)
-        min_distinct = min(4, len(np.unique(self.compute_)))
         replicates = []
-        for _ in range(int(self.n_bootstrap)):
-            rows = np.concatenate([rng.choice(g, size=len(g)) for g in groups])
-            cols = rng.integers(0, m, size=m)
-            while len(np.unique(self.compute_[cols])) < min_distinct:
-                cols = rng.integers(0, m, size=m)
+        for rows, cols in self._resamples():
             Xb, lb, cb = X[np.ix_(rows, cols)], labels[rows], self.compute_[cols]
             acc, _ = cluster_means(Xb, lb, n_clusters)
             fits = list(self.cluster_fits_)
@@ -694,19 +696,19 @@ class CODForecaster(BaseEstimator):
             replicates.append(_Replicate(fits, None, kept, share, rest))
         return replicates
 
+    def _resamples(self):
+        """Bootstrap draws: samples resampled within clusters (outliers as one group)."""
+        groups = [np.flatnonzero(self.labels_ == k) for k in np.unique(self.labels_)]
+        return ladder_bootstrap(
+            np.random.default_rng(self.random_state), groups, self.compute_, self.n_bootstrap
+        )
+
     def _bootstrap(self) -> list[_Replicate]:
-        rng = np.random.default_rng(self.random_state)
-        X, labels, m = self._X, self.labels_, len(self.compute_)
-        groups = [np.flatnonzero(labels == k) for k in np.unique(labels)]
+        X, labels = self._X, self.labels_
         kept_ids = np.flatnonzero(self.kept_)
         n_clusters = len(self.cluster_fits_)
-        min_distinct = min(4, len(np.unique(self.compute_)))
         replicates = []
-        for _ in range(int(self.n_bootstrap)):
-            rows = np.concatenate([rng.choice(g, size=len(g)) for g in groups])
-            cols = rng.integers(0, m, size=m)
-            while len(np.unique(self.compute_[cols])) < min_distinct:
-                cols = rng.integers(0, m, size=m)
+        for rows, cols in self._resamples():
             Xb = X[np.ix_(rows, cols)]
             lb = labels[rows]
             acc, _ = cluster_means(Xb, lb, n_clusters)
@@ -734,12 +736,6 @@ class CODForecaster(BaseEstimator):
                 mapping.fit(map_x, map_y)
             replicates.append(_Replicate(fits, mapping))
         return replicates
-
-    def _to_units(self, compute):
-        c = np.asarray(compute, dtype=float)
-        if not np.all(np.isfinite(c)) or np.any(c <= 0):
-            raise ValueError(f"`compute` should be positive and finite FLOPs, got {compute!r}")
-        return c / self.compute_unit_
 
     # ------------------------------------------------------------------- report
 

@@ -18,6 +18,7 @@ from cod_monitor.exceptions import CODError
 from cod_monitor.forecast import CODForecaster
 
 __all__ = [
+    "BASELINE_DEFAULTS",
     "COD_DEFAULTS",
     "METHODS",
     "available_methods",
@@ -58,6 +59,12 @@ COD_DEFAULTS: dict = {
     # bootstrap interval widened by the spread of backtests on the ladder's largest runs
     "interval": "backtest",
 }
+
+
+#: What the registry's baselines change from their class defaults: the same interval
+#: construction as ``cod`` (bootstrap widened by backtests on the ladder's largest runs),
+#: so that the benchmark compares the coverage of equally built intervals.
+BASELINE_DEFAULTS: dict = {"interval": "backtest"}
 
 
 def _cod(**changes):
@@ -124,19 +131,19 @@ METHODS: dict[str, tuple[Callable, str]] = {
         "cod with the plain bootstrap interval (no backtest widening)",
     ),
     "e2e-exp": (
-        _method(EndToEndExp),
+        _method(EndToEndExp, **BASELINE_DEFAULTS),
         "Baseline: the COD law fitted once to the full-set accuracy",
     ),
     "e2e-passrate": (
-        _method(EndToEndPassRate),
+        _method(EndToEndPassRate, **BASELINE_DEFAULTS),
         "Baseline: -log(pass rate) = alpha C^-k on the full set (GPT-4 / PassUntil)",
     ),
     "bnsl": (
-        _method(BNSL),
+        _method(BNSL, **BASELINE_DEFAULTS),
         "Baseline: broken neural scaling law (1 break) of the full-set error",
     ),
     "loss-intermediate": (
-        _method(LossIntermediate),
+        _method(LossIntermediate, **BASELINE_DEFAULTS),
         "Baseline: compute -> loss power law -> accuracy sigmoid (needs `loss` per model)",
     ),
 }

@@ -341,3 +341,48 @@ def test_fit_warns_nothing_on_clean_synthetic_data(syn600):
         warnings.simplefilter("error")
         for cls in (EndToEndExp, EndToEndPassRate, BNSL):
             cls(n_bootstrap=5).fit(syn600.ladder, syn600.benchmark).predict_interval(1e23)
+
+
+# ------------------------------------------------------------- backtest interval
+
+
+@pytest.mark.parametrize("cls", (EndToEndExp, EndToEndPassRate, BNSL), ids=lambda c: c.__name__)
+def test_backtest_interval_contains_the_bootstrap_interval(cls, syn600):
+    t = syn600.target.compute
+    boot = cls(n_bootstrap=20).fit(syn600.ladder, syn600.benchmark)
+    wide = cls(n_bootstrap=20, interval="backtest").fit(syn600.ladder, syn600.benchmark)
+    assert wide.predict(t) == boot.predict(t)
+    (lo, hi), (wlo, whi) = boot.predict_interval(t), wide.predict_interval(t)
+    assert wlo <= lo and hi <= whi and whi - wlo > hi - lo
+    bt = wide.backtest_
+    assert len(bt) == 3 and all(b["log_distance"] > 0 for b in bt)
+    # the backtests forecast the held-out runs with this method, not another one
+    held = syn600.ladder.model(bt[0]["model"]).compute
+    sub = syn600.ladder.without_models(
+        [m.name for m in syn600.ladder.models if m.compute >= held and m.role != "target"]
+    )
+    again = cls(n_bootstrap=0).fit(sub, syn600.benchmark).predict(held)
+    assert bt[0]["forecast"] == pytest.approx(again)
+
+
+def test_backtest_interval_is_refreshed_by_a_new_fit(syn600):
+    est = EndToEndExp(n_bootstrap=0, interval="backtest").fit(syn600.ladder, syn600.benchmark)
+    est.predict_interval(syn600.target.compute)
+    assert hasattr(est, "backtest_")
+    est.fit(syn600.ladder, syn600.benchmark)
+    assert not hasattr(est, "backtest_")
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"interval": "conformal"}, "The 'interval' parameter of BNSL must be one of"),
+    ({"n_backtest": -1}, r"The 'n_backtest' parameter of BNSL must be an int in \[0, inf\)"),
+])
+def test_bad_interval_params(params, message, syn600):
+    with pytest.raises(ValueError, match=message):
+        BNSL(**params).fit(syn600.ladder, syn600.benchmark)
+
+
+def test_registry_baselines_use_the_backtest_interval():
+    for name in ("e2e-exp", "e2e-passrate", "bnsl", "loss-intermediate"):
+        assert make_forecaster(name).interval == "backtest"
+        assert make_forecaster(name, interval="bootstrap").interval == "backtest"
