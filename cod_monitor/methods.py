@@ -51,6 +51,10 @@ COD_DEFAULTS: dict = {
     "features": "arcsine",
     # filter thresholds read against the smallest ladder model, whatever the FLOPs unit
     "compute_unit": "ladder",
+    # no ceiling test (the paper's c < 1): a kept cluster is forecast by its own law at
+    # its own share, so a low ceiling contradicts nothing; the paper needs it for the
+    # mapping pinned at (1, 1), which `combine='share'` does not use
+    "c_max": float("inf"),
     # full = share * subset law forecast + (1 - share) * rest's local trend, no mapping
     "combine": "share",
     "rest": "trend",
@@ -75,8 +79,8 @@ def _cod(**changes):
 METHODS: dict[str, tuple[Callable, str]] = {
     "cod": (
         _cod(),
-        "COD: arcsine features, filter in ladder units, subset laws + rest local trend "
-        "by share, backtest-widened interval",
+        "COD: arcsine features, filter in ladder units without the ceiling test, subset "
+        "laws + rest local trend by share, backtest-widened interval",
     ),
     "cod-paper": (
         _method(CODForecaster),
@@ -125,6 +129,10 @@ METHODS: dict[str, tuple[Callable, str]] = {
     "cod-paper-unit": (
         _cod(compute_unit=None),
         "cod with the filter thresholds in the ladder's compute unit (1e18 FLOPs)",
+    ),
+    "cod-ceiling-filter": (
+        _cod(c_max=1.0),
+        "cod with the paper's ceiling test c < 1 in the filter",
     ),
     "cod-bootstrap-interval": (
         _cod(interval="bootstrap"),

@@ -198,7 +198,7 @@ def test_law_ablations_fit(syn, law):
 #: The options the ``cod`` method adds to the paper (see cod_monitor.methods.COD_DEFAULTS).
 IMPROVED = dict(
     features="arcsine", compute_unit="ladder", combine="share", rest="trend",
-    fallback="rest", interval="backtest",
+    fallback="rest", interval="backtest", c_max=float("inf"),
 )
 
 
@@ -359,3 +359,26 @@ def test_backtest_forecaster_works_for_a_baseline(syn):
 def test_new_parameters_are_validated(syn, param, value):
     with pytest.raises(ValueError, match=f"'{param}' parameter of CODForecaster"):
         CODForecaster(**{param: value}).fit(syn.ladder, syn.benchmark)
+
+
+def test_low_ceiling_cluster_is_kept_and_forecast_by_its_law():
+    """A cluster that rises to a low ceiling (c = 1.6, ceiling 0.2) extrapolates by its
+    law under the share combination; the paper's c < 1 test sends it to the rest trend,
+    which keeps rising past the ceiling."""
+    from cod_monitor.methods import make_forecaster
+    from cod_monitor.synthetic import SyntheticCluster
+
+    clusters = (
+        SyntheticCluster("early", 0.5, a=20.0**0.5, b=0.5, c=0.1),
+        SyntheticCluster("capped", 0.5, a=60.0**0.6, b=0.6, c=1.6),
+    )
+    syn = synthetic_ladder(n_samples=600, clusters=clusters, seed=0)
+    truth = syn.expected_accuracy[syn.target.name]
+    cod = make_forecaster("cod", n_bootstrap=0).fit(syn.ladder, syn.benchmark)
+    paper = make_forecaster("cod-ceiling-filter", n_bootstrap=0).fit(syn.ladder, syn.benchmark)
+    assert cod.subset_share_ > 0.8 and paper.subset_share_ < 0.5
+    rejected = [v for v in paper.verdicts_ if not v.kept]
+    assert rejected and all(v.verdict is Verdict.OUT_OF_RANGE and "c=" in v.detail
+                            for v in rejected)
+    err = abs(cod.predict(syn.target.compute) - truth)
+    assert err < 0.025 and err < 0.6 * abs(paper.predict(syn.target.compute) - truth)

@@ -19,6 +19,7 @@ COD_ABLATIONS = {
     "cod-pass-rate-features": {"features": "pass_rate"},
     "cod-paper-unit": {"compute_unit": None},
     "cod-bootstrap-interval": {"interval": "bootstrap"},
+    "cod-ceiling-filter": {"c_max": 1.0},
 }
 
 
