@@ -14,14 +14,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-demo: $(STAMP)
-	$(BIN)/cod-monitor demo
-
 # The HF extra (torch pinned to the CPU wheel on disk: an open range pulls a multi-GB CUDA build).
 HF_STAMP := $(VENV)/.installed-hf
 $(HF_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,hf,wandb]' torch==2.13.0
 	touch $@
+
+# The live demo trains a tiny model with CODCallback attached: it needs the hf and wandb
+# extras. Output goes to a fresh ./cod_demo_out (or cod_demo_out-2, ...).
+demo: $(HF_STAMP)
+	$(BIN)/cod-monitor demo
 
 test: $(HF_STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,49 +1,144 @@
 """``cod-monitor demo``: the embedded default.
 
-Until the live demo (tiny models trained here with the callback attached) lands, the
-demo runs the offline forecaster on a seeded synthetic ladder generated from known
-per-cluster laws and prints every method's forecast against the known truth.
+Live (default): train the demo target run from scratch on CPU with ``CODCallback``
+attached and watch its forecast against its measured accuracy
+(:func:`cod_monitor.demo.live.run_live_demo`). ``--synthetic``: the offline forecaster
+on a seeded synthetic ladder generated from known per-cluster laws, every method's
+forecast against the known truth (seconds; no torch).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-from cod_monitor.cli.predict import format_table, predictions_json
-from cod_monitor.methods import available_methods, compare_methods
-from cod_monitor.synthetic import synthetic_ladder
-
 __all__ = ["add_parser", "run"]
+
+_EPILOG = """\
+live demo output (OUT, default: a fresh ./cod_demo_out, or cod_demo_out-2, ...):
+  OUT/summary.json       forecast_final, observed_final (accuracy of the main benchmark,
+                         'demo', at the last checkpoint), abs_error_pts (100 x |difference|),
+                         trajectory_mae_pts (mean |forecast - observed| over every evaluated
+                         checkpoint, points), alerts (list of {reason, message, step,
+                         benchmark}), wandb_run_dir, report_html, wall_s; plus per_benchmark,
+                         checkpoints, forecast_interval, target, sabotage, train_s
+  OUT/monitor/report.html  the local HTML report (journal and CSVs beside it)
+  OUT/wandb/offline-run-*  the offline W&B run (wandb sync DIR to upload)
+
+The default run is the recipe's target at full length (about 6-8 minutes on 2 CPU
+cores); --tokens shortens it (same model, learning rate and schedule, fewer tokens).
+"""
 
 
 def add_parser(subparsers) -> None:
     """Register ``demo``."""
     p = subparsers.add_parser(
         "demo",
-        help="forecast a seeded synthetic ladder and compare with the known truth",
-        description="Generate a ladder whose per-sample pass rates follow known COD laws, "
-        "forecast the held-out target with every method and print the errors.",
+        help="train the demo target with the COD monitor attached (or --synthetic)",
+        description="Train the demo target run from scratch on CPU with CODCallback attached: "
+        "each checkpoint is evaluated in a CPU worker process while training goes on, "
+        "compared with the COD forecast from the shipped demo ladder, logged to an offline "
+        "W&B run and a local HTML report; prints the final forecast against the measured "
+        "accuracy. Needs the hf and wandb extras (`make demo` installs them).",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-samples", type=int, default=3000)
-    p.add_argument("--n-models", type=int, default=8)
-    p.add_argument("--n-bootstrap", type=int, default=100)
+    p.add_argument("--synthetic", action="store_true",
+                   help="instead: forecast a seeded synthetic ladder offline and compare every "
+                   "method with the known truth (seconds, no torch)")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
-                   help="also write the ladder and summary.json here")
+                   help="output directory (live: default a fresh ./cod_demo_out; synthetic: "
+                   "also write the ladder and summary.json here)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="live: init/data seed of the target run (default: the recipe's, as in "
+                   "the ladder build); synthetic: ladder seed (default 0)")
+    live = p.add_argument_group("live demo")
+    live.add_argument("--ladder", type=Path, default=None, metavar="DIR",
+                      help="a demo ladder directory (default: the shipped one)")
+    live.add_argument("--benchmarks", nargs="+", default=None, metavar="NAME",
+                      help="benchmarks to monitor (default: every benchmark of the ladder)")
+    live.add_argument("--tokens", type=int, default=None,
+                      help="training tokens of the target run (default: the recipe's); fewer "
+                      "tokens = a shorter run of the same model")
+    live.add_argument("--checkpoints", type=int, default=None, metavar="K",
+                      help="checkpoints to evaluate (default: the recipe's)")
+    live.add_argument("--sabotage", action="store_true",
+                      help="multiply the learning rate part-way through the run so that the "
+                      "drift alert fires")
+    live.add_argument("--sabotage-at", type=float, default=0.5, metavar="FRAC",
+                      help="share of the run after which the sabotage starts (default 0.5)")
+    live.add_argument("--sabotage-factor", type=float, default=30.0, metavar="X",
+                      help="learning-rate multiplier of the sabotage (default 30)")
+    live.add_argument("--threads", type=int, default=None,
+                      help="torch threads of the training process (default: every core)")
+    live.add_argument("--eval-threads", type=int, default=1,
+                      help="threads of the evaluation worker (default 1)")
+    live.add_argument("--no-wandb", action="store_true",
+                      help="skip W&B (local report only; the wandb extra is then not needed)")
+    live.add_argument("--n-bootstrap", type=int, default=None,
+                      help="bootstrap replicates of the forecast interval (default: 100 live, "
+                      "100 synthetic)")
+    live.add_argument("--quiet", action="store_true", help="no training progress lines")
+    syn = p.add_argument_group("--synthetic")
+    syn.add_argument("--n-samples", type=int, default=3000)
+    syn.add_argument("--n-models", type=int, default=8)
+    syn.add_argument("--method", action="append", default=None, metavar="METHOD",
+                     help="method to compare (repeatable; default: every method)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    """Run the offline demo; returns the exit code."""
+    """Run the demo; returns the exit code."""
+    if args.synthetic:
+        return run_synthetic(args)
+    return run_live(args)
+
+
+def run_live(args) -> int:
+    """The live demo (:func:`cod_monitor.demo.live.run_live_demo`)."""
+    from cod_monitor.demo.live import fresh_out_dir, run_live_demo
+
+    out = args.out if args.out is not None else fresh_out_dir()
+    try:
+        run_live_demo(
+            out_dir=out, ladder=args.ladder, benchmarks=args.benchmarks, tokens=args.tokens,
+            n_checkpoints=args.checkpoints, seed=args.seed, sabotage=args.sabotage,
+            sabotage_at=args.sabotage_at, sabotage_factor=args.sabotage_factor,
+            threads=args.threads, eval_threads=args.eval_threads, wandb=not args.no_wandb,
+            progress=not args.quiet,
+            n_bootstrap=100 if args.n_bootstrap is None else args.n_bootstrap,
+        )
+    except (ImportError, FileExistsError, ValueError) as exc:
+        print(f"cod-monitor demo: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_synthetic(args) -> int:
+    """The offline demo on a seeded synthetic ladder; returns the exit code."""
+    from cod_monitor.cli.predict import format_table, predictions_json
+    from cod_monitor.methods import available_methods, compare_methods
+    from cod_monitor.synthetic import synthetic_ladder
+
     start = time.perf_counter()
-    syn = synthetic_ladder(n_samples=args.n_samples, n_models=args.n_models, seed=args.seed)
+    methods = available_methods()
+    if args.method:
+        unknown = [m for m in args.method if m not in methods]
+        if unknown:
+            print(f"cod-monitor demo: error: unknown --method {unknown[0]!r}; use one of "
+                  f"{', '.join(methods)}", file=sys.stderr)
+            return 2
+        methods = list(dict.fromkeys(args.method))
+    seed = 0 if args.seed is None else args.seed
+    n_bootstrap = 100 if args.n_bootstrap is None else args.n_bootstrap
+    syn = synthetic_ladder(n_samples=args.n_samples, n_models=args.n_models, seed=seed)
     truth = syn.expected_accuracy[syn.target.name]
     n_ladder = len(syn.ladder.models_with_role("ladder"))
     print(
-        f"synthetic ladder (seed {args.seed}): {n_ladder} models from "
+        f"synthetic ladder (seed {seed}): {n_ladder} models from "
         f"{syn.ladder.models[0].compute:.2g} to "
         f"{syn.ladder.models_with_role('ladder')[-1].compute:.2g} FLOPs, "
         f"{args.n_samples} samples in {len(syn.clusters)} true clusters; target "
@@ -53,13 +148,14 @@ def run(args) -> int:
         syn.ladder,
         syn.benchmark,
         syn.target.compute,
-        available_methods(),
-        n_bootstrap=args.n_bootstrap,
-        random_state=args.seed,
+        methods,
+        n_bootstrap=n_bootstrap,
+        random_state=seed,
     )
     payload = predictions_json(syn.benchmark, syn.target.compute, results, observed=truth)
     sys.stdout.write("\n" + format_table(payload, results, truth_label="true expected accuracy"))
-    cod = payload["predictions"]["cod"]
+    # the headline is the package's default method, or the first one compared
+    cod = payload["predictions"].get("cod") or next(iter(payload["predictions"].values()))
     wall = time.perf_counter() - start
     summary = {
         "forecast_final": cod["value"],
@@ -72,7 +168,7 @@ def run(args) -> int:
     if cod["value"] is not None:
         lo, hi = cod["interval"]
         print(
-            f"\nCOD forecast {cod['value']:.4f} (90% interval [{lo:.4f}, {hi:.4f}]) vs true "
+            f"\n{'COD' if 'cod' in payload['predictions'] else methods[0]} forecast {cod['value']:.4f} (90% interval [{lo:.4f}, {hi:.4f}]) vs true "
             f"expected accuracy {truth:.4f}: error {summary['abs_error_pts']:.2f} points. "
             f"({wall:.1f} s)"
         )
