@@ -66,8 +66,8 @@ def test_live_demo_reduced_scale_end_to_end(tmp_path):
     pytest.importorskip("transformers")
     pytest.importorskip("wandb")
     out = tmp_path / "demo"
-    # 3 checkpoints of 10 steps (512 tokens a step); two benchmarks keep it short
-    argv = ["demo", "--out", str(out), "--tokens", str(30 * 512), "--checkpoints", "3",
+    # 2 checkpoints of 10 steps (512 tokens a step); two benchmarks keep it short
+    argv = ["demo", "--out", str(out), "--tokens", str(20 * 512), "--checkpoints", "2",
             "--benchmarks", "demo", "copy", "--n-bootstrap", "10", "--sabotage",
             "--sabotage-at", "0.5", "--quiet"]
     proc = subprocess.run(
@@ -75,8 +75,8 @@ def test_live_demo_reduced_scale_end_to_end(tmp_path):
          "sys.exit(main(sys.argv[1:]))", *argv],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "SABOTAGE: learning rate x30 from step 15" in proc.stdout
-    assert "at the final checkpoint (step 30)" in proc.stdout
+    assert "SABOTAGE: learning rate x30 from step 10" in proc.stdout
+    assert "at the final checkpoint (step 20)" in proc.stdout
 
     summary = json.loads((out / "summary.json").read_text())
     assert set(SUMMARY_KEYS) <= set(summary)
@@ -90,9 +90,9 @@ def test_live_demo_reduced_scale_end_to_end(tmp_path):
     for alert in summary["alerts"]:
         assert {"reason", "message", "step"} <= set(alert)
         assert isinstance(alert["step"], int) and isinstance(alert["message"], str)
-    assert [c["step"] for c in summary["checkpoints"]] == [10, 20, 30]
+    assert [c["step"] for c in summary["checkpoints"]] == [10, 20]
     assert set(summary["per_benchmark"]) == {"demo", "copy"}
-    assert summary["sabotage"] == {"kind": "lr_spike", "factor": 30.0, "step": 15}
+    assert summary["sabotage"] == {"kind": "lr_spike", "factor": 30.0, "step": 10}
     assert Path(summary["report_html"]).read_text().count("cod-report-data") >= 1
     # the evaluation sets the worker read, matching the ladder's samples
     assert (out / "eval_sets" / "demo.jsonl").exists()
@@ -101,9 +101,11 @@ def test_live_demo_reduced_scale_end_to_end(tmp_path):
     states = sorted((out / "trainer").glob("checkpoint-*/trainer_state.json"))
     history = json.loads(states[-1].read_text())["log_history"]
     lrs = {h["step"]: h["learning_rate"] for h in history if "learning_rate" in h}
-    before = [lr for s, lr in lrs.items() if s <= 15]
-    after = [lr for s, lr in lrs.items() if s > 15]
-    assert after and before and min(after) == pytest.approx(30 * max(before), rel=1e-6)
+    before = [lr for s, lr in lrs.items() if s <= 10]
+    after = [lr for s, lr in lrs.items() if s > 10]
+    base = summary["target"]["learning_rate"]
+    assert before and max(before) <= base * (1 + 1e-6)  # warm-up, then the recipe's rate
+    assert after and min(after) == pytest.approx(30 * base, rel=1e-6)
 
     # the offline W&B run: the Trainer's own run, with the monitor's keys in it
     run_dir = summary["wandb_run_dir"]
@@ -115,7 +117,7 @@ def test_live_demo_reduced_scale_end_to_end(tmp_path):
         assert key in keys, key
     observed = sorted(h["item"]["cod/ckpt_step"] for h in records["history"]
                       if "cod/demo/observed" in h["item"])
-    assert observed == [10, 20, 30]
+    assert observed == [10, 20]
     final = {}
     for s in records.get("summary", []):
         final.update(s.get("update", {}))

@@ -498,54 +498,47 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
 
     from cod_monitor.demo.train import train_target
     from cod_monitor.integrations.hf import CODCallback
-    from cod_monitor.monitor import QueuePolicy
-    from cod_monitor.trackers.local import LocalTracker
 
+    run_name = f"demo-{spec.name}" + ("-sabotage" if cfg.sabotage else "")
     monitor_dir = out / "monitor"
     console = ConsoleTracker(main)
-    trackers = [LocalTracker(monitor_dir), console]
-    if cfg.wandb:
-        from cod_monitor.trackers.wandb import WandbTracker
-
-        trackers.insert(1, WandbTracker())
-    cod = CODCallback(
-        ladder=str(ladder_dir),
-        eval_sets=eval_sets,
-        evaluator=evaluator,
-        devices=["cpu"],
-        cpu_threads=int(cfg.eval_threads),
-        trackers=trackers,
-        out_dir=str(monitor_dir),
-        params=float(spec.params),
-        tokens_per_step=float(spec.tokens_per_step),
-        # Evaluation falls behind training on two shared cores; every checkpoint is
-        # still evaluated (the drain at the end catches up) so the trajectory is whole.
-        queue_policy=QueuePolicy(max_pending=len(spec.checkpoint_steps) + 1),
-        refresh_interval=None,  # the shipped ladder does not change during the demo
-        n_bootstrap=int(cfg.n_bootstrap),
-        run_name=f"demo-{spec.name}",
-    )
-    callbacks = [cod, *cfg.extra_callbacks]
-    sabotage = None
-    if cfg.sabotage:
-        at = max(1, int(round(cfg.sabotage_at * spec.steps)))
-        spike = _lr_spike_callback(at, float(cfg.sabotage_factor), _print)
-        callbacks.append(spike)
-        sabotage = {"kind": "lr_spike", "factor": float(cfg.sabotage_factor), "step": at}
-        _print(f"sabotage armed: learning rate x{cfg.sabotage_factor:g} from step {at} "
-               f"({cfg.sabotage_at:.0%} of the run)")
-
     echo_filter = _NoAlertEcho()
     monitor_logger = logging.getLogger("cod_monitor.monitor.monitor")
     monitor_logger.addFilter(echo_filter)
-    wandb_run_dir = None
+    monitor, wandb_run_dir, sabotage = None, None, None
     t_train = time.perf_counter()
     with warnings.catch_warnings():
         _quiet_libraries()
         try:
-            _train(train_target, out, spec, generator, callbacks, cfg)
+            if cfg.wandb:
+                # Opened before the monitor's trackers start: the Trainer's WandbCallback
+                # and the monitor's WandbTracker both log into this one offline run.
+                import wandb
+
+                wandb.init(project=os.environ["WANDB_PROJECT"], name=run_name, dir=str(out),
+                           config={"demo": {"target": spec.to_dict(), "sabotage": cfg.sabotage}})
+            monitor = _build_monitor(cfg, spec, ladder_dir, eval_sets, evaluator, monitor_dir,
+                                     console, run_name)
+            # Fit the forecasts before the first step: fitted on a thread of the training
+            # process while it trains, they slowed the first steps tenfold on 2 shared cores.
+            t_fit = time.perf_counter()
+            monitor.start()
+            monitor.refresh(wait=True)
+            _print(f"forecasts of {len(benchmarks)} benchmark(s) fitted in "
+                   f"{time.perf_counter() - t_fit:.0f} s; training starts")
+            callbacks = [CODCallback(monitor), *cfg.extra_callbacks]
+            if cfg.sabotage:
+                at = max(1, int(round(cfg.sabotage_at * spec.steps)))
+                callbacks.append(_lr_spike_callback(at, float(cfg.sabotage_factor), _print))
+                sabotage = {"kind": "lr_spike", "factor": float(cfg.sabotage_factor), "step": at}
+                _print(f"sabotage armed: learning rate x{cfg.sabotage_factor:g} from step {at} "
+                       f"({cfg.sabotage_at:.0%} of the run)")
+            t_train = time.perf_counter()
+            _train(train_target, out, spec, generator, callbacks, cfg, run_name)
         finally:
             train_s = time.perf_counter() - t_train
+            if monitor is not None:
+                monitor.close()  # idempotent: normally closed by CODCallback.on_train_end
             if cfg.wandb:
                 wandb_run_dir = _finish_wandb(out)
             monitor_logger.removeFilter(echo_filter)
@@ -555,7 +548,6 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
                 else:
                     os.environ[k] = v
 
-    monitor = cod.monitor
     summary = _summarize(monitor, benchmarks, main, spec, console.alerts, ladder)
     summary.update(
         wandb_run_dir=wandb_run_dir,
@@ -573,12 +565,43 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
     return summary
 
 
-def _train(train_target, out, spec, generator, callbacks, cfg) -> None:
+def _build_monitor(cfg, spec, ladder_dir, eval_sets, evaluator, monitor_dir, console, run_name):
+    """The ``CODMonitor`` of the demo run: a CPU worker, local report, W&B, console."""
+    from cod_monitor.monitor import CODMonitor, QueuePolicy
+    from cod_monitor.trackers.local import LocalTracker
+
+    # No PNG plots: matplotlib would render in the training process; report.html is SVG.
+    trackers = [LocalTracker(monitor_dir, plots=False), console]
+    if cfg.wandb:
+        from cod_monitor.trackers.wandb import WandbTracker
+
+        trackers.insert(1, WandbTracker())
+    return CODMonitor(
+        ladder=str(ladder_dir),
+        eval_sets=eval_sets,
+        evaluator=evaluator,
+        devices=["cpu"],
+        cpu_threads=int(cfg.eval_threads),
+        trackers=trackers,
+        out_dir=str(monitor_dir),
+        params=float(spec.params),
+        tokens_per_step=float(spec.tokens_per_step),
+        max_steps=int(spec.steps),
+        # Evaluation falls behind training on two shared cores; every checkpoint is
+        # still evaluated (the drain at the end catches up) so the trajectory is whole.
+        queue_policy=QueuePolicy(max_pending=len(spec.checkpoint_steps) + 1),
+        refresh_interval=None,  # the shipped ladder does not change during the demo
+        n_bootstrap=int(cfg.n_bootstrap),
+        run_name=run_name,
+    )
+
+
+def _train(train_target, out, spec, generator, callbacks, cfg, run_name) -> None:
     train_target(
         out / "trainer", spec=spec, generator=generator, callbacks=callbacks,
         threads=cfg.threads or os.cpu_count() or 1, progress=cfg.progress,
         report_to="wandb" if cfg.wandb else "none", save_total_limit=2,
-        run_name=f"demo-{spec.name}" + ("-sabotage" if cfg.sabotage else ""),
+        run_name=run_name,
     )
 
 
