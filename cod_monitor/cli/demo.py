@@ -28,8 +28,9 @@ live demo output (OUT, default: a fresh ./cod_demo_out, or cod_demo_out-2, ...):
   OUT/monitor/report.html  the local HTML report (journal and CSVs beside it)
   OUT/wandb/offline-run-*  the offline W&B run (wandb sync DIR to upload)
 
-The default run is the recipe's target at full length (about 6-8 minutes on 2 CPU
-cores); --tokens shortens it (same model, learning rate and schedule, fewer tokens).
+The default run is the recipe's target at full length: minutes on 2 idle CPU cores, far
+longer when other jobs share them (torch slows down sharply on oversubscribed cores).
+--tokens shortens it (same model, learning rate and schedule, fewer tokens).
 """
 
 
