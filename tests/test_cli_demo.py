@@ -68,7 +68,7 @@ def test_live_demo_reduced_scale_end_to_end(tmp_path):
     out = tmp_path / "demo"
     # 2 checkpoints of 10 steps (512 tokens a step); two benchmarks keep it short
     argv = ["demo", "--out", str(out), "--tokens", str(20 * 512), "--checkpoints", "2",
-            "--benchmarks", "demo", "copy", "--n-bootstrap", "10", "--sabotage",
+            "--benchmarks", "demo", "fact", "--n-bootstrap", "10", "--sabotage",
             "--sabotage-at", "0.5", "--quiet"]
     proc = subprocess.run(
         [sys.executable, "-c", "import sys; from cod_monitor.cli import main; "
@@ -91,7 +91,7 @@ def test_live_demo_reduced_scale_end_to_end(tmp_path):
         assert {"reason", "message", "step"} <= set(alert)
         assert isinstance(alert["step"], int) and isinstance(alert["message"], str)
     assert [c["step"] for c in summary["checkpoints"]] == [10, 20]
-    assert set(summary["per_benchmark"]) == {"demo", "copy"}
+    assert set(summary["per_benchmark"]) == {"demo", "fact"}
     assert summary["sabotage"] == {"kind": "lr_spike", "factor": 30.0, "step": 10}
     assert Path(summary["report_html"]).read_text().count("cod-report-data") >= 1
     # the evaluation sets the worker read, matching the ladder's samples
@@ -112,7 +112,7 @@ def test_live_demo_reduced_scale_end_to_end(tmp_path):
     assert Path(run_dir).is_dir() and Path(run_dir).parent == out / "wandb"
     records = _wandb_records(run_dir)
     keys = set().union(*(h["item"] for h in records.get("history", [])))
-    for key in ("cod/demo/observed", "cod/demo/forecast", "cod/demo/lower", "cod/copy/observed",
+    for key in ("cod/demo/observed", "cod/demo/forecast", "cod/demo/lower", "cod/fact/observed",
                 "cod/ckpt_step", "train/loss"):
         assert key in keys, key
     observed = sorted(h["item"]["cod/ckpt_step"] for h in records["history"]

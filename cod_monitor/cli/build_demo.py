@@ -46,8 +46,8 @@ def add_build_demo_parser(ladder_subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation set (default 0)")
-    p.add_argument("--eval-size", type=int, default=1600,
-                   help="requested evaluation samples (default 1600; ~1,500 after caps)")
+    p.add_argument("--eval-size", type=int, default=1200,
+                   help="requested evaluation samples (default 1200)")
     p.add_argument("--workers", type=int, default=2,
                    help="training processes, 1 thread each (default 2)")
     p.add_argument("--threads", type=int, default=2, help="cores to use in all (default 2)")

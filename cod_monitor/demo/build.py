@@ -247,7 +247,7 @@ def build_demo_ladder(
     *,
     specs: list[RunSpec] | None = None,
     seed: int = 0,
-    eval_size: int = 1600,
+    eval_size: int = 1200,
     workers: int = 2,
     threads: int = 2,
     backend: str = "trainer",
@@ -268,7 +268,7 @@ def build_demo_ladder(
         :func:`~cod_monitor.demo.recipe.target_spec`. At least three ladder runs.
     seed : int, default 0
         Seed of the evaluation set (and of the training stream's mixing).
-    eval_size : int, default 1600
+    eval_size : int, default 1200
         Requested evaluation samples (small levels are capped; ~1,500 result).
     workers : int, default 2
         Worker processes (1 thread each; ``1`` trains in this process with
@@ -321,6 +321,11 @@ def build_demo_ladder(
                     "cpus": os.cpu_count(), "workers": workers, "threads": threads},
         "versions": _versions(),
         "seed": seed,
+        # what rebuilds the evaluation set and scores a checkpoint as the ladder was
+        # scored (the live demo reads both)
+        "generator": gen_kwargs,
+        "evaluator": {"backend": "hf", "mode": "exact", "temperature": 1.0, "top_p": 0.7,
+                      "batch_size": 256},
         "n_eval_samples": len(generator.eval_samples),
         "backend": backend,
         "compute_unit": compute_unit,

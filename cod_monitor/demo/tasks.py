@@ -1,49 +1,75 @@
 """The demo benchmark: seeded exact-answer tasks of graded difficulty.
 
-Five task families in the default benchmark (:data:`FAMILIES`), each with
-difficulty levels (the string length, the number of key-value pairs, the operand
-digit count...), and ``mod`` available to :func:`make_sample`. Every sample is a
-prompt with exactly one correct answer followed by the stop marker :data:`STOP`::
+Three task families in the default benchmark (:data:`FAMILIES`), each with difficulty
+levels, every sample a prompt with exactly one correct answer followed by the stop
+marker :data:`STOP`::
+
+    fact  "n?kqz="  -> "47"      recall of an entity's number; level = how rarely the
+                                 training text states the fact (log-spaced frequency
+                                 rank buckets, 1 = most frequent)
+    city  "c?kqz="  -> "vemo"    recall of an entity's city; levels as for ``fact``
+    add   "37+58="  -> "95"      level = digits of the operands
+
+The two knowledge families ask about a seeded :class:`KnowledgeWorld`: 1,000
+three-letter entities, each with a two-digit number and one of 24 four-letter
+cities. The training text states facts as ``"n|kqz=47"`` / ``"c|kqz=vemo"``, each
+relation drawing entities from its own Zipf law (rank r has weight
+``1 / (r + 3)``), and also asks questions ``"n?kqz=47"`` about entities that are
+*not* evaluated. An evaluated question never occurs in training: the model must
+recall a stated fact through the question template, as closed-book QA does. How
+often a fact was stated sets when a run learns it, so the samples of one family
+emerge at graded points in compute, smoothly: the setting COD is built for.
+
+More families are available to :func:`make_sample` and :class:`TaskGenerator`
+(:data:`SKILL_FAMILIES`: copy, kv, rev, count, mod). They are out of the default
+benchmark because tiny models acquire them by an abrupt, size-independent phase
+change (an attend-and-copy mechanism after ~1,000-2,000 optimizer steps; the
+previous shipped ladder measured it), which no scaling law fitted below the change
+can foresee::
 
     copy  "c:kqzb="      -> "kqzb"     level = string length
     kv    "a3k7z1?k="    -> "7"        level = number of key-value pairs
     rev   "r:kqzb="      -> "bzqk"     level = string length
-    add   "374+258="     -> "632"      level = digits of the operands
     count "#b:abbcab="   -> "3"        level = string length (alphabet 'abc')
-    mod   "3817%7="      -> "2"        level = digits of the dividend (not in the
-                                       default benchmark: tiny models stay at chance)
+    mod   "3817%7="      -> "2"        level = digits of the dividend
 
 The same generator writes the training text, with one hard rule: no training
 instance is an evaluation prompt (:class:`TaskGenerator` keeps a set of the
-evaluation prompts and rejects them while streaming). Small families have small
-instance spaces (there are only 100 one-digit additions), so without the rule most
-evaluation prompts also appear verbatim in training; with it the models must
-generalise to unseen instances, which is what the benchmark measures.
+evaluation prompts and rejects them while streaming). Small instance spaces (there
+are only 100 one-digit additions) would otherwise put most evaluation prompts in
+the training text verbatim.
 
-Sample ids encode family and level: ``"add-3-0042"`` is the 43rd 3-digit addition.
+Sample ids encode family and level: ``"add-2-0042"`` is the 43rd 2-digit addition.
 Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
+import math
 import random
 import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 __all__ = [
     "STOP",
     "FAMILIES",
+    "SKILL_FAMILIES",
+    "KNOWLEDGE_FAMILIES",
     "TaskSample",
+    "KnowledgeWorld",
     "TaskGenerator",
     "make_sample",
     "solve",
     "parse_sample_id",
     "default_eval_counts",
     "TRAIN_WEIGHTS",
+    "EVAL_SHARES",
 ]
 
 #: The stop marker after every answer (and the separator between training samples).
@@ -52,22 +78,33 @@ STOP = "\n"
 _LETTERS = string.ascii_lowercase
 _COUNT_ALPHABET = "abc"
 
-#: family -> its difficulty levels, easiest first.
+#: The default benchmark: family -> its difficulty levels, easiest first.
 FAMILIES: dict[str, tuple[int, ...]] = {
+    "fact": (1, 2, 3, 4, 5),
+    "city": (1, 2, 3, 4, 5),
+    "add": (1, 2),
+}
+#: Families outside the default benchmark (abrupt emergence; see the module docstring).
+SKILL_FAMILIES: dict[str, tuple[int, ...]] = {
     "copy": (2, 3, 4, 6, 8),
     "kv": (1, 2, 3, 4, 6),
     "rev": (2, 3, 4, 5),
-    "add": (1, 2, 3),
     "count": (4, 6, 8),
+    "mod": (1, 2, 3),
 }
-#: Every family :func:`make_sample` knows (``mod`` is left out of the default benchmark).
-ALL_FAMILIES = ("copy", "kv", "rev", "add", "count", "mod")
+_ALL_LEVELS = {**SKILL_FAMILIES, **FAMILIES}
+#: Every family :func:`make_sample` knows.
+ALL_FAMILIES = tuple(_ALL_LEVELS)
+#: Families answered from the :class:`KnowledgeWorld`: family -> relation marker.
+KNOWLEDGE_FAMILIES: dict[str, str] = {"fact": "n", "city": "c"}
 
-#: Share of each family in the training stream. Copying and key-value lookup share one
-#: mechanism (attend to an earlier token, emit the one after it) that tiny models only
-#: acquire after a few hundred thousand tokens of it; they get most of the stream.
-TRAIN_WEIGHTS: dict[str, float] = {"copy": 0.35, "kv": 0.25, "rev": 0.15, "add": 0.15,
-                                   "count": 0.10}
+#: Share of each family in the training stream (families not listed: 0.2).
+TRAIN_WEIGHTS: dict[str, float] = {"fact": 0.45, "city": 0.45, "add": 0.1}
+#: Share of each family in the evaluation set (families not listed: equal shares).
+EVAL_SHARES: dict[str, float] = {"fact": 5 / 12, "city": 5 / 12, "add": 2 / 12}
+#: Share of knowledge-family training samples written as questions (the rest are
+#: statements); questions about evaluated entities are written as statements instead.
+QUESTION_SHARE = 0.4
 
 
 @dataclass(frozen=True)
@@ -77,9 +114,10 @@ class TaskSample:
     Attributes
     ----------
     family : str
-        Task family, a key of :data:`FAMILIES`.
+        Task family, a key of :data:`FAMILIES` or :data:`SKILL_FAMILIES`.
     level : int
-        Difficulty level within the family.
+        Difficulty level within the family (0 for knowledge statements about entities
+        more frequent than any evaluated level).
     prompt : str
         The text the model is given.
     answer : str
@@ -97,6 +135,116 @@ class TaskSample:
         return self.prompt + self.answer + STOP
 
 
+class KnowledgeWorld:
+    """A seeded world of entities with two attributes, and how often text states them.
+
+    Parameters
+    ----------
+    seed : int, default 0
+    n_entities : int, default 1000
+        Three-letter entity names (at most 17,576).
+    n_cities : int, default 24
+    zipf_offset : float, default 3.0
+        Rank ``r`` (0-based) of a relation is stated with weight ``1 / (r + offset)``.
+    n_levels : int, default 5
+    first_rank : int, default 6
+        Ranks below this are never evaluated (every run knows them); ranks from here
+        to ``n_entities`` are cut into ``n_levels`` log-spaced buckets.
+
+    Examples
+    --------
+    >>> w = KnowledgeWorld(seed=0)
+    >>> w.level_edges
+    (6, 17, 46, 129, 359, 1000)
+    >>> w.answer("fact", w.names[0]) == w.numbers[0]
+    True
+    """
+
+    def __init__(self, seed: int = 0, *, n_entities: int = 1000, n_cities: int = 24,
+                 zipf_offset: float = 3.0, n_levels: int = 5, first_rank: int = 6):
+        if not 2 * first_rank <= n_entities <= 26**3:
+            raise ValueError(
+                f"The 'n_entities' parameter must be in [{2 * first_rank}, {26**3}]. "
+                f"Got {n_entities!r} instead."
+            )
+        rng = random.Random(f"cod-demo-world-{seed}")
+        names: list[str] = []
+        seen: set[str] = set()
+        while len(names) < n_entities:
+            name = _word(rng, 3)
+            if name not in seen:
+                seen.add(name)
+                names.append(name)
+        cities: list[str] = []
+        while len(cities) < n_cities:
+            city = _word(rng, 4)
+            if city not in cities:
+                cities.append(city)
+        self.seed = seed
+        self.names = tuple(names)
+        self.index = {n: i for i, n in enumerate(names)}
+        self.numbers = tuple(f"{rng.randrange(100):02d}" for _ in names)
+        self.cities = tuple(rng.choice(cities) for _ in names)
+        # each relation ranks the entities by its own random order
+        self.by_rank: dict[str, tuple[int, ...]] = {}
+        self.rank: dict[str, dict[int, int]] = {}
+        for family in KNOWLEDGE_FAMILIES:
+            order = list(range(n_entities))
+            rng.shuffle(order)
+            self.by_rank[family] = tuple(order)
+            self.rank[family] = {e: r for r, e in enumerate(order)}
+        weights = [1.0 / (r + zipf_offset) for r in range(n_entities)]
+        total = sum(weights)
+        acc, cum = 0.0, []
+        for w in weights:
+            acc += w / total
+            cum.append(acc)
+        self._cum = cum
+        ratio = (n_entities / first_rank) ** (1.0 / n_levels)
+        edges = [first_rank] + [int(round(first_rank * ratio**k)) for k in range(1, n_levels)]
+        self.level_edges = (*edges, n_entities)
+
+    def answer(self, family: str, name: str) -> str:
+        """The attribute of entity ``name`` that ``family`` asks for."""
+        e = self.index[name]
+        return self.numbers[e] if family == "fact" else self.cities[e]
+
+    def level_of(self, family: str, entity: int) -> int:
+        """Difficulty level of an entity in a relation (0 above the evaluated ranks)."""
+        return bisect.bisect_right(self.level_edges, self.rank[family][entity])
+
+    def ranks_of_level(self, level: int) -> range:
+        """Frequency ranks that make up ``level`` (1-based)."""
+        if not 1 <= level < len(self.level_edges):
+            raise ValueError(
+                f"The 'level' parameter must be in [1, {len(self.level_edges) - 1}]. "
+                f"Got {level!r} instead."
+            )
+        return range(self.level_edges[level - 1], self.level_edges[level])
+
+    def draw_entity(self, family: str, rng: random.Random) -> int:
+        """An entity drawn by the relation's Zipf law (how often text mentions it)."""
+        r = min(bisect.bisect_left(self._cum, rng.random()), len(self._cum) - 1)
+        return self.by_rank[family][r]
+
+    def question(self, family: str, entity: int) -> TaskSample:
+        """The question about ``entity`` (the form evaluation asks)."""
+        name = self.names[entity]
+        return TaskSample(family, self.level_of(family, entity),
+                          f"{KNOWLEDGE_FAMILIES[family]}?{name}=", self.answer(family, name))
+
+    def statement(self, family: str, entity: int) -> TaskSample:
+        """The statement of the fact (the form training text mostly uses)."""
+        name = self.names[entity]
+        return TaskSample(family, self.level_of(family, entity),
+                          f"{KNOWLEDGE_FAMILIES[family]}|{name}=", self.answer(family, name))
+
+
+@lru_cache(maxsize=8)
+def _default_world(seed: int) -> KnowledgeWorld:
+    return KnowledgeWorld(seed)
+
+
 def _digits(rng: random.Random, n: int) -> int:
     """A uniformly random ``n``-digit number (no leading zero; 0-9 for n=1)."""
     if n == 1:
@@ -108,17 +256,22 @@ def _word(rng: random.Random, n: int, alphabet: str = _LETTERS) -> str:
     return "".join(rng.choice(alphabet) for _ in range(n))
 
 
-def make_sample(family: str, level: int, rng: random.Random) -> TaskSample:
+def make_sample(family: str, level: int, rng: random.Random,
+                world: KnowledgeWorld | None = None) -> TaskSample:
     """Draw one instance of ``family`` at ``level``.
 
     Parameters
     ----------
     family : str
-        A key of :data:`FAMILIES`.
+        A key of :data:`FAMILIES` or :data:`SKILL_FAMILIES`.
     level : int
-        Difficulty level (any positive int; :data:`FAMILIES` lists the benchmark's).
+        Difficulty level (any positive int for skills; a bucket of ``world`` for
+        knowledge families).
     rng : random.Random
         Source of randomness.
+    world : KnowledgeWorld, optional
+        The world knowledge questions ask about (default: the world of seed 0). A
+        knowledge question draws its entity uniformly within the level's ranks.
 
     Returns
     -------
@@ -136,6 +289,10 @@ def make_sample(family: str, level: int, rng: random.Random) -> TaskSample:
         )
     if int(level) < 1:
         raise ValueError(f"The 'level' parameter must be an int >= 1. Got {level!r} instead.")
+    if family in KNOWLEDGE_FAMILIES:
+        world = world or _default_world(0)
+        ranks = world.ranks_of_level(int(level))
+        return world.question(family, world.by_rank[family][rng.choice(ranks)])
     if family == "add":
         a, b = _digits(rng, level), _digits(rng, level)
         prompt = f"{a}+{b}="
@@ -155,8 +312,8 @@ def make_sample(family: str, level: int, rng: random.Random) -> TaskSample:
     return TaskSample(family, int(level), prompt, solve(family, prompt))
 
 
-def solve(family: str, prompt: str) -> str:
-    """The correct answer to ``prompt``, computed from the prompt text alone.
+def solve(family: str, prompt: str, world: KnowledgeWorld | None = None) -> str:
+    """The correct answer to ``prompt``, computed from the prompt text (and the world).
 
     Independent of the generator (it parses the prompt), so tests can check the
     generated answers against it.
@@ -165,6 +322,8 @@ def solve(family: str, prompt: str) -> str:
     ----------
     family : str
     prompt : str
+    world : KnowledgeWorld, optional
+        For knowledge families (default: the world of seed 0).
 
     Returns
     -------
@@ -173,6 +332,8 @@ def solve(family: str, prompt: str) -> str:
     if not prompt.endswith("="):
         raise ValueError(f"a prompt ends with '=': {prompt!r}")
     body = prompt[:-1]
+    if family in KNOWLEDGE_FAMILIES:
+        return (world or _default_world(0)).answer(family, body[2:])
     if family == "add":
         a, b = body.split("+")
         return str(int(a) + int(b))
@@ -191,34 +352,59 @@ def solve(family: str, prompt: str) -> str:
         target, word = body.removeprefix("#").split(":")
         return str(word.count(target))
     raise ValueError(
-        f"The 'family' parameter must be one of {list(FAMILIES)}. Got {family!r} instead."
+        f"The 'family' parameter must be one of {list(ALL_FAMILIES)}. Got {family!r} instead."
     )
 
 
 def parse_sample_id(sample_id: str) -> tuple[str, int, int]:
-    """``"add-3-0042"`` -> ``("add", 3, 42)``."""
+    """``"add-2-0042"`` -> ``("add", 2, 42)``."""
     family, level, index = sample_id.rsplit("-", 2)
     return family, int(level), int(index)
 
 
-def default_eval_counts(total: int = 1500) -> dict[tuple[str, int], int]:
-    """Samples per (family, level): the families share ``total`` equally, then levels.
+def default_eval_counts(total: int = 1200, families: Sequence[str] | None = None,
+                        world: KnowledgeWorld | None = None) -> dict[tuple[str, int], int]:
+    """Samples per (family, level).
 
-    Small instance spaces cap a level at a third of its instances (one-digit
-    addition has 100 instances: 33 go to evaluation, the rest stay for training).
+    Families get :data:`EVAL_SHARES` of ``total`` (renormalised over ``families``),
+    then levels share their family's count equally. A level takes at most half of
+    its instances (one-digit addition has 100: at most 50 go to evaluation, the rest
+    stay for training; a knowledge level at most half its entities, so that the
+    question template is trained on the other half); what a capped level cannot
+    take goes to the family's other levels.
     """
-    per_family = total // len(FAMILIES)
-    out = {}
-    for family, levels in FAMILIES.items():
-        base, extra = divmod(per_family, len(levels))
-        for i, level in enumerate(levels):
-            n = base + (1 if i < extra else 0)
-            out[(family, level)] = min(n, _instance_space(family, level) // 3)
+    families = tuple(FAMILIES if families is None else families)
+    world = world or _default_world(0)
+    shares = {f: EVAL_SHARES.get(f, 1.0 / len(families)) for f in families}
+    norm = sum(shares.values())
+    out: dict[tuple[str, int], int] = {}
+    assigned = 0
+    for i, family in enumerate(families):
+        n_family = (total - assigned if i == len(families) - 1
+                    else int(round(total * shares[family] / norm)))
+        assigned += n_family
+        levels = list(_ALL_LEVELS[family])
+        caps = {lv: _instance_space(family, lv, world) // 2 for lv in levels}
+        counts = dict.fromkeys(levels, 0)
+        left, open_levels = n_family, [lv for lv in levels if caps[lv] > 0]
+        while left > 0 and open_levels:
+            base, extra = divmod(left, len(open_levels))
+            for k, lv in enumerate(open_levels):
+                counts[lv] += base + (1 if k < extra else 0)
+            left = 0
+            for lv in open_levels:
+                if counts[lv] > caps[lv]:
+                    left += counts[lv] - caps[lv]
+                    counts[lv] = caps[lv]
+            open_levels = [lv for lv in open_levels if counts[lv] < caps[lv]]
+        out.update({(family, lv): c for lv, c in counts.items()})
     return out
 
 
-def _instance_space(family: str, level: int) -> int:
+def _instance_space(family: str, level: int, world: KnowledgeWorld) -> int:
     """Number of distinct prompts of a family at a level (capped at 10**9)."""
+    if family in KNOWLEDGE_FAMILIES:
+        return len(world.ranks_of_level(level))
     if family == "add":
         one = 10 if level == 1 else 9 * 10 ** (level - 1)
         n = one * one
@@ -245,50 +431,53 @@ class TaskGenerator:
     Parameters
     ----------
     seed : int, default 0
-        Seed of the evaluation set; the training stream takes its own seeds.
-    eval_size : int, default 1500
+        Seed of the world and of the evaluation set; the training stream takes its
+        own seeds.
+    eval_size : int, default 1200
         Evaluation samples in all (see :func:`default_eval_counts`).
     families : sequence of str, optional
-        Families to use (default: all of :data:`FAMILIES`).
+        Families to use (default: :data:`FAMILIES`; :data:`SKILL_FAMILIES` too).
 
     Attributes
     ----------
     eval_samples : list of (str, TaskSample)
         ``(sample_id, sample)`` pairs, ordered by family, level and index.
+    world : KnowledgeWorld
 
     Examples
     --------
     >>> gen = TaskGenerator(seed=0, eval_size=120)
     >>> sid, s = gen.eval_samples[0]
-    >>> sid, s.prompt, s.answer
-    ('copy-2-0000', 'c:zs=', 'zs')
+    >>> sid, len(s.prompt), len(s.answer)
+    ('fact-1-0000', 6, 2)
     >>> any(gen.is_eval(t.prompt) for t in gen.train_samples(500, seed=1))
     False
     """
 
     def __init__(
-        self, *, seed: int = 0, eval_size: int = 1500, families: Sequence[str] | None = None
+        self, *, seed: int = 0, eval_size: int = 1200, families: Sequence[str] | None = None
     ):
         self.seed = seed
         self.eval_size = eval_size
         self.families = tuple(FAMILIES if families is None else families)
         for family in self.families:
-            if family not in FAMILIES:
+            if family not in _ALL_LEVELS:
                 raise ValueError(
-                    f"The 'families' parameter must hold keys of FAMILIES {list(FAMILIES)}. "
-                    f"Got {family!r} instead."
+                    f"The 'families' parameter must hold keys of FAMILIES {list(FAMILIES)} "
+                    f"or SKILL_FAMILIES {list(SKILL_FAMILIES)}. Got {family!r} instead."
                 )
-        counts = default_eval_counts(eval_size)
+        self.world = _default_world(seed)
+        counts = default_eval_counts(eval_size, self.families, self.world)
         rng = random.Random(f"cod-demo-eval-{seed}")
         samples, seen = [], set()
         for family in self.families:
-            for level in FAMILIES[family]:
+            for level in _ALL_LEVELS[family]:
                 n, index, tries = counts[(family, level)], 0, 0
                 while index < n:
-                    s = make_sample(family, level, rng)
+                    s = make_sample(family, level, rng, self.world)
                     tries += 1
                     if s.prompt in seen:
-                        if tries > 1000 * n:  # cannot happen with the 1/3 cap
+                        if tries > 1000 * n:  # cannot happen with the 1/2 cap
                             raise RuntimeError(f"instance space of {family}-{level} too small")
                         continue
                     seen.add(s.prompt)
@@ -322,8 +511,10 @@ class TaskGenerator:
     def train_samples(self, n: int | None = None, *, seed: int = 1) -> Iterator[TaskSample]:
         """Stream training samples, never an evaluation prompt.
 
-        Families are drawn with :data:`TRAIN_WEIGHTS`, then a level uniformly within the
-        family.
+        Families are drawn with :data:`TRAIN_WEIGHTS`. A skill sample then draws a
+        level uniformly; a knowledge sample draws an entity by its relation's Zipf
+        law and is a question (:data:`QUESTION_SHARE`) or a statement, always a
+        statement when the question is evaluated.
 
         Parameters
         ----------
@@ -339,10 +530,16 @@ class TaskGenerator:
         rng = random.Random(f"cod-demo-train-{self.seed}-{seed}")
         produced = 0
         families = list(self.families)
-        weights = [TRAIN_WEIGHTS.get(f, 1.0) for f in families]
+        weights = [TRAIN_WEIGHTS.get(f, 0.2) for f in families]
         while n is None or produced < n:
             family = rng.choices(families, weights)[0]
-            s = make_sample(family, rng.choice(FAMILIES[family]), rng)
+            if family in KNOWLEDGE_FAMILIES:
+                entity = self.world.draw_entity(family, rng)
+                s = self.world.question(family, entity)
+                if rng.random() >= QUESTION_SHARE or _digest(s.prompt) in self._eval_digests:
+                    s = self.world.statement(family, entity)
+            else:
+                s = make_sample(family, rng.choice(_ALL_LEVELS[family]), rng)
             if _digest(s.prompt) in self._eval_digests:
                 continue
             yield s

@@ -9,7 +9,9 @@ import pytest
 
 from cod_monitor.demo.tasks import (
     FAMILIES,
+    SKILL_FAMILIES,
     STOP,
+    KnowledgeWorld,
     TaskGenerator,
     default_eval_counts,
     make_sample,
@@ -22,8 +24,15 @@ def gen():
     return TaskGenerator(seed=0)
 
 
+LEVELS = {**SKILL_FAMILIES, **FAMILIES}
+WORLD = KnowledgeWorld(seed=0)
+
+
 def _independent_answer(prompt: str) -> str:
     """The answer recomputed from the prompt without the package's solver."""
+    if m := re.fullmatch(r"([nc])[?|]([a-z]{3})=", prompt):
+        table = WORLD.numbers if m[1] == "n" else WORLD.cities
+        return table[WORLD.names.index(m[2])]
     if m := re.fullmatch(r"(\d+)\+(\d+)=", prompt):
         return str(int(m[1]) + int(m[2]))
     if m := re.fullmatch(r"r:([a-z]+)=", prompt):
@@ -59,9 +68,11 @@ def test_eval_set_size_ids_and_no_duplicates(gen):
         assert (family, level) == (s.family, s.level)
         assert re.fullmatch(r"[a-z]+-\d+-\d{4}", sid)
     assert {s.family for _, s in gen.eval_samples} == set(FAMILIES)
-    # every (family, level) gets at least 20 samples: enough for clusters of K = 10
-    counts = default_eval_counts(1600)
-    assert min(counts.values()) >= 20
+    # a level takes at most half of its instances: the most frequent knowledge level
+    # (ranks 6-16 of the world) gets 5 samples, what it cannot take goes elsewhere
+    counts = default_eval_counts(1200)
+    assert counts[("fact", 1)] == 5 and counts[("add", 1)] == 50
+    assert 1150 <= sum(counts.values()) <= 1200 and min(counts.values()) >= 5
 
 
 def test_every_answer_is_correct(gen):
@@ -76,15 +87,15 @@ def test_every_answer_is_correct(gen):
 def test_answer_length_grows_with_level(family):
     rng = random.Random(0)
     mean_len = [np.mean([len(make_sample(family, lv, rng).answer) for _ in range(200)])
-                for lv in FAMILIES[family]]
+                for lv in LEVELS[family]]
     assert all(b > a for a, b in zip(mean_len, mean_len[1:])), mean_len
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", [f for f in LEVELS if f not in ("fact", "city")])
 def test_prompt_length_grows_with_level(family):
     rng = random.Random(0)
     mean_len = [np.mean([len(make_sample(family, lv, rng).prompt) for _ in range(200)])
-                for lv in FAMILIES[family]]
+                for lv in LEVELS[family]]
     assert all(b > a for a, b in zip(mean_len, mean_len[1:])), mean_len
 
 
@@ -134,3 +145,41 @@ def test_demo_package_imports_no_torch():
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_knowledge_levels_follow_training_frequency(gen):
+    """Level k of a knowledge family is stated less often in training than level k-1,
+    evaluated facts are stated, and their questions are never asked."""
+    train = [s for s in gen.train_samples(40000, seed=7) if s.family in ("fact", "city")]
+    mentions: dict[tuple, int] = {}
+    for s in train:
+        key = (s.family, s.prompt[2:5])
+        mentions[key] = mentions.get(key, 0) + 1
+    for family in ("fact", "city"):
+        per_level = []
+        for level in FAMILIES[family]:
+            names = [s.prompt[2:5] for _, s in gen.eval_samples
+                     if s.family == family and s.level == level]
+            assert names, (family, level)
+            per_level.append(np.mean([mentions.get((family, n), 0) for n in names]))
+        assert all(a > b for a, b in zip(per_level, per_level[1:])), (family, per_level)
+        # the most frequent evaluated facts are each stated many times
+        assert per_level[0] > 100
+    statements = {s.prompt for s in train if s.prompt[1] == "|"}
+    questions = {s.prompt for s in train if s.prompt[1] == "?"}
+    evaluated = [s.prompt for _, s in gen.eval_samples if s.family == "fact" and s.level == 1]
+    assert all(p.replace("?", "|") in statements for p in evaluated)
+    assert not set(evaluated) & questions
+    assert len(questions) > 500  # the question template is trained on other entities
+
+
+def test_world_is_seeded_and_checks_its_size():
+    a, b, c = KnowledgeWorld(seed=0), KnowledgeWorld(seed=0), KnowledgeWorld(seed=1)
+    assert a.names == b.names and a.numbers == b.numbers and a.cities == b.cities
+    assert a.names != c.names
+    assert len(set(a.names)) == len(a.names) == 1000
+    assert a.level_edges[0] == 6 and a.level_edges[-1] == 1000
+    with pytest.raises(ValueError, match="'n_entities' parameter"):
+        KnowledgeWorld(n_entities=10)
+    with pytest.raises(ValueError, match="'level' parameter"):
+        a.ranks_of_level(6)

@@ -8,6 +8,7 @@ import pytest
 from cod_monitor.demo.recipe import (
     BATCH_SIZE,
     BLOCK_SIZE,
+    TARGET_SHAPE,
     count_params,
     ladder_specs,
     learning_rate_for,
@@ -61,7 +62,7 @@ def test_param_count_matches_the_built_model():
         model = build_model(spec)
         assert sum(p.numel() for p in model.parameters()) == spec.params
         assert model.config.head_dim == 32
-    assert count_params(256, 4) == target_spec().params
+    assert count_params(*TARGET_SHAPE) == target_spec().params
 
 
 def test_training_arguments_reproduce_the_recipe(tmp_path):
