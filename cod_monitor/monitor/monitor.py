@@ -158,8 +158,9 @@ class CODMonitor:
         Evaluate one checkpoint in ``every`` calls of :meth:`on_checkpoint`.
     trajectory : {'auto', 'compute', 'trajectory', 'trajectory_e2e'}, default 'auto'
         How a checkpoint's forecast is made (see
-        :mod:`cod_monitor.monitor.trajectory`); ``'auto'`` uses the trajectory law
-        when the ladder has runs of intermediate checkpoints.
+        :mod:`cod_monitor.monitor.trajectory`); ``'auto'`` uses the (N, D) trajectory law
+        on the full set (``'trajectory_e2e'``) when the ladder has runs of intermediate
+        checkpoints, else ``'compute'``.
     level : float, default 0.9
         Coverage of the forecast interval.
     drift : DriftConfig, optional

@@ -54,7 +54,7 @@ def fitted(run):
 def test_trajectory_mode_tracks_the_run(run, fitted):
     err = trajectory_errors(fitted["trajectory"], run)
     assert np.abs(err).mean() < 0.02
-    assert fitted["auto"].mode_ == "trajectory"
+    assert fitted["auto"].mode_ == "trajectory_e2e"
     assert "6 ladder runs" in fitted["auto"].reason_
 
 
