@@ -177,6 +177,10 @@ def _run_all(specs, gen_kwargs, *, workers, threads, backend, keep_weights, out_
     cores = max(threads or 0, len(groups))
     env_threads = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"
+    # a worker whose partner finished goes to 2 threads: with busy-waiting OpenMP a
+    # 2-thread step is ~9x slower whenever anything else holds a core (FACTS-style
+    # measurement in cod_monitor/demo/live.py); the workers inherit this at spawn
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         procs = [
             ctx.Process(target=_worker_main, args=(g, gen_kwargs, backend, keep_weights,

@@ -439,6 +439,11 @@ class EvalPool:
                     **denv}
             if name == "cpu" and cpu_threads is not None:
                 denv.update(OMP_NUM_THREADS=str(cpu_threads), MKL_NUM_THREADS=str(cpu_threads))
+            if name == "cpu":
+                # a CPU worker shares cores with training: busy-waiting OpenMP threads
+                # on an oversubscribed core slow both sides many times over
+                denv.setdefault("OMP_WAIT_POLICY",
+                                os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
             denv.update(env or {})
             self._workers.append(_Worker(name, denv))
         self._ctx = multiprocessing.get_context("spawn")
