@@ -112,7 +112,7 @@ def test_no_cluster_without_fallback_reports_error_in_json(tmp_path, capsys):
 
 
 def test_demo_runs_and_compares_with_truth(tmp_path, capsys):
-    code, out, err = run(["demo", "--n-samples", "600", "--n-bootstrap", "10", "--out", str(tmp_path)], capsys)
+    code, out, err = run(["demo", "--synthetic", "--n-samples", "600", "--n-bootstrap", "10", "--out", str(tmp_path)], capsys)
     assert code == 0, err
     assert "COD forecast" in out and "true expected accuracy" in out
     summary = json.loads((tmp_path / "summary.json").read_text())
