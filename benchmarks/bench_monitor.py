@@ -211,7 +211,7 @@ def simulate_alerts(tf, params, targets, benchmark, cfg, level=0.9) -> list[int]
 
 def bench_drift(seeds, n_bootstrap: int, cfg: DriftConfig, demo_ladders) -> dict:
     out = {"config": cfg.__dict__, "n_bootstrap": n_bootstrap, "modes": {}}
-    for mode in ("trajectory", "compute"):
+    for mode in ("trajectory_e2e", "trajectory", "compute"):  # the default ('auto') first
         res = {"healthy_false_alert_runs": 0, "healthy_runs": 0, "healthy_evaluations": 0,
                "healthy_false_alerts": 0}
         for name, kw in (("slowdown_10x", {"sabotage_at": 0.35, "slowdown": 10.0}),
@@ -255,12 +255,12 @@ def bench_drift(seeds, n_bootstrap: int, cfg: DriftConfig, demo_ladders) -> dict
             continue
         params, targets = tgt
         demo = {}
-        for mode in ("trajectory", "compute"):
+        for mode in ("trajectory_e2e", "trajectory", "compute"):
             tf = TrajectoryForecaster(mode=mode, n_bootstrap=n_bootstrap).fit(ladder, "demo")
             alerts = simulate_alerts(tf, params, targets, "demo", cfg)
             demo[mode] = {"alerts_at_steps": [targets[i]["step"] for i in alerts],
                           "n_checkpoints": len(targets)}
-            print(f"  demo target run {path}, {mode:10s}: below-band alerts at steps "
+            print(f"  demo target run {path}, {mode:14s}: below-band alerts at steps "
                   f"{demo[mode]['alerts_at_steps'] or 'none'}", flush=True)
         out["demo"][str(path)] = demo
     return out
