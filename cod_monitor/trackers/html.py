@@ -585,7 +585,9 @@ def render_report(
     ]
     if not benchmarks:
         parts.append('<section><p class="muted">No forecast or observation yet.</p></section>')
-    for name in sorted(benchmarks):
+    # in the order the benchmarks were given (the monitor's eval-set order: a caller's
+    # main benchmark first), not alphabetical
+    for name in benchmarks:
         parts.append(_benchmark_section(name, benchmarks[name], alerts))
 
     parts.append(f'<section id="alerts"><h2>Alerts ({sum(not a.get("suppressed") for a in alerts)})</h2>')
