@@ -18,7 +18,7 @@ takes both threads), evaluates every checkpoint with
 Layout of the ladder: one model entry per evaluated checkpoint (``name =
 "<run>-s<step>"``, ``run``, ``step``, ``tokens``, ``compute = 6 N D``, ``loss`` =
 held-out next-token loss); every checkpoint of the target run has role
-``'target'``. One benchmark per task family (``add``, ``rev``, ...) and one
+``'target'``. One benchmark per task family (``fact``, ``city``, ``add``) and one
 combined benchmark ``demo`` holding all samples (the same sample ids). Pass rates
 are rounded to ``score_decimals`` (1e-4 by default: 100 times finer than a
 100-sample estimate) so the table compresses.
@@ -273,7 +273,8 @@ def build_demo_ladder(
     seed : int, default 0
         Seed of the evaluation set (and of the training stream's mixing).
     eval_size : int, default 1200
-        Requested evaluation samples (small levels are capped; ~1,500 result).
+        Requested evaluation samples (levels are capped at half their instances; 1,190
+        result with the default benchmark).
     workers : int, default 2
         Worker processes (1 thread each; ``1`` trains in this process with
         ``threads`` threads).
