@@ -60,8 +60,10 @@ def _timed_callback(**kwargs):
     from cod_monitor.integrations.hf import CODCallback
 
     class TimedCODCallback(CODCallback):
-        hook_s: dict = {}
-        hook_calls: dict = {}
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.hook_s: dict[str, float] = {}
+            self.hook_calls: dict[str, int] = {}
 
     hooks = ("on_init_end", "on_train_begin", "on_epoch_begin", "on_step_begin",
              "on_substep_end", "on_pre_optimizer_step", "on_optimizer_step", "on_step_end",
@@ -129,8 +131,8 @@ def main(argv=None) -> int:
     # evaluations that finish after the last step are collected by the drain
     observations = sum(int(b.get("observations") or 0)
                        for b in ((cb.summary_ or {}).get("benchmarks") or {}).values())
-    hook_s = dict(type(cb).hook_s)
-    calls = dict(type(cb).hook_calls)
+    hook_s = dict(cb.hook_s)
+    calls = dict(cb.hook_calls)
     drain = hook_s.pop("on_train_end", 0.0)
     in_loop = sum(hook_s.values())
     out.update({

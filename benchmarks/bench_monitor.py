@@ -152,6 +152,15 @@ def demo_target(ladder: Ladder, benchmark: str = "demo"):
     ]
 
 
+def demo_target_runs(demo_ladders):
+    """``(path, ladder, params, target checkpoints)`` of every ladder that has a target run."""
+    for path in demo_ladders:
+        ladder = Ladder.load(path)
+        tgt = demo_target(ladder)
+        if tgt is not None:
+            yield path, ladder, *tgt
+
+
 def bench_trajectory(seeds, n_bootstrap: int, demo_ladders) -> dict:
     out = {"synthetic": {m: [] for m in MODES}, "demo": None}
     for seed in seeds:
@@ -167,12 +176,7 @@ def bench_trajectory(seeds, n_bootstrap: int, demo_ladders) -> dict:
               f"{agg[mode]['bias_last_quarter']:+.3f}", flush=True)
     out["synthetic_mean"] = agg
     out["demo"] = {}
-    for path in demo_ladders:
-        ladder = Ladder.load(path)
-        tgt = demo_target(ladder)
-        if tgt is None:
-            continue
-        params, targets = tgt
+    for path, ladder, params, targets in demo_target_runs(demo_ladders):
         demo = {"n_checkpoints": len(targets), "params": params, "modes": {}, "per_checkpoint": []}
         preds = {}
         for mode in MODES:
@@ -248,12 +252,7 @@ def bench_drift(seeds, n_bootstrap: int, cfg: DriftConfig, demo_ladders) -> dict
                         f"{res[n]['median_latency']} evaluations" for n in ("slowdown_10x", "slowdown_3x")),
               flush=True)
     out["demo"] = {}
-    for path in demo_ladders:
-        ladder = Ladder.load(path)
-        tgt = demo_target(ladder)
-        if tgt is None:
-            continue
-        params, targets = tgt
+    for path, ladder, params, targets in demo_target_runs(demo_ladders):
         demo = {}
         for mode in ("trajectory_e2e", "trajectory", "compute"):
             tf = TrajectoryForecaster(mode=mode, n_bootstrap=n_bootstrap).fit(ladder, "demo")

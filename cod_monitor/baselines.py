@@ -378,12 +378,7 @@ class _LadderBaseline(_LadderIntervals, BaseEstimator):
         self._state = state
         self._aux = aux
         self._X = X
-        self._replicates = None
-        # for the backtests of interval='backtest', computed lazily on first use
-        self._ladder = ladder
-        self._backtest = None
-        if hasattr(self, "backtest_"):
-            del self.backtest_  # belongs to the previous fit
+        self._reset_lazy_intervals(ladder)
         return self
 
     def _columns(self, models, benchmark):

@@ -134,6 +134,15 @@ class _LadderIntervals:
             )
         return backtest_halfwidth(bt, c, self.compute_, level)
 
+    def _reset_lazy_intervals(self, ladder) -> None:
+        """At the end of ``fit``: keep the ladder for the backtests and the bootstrap, and
+        drop what a previous fit computed lazily."""
+        self._ladder = ladder
+        self._backtest = None
+        if hasattr(self, "backtest_"):
+            del self.backtest_  # belongs to the previous fit
+        self._replicates = None
+
     def _finish_interval(self, point, lo, hi, compute, level):
         """The bootstrap bounds, widened by the backtests when ``interval='backtest'``."""
         if self.interval == "backtest":
@@ -504,14 +513,9 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
         self.combine_ = combine
         self.rest_accuracy_ = rest_acc
         self.rest_model_ = rest_model
-        # kept for the bootstrap and the backtests, which are computed lazily on first use
-        self._ladder = ladder
-        self._backtest = None
-        if hasattr(self, "backtest_"):
-            del self.backtest_  # belongs to the previous fit
+        self._reset_lazy_intervals(ladder)
         self._X = X
         self._anchor_X = None if anchor_matrix is None else anchor_matrix.pass_rates
-        self._replicates = None
         return self
 
     def _cluster(self, X):

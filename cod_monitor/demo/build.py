@@ -175,11 +175,12 @@ def _run_all(specs, gen_kwargs, *, workers, threads, backend, keep_weights, out_
     queue = ctx.Queue()
     active = ctx.Value("i", len(groups))
     cores = max(threads or 0, len(groups))
-    env_threads = os.environ.get("OMP_NUM_THREADS")
+    # spawned workers inherit the environment: 1 thread each; and passive OpenMP waits,
+    # because a worker whose partner finished goes to 2 threads, and with busy-waiting
+    # a 2-thread step is ~9x slower whenever anything else holds a core (measurement
+    # in cod_monitor/demo/live.py)
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
     os.environ["OMP_NUM_THREADS"] = "1"
-    # a worker whose partner finished goes to 2 threads: with busy-waiting OpenMP a
-    # 2-thread step is ~9x slower whenever anything else holds a core (FACTS-style
-    # measurement in cod_monitor/demo/live.py); the workers inherit this at spawn
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         procs = [
@@ -191,10 +192,11 @@ def _run_all(specs, gen_kwargs, *, workers, threads, backend, keep_weights, out_
         for p in procs:
             p.start()
     finally:
-        if env_threads is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = env_threads
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     done, errors = 0, []
     while done < len(procs):
         msg = queue.get()

@@ -536,12 +536,13 @@ class TaskGenerator:
             if family in KNOWLEDGE_FAMILIES:
                 entity = self.world.draw_entity(family, rng)
                 s = self.world.question(family, entity)
-                if rng.random() >= QUESTION_SHARE or _digest(s.prompt) in self._eval_digests:
+                # a statement ("n|...") is never an evaluation prompt ("n?...")
+                if rng.random() >= QUESTION_SHARE or self.is_eval(s.prompt):
                     s = self.world.statement(family, entity)
             else:
                 s = make_sample(family, rng.choice(_ALL_LEVELS[family]), rng)
-            if _digest(s.prompt) in self._eval_digests:
-                continue
+                if self.is_eval(s.prompt):
+                    continue
             yield s
             produced += 1
 

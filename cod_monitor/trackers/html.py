@@ -34,7 +34,7 @@ import numpy as np
 
 from cod_monitor.laws import expected_accuracy
 
-__all__ = ["cluster_curves", "render_report", "write_report"]
+__all__ = ["cluster_curves", "json_default", "render_report", "write_report"]
 
 # Okabe-Ito-like palette, readable on white and for colour-blind readers.
 PALETTE = (
@@ -617,7 +617,7 @@ def render_report(
 
     data = {"run_info": run_info, "benchmarks": benchmarks, "alerts": alerts,
             "summary": summary or {}, "finished": finished, "generated_at": generated_at}
-    blob = json.dumps(_json_safe(data), default=_json_default, allow_nan=False)
+    blob = json.dumps(_json_safe(data), default=json_default, allow_nan=False)
     # Inert inside <script type="application/json">: no "<" can open or close a tag.
     blob = blob.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     parts.append(f'<script type="application/json" id="cod-report-data">{blob}</script>')
@@ -625,7 +625,8 @@ def render_report(
     return "".join(parts)
 
 
-def _json_default(o):
+def json_default(o):
+    """``json.dumps`` fallback: numpy scalars and arrays as Python values, else ``str``."""
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from cod_monitor.records import Alert, ForecastPoint, Observation
-from cod_monitor.trackers.html import PALETTE, cluster_curves, write_report
+from cod_monitor.trackers.html import PALETTE, cluster_curves, json_default, write_report
 
 __all__ = ["LocalTracker"]
 
@@ -330,7 +330,7 @@ class LocalTracker:
 
     def _append_jsonl(self, name, record):
         with open(os.path.join(self.out_dir, name), "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, default=_json_default) + "\n")
+            f.write(json.dumps(record, default=json_default) + "\n")
             f.flush()
 
     # ------------------------------------------------------------------ rendering
@@ -444,10 +444,3 @@ def _observation_row(o: Observation, f: ForecastPoint | None) -> dict:
                    status=_status(acc, float(f.lower), float(f.upper)))
     return row
 
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
