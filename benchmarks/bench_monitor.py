@@ -6,7 +6,7 @@
    models of the demo recipe's shape family (``transformers``, CPU).
 2. **Trajectory error per mode** (``compute``, ``trajectory``, ``trajectory_e2e``): the
    forecast for every checkpoint of a target run minus its measured accuracy, on
-   synthetic runs with a known (N, D) law (``tests/monitor/monitor_synth.py``, seeds
+   synthetic runs with a known (N, D) law (:func:`cod_monitor.synthetic.synthetic_run`, seeds
    0-9) and on the demo target run of the shipped demo ladder when it exists
    (``cod_monitor/data/demo_ladder``: checkpoints with role ``target``).
 3. **Drift alerts** with the default :class:`DriftConfig`: false-alert rate over healthy
@@ -36,13 +36,11 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests" / "monitor"))  # the synthetic-run generator
-
-from monitor_synth import synthetic_run
 
 from cod_monitor.exceptions import FitWarning
 from cod_monitor.ladder import Ladder
 from cod_monitor.monitor import CODMonitor, DriftConfig, DriftState, QueuePolicy, decide
+from cod_monitor.synthetic import synthetic_run
 from cod_monitor.monitor.trajectory import TrajectoryForecaster
 from cod_monitor.records import AlertReason, EvalResult, Observation
 

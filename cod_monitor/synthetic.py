@@ -8,6 +8,10 @@ The default cluster mix follows what real exact-answer benchmarks show: a spread
 difficulties that emerge at different compute, one cluster already saturated on the
 smallest model, one still unsolved at the target scale, and one showing inverse
 scaling (accuracy falls as compute grows), which no COD law can extrapolate.
+
+:func:`synthetic_run` generates a ladder *with intermediate checkpoints* and a target
+run from a known law in parameters and tokens seen, for the live monitor's trajectory
+forecasts and drift alerts (optionally with a sabotaged target).
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ __all__ = [
     "synthetic_ladder",
     "synthetic_pass_rates",
     "ladder_compute",
+    "TrajectoryCluster",
+    "TRAJECTORY_CLUSTERS",
+    "SyntheticRun",
+    "synthetic_run",
 ]
 
 # Compute unit the cluster laws below are written in (the paper's, 1e18 FLOPs).
@@ -263,3 +271,203 @@ def synthetic_pass_rates(
     _, _, compute = ladder_compute(n_models)
     _, probs = _true_probabilities(clusters, n_samples, compute / _UNIT, 0.15, rng)
     return rng.binomial(n_trials, probs) / n_trials
+
+
+# ----------------------------------------------------------- runs with checkpoints
+
+
+@dataclass(frozen=True)
+class TrajectoryCluster:
+    """One difficulty cluster of :func:`synthetic_run`, a law in parameters and tokens.
+
+    A sample of the cluster passes with probability
+    ``g + (1 - g) * exp(-s * ((n_c / N) ** alpha + (d_c / D) ** beta) - c)`` after
+    ``D`` tokens in a model of ``N`` parameters (``s``: the sample's own scale).
+    """
+
+    name: str
+    share: float
+    n_c: float
+    d_c: float
+    alpha: float
+    beta: float
+    c: float = 0.0
+    g: float = 0.0
+
+
+#: The default cluster mix of :func:`synthetic_run`: saturated, graded, a
+#: multiple-choice-like floor (``g = 0.25``) and an unsolved cluster.
+TRAJECTORY_CLUSTERS: tuple[TrajectoryCluster, ...] = (
+    TrajectoryCluster("saturated", 0.06, 3e2, 3e3, 0.5, 0.5, 0.02),
+    TrajectoryCluster("easy", 0.14, 6e3, 4e4, 0.5, 0.6, 0.03),
+    TrajectoryCluster("early", 0.15, 3e4, 1e5, 0.5, 0.6, 0.05),
+    TrajectoryCluster("middle", 0.15, 1.5e5, 2.5e5, 0.6, 0.7, 0.10),
+    TrajectoryCluster("late", 0.14, 6e5, 5e5, 0.5, 0.6, 0.10),
+    TrajectoryCluster("choice", 0.10, 3e5, 3e5, 0.45, 0.5, 0.20, 0.25),
+    TrajectoryCluster("hard", 0.14, 3e6, 1.2e6, 0.45, 0.5, 0.20),
+    TrajectoryCluster("unsolved", 0.12, 1e9, 1e9, 0.6, 0.6, 0.0),
+)
+
+_RUN_LADDER_PARAMS = (25.8e3, 49.4e3, 105e3, 228e3, 593e3, 1.25e6)
+_RUN_TARGET_PARAMS = 3.97e6
+
+
+def _run_tokens(params):
+    """Tokens of a run of the synthetic recipe (the demo recipe's sub-linear shape)."""
+    return 250e3 * (np.asarray(params, float) / 18e3) ** 0.3
+
+
+@dataclass
+class SyntheticRun:
+    """A generated ladder with intermediate checkpoints, and a target run.
+
+    Attributes
+    ----------
+    ladder : Ladder
+        Ladder runs (role ``'ladder'``) and the target's checkpoints (role ``'target'``),
+        every model with ``step`` and ``run``.
+    benchmark : str
+    target_params : float
+    target : list of dict
+        Per target checkpoint: ``step``, ``tokens``, ``compute``, ``accuracy`` (the
+        binomially sampled mean pass rate), ``expected`` (its true expectation) and
+        ``sabotaged`` (whether the slowdown applies there).
+    sample_ids : list of str
+    target_pass_rates : ndarray of shape (n_samples, n_target_checkpoints)
+    """
+
+    ladder: Ladder
+    benchmark: str
+    target_params: float
+    target: list
+    sample_ids: list
+    target_pass_rates: np.ndarray
+
+
+def _run_probabilities(clusters, labels, scale, N, D, eta):
+    """(n_samples, n_points) true pass probabilities."""
+    out = np.empty((len(labels), len(N)))
+    for k, cl in enumerate(clusters):
+        rows = labels == k
+        t = (cl.n_c / N) ** cl.alpha + (cl.d_c / D) ** cl.beta
+        t = t[None, :] * np.exp(eta)[None, :] * scale[rows, None]
+        out[rows] = cl.g + (1 - cl.g) * np.exp(-t - cl.c)
+    return out
+
+
+def synthetic_run(
+    n_samples: int = 600,
+    *,
+    seed: int = 0,
+    ladder_checkpoints: int = 8,
+    target_checkpoints: int = 16,
+    eta_sd: float = 0.04,
+    spread: float = 0.3,
+    n_trials: int = 100,
+    sabotage_at: float | None = None,
+    slowdown: float = 8.0,
+    ladder_params=_RUN_LADDER_PARAMS,
+    target_params: float = _RUN_TARGET_PARAMS,
+    clusters=TRAJECTORY_CLUSTERS,
+    benchmark: str = "synthetic",
+    tokens_per_step: float = 2048.0,
+    sample_ids=None,
+) -> SyntheticRun:
+    """A seeded ladder of training runs with checkpoints, plus a target run.
+
+    Every run trains ``D(N) = 250e3 (N / 18e3)^0.3`` tokens (the demo recipe's
+    sub-linear shape) with checkpoints evenly spaced in steps. Each checkpoint gets
+    one log-normal wobble ``eta`` shared by all its samples (the checkpoint-to-
+    checkpoint noise of a constant learning-rate run); pass rates are
+    ``Binomial(n_trials, p) / n_trials``.
+
+    Parameters
+    ----------
+    n_samples : int, default 600
+    seed : int, default 0
+    ladder_checkpoints, target_checkpoints : int, default 8, 16
+    eta_sd : float, default 0.04
+        Standard deviation of the per-checkpoint wobble.
+    spread : float, default 0.3
+        Standard deviation of the per-sample log scale ``s``.
+    n_trials : int, default 100
+    sabotage_at : float, optional
+        Share of the target's tokens after which it learns ``slowdown`` times slower
+        (its effective tokens grow that much slower); ``None``: a healthy run.
+    slowdown : float, default 8.0
+    ladder_params : sequence of float
+        Parameters of the ladder runs (default 25.8k to 1.25M).
+    target_params : float, default 3.97e6
+    clusters : sequence of TrajectoryCluster, default TRAJECTORY_CLUSTERS
+    benchmark : str, default 'synthetic'
+    tokens_per_step : float, default 2048
+    sample_ids : sequence of str, optional
+        Default ``s00000``, ``s00001``, ...
+
+    Returns
+    -------
+    SyntheticRun
+
+    Examples
+    --------
+    >>> run = synthetic_run(n_samples=200, seed=0)
+    >>> len(run.target), run.ladder.compute_unit
+    (16, 10000000000.0)
+    >>> run.target[0]["accuracy"] < run.target[-1]["accuracy"]
+    True
+    """
+    rng = np.random.default_rng(seed)
+    shares = np.array([c.share for c in clusters])
+    counts = np.floor(shares / shares.sum() * n_samples).astype(int)
+    counts[0] += n_samples - counts.sum()
+    labels = np.repeat(np.arange(len(clusters)), counts)
+    scale = np.exp(rng.normal(0.0, spread, n_samples))
+    if sample_ids is None:
+        sample_ids = [f"s{i:05d}" for i in range(n_samples)]
+    sample_ids = list(sample_ids)
+
+    def steps_of(params, n_checkpoints):
+        spacing = int(np.ceil(_run_tokens(params) / tokens_per_step / n_checkpoints))
+        return np.arange(1, n_checkpoints + 1) * spacing
+
+    models, columns = [], []
+    for r, n in enumerate(ladder_params):
+        steps = steps_of(n, ladder_checkpoints)
+        D = (steps * tokens_per_step).astype(float)
+        eta = rng.normal(0.0, eta_sd, len(steps))
+        p = _run_probabilities(clusters, labels, scale, np.full(len(steps), n), D, eta)
+        columns.append(rng.binomial(n_trials, p) / n_trials)
+        for s, d in zip(steps, D):
+            models.append(ModelInfo(f"L{r + 1}-s{int(s)}", params=n, tokens=float(d),
+                                    compute=6.0 * n * d, step=int(s), run=f"L{r + 1}"))
+
+    steps = steps_of(target_params, target_checkpoints)
+    D = (steps * tokens_per_step).astype(float)
+    D_eff = D.copy()
+    if sabotage_at is not None:
+        d0 = sabotage_at * D[-1]
+        D_eff = np.where(D > d0, d0 + (D - d0) / slowdown, D)
+    eta = rng.normal(0.0, eta_sd, len(steps))
+    p_t = _run_probabilities(clusters, labels, scale, np.full(len(steps), target_params),
+                             D_eff, eta)
+    rates_t = rng.binomial(n_trials, p_t) / n_trials
+    columns.append(rates_t)
+    target = []
+    for j, (s, d) in enumerate(zip(steps, D)):
+        models.append(ModelInfo(f"target-s{int(s)}", params=target_params, tokens=float(d),
+                                compute=6.0 * target_params * d, step=int(s), run="target",
+                                role="target"))
+        target.append({"step": int(s), "tokens": float(d), "compute": 6.0 * target_params * d,
+                       "accuracy": float(rates_t[:, j].mean()),
+                       "expected": float(p_t[:, j].mean()),
+                       "sabotaged": bool(D_eff[j] < D[j])})
+
+    rates = np.concatenate(columns, axis=1)
+    cols = {"benchmark": [], "sample_id": [], "model": [], "score": []}
+    for j, m in enumerate(models):
+        cols["benchmark"] += [benchmark] * n_samples
+        cols["sample_id"] += sample_ids
+        cols["model"] += [m.name] * n_samples
+        cols["score"] += rates[:, j].tolist()
+    ladder = Ladder.from_columns(models, cols, compute_unit=1e10, source="synthetic_run")
+    return SyntheticRun(ladder, benchmark, target_params, target, sample_ids, rates_t)

@@ -12,3 +12,34 @@ def test_import_cod_monitor_pulls_in_no_heavy_dependency():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_evaluation_worker_imports_skip_the_forecasting_stack():
+    # a spawned pool worker imports the pool module; scikit-learn would cost it ~1 s
+    code = (
+        "import sys, json, cod_monitor.monitor.pool, cod_monitor.evaluators;"
+        "print(json.dumps([m for m in ['sklearn', 'scipy.optimize'] if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_lazy_packages_resolve_every_public_name():
+    import importlib
+
+    for name in ("cod_monitor", "cod_monitor.monitor", "cod_monitor.trackers",
+                 "cod_monitor.integrations", "cod_monitor.evaluators"):
+        package = importlib.import_module(name)
+        assert set(package.__all__) <= set(dir(package)), name
+        for attr in package.__all__:
+            if attr in ("WandbTracker", "CODCallback", "LocalTracker", "render_report"):
+                continue  # need optional extras; their modules are tested on their own
+            assert getattr(package, attr) is not None, (name, attr)
+    import cod_monitor
+
+    try:
+        cod_monitor.no_such_name
+    except AttributeError as exc:
+        assert "no_such_name" in str(exc)
+    else:
+        raise AssertionError("an unknown attribute should raise AttributeError")

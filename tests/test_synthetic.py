@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from cod_monitor.synthetic import DEFAULT_CLUSTERS, synthetic_ladder, synthetic_pass_rates
 
@@ -31,3 +32,30 @@ def test_cluster_shares_and_pass_rate_shape():
     X = synthetic_pass_rates(n_samples=1319, n_models=9, seed=0)
     assert X.shape == (1319, 9) and X.min() >= 0 and X.max() <= 1
     assert np.any(X.sum(axis=1) == 0)  # some all-zero rows, as on real benchmarks
+
+
+def test_synthetic_run_has_checkpointed_runs_and_a_rising_target():
+    from cod_monitor.synthetic import synthetic_run
+
+    run = synthetic_run(n_samples=120, seed=2, eta_sd=0.0)  # no checkpoint wobble
+    ladder_models = run.ladder.models_with_role("ladder")
+    assert {m.run for m in ladder_models} == {f"L{i}" for i in range(1, 7)}
+    assert all(m.step is not None for m in run.ladder.models)
+    assert len(run.target) == 16 and run.target_pass_rates.shape == (120, 16)
+    expected = [t["expected"] for t in run.target]
+    assert np.all(np.diff(expected) > 0)  # the true curve of a healthy run rises
+    assert not any(t["sabotaged"] for t in run.target)
+
+
+def test_synthetic_run_sabotage_slows_only_the_checkpoints_after_it():
+    from cod_monitor.synthetic import synthetic_run
+
+    healthy = synthetic_run(n_samples=200, seed=4)
+    hurt = synthetic_run(n_samples=200, seed=4, sabotage_at=0.5, slowdown=10.0)
+    flags = [t["sabotaged"] for t in hurt.target]
+    assert flags == [t["tokens"] > 0.5 * hurt.target[-1]["tokens"] for t in hurt.target]
+    for h, s, flag in zip(healthy.target, hurt.target, flags):
+        if flag:
+            assert s["expected"] < h["expected"]
+        else:
+            assert s["expected"] == pytest.approx(h["expected"])

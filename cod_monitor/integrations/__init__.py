@@ -9,18 +9,11 @@ attribute access.
 
 from __future__ import annotations
 
-import importlib
+from cod_monitor._lazy import lazy_attributes
 
 __all__ = ["CODCallback"]
 
 _LAZY = {"CODCallback": "cod_monitor.integrations.hf"}
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

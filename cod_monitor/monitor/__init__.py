@@ -16,35 +16,70 @@
 Importing this package imports neither torch nor transformers nor wandb.
 """
 
-from cod_monitor.monitor.drift import (
-    DriftConfig,
-    DriftState,
-    decide,
-    evaluation_failure_alert,
-)
-from cod_monitor.monitor.journal import Journal, JournalState, read_journal
-from cod_monitor.monitor.monitor import CODMonitor, ladder_fingerprint
-from cod_monitor.monitor.pool import (
-    EvalPool,
-    Job,
-    JobOutcome,
-    QueuePolicy,
-    run_evaluation,
-)
-from cod_monitor.monitor.snapshots import (
-    Snapshot,
-    SnapshotWriter,
-    cpu_state_dict,
-    snapshot_directory,
-    write_state_dict,
-)
-from cod_monitor.monitor.trajectory import (
-    TRAJECTORY_MODES,
-    TrajectoryForecaster,
-    TrajectoryLaw,
-    fit_trajectory_laws,
-    trajectory_accuracy,
-)
+from typing import TYPE_CHECKING
+
+from cod_monitor._lazy import lazy_attributes
+
+# Loaded on first use: a spawned evaluation worker imports the pool module alone,
+# not the forecasting stack behind CODMonitor (scikit-learn, SciPy).
+_EXPORTS: dict[str, str] = {
+    "DriftConfig": "cod_monitor.monitor.drift",
+    "DriftState": "cod_monitor.monitor.drift",
+    "decide": "cod_monitor.monitor.drift",
+    "evaluation_failure_alert": "cod_monitor.monitor.drift",
+    "Journal": "cod_monitor.monitor.journal",
+    "JournalState": "cod_monitor.monitor.journal",
+    "read_journal": "cod_monitor.monitor.journal",
+    "CODMonitor": "cod_monitor.monitor.monitor",
+    "ladder_fingerprint": "cod_monitor.monitor.monitor",
+    "EvalPool": "cod_monitor.monitor.pool",
+    "Job": "cod_monitor.monitor.pool",
+    "JobOutcome": "cod_monitor.monitor.pool",
+    "QueuePolicy": "cod_monitor.monitor.pool",
+    "run_evaluation": "cod_monitor.monitor.pool",
+    "Snapshot": "cod_monitor.monitor.snapshots",
+    "SnapshotWriter": "cod_monitor.monitor.snapshots",
+    "cpu_state_dict": "cod_monitor.monitor.snapshots",
+    "snapshot_directory": "cod_monitor.monitor.snapshots",
+    "write_state_dict": "cod_monitor.monitor.snapshots",
+    "TRAJECTORY_MODES": "cod_monitor.monitor.trajectory",
+    "TrajectoryForecaster": "cod_monitor.monitor.trajectory",
+    "TrajectoryLaw": "cod_monitor.monitor.trajectory",
+    "fit_trajectory_laws": "cod_monitor.monitor.trajectory",
+    "trajectory_accuracy": "cod_monitor.monitor.trajectory",
+}
+
+if TYPE_CHECKING:
+    from cod_monitor.monitor.drift import (
+        DriftConfig,
+        DriftState,
+        decide,
+        evaluation_failure_alert,
+    )
+    from cod_monitor.monitor.journal import Journal, JournalState, read_journal
+    from cod_monitor.monitor.monitor import CODMonitor, ladder_fingerprint
+    from cod_monitor.monitor.pool import (
+        EvalPool,
+        Job,
+        JobOutcome,
+        QueuePolicy,
+        run_evaluation,
+    )
+    from cod_monitor.monitor.snapshots import (
+        Snapshot,
+        SnapshotWriter,
+        cpu_state_dict,
+        snapshot_directory,
+        write_state_dict,
+    )
+    from cod_monitor.monitor.trajectory import (
+        TRAJECTORY_MODES,
+        TrajectoryForecaster,
+        TrajectoryLaw,
+        fit_trajectory_laws,
+        trajectory_accuracy,
+    )
+
 
 __all__ = [
     "TRAJECTORY_MODES",
@@ -72,3 +107,5 @@ __all__ = [
     "trajectory_accuracy",
     "write_state_dict",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, globals())

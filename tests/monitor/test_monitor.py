@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from monitor_synth import synthetic_run
 
 from cod_monitor.monitor import CODMonitor, DriftConfig, QueuePolicy, read_journal
+from cod_monitor.synthetic import synthetic_run
 from cod_monitor.records import AlertReason
 from cod_monitor.trackers.base import Tracker
 

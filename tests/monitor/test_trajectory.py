@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-from monitor_synth import synthetic_run, trajectory_errors
 from numpy.testing import assert_allclose
 from sklearn.exceptions import NotFittedError
 
@@ -13,7 +12,17 @@ from cod_monitor.monitor.trajectory import (
     fit_trajectory_laws,
     trajectory_accuracy,
 )
-from cod_monitor.synthetic import synthetic_ladder
+from cod_monitor.synthetic import SyntheticRun, synthetic_ladder, synthetic_run
+
+
+
+def trajectory_errors(forecaster, run: SyntheticRun) -> np.ndarray:
+    """Forecast minus measured accuracy at every target checkpoint."""
+    return np.array([
+        forecaster.predict(run.target_params, t["tokens"], compute=t["compute"]) - t["accuracy"]
+        for t in run.target
+    ])
+
 
 TRUE = {"A": 40.0, "alpha": 0.35, "B": 900.0, "beta": 0.55, "c": 0.12, "g": 0.1}
 
