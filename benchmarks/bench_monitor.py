@@ -40,9 +40,9 @@ HERE = Path(__file__).resolve().parent
 from cod_monitor.exceptions import FitWarning
 from cod_monitor.ladder import Ladder
 from cod_monitor.monitor import CODMonitor, DriftConfig, DriftState, QueuePolicy, decide
-from cod_monitor.synthetic import synthetic_run
 from cod_monitor.monitor.trajectory import TrajectoryForecaster
 from cod_monitor.records import AlertReason, EvalResult, Observation
+from cod_monitor.synthetic import synthetic_run
 
 RESULTS = HERE / "results"
 MODES = ("compute", "trajectory", "trajectory_e2e")

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from cod_monitor.monitor import CODMonitor, DriftConfig, QueuePolicy, read_journal
-from cod_monitor.synthetic import synthetic_run
 from cod_monitor.records import AlertReason
+from cod_monitor.synthetic import synthetic_run
 from cod_monitor.trackers.base import Tracker
 
 HERE = Path(__file__).resolve().parent

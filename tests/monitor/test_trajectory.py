@@ -15,7 +15,6 @@ from cod_monitor.monitor.trajectory import (
 from cod_monitor.synthetic import SyntheticRun, synthetic_ladder, synthetic_run
 
 
-
 def trajectory_errors(forecaster, run: SyntheticRun) -> np.ndarray:
     """Forecast minus measured accuracy at every target checkpoint."""
     return np.array([
