@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cases import DATA_DIR, Case, demo_cases, real_cases  # noqa: E402
 
 from cod_monitor.methods import available_methods, compare_methods  # noqa: E402
-from cod_monitor.synthetic import synthetic_ladder  # noqa: E402
+from cod_monitor.synthetic import synthetic_ladder, synthetic_mixed_recipe_ladder  # noqa: E402
 
 
 def synthetic_cases(seeds) -> list[Case]:
@@ -57,15 +57,28 @@ def synthetic_cases(seeds) -> list[Case]:
     return out
 
 
+def mixed_recipe_cases(seeds) -> list[Case]:
+    """Synthetic OpenLM-style ladders: every size at 1x, 4x and 16x tokens; a 1x target."""
+    out = []
+    for seed in seeds:
+        ladder, target, truth = synthetic_mixed_recipe_ladder(seed, n_samples=1000)
+        out.append(Case(f"mixed-recipe seed {seed}", "synthetic-mixed", ladder, "synthetic",
+                        target.name, truth, {}))
+    return out
+
+
 def run(cases, methods, n_bootstrap, level=0.9):
     rows = []
     for case in cases:
         t0 = time.perf_counter()
+        target = case.ladder.model(case.target)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            # the target's recipe, for the methods that take it (cod's recipe transport)
             res = compare_methods(
                 case.ladder, case.benchmark, case.target_compute, methods,
-                level=level, n_bootstrap=n_bootstrap, random_state=0, **case.options,
+                level=level, n_bootstrap=n_bootstrap, random_state=0,
+                tokens_per_param=target.tokens / target.params, **case.options,
             )
         row = {"case": case.name, "group": case.group, "truth": case.truth, "methods": {}}
         for name, r in res.items():
@@ -187,7 +200,8 @@ def main(argv=None):
     demo = demo_cases() if "demo" in groups else []
     if "demo" in groups and not demo:
         print("note: cod_monitor/data/demo_ladder not built; demo cases skipped", file=sys.stderr)
-    synth = synthetic_cases(range(2 if args.quick else 10)) if "synthetic" in groups else []
+    synth = (synthetic_cases(range(2 if args.quick else 10))
+             + mixed_recipe_cases(range(2 if args.quick else 5))) if "synthetic" in groups else []
     n_boot = 20 if args.quick else args.n_bootstrap
     start = time.perf_counter()
     rows = run(real + demo + synth, methods, n_boot)
@@ -217,6 +231,7 @@ GROUPS = {
     "real-all": lambda g: g in ("pythia-llmonkeys", "pythia-sweep", "openlm") or g.endswith("-loo"),
     "demo": lambda g: g == "demo",
     "synthetic": lambda g: g == "synthetic",
+    "synthetic-mixed": lambda g: g == "synthetic-mixed",
 }
 
 
@@ -230,7 +245,7 @@ def build_report(rows, methods):
             summary[name] = summarize(rows, methods, groups)
     bar = {}
     if "cod" in methods:
-        for name in ("real", "real-loo", "demo", "synthetic"):
+        for name in ("real", "real-loo", "demo", "synthetic", "synthetic-mixed"):
             if name not in summary:
                 continue
             sel = [r for r in rows if GROUPS[name](r["group"])]
@@ -253,7 +268,8 @@ def format_report(rows, methods, report):
     ablations = ["cod"] * ("cod" in methods) + [m for m in methods if m not in main]
     out = []
     for name, label in (("real-all", "real ladders (base cases, then leave-largest-out)"),
-                        ("demo", "demo ladder"), ("synthetic", "synthetic ladders")):
+                        ("demo", "demo ladder"), ("synthetic", "synthetic ladders"),
+                        ("synthetic-mixed", "synthetic mixed-recipe ladders (1x, 4x, 16x tokens)")):
         if name not in report["summary"]:
             continue
         sel = [r for r in rows if GROUPS[name](r["group"])]
@@ -282,7 +298,7 @@ def format_report(rows, methods, report):
                        f"{c['best_baseline_error']:.2f}")
     out.append("")
     out.append("coverage of the 90% interval (median width in points) over held-out forecasts:")
-    for name in ("real-all", "demo", "synthetic"):
+    for name in ("real-all", "demo", "synthetic", "synthetic-mixed"):
         if name in report["summary"]:
             s = report["summary"][name]
             out.append(f"  {name:10s}" + ", ".join(

@@ -47,6 +47,7 @@ from cod_monitor.laws import LAW_FORMS, LawFit, fit_laws, fit_local_trend
 from cod_monitor.mapping import SubsetToFullMapping
 from cod_monitor.resampling import backtest_halfwidth, ladder_bootstrap, widen_interval
 from cod_monitor.selection import final_checkpoints, select_fit_points
+from cod_monitor.transport import transport_ladder
 
 __all__ = [
     "CODForecaster",
@@ -223,6 +224,13 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
     smooth_checkpoints : bool, default False
         Average each fitted model's pass rates with its two neighbouring checkpoints
         of the same run (the paper's optional smoothing). Needs ``step`` in the ladder.
+    tokens_per_param : float, optional
+        The target's training tokens per parameter. When given and the ladder's fitted
+        points vary tokens per parameter (over-trained runs, intermediate checkpoints),
+        every ladder model is moved to the compute of the equally good model trained at
+        this ratio before anything is fitted (:mod:`cod_monitor.transport`);
+        :meth:`predict` then takes the compute of a model trained at this ratio.
+        ``None`` (the paper): compute alone.
     fallback : {'error', 'all_clusters', 'end_to_end', 'rest'}, default 'error'
         When no cluster is extrapolatable: raise
         :class:`~cod_monitor.exceptions.NoExtrapolatableClusterError`, keep every
@@ -284,6 +292,8 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
     backtest_ : list of dict
         Only after :meth:`predict_interval` with ``interval='backtest'`` (or
         :meth:`backtest`): the backtests of :func:`backtest_forecaster`.
+    transport_ : RecipeTransport or None
+        What the recipe transport did (``None`` without ``tokens_per_param``).
 
     Notes
     -----
@@ -323,6 +333,7 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
         compute_unit: float | None = None,
         checkpoints: str = "final",
         smooth_checkpoints: bool = False,
+        tokens_per_param: float | None = None,
         fallback: str = "error",
         n_bootstrap: int = 200,
         random_state: int = 0,
@@ -347,6 +358,7 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
         self.compute_unit = compute_unit
         self.checkpoints = checkpoints
         self.smooth_checkpoints = smooth_checkpoints
+        self.tokens_per_param = tokens_per_param
         self.fallback = fallback
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
@@ -433,6 +445,11 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
         """
         self._validate_params()
         ladder = load_ladder(ladder)
+        transport = None
+        if self.tokens_per_param is not None:
+            ladder, transport = transport_ladder(
+                ladder, benchmark, self.tokens_per_param, checkpoints=self.checkpoints,
+                smooth_checkpoints=self.smooth_checkpoints)
         fit_matrix, anchor_matrix = select_fit_points(
             ladder,
             benchmark,
@@ -513,6 +530,7 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
         self.combine_ = combine
         self.rest_accuracy_ = rest_acc
         self.rest_model_ = rest_model
+        self.transport_ = transport
         self._reset_lazy_intervals(ladder)
         self._X = X
         self._anchor_X = None if anchor_matrix is None else anchor_matrix.pass_rates
@@ -794,6 +812,7 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
                 "curve": _law_dict(self.rest_model_),
             },
             "backtest": self._backtest,
+            "transport": None if self.transport_ is None else self.transport_.as_dict(),
             "clusters": clusters,
             "mapping": {
                 "method": self.mapping_.method_,
@@ -849,8 +868,9 @@ def backtest_forecaster(
     For each of the ``n_backtest`` largest runs of the fitted ``estimator``'s ladder
     points (the final checkpoint of each run; a model without ``step`` is a run of its
     own), an unfitted copy of the estimator, with the same parameters and no bootstrap,
-    is fitted on the ladder without that run and without every model of at least its
-    compute (anchors included), and forecasts the run's final checkpoint. Runs whose
+    is fitted on the ladder without that run and without every run that ends at or
+    beyond its compute (all their checkpoints: an early checkpoint of a larger run is
+    not a finished model; anchors included), and forecasts the run's final checkpoint. Runs whose
     remaining ladder is too small to fit, or that lie less than ``min_log_distance``
     beyond it (an interpolation, not an extrapolation), are skipped for the next
     largest.
@@ -900,6 +920,15 @@ def backtest_forecaster(
     raw = ladder.matrix(benchmark, roles=("ladder", "anchor"))
     names = raw.model_names
     params = estimator.get_params(deep=False)
+    # compute at which each run ends: a run ending beyond the held-out one goes entirely
+    run_end: dict[str, float] = {}
+    for m in ladder.models:
+        if m.step is not None and m.role in ("ladder", "anchor"):
+            run_end[m.run_key] = max(run_end.get(m.run_key, 0.0), m.compute)
+
+    def ends_at(m):
+        return run_end[m.run_key] if m.step is not None else m.compute
+
     out = []
     for held in finals:
         if len(out) >= int(n_backtest):
@@ -907,8 +936,8 @@ def backtest_forecaster(
         drop = [
             m.name for m in ladder.models
             if m.role in ("ladder", "anchor")
-            and (m.compute >= held.compute or (held.step is not None and m.step is not None
-                                                and m.run_key == held.run_key))
+            and (ends_at(m) >= held.compute or (held.step is not None and m.step is not None
+                                                 and m.run_key == held.run_key))
         ]
         sub = ladder.without_models(drop)
         copy = clone(estimator)

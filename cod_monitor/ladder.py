@@ -1003,6 +1003,38 @@ class Ladder:
         return Ladder._create(models, self._tables, self._compute_unit, where="with_roles",
                               derived=True)
 
+    def with_compute(self, compute: Mapping[str, float]) -> Ladder:
+        """A copy with some models' compute changed (models re-ordered by compute).
+
+        Used by the recipe transport (:mod:`cod_monitor.transport`), which moves
+        models to their effective compute on the target's recipe.
+
+        Parameters
+        ----------
+        compute : mapping of str to float
+            Model name -> new compute in FLOPs (positive, finite).
+
+        Returns
+        -------
+        Ladder
+
+        Raises
+        ------
+        LadderValidationError
+            Unknown model, or a compute that is not positive and finite.
+        """
+        for name, value in compute.items():
+            self.model(name)
+            _finite_float(value, "compute", f"with_compute[{name!r}]", positive=True)
+        models = [
+            dataclasses.replace(m, compute=float(compute[m.name])) if m.name in compute else m
+            for m in self._models
+        ]
+        order = sorted(range(len(models)), key=lambda j: (models[j].compute, models[j].name))
+        tables = {b: t.columns(order) for b, t in self._tables.items()}
+        return Ladder._create(tuple(models[j] for j in order), tables, self._compute_unit,
+                              where="with_compute", derived=True)
+
     def without_models(self, names: str | Iterable[str]) -> Ladder:
         """A copy without some models.
 

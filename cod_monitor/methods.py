@@ -7,6 +7,10 @@ Every method is an estimator with ``fit(ladder, benchmark)``, ``predict(compute)
 (mapping, clustering, law form).  The ``cod-spline-mapping`` ... ``cod-bootstrap-interval``
 entries undo one of the changes of ``cod`` each, so that the benchmark measures every
 change on its own.
+
+A caller's ``tokens_per_param`` (the target's recipe) reaches ``cod`` and its one-change
+ablations, which then apply the recipe transport (:mod:`cod_monitor.transport`);
+``cod-no-transport`` ignores it, and so do ``cod-paper`` and the paper's ablations.
 """
 
 from __future__ import annotations
@@ -75,6 +79,11 @@ def _cod(**changes):
     return _method(CODForecaster, **{**COD_DEFAULTS, **changes})
 
 
+def _paper(**changes):
+    # the paper fits compute alone: a caller's tokens_per_param does not reach it
+    return _method(CODForecaster, tokens_per_param=None, **changes)
+
+
 #: name -> (factory taking the common keyword arguments, one-line description)
 METHODS: dict[str, tuple[Callable, str]] = {
     "cod": (
@@ -83,31 +92,31 @@ METHODS: dict[str, tuple[Callable, str]] = {
         "laws + rest local trend by share, backtest-widened interval",
     ),
     "cod-paper": (
-        _method(CODForecaster),
+        _paper(),
         "COD as in the paper: Improved MeanShift, full law, filter (1e18 FLOPs), spline mapping",
     ),
     "cod-no-mapping": (
-        _method(CODForecaster, mapping="identity"),
+        _paper(mapping="identity"),
         "cod-paper without the subset-to-full mapping",
     ),
     "cod-quartic": (
-        _method(CODForecaster, mapping="quartic"),
+        _paper(mapping="quartic"),
         "cod-paper with the monotone quartic mapping",
     ),
     "cod-meanshift": (
-        _method(CODForecaster, clustering="meanshift"),
+        _paper(clustering="meanshift"),
         "cod-paper with plain MeanShift clustering",
     ),
-    "cod-kmeans": (_method(CODForecaster, clustering="kmeans"), "cod-paper with KMeans clustering"),
+    "cod-kmeans": (_paper(clustering="kmeans"), "cod-paper with KMeans clustering"),
     "cod-improved-kmeans": (
-        _method(CODForecaster, clustering="improved_kmeans"),
+        _paper(clustering="improved_kmeans"),
         "cod-paper with improved KMeans (radius and size filtering)",
     ),
-    "cod-dbscan": (_method(CODForecaster, clustering="dbscan"), "cod-paper with DBSCAN clustering"),
-    "cod-no-g": (_method(CODForecaster, law="no_g"), "cod-paper with the law without the floor g"),
-    "cod-no-c": (_method(CODForecaster, law="no_c"), "cod-paper with the law without the constant c"),
+    "cod-dbscan": (_paper(clustering="dbscan"), "cod-paper with DBSCAN clustering"),
+    "cod-no-g": (_paper(law="no_g"), "cod-paper with the law without the floor g"),
+    "cod-no-c": (_paper(law="no_c"), "cod-paper with the law without the constant c"),
     "cod-plain-law": (
-        _method(CODForecaster, law="plain"),
+        _paper(law="plain"),
         "cod-paper with the plain law exp(-a C^-b)",
     ),
     "cod-spline-mapping": (
@@ -133,6 +142,11 @@ METHODS: dict[str, tuple[Callable, str]] = {
     "cod-ceiling-filter": (
         _cod(c_max=1.0),
         "cod with the paper's ceiling test c < 1 in the filter",
+    ),
+    "cod-no-transport": (
+        _cod(tokens_per_param=None),
+        "cod without the recipe transport (compute alone, even when the target's tokens "
+        "per parameter are given)",
     ),
     "cod-bootstrap-interval": (
         _cod(interval="bootstrap"),

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cod_monitor.laws import expected_accuracy
 from cod_monitor.ladder import Ladder, ModelInfo
+from cod_monitor.laws import expected_accuracy
 
 __all__ = [
     "SyntheticCluster",
@@ -34,6 +34,7 @@ __all__ = [
     "TRAJECTORY_CLUSTERS",
     "SyntheticRun",
     "synthetic_run",
+    "synthetic_mixed_recipe_ladder",
 ]
 
 # Compute unit the cluster laws below are written in (the paper's, 1e18 FLOPs).
@@ -471,3 +472,82 @@ def synthetic_run(
         cols["score"] += rates[:, j].tolist()
     ladder = Ladder.from_columns(models, cols, compute_unit=1e10, source="synthetic_run")
     return SyntheticRun(ladder, benchmark, target_params, target, sample_ids, rates_t)
+
+
+def synthetic_mixed_recipe_ladder(
+    seed: int = 0,
+    *,
+    n_samples: int = 300,
+    sizes=(2e4, 5e4, 1.2e5, 3e5),
+    multipliers=(1, 4, 16),
+    tokens_per_param: float = 2.0,
+    target_params: float = 1.2e6,
+    n_trials: int = 100,
+    spread: float = 0.3,
+    clusters=TRAJECTORY_CLUSTERS,
+    benchmark: str = "synthetic",
+):
+    """A ladder that trains every size at several token multipliers (OpenLM-style).
+
+    Ladder model ``(N, m)`` trains ``m * tokens_per_param * N`` tokens; the target
+    trains at multiplier 1. Every sample follows its cluster's law in parameters and
+    tokens (as in :func:`synthetic_run`); ladder pass rates are binomial, the target's
+    are the exact probabilities.
+
+    Parameters
+    ----------
+    seed : int, default 0
+    n_samples : int, default 300
+    sizes : sequence of float
+        Ladder parameters.
+    multipliers : sequence of float
+        Token multipliers of every ladder size.
+    tokens_per_param : float, default 2.0
+        Tokens per parameter at multiplier 1 (the target's recipe).
+    target_params : float, default 1.2e6
+    n_trials : int, default 100
+    spread : float, default 0.3
+    clusters : sequence of TrajectoryCluster
+    benchmark : str, default 'synthetic'
+
+    Returns
+    -------
+    ladder : Ladder
+        Ladder models and the target (role ``'target'``), no checkpoints.
+    target : ModelInfo
+    truth : float
+        The target's expected accuracy.
+
+    Examples
+    --------
+    >>> ladder, target, truth = synthetic_mixed_recipe_ladder(0, n_samples=60)
+    >>> len(ladder.models_with_role("ladder")), target.tokens / target.params
+    (12, 2.0)
+    """
+    rng = np.random.default_rng(seed)
+    shares = np.array([c.share for c in clusters])
+    counts = np.floor(shares / shares.sum() * n_samples).astype(int)
+    counts[0] += n_samples - counts.sum()
+    labels = np.repeat(np.arange(len(clusters)), counts)
+    scale = np.exp(rng.normal(0.0, spread, n_samples))
+    ids = [f"s{i:05d}" for i in range(n_samples)]
+    specs = [(n, tokens_per_param * m * n, "ladder") for n in sizes for m in multipliers]
+    specs.append((target_params, tokens_per_param * target_params, "target"))
+    models, cols = [], {"benchmark": [], "sample_id": [], "model": [], "score": []}
+    truth = None
+    for n, d, role in specs:
+        name = f"N{n:g}-D{d:g}"
+        models.append(ModelInfo(name, params=n, tokens=d, compute=6.0 * n * d, role=role))
+        p = _run_probabilities(clusters, labels, scale, np.array([n]), np.array([d]),
+                               np.zeros(1))[:, 0]
+        if role == "target":
+            scores, truth = p, float(p.mean())
+        else:
+            scores = rng.binomial(n_trials, p) / n_trials
+        cols["benchmark"] += [benchmark] * n_samples
+        cols["sample_id"] += ids
+        cols["model"] += [name] * n_samples
+        cols["score"] += scores.tolist()
+    ladder = Ladder.from_columns(models, cols, compute_unit=1e10,
+                                 source="synthetic_mixed_recipe_ladder")
+    return ladder, models[-1], truth

@@ -26,7 +26,9 @@ def test_predict_json_has_the_documented_shape(ladder_dir, syn, capsys):
     )
     assert code == 0, err
     payload = json.loads(out)
-    assert set(payload) == {"benchmark", "target_compute", "predictions", "subset_share", "n_clusters"}
+    assert set(payload) == {"benchmark", "target_compute", "predictions", "subset_share",
+                            "n_clusters", "transport"}
+    assert payload["transport"] is None  # no --tokens-per-param, no --target
     cod = payload["predictions"]["cod"]
     lo, hi = cod["interval"]
     assert lo <= cod["value"] <= hi
@@ -50,6 +52,32 @@ def test_predict_all_methods_and_target_by_name(ladder_dir, syn, capsys):
     )
     for name, entry in payload["predictions"].items():
         assert (entry["value"] is None) == ("error" in entry), name
+
+
+def test_predict_tokens_per_param_moves_a_mixed_recipe_ladder(tmp_path, capsys):
+    from cod_monitor.synthetic import synthetic_mixed_recipe_ladder
+
+    ladder, target, truth = synthetic_mixed_recipe_ladder(0, n_samples=150, benchmark="b")
+    ladder.save(tmp_path)
+    base = ["predict", "--ladder", str(tmp_path), "--benchmark", "b", "--json",
+            "--n-bootstrap", "0", "--method", "cod"]
+    code, out, err = run(base + ["--target", target.name], capsys)  # ratio from the target
+    assert code == 0, err
+    by_name = json.loads(out)
+    assert by_name["transport"]["applied"] and by_name["transport"]["tokens_per_param"] == 2.0
+    code, out, err = run(base + ["--target-compute", repr(target.compute),
+                                 "--tokens-per-param", "2"], capsys)
+    assert code == 0, err
+    explicit = json.loads(out)
+    assert explicit["predictions"]["cod"]["value"] == by_name["predictions"]["cod"]["value"]
+    assert abs(explicit["predictions"]["cod"]["value"] - truth) < 0.02
+    code, out, err = run(base + ["--target-compute", repr(target.compute)], capsys)
+    plain = json.loads(out)
+    assert plain["transport"] is None
+    assert abs(plain["predictions"]["cod"]["value"] - truth) > 0.04
+    with pytest.raises(SystemExit):
+        main(base + ["--target-compute", "1e20", "--tokens-per-param", "-1"])
+    assert "expected a positive finite number" in capsys.readouterr().err
 
 
 def test_predict_table(ladder_dir, syn, capsys):

@@ -485,6 +485,24 @@ def test_without_models(ladder):
         ladder.without_models(ORDER)
 
 
+def test_with_compute_moves_models_and_keeps_their_scores(ladder):
+    before = ladder.matrix("bench", roles=("ladder", "anchor", "target"))
+    moved = ladder.with_compute({"m-small": 1e22})  # now second largest
+    assert [m.name for m in moved.models] == [
+        "m-mid-early", "m-mid", "m-anchor", "m-target", "m-small", "m-large"]
+    assert moved.model("m-small").compute == 1e22
+    assert ladder.model("m-small").compute == 1.26e20  # the original is untouched
+    after = moved.matrix("bench", roles=("ladder", "anchor", "target"))
+    for name in before.model_names:  # every model keeps its own column and counts
+        i, j = before.model_names.index(name), after.model_names.index(name)
+        assert_array_equal(before.pass_rates[:, i], after.pass_rates[:, j])
+        assert_array_equal(before.n_correct[:, i], after.n_correct[:, j])
+    with pytest.raises(LadderValidationError, match="model = 'ghost'"):
+        ladder.with_compute({"ghost": 1e20})
+    with pytest.raises(LadderValidationError, match="compute"):
+        ladder.with_compute({"m-small": -1.0})
+
+
 def test_repr(ladder):
     assert repr(ladder) == (
         "Ladder(6 models: 4 ladder, 1 anchor, 1 target; "

@@ -18,7 +18,7 @@ def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of FLOPs such as 1.2e23, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a number such as 1.2e23, got {text!r}")
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
     return value
@@ -54,6 +54,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--checkpoints", choices=("final", "all"), default="final")
     p.add_argument("--smooth-checkpoints", action="store_true",
                    help="average each ladder model with its neighbouring checkpoints")
+    p.add_argument("--tokens-per-param", type=_positive_float, default=None, metavar="R",
+                   help="the target's training tokens per parameter: cod moves every ladder "
+                        "model to the equally good model trained at this ratio before "
+                        "fitting, when the ladder mixes ratios (default with --target: the "
+                        "target model's tokens / params)")
     p.add_argument("--n-bootstrap", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -87,6 +92,7 @@ def run(args) -> int:
                 "--target-compute.",
             )
         compute = model.compute
+        tokens_per_param = args.tokens_per_param or model.tokens / model.params
         if args.benchmark in ladder.benchmarks:
             try:
                 m = ladder.matrix(args.benchmark, roles=("target",), models=None)
@@ -97,6 +103,7 @@ def run(args) -> int:
                 observed = None  # target has no scores on this benchmark
     else:
         compute = args.target_compute
+        tokens_per_param = args.tokens_per_param
     if not 0 < args.level < 1:
         raise LadderValidationError("--level", args.level, "Use a coverage in (0, 1), e.g. 0.9.")
     results = compare_methods(
@@ -109,6 +116,7 @@ def run(args) -> int:
         compute_unit=args.compute_unit,
         checkpoints=args.checkpoints,
         smooth_checkpoints=args.smooth_checkpoints,
+        tokens_per_param=tokens_per_param,
         fallback=args.fallback,
         n_bootstrap=args.n_bootstrap,
         random_state=args.seed,
@@ -141,6 +149,9 @@ def predictions_json(benchmark: str, compute: float, results: dict, *, observed=
         "predictions": predictions,
         "subset_share": None if cod is None else cod.subset_share_,
         "n_clusters": None if cod is None else len(cod.cluster_fits_),
+        "transport": None if cod is None or cod.transport_ is None else {
+            "applied": cod.transport_.applied, "reason": cod.transport_.reason,
+            "tokens_per_param": cod.transport_.tokens_per_param},
     }
     if observed is not None:
         payload["observed"] = observed
@@ -186,4 +197,8 @@ def format_table(
             f"{rep['subset_share']:.1%}, {rep['n_outliers']} outliers; {full}"
             + (f"; fallback {rep['fallback']}" if rep["fallback"] else ""),
         ]
+        if cod.transport_ is not None:
+            t = cod.transport_
+            lines.append(f"cod recipe transport to {t.tokens_per_param:g} tokens/param: "
+                         + ("applied, " if t.applied else "not applied, ") + t.reason)
     return "\n".join(lines) + "\n"
