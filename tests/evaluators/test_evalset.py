@@ -134,21 +134,67 @@ def test_bad_json_line_names_file_and_line(tmp_path):
         EvalSet.from_jsonl(path)
 
 
-def test_lm_eval_task_builds_prompts_and_answers():
+LM_EVAL_DOCS = [
+    {"question": "2+3", "answer": "5", "label": 1, "options": ["4", "5", "6"]},
+    {"question": "7+1", "answer": "8", "label": 0, "options": ["8", "9", "7"]},
+    {"question": "4+4", "answer": "8", "label": 2, "options": ["6", "7", "8"]},
+]
+
+
+@pytest.fixture
+def lm_eval_tasks(tmp_path, monkeypatch):
+    """A TaskManager over two local lm-eval tasks (a JSON file; nothing from the hub)."""
     pytest.importorskip("lm_eval")
-    es = EvalSet.from_lm_eval_task("gsm8k", limit=3)
-    assert len(es) == 3 and all(s.prompt and s.answer for s in es)
-    final = EvalSet.from_lm_eval_task(
-        "gsm8k", limit=3, scorer="last_number", doc_to_answer=lambda d: d["answer"].split("####")[-1].strip()
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    from lm_eval.tasks import TaskManager
+
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps(d) + "\n" for d in LM_EVAL_DOCS))
+    source = f"dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {docs}\ntest_split: test\n"
+    (tmp_path / "cod_add.yaml").write_text(
+        "task: cod_add\n" + source + 'output_type: generate_until\ndoc_to_text: "Q: {{question}}="\n'
+        'doc_to_target: "{{answer}}"\ngeneration_kwargs:\n  until: [";"]\n'
+        "metric_list:\n  - metric: exact_match\n"
     )
-    assert final.prompts == es.prompts and all(a.lstrip("-").isdigit() for a in final.answers)
+    (tmp_path / "cod_add_mc.yaml").write_text(
+        "task: cod_add_mc\n" + source + 'output_type: multiple_choice\ndoc_to_text: "{{question}} is"\n'
+        'doc_to_target: label\ndoc_to_choice: "{{options}}"\nmetric_list:\n  - metric: acc\n'
+    )
+    return TaskManager(include_path=str(tmp_path), include_defaults=False)
 
 
-def test_lm_eval_missing_gives_install_hint():
-    from importlib.util import find_spec
+def test_lm_eval_generation_task_builds_prompts_answers_and_stop(lm_eval_tasks):
+    es = EvalSet.from_lm_eval_task("cod_add", task_manager=lm_eval_tasks)
+    assert es.ids == ("cod_add/0", "cod_add/1", "cod_add/2")
+    assert es.prompts == ["Q: 2+3=", "Q: 7+1=", "Q: 4+4="]
+    assert es.answers == [" 5", " 8", " 8"]  # lm-eval's target delimiter, then the target
+    assert es.stop == ";"  # the task's first `until` string
+    assert es.score(" 8", es.answers[1]) and not es.score(" 9", es.answers[1])
+    two = EvalSet.from_lm_eval_task("cod_add", limit=2, scorer="last_number",
+                                    doc_to_answer=lambda d: d["answer"],
+                                    task_manager=lm_eval_tasks)
+    assert len(two) == 2 and two.answers == ["5", "8"] and two.scorer_name == "last_number"
 
-    if find_spec("lm_eval") is not None:
-        pytest.skip("lm_eval is installed")
+
+def test_lm_eval_multiple_choice_task_answers_with_the_labelled_choice(lm_eval_tasks):
+    es = EvalSet.from_lm_eval_task("cod_add_mc", task_manager=lm_eval_tasks)
+    assert es.answers == [" 5", " 8", " 8"]  # the choice at `label`, not the label
+    assert es.stop == "\n"  # no generation_kwargs: a newline ends the answer
+    with pytest.raises(EvalSetValidationError, match="split"):
+        EvalSet.from_lm_eval_task("cod_add_mc", split="dev", task_manager=lm_eval_tasks)
+    with pytest.raises(EvalSetValidationError, match="split"):
+        EvalSet.from_lm_eval_task("cod_add_mc", split="validation", task_manager=lm_eval_tasks)
+
+
+def test_lm_eval_missing_gives_install_hint(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    # as on a machine without lm-evaluation-harness (installed here for the tests above)
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "lm_eval" else real(name, *a))
     with pytest.raises(ImportError, match="pip install lm_eval"):
         EvalSet.from_lm_eval_task("gsm8k")
 
