@@ -108,7 +108,8 @@ class CODCallback(TrainerCallback, ExportableState):
     submitted_steps : list of int
         Checkpoint steps handed to the monitor.
     n_observations : int
-        Observations collected by ``poll`` so far.
+        Observations collected so far (by ``poll`` during training, and at the final
+        drain).
     stopped_at : int or None
         Step at which ``stop_on_drift`` stopped training.
     compute_source : str or None
@@ -312,6 +313,8 @@ class CODCallback(TrainerCallback, ExportableState):
             return
         try:
             self.summary_ = self.monitor.close(self.drain_timeout)
+            # the observations judged while draining, not yet returned by a poll
+            self.n_observations += len(self.monitor.poll())
         except Exception:
             logger.warning("CODMonitor.close raised; the run is not affected.", exc_info=True)
             return

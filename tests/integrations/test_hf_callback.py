@@ -171,6 +171,7 @@ def test_snapshot_survives_save_total_limit_rotation(first_run):
     summary = first_run["cod"].summary_
     assert summary["benchmarks"][BENCH]["observations"] == 4
     assert summary["benchmarks"][BENCH]["last_step"] == 20
+    assert first_run["cod"].n_observations == 4  # including those judged at the drain
 
 
 def test_resume_restores_callback_state(first_run):
