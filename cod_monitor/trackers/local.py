@@ -227,9 +227,13 @@ class LocalTracker:
             self._ensure_started()
             self._summary = dict(summary or {})
             self._finished = True
+            # atomic: CODMonitor writes the same summary to its own out_dir, which is
+            # often this one
             path = os.path.join(self.out_dir, "summary.json")
-            with open(path, "w", encoding="utf-8") as f:
+            tmp = path + ".tracker.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
                 json.dump(self._summary, f, indent=2, default=str)
+            os.replace(tmp, path)
             self._render(plots=True)
 
     # ------------------------------------------------------------------ state
