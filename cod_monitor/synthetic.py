@@ -345,6 +345,15 @@ class SyntheticRun:
     target_pass_rates: np.ndarray
 
 
+def _assign_clusters(clusters, n_samples, spread, rng):
+    """Cluster label of every sample (by the clusters' shares) and its log-normal scale."""
+    shares = np.array([c.share for c in clusters])
+    counts = np.floor(shares / shares.sum() * n_samples).astype(int)
+    counts[0] += n_samples - counts.sum()
+    labels = np.repeat(np.arange(len(clusters)), counts)
+    return labels, np.exp(rng.normal(0.0, spread, n_samples))
+
+
 def _run_probabilities(clusters, labels, scale, N, D, eta):
     """(n_samples, n_points) true pass probabilities."""
     out = np.empty((len(labels), len(N)))
@@ -418,11 +427,7 @@ def synthetic_run(
     True
     """
     rng = np.random.default_rng(seed)
-    shares = np.array([c.share for c in clusters])
-    counts = np.floor(shares / shares.sum() * n_samples).astype(int)
-    counts[0] += n_samples - counts.sum()
-    labels = np.repeat(np.arange(len(clusters)), counts)
-    scale = np.exp(rng.normal(0.0, spread, n_samples))
+    labels, scale = _assign_clusters(clusters, n_samples, spread, rng)
     if sample_ids is None:
         sample_ids = [f"s{i:05d}" for i in range(n_samples)]
     sample_ids = list(sample_ids)
@@ -525,11 +530,7 @@ def synthetic_mixed_recipe_ladder(
     (12, 2.0)
     """
     rng = np.random.default_rng(seed)
-    shares = np.array([c.share for c in clusters])
-    counts = np.floor(shares / shares.sum() * n_samples).astype(int)
-    counts[0] += n_samples - counts.sum()
-    labels = np.repeat(np.arange(len(clusters)), counts)
-    scale = np.exp(rng.normal(0.0, spread, n_samples))
+    labels, scale = _assign_clusters(clusters, n_samples, spread, rng)
     ids = [f"s{i:05d}" for i in range(n_samples)]
     specs = [(n, tokens_per_param * m * n, "ladder") for n in sizes for m in multipliers]
     specs.append((target_params, tokens_per_param * target_params, "target"))
