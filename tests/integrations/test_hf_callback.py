@@ -298,3 +298,44 @@ def test_state_is_json_and_parameters_are_checked(tmp_path):
         CODCallback(compute_from="flops")
     with pytest.raises(TypeError, match="either a monitor or CODMonitor keyword arguments"):
         CODCallback(CODMonitor(**monitor_kwargs(tmp_path, tmp_path)), out_dir="x")
+
+
+# ------------------------------------------------------------------ several ranks
+RANK_SCRIPT = r"""
+import json, sys, types
+import torch.distributed as dist
+from transformers import TrainerControl, TrainerState
+from cod_monitor.integrations.hf import CODCallback
+
+rank, init, rank0_stops = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
+dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+cb = CODCallback(stop_on_drift=True)
+# only rank 0 runs a monitor; its drift decision is what the ranks must agree on
+cb.monitor = types.SimpleNamespace(stop_requested=rank0_stops) if rank == 0 else None
+state = TrainerState(global_step=40, is_world_process_zero=rank == 0)
+control = TrainerControl()
+in_step = cb._maybe_stop(state, control)  # a step/log event must not stop one rank alone
+synced = cb._sync_stop(None, state, control)  # the checkpoint-time collective
+print(json.dumps({"rank": rank, "step_event_stopped": in_step is not None, "synced": synced,
+                  "stop": control.should_training_stop, "stopped_at": cb.stopped_at}))
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.parametrize("rank0_stops", [True, False])
+def test_stop_on_drift_reaches_every_rank_at_a_checkpoint(tmp_path, rank0_stops):
+    init = f"file://{tmp_path / 'rendezvous'}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", RANK_SCRIPT, str(r), init,
+                               "1" if rank0_stops else "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for r in (0, 1)]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err[-2000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    for r in results:
+        assert r["step_event_stopped"] is False  # never one rank alone, mid-step
+        assert r["stop"] is rank0_stops and r["synced"] is rank0_stops
+        assert r["stopped_at"] == (40 if rank0_stops else None)
