@@ -172,6 +172,42 @@ def format_table(rows, methods, summary):
     return "\n".join(lines)
 
 
+def markdown_tables(rows, methods, report) -> str:
+    """Per-case tables of every group as Markdown (for BENCHMARKS.md); † = interval miss."""
+    main_cols = [m for m in methods if m in ("cod", "cod-paper") or is_baseline(m)]
+    ablations = ["cod"] * ("cod" in methods) + [m for m in methods if m not in main_cols]
+    out = []
+    for name in ("real", "real-loo", "demo", "synthetic", "synthetic-mixed"):
+        if name not in report["summary"]:
+            continue
+        sel = [r for r in rows if GROUPS[name](r["group"])]
+        summary = report["summary"][name]
+        for cols, what in ((main_cols, "cod, cod-paper and the baselines"),
+                           (ablations, "ablations")):
+            out += [f"#### {name}: {what}", "",
+                    "| case | truth | " + " | ".join(f"`{m}`" for m in cols) + " |",
+                    "|---|" + "---:|" * (len(cols) + 1)]
+            for r in sel:
+                cells = []
+                for m in cols:
+                    e = r["methods"][m].get("abs_error_pts")
+                    miss = "" if e is None or r["methods"][m].get("covered") else "†"
+                    cells.append("—" if e is None else f"{e:.2f}{miss}")
+                out.append(f"| {r['case']} | {r['truth']:.4f} | " + " | ".join(cells) + " |")
+
+            def stat(key, fmt):
+                return " | ".join("—" if summary[m][key] is None else fmt(summary[m][key])
+                                  for m in cols)
+
+            out += [f"| **mean abs error** | | {stat('mean_abs_error_pts', lambda v: f'{v:.2f}')} |",
+                    f"| **max abs error** | | {stat('max_abs_error_pts', lambda v: f'{v:.2f}')} |",
+                    f"| **no forecast** | | {stat('n_failed', str)} |",
+                    f"| **90% coverage** | | {stat('coverage', lambda v: f'{v:.2f}')} |",
+                    f"| **median 90% width** | | {stat('median_width_pts', lambda v: f'{v:.2f}')} |",
+                    ""]
+    return "\n".join(out)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer cases and bootstrap draws")
@@ -182,11 +218,16 @@ def main(argv=None):
                         help="case groups to run, comma-separated (default: all three)")
     parser.add_argument("--report", type=Path, default=None, metavar="JSON",
                         help="print the tables of a saved run (no fitting)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="with --report: the per-case tables as Markdown")
     args = parser.parse_args(argv)
     if args.report is not None:
         saved = json.loads(args.report.read_text())
         rows = saved["rows"]
         methods = list(rows[0]["methods"]) if rows else []
+        if args.markdown:
+            print(markdown_tables(rows, methods, build_report(rows, methods)))
+            return
         print(f"{saved['command']}  ({saved['date']}, {saved['machine']}, "
               f"n_bootstrap={saved['n_bootstrap']}, {saved['wall_s']:.0f} s)")
         print(format_report(rows, methods, build_report(rows, methods)))
@@ -301,7 +342,7 @@ def format_report(rows, methods, report):
     for name in ("real-all", "demo", "synthetic", "synthetic-mixed"):
         if name in report["summary"]:
             s = report["summary"][name]
-            out.append(f"  {name:10s}" + ", ".join(
+            out.append(f"  {name:16s}" + ", ".join(
                 f"{m} {s[m]['coverage']:.2f} ({s[m]['median_width_pts']:.1f})" for m in methods
                 if s[m]["coverage"] is not None))
     return "\n".join(out)
