@@ -10,8 +10,11 @@ Cases (see ``cases.py``): Pythia MATH pass@1/10/100 (Large Language Monkeys), th
 Pythia MATH and GSM8K checkpoint sweeps, OpenLM per corpus, leave-one-largest-out
 inside each (the 4 largest runs of each ladder, each forecast from the runs below it:
 held-out checks of accuracy and of interval coverage), the shipped demo ladder when it
-has been built (group ``demo``), and seeded synthetic ladders with known truth. Real
-cases are skipped when ``../shared/cod_data`` is absent.
+has been built (group ``demo``), seeded synthetic ladders with known truth, and seeded
+mixed-recipe synthetic ladders (every size at 1x, 4x and 16x tokens; group
+``synthetic-mixed``). Every method is given the target's tokens per parameter; ``cod``
+uses it for its recipe transport. Real cases are skipped when ``../shared/cod_data`` is
+absent.
 
 The printout has one table for ``cod``, ``cod-paper`` and the baselines and one for
 the ablations, each over the real cases and over the synthetic ones, then the bar
@@ -21,6 +24,7 @@ every method's 90% interval with its median width.
 Usage::
 
     python benchmarks/bench_accuracy.py [--quick] [--methods cod,bnsl] [--out FILE]
+    python benchmarks/bench_accuracy.py --report FILE [--markdown]   # re-print, no fitting
 """
 
 from __future__ import annotations

@@ -201,8 +201,15 @@ def transport_ladder(ladder, benchmark: str, tokens_per_param: float, *, checkpo
         return ladder, RecipeTransport(r, False, "the law in params and tokens failed to fit",
                                        law=law, tokens_spread=spread)
     movable = [m for m in ladder.models if m.role in ("ladder", "anchor")]
-    eff = effective_compute([m.params for m in movable], [m.tokens for m in movable],
-                            [m.compute for m in movable], law, r)
+    try:
+        eff = effective_compute([m.params for m in movable], [m.tokens for m in movable],
+                                [m.compute for m in movable], law, r)
+    except (ValueError, OverflowError, ZeroDivisionError):
+        # a law so flat that no model on the line within e^60 of a ladder model matches
+        warnings.warn("recipe transport: no equally good model on the target's line; "
+                      "forecasting on compute", FitWarning, stacklevel=2)
+        return ladder, RecipeTransport(r, False, "no equivalent model on the target's line",
+                                       law=law, tokens_spread=spread)
     new = {m.name: float(c) for m, c in zip(movable, eff)}
     moved = ladder.with_compute(new)
     return moved, RecipeTransport(

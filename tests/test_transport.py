@@ -85,3 +85,4 @@ def test_registry_transport_reaches_cod_only():
     assert cod.transport_.applied
     assert off.transport_ is None and paper.transport_ is None
     assert cod.predict(target.compute) != off.predict(target.compute)
+
