@@ -15,6 +15,14 @@ The rule, with the band ``[lower - tolerance, upper + tolerance]`` of a
   consecutive ones raise a :attr:`~cod_monitor.records.AlertReason.BELOW_BAND` alert,
   once. An observation back inside (or above) the band resets the count before the
   alert fires.
+* **cumulative shortfall** (a one-sided CUSUM): each observation's standardised
+  shortfall ``z = (forecast - observed) / sd``, with ``sd`` the band's lower half-width
+  read as a normal quantile at ``band_level`` (at least ``sd_floor``), adds
+  ``z - cusum_slack`` to a running sum that never drops below 0; when the sum exceeds
+  ``cusum_threshold`` a :attr:`~cod_monitor.records.AlertReason.BELOW_BAND` alert is
+  raised too. A run that falls behind a little at every evaluation, still inside the
+  band, is caught by this rule before the band rule sees it. Such an alert clears only
+  when the run is back at its forecast.
 * **hysteresis**: once alerting, only ``recovery_patience`` consecutive observations at
   or above ``lower - tolerance + recovery_margin`` clear the alert, with a
   :attr:`~cod_monitor.records.AlertReason.RECOVERED` message. Observations that wobble
@@ -34,6 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from statistics import NormalDist
 
 from cod_monitor.records import Alert, AlertReason, ForecastPoint, Observation
 
@@ -65,22 +74,38 @@ class DriftConfig:
         Consecutive recovered evaluations that clear the alert.
     min_step : int, default 0
         Observations at earlier steps are recorded but not judged (e.g. warm-up).
+    cusum_threshold : float or None, default 5.0
+        Cumulative standardised shortfall that raises an alert; ``None`` turns the
+        rule off (band rule only). 5 with a slack of 0.5 is the textbook one-sided
+        CUSUM for a one-standard-deviation shift (in-control run length ~465
+        evaluations for normal errors).
+    cusum_slack : float, default 0.5
+        Shortfall, in standard deviations, forgiven at every evaluation.
+    band_level : float, default 0.9
+        Coverage of the forecast interval the monitor computes: its lower half-width
+        is this normal quantile times ``sd``.
+    sd_floor : float, default 0.005
+        Smallest ``sd`` (accuracy), so that a very narrow band does not turn a
+        fraction of a point into many standard deviations.
 
     Raises
     ------
     ValueError
-        A negative tolerance or margin, a patience below 1, a negative ``min_step``.
+        A negative tolerance or margin, a patience below 1, a negative ``min_step``,
+        a non-positive CUSUM threshold or ``sd_floor``, a negative slack, a
+        ``band_level`` outside (0, 1).
 
     Notes
     -----
-    The defaults were calibrated with ``benchmarks/bench_monitor.py`` on synthetic runs
-    with a known (N, D) law and ``'trajectory'`` forecasts at ``level=0.9`` (whose band
-    already holds the ladder's checkpoint-to-checkpoint spread): no false alert on 10
-    healthy runs (160 evaluations); on runs whose learning slows 10x (3x) from 35% of
-    their tokens, an alert in 9 (6) of 10 runs, a median of 5 (8.5) evaluations after
-    the slowdown. In a sweep, ``tolerance=0.02`` also gave no false alert but detected
-    fewer slowdowns; ``patience=1`` with no tolerance raised false alerts in 3 of 10
-    healthy runs. No alert on the (healthy) demo target run either.
+    Measured with ``benchmarks/bench_monitor.py`` on synthetic runs with a known (N, D)
+    law and ``'trajectory_e2e'`` forecasts at ``level=0.9`` (whose band already holds
+    the ladder's checkpoint-to-checkpoint spread): no false alert on 10 healthy runs
+    (160 evaluations); on runs whose learning slows 10x (3x) from 35% of their tokens,
+    an alert in 9 (8) of 10 runs, a median of 4 (6) evaluations after the slowdown
+    (band rule alone: 7 (6) of 10, 5 (9) evaluations). In a sweep of the band rule,
+    ``tolerance=0.02`` also gave no false alert but detected fewer slowdowns;
+    ``patience=1`` with no tolerance raised false alerts in 3 of 10 healthy runs. No
+    alert on the (healthy) demo target run either.
 
     Examples
     --------
@@ -93,6 +118,10 @@ class DriftConfig:
     recovery_margin: float = 0.01
     recovery_patience: int = 1
     min_step: int = 0
+    cusum_threshold: float | None = 5.0
+    cusum_slack: float = 0.5
+    band_level: float = 0.9
+    sd_floor: float = 0.005
 
     def __post_init__(self):
         for name in ("tolerance", "recovery_margin"):
@@ -116,6 +145,21 @@ class DriftConfig:
                 "The 'min_step' parameter of DriftConfig must be an int in [0, inf). "
                 f"Got {self.min_step!r} instead."
             )
+        checks = (
+            ("cusum_threshold", lambda v: v is None or v > 0, "a float in (0, inf) or None"),
+            ("cusum_slack", lambda v: v >= 0, "a float in [0, inf)"),
+            ("band_level", lambda v: 0 < v < 1, "a float in (0, 1)"),
+            ("sd_floor", lambda v: v > 0, "a float in (0, inf)"),
+        )
+        for name, ok, expected in checks:
+            value = getattr(self, name)
+            numeric = (not isinstance(value, bool) and isinstance(value, (int, float))
+                       and math.isfinite(value))
+            if not ((value is None and name == "cusum_threshold") or (numeric and ok(value))):
+                raise ValueError(
+                    f"The {name!r} parameter of DriftConfig must be {expected}. "
+                    f"Got {value!r} instead."
+                )
 
 
 @dataclass(frozen=True)
@@ -138,6 +182,14 @@ class DriftState:
         for this stretch).
     last_step : int or None
         Step of the last observation seen.
+    shortfall : float
+        The running cumulative standardised shortfall (0 when the run keeps up).
+    shortfall_evaluations : int
+        Evaluations since ``shortfall`` was last 0.
+    alert_rule : {'band', 'shortfall'} or None
+        Which rule raised the standing alert: a band alert clears when the run is back
+        above the band's lower edge plus ``recovery_margin``, a shortfall alert when it
+        is back at its forecast.
     """
 
     below: int = 0
@@ -146,6 +198,9 @@ class DriftState:
     alert_step: int | None = None
     forecast_missing: bool = False
     last_step: int | None = None
+    shortfall: float = 0.0
+    shortfall_evaluations: int = 0
+    alert_rule: str | None = None
 
     def to_dict(self) -> dict:
         """Plain-Python view, for the journal."""
@@ -199,7 +254,7 @@ def decide(
     >>> from cod_monitor.records import ForecastPoint
     >>> fp = ForecastPoint(step=1200, compute=1e21, benchmark="gsm8k", value=0.476,
     ...                    lower=0.475, upper=0.478)
-    >>> cfg = DriftConfig(tolerance=0.02, patience=2)
+    >>> cfg = DriftConfig(tolerance=0.02, patience=2, cusum_threshold=None)  # band rule alone
     >>> alert, s = decide(0.41, fp, DriftState(), cfg)
     >>> alert is None, s.below
     (True, 1)
@@ -247,7 +302,15 @@ def decide(
     band = f"[{lower:.3f}, {upper:.3f}] (forecast {float(forecast.value):.3f})"
 
     if state.alerting:
-        threshold = lower + config.recovery_margin
+        if state.alert_rule == "shortfall":
+            # the run fell behind inside the band: it recovers by catching up, not by
+            # staying inside the band
+            threshold = float(forecast.value)
+            what = f"its forecast (band {band})"
+        else:
+            threshold = lower + config.recovery_margin
+            what = (f"the lower edge of the forecast band {band} plus the recovery margin "
+                    f"{config.recovery_margin:.3f}")
         if accuracy >= threshold:
             recovered = state.recovered + 1
             if recovered >= config.recovery_patience:
@@ -257,8 +320,7 @@ def decide(
                     reason=AlertReason.RECOVERED,
                     message=(
                         f"{where}: observed accuracy {accuracy:.3f} is back above "
-                        f"{threshold:.3f}, the lower edge of the forecast band {band} plus "
-                        f"the recovery margin {config.recovery_margin:.3f}, for "
+                        f"{threshold:.3f}, {what}, for "
                         f"{_plural(recovered, 'evaluation')}; the alert raised at step "
                         f"{state.alert_step} is cleared."
                     ),
@@ -271,25 +333,39 @@ def decide(
         below = state.below + 1 if accuracy < lower else state.below
         return None, replace(state, recovered=0, below=below)
 
-    if accuracy < lower:
-        below = state.below + 1
-        if below >= config.patience:
-            alert = Alert(
-                step=int(step),
-                benchmark=benchmark,
-                reason=AlertReason.BELOW_BAND,
-                message=(
-                    f"{where}: observed accuracy {accuracy:.3f} is below the forecast band "
-                    f"{band} for {_plural(below, 'evaluation')}."
-                ),
-                observed=accuracy,
-                lower=lower,
-                upper=upper,
-            )
-            return alert, replace(state, below=below, alerting=True, alert_step=int(step),
-                                  recovered=0)
-        return None, replace(state, below=below)
-    return None, replace(state, below=0)
+    below = state.below + 1 if accuracy < lower else 0
+    shortfall, n_short = _cusum(accuracy, forecast, state, config)
+    message, rule = None, "band"
+    if below >= config.patience:
+        message = (f"{where}: observed accuracy {accuracy:.3f} is below the forecast band "
+                   f"{band} for {_plural(below, 'evaluation')}.")
+    elif config.cusum_threshold is not None and shortfall > config.cusum_threshold:
+        rule = "shortfall"
+        message = (f"{where}: observed accuracy {accuracy:.3f} against the forecast band "
+                   f"{band}: over the last {n_short} evaluation{'s' if n_short != 1 else ''} "
+                   f"the run has fallen behind its forecast by a cumulative {shortfall:.1f} "
+                   f"standard deviations beyond the slack of {config.cusum_slack:g} per "
+                   f"evaluation (threshold {config.cusum_threshold:g}).")
+    if message is not None:
+        alert = Alert(step=int(step), benchmark=benchmark, reason=AlertReason.BELOW_BAND,
+                      message=message, observed=accuracy, lower=lower, upper=upper)
+        return alert, replace(state, below=below, alerting=True, alert_step=int(step),
+                              recovered=0, shortfall=0.0, shortfall_evaluations=0,
+                              alert_rule=rule)
+    return None, replace(state, below=below, shortfall=shortfall,
+                         shortfall_evaluations=n_short)
+
+
+def _cusum(accuracy: float, forecast: ForecastPoint, state: DriftState,
+           config: DriftConfig) -> tuple[float, int]:
+    """The next one-sided CUSUM of the standardised shortfall, and its run length."""
+    if config.cusum_threshold is None:
+        return 0.0, 0
+    z_band = NormalDist().inv_cdf(0.5 + config.band_level / 2)
+    value = float(forecast.value)
+    sd = max((value - float(forecast.lower)) / z_band, config.sd_floor)
+    shortfall = max(0.0, state.shortfall + (value - accuracy) / sd - config.cusum_slack)
+    return shortfall, (state.shortfall_evaluations + 1 if shortfall > 0 else 0)
 
 
 def evaluation_failure_alert(step: int, benchmark: str, error: str, attempts: int) -> Alert:

@@ -12,6 +12,8 @@ from cod_monitor.records import AlertReason, ForecastPoint, Observation
 
 # forecast band [0.45, 0.50] around 0.475 at every step
 BAND = {"value": 0.475, "lower": 0.45, "upper": 0.50}
+# the band rule alone (the cumulative-shortfall rule has its own tests below)
+NO_CUSUM = {"cusum_threshold": None}
 
 
 def fp(step, **kw):
@@ -46,7 +48,7 @@ B, R, U = AlertReason.BELOW_BAND, AlertReason.RECOVERED, AlertReason.FORECAST_UN
     ],
 )
 def test_patience(values, patience, expected):
-    reasons, _ = run(values, DriftConfig(tolerance=0.02, patience=patience))
+    reasons, _ = run(values, DriftConfig(tolerance=0.02, patience=patience, **NO_CUSUM))
     assert reasons == expected
 
 
@@ -64,7 +66,7 @@ def test_patience(values, patience, expected):
 )
 def test_hysteresis_and_recovery(values, margin, recovery_patience, expected):
     cfg = DriftConfig(tolerance=0.02, patience=1, recovery_margin=margin,
-                      recovery_patience=recovery_patience)
+                      recovery_patience=recovery_patience, **NO_CUSUM)
     reasons, _ = run(values, cfg)
     assert reasons == expected
 
@@ -74,12 +76,12 @@ def test_hysteresis_and_recovery(values, margin, recovery_patience, expected):
     [(0.0, 0.449, True), (0.0, 0.45, False), (0.05, 0.401, False), (0.05, 0.399, True)],
 )
 def test_tolerance_widens_the_band(tolerance, value, alerts):
-    reasons, _ = run([value], DriftConfig(tolerance=tolerance, patience=1))
+    reasons, _ = run([value], DriftConfig(tolerance=tolerance, patience=1, **NO_CUSUM))
     assert (reasons[0] is B) is alerts
 
 
 def test_message_is_a_sentence_with_the_numbers():
-    cfg = DriftConfig(tolerance=0.02, patience=3)
+    cfg = DriftConfig(tolerance=0.02, patience=3, **NO_CUSUM)
     state = DriftState()
     for step, v in ((1000, 0.41), (1100, 0.415), (1200, 0.412)):
         alert, state = decide(Observation(step, 1.0, "gsm8k", v),
@@ -101,7 +103,7 @@ def test_message_is_a_sentence_with_the_numbers():
 
 
 def test_missing_forecast_alerts_once_per_stretch_and_keeps_counts():
-    cfg = DriftConfig(tolerance=0.0, patience=2)
+    cfg = DriftConfig(tolerance=0.0, patience=2, **NO_CUSUM)
     forecasts = [fp(100), None, None, fp(400)]
     reasons, state = run([0.40, 0.40, 0.40, 0.40], cfg, forecasts)
     # the count of below-band evaluations survives the gap: 100 and 400 are consecutive judged ones
@@ -140,11 +142,64 @@ def test_state_round_trips_through_dict():
         ({"patience": 0}, "'patience' parameter of DriftConfig must be an int in \\[1, inf\\)"),
         ({"recovery_patience": 1.5}, "'recovery_patience'"),
         ({"min_step": -1}, "'min_step'"),
+        ({"cusum_threshold": 0.0}, "'cusum_threshold' parameter of DriftConfig must be a float in \\(0, inf\\) or None"),
+        ({"cusum_slack": -1.0}, "'cusum_slack'"),
+        ({"band_level": 1.0}, "'band_level' parameter of DriftConfig must be a float in \\(0, 1\\)"),
+        ({"sd_floor": 0.0}, "'sd_floor'"),
+        ({"cusum_threshold": True}, "'cusum_threshold'"),
     ],
 )
 def test_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DriftConfig(**kwargs)
+
+
+# ------------------------------------------------------------ cumulative shortfall
+# BAND's lower half-width 0.025 at level 0.9: sd = 0.025 / 1.645 = 0.0152
+
+
+def test_a_run_falling_behind_inside_the_band_alerts_on_its_cumulative_shortfall():
+    # 0.46 every time: 1 sd short, inside the band, so the band rule never fires; each
+    # evaluation adds 0.99 - 0.5 = 0.49 to the sum, which passes 5 at the 11th
+    values = [0.46] * 12
+    reasons, state = run(values, DriftConfig())
+    assert reasons == [None] * 10 + [B, None]  # still behind: the alert stands
+    band_only, _ = run(values, DriftConfig(**NO_CUSUM))
+    assert band_only == [None] * 12
+    assert state.alerting and state.alert_rule == "shortfall" and state.shortfall == 0.0
+    # it clears when the run is back at its forecast, not merely inside the band
+    reasons, state = run(values[:11] + [0.47, 0.476], DriftConfig())
+    assert reasons[-2:] == [None, R] and not state.alerting
+
+
+def test_cumulative_message_names_the_shortfall_and_its_length():
+    state, cfg = DriftState(), DriftConfig()
+    for i in range(11):
+        alert, state = decide(Observation(100 * (i + 1), 1.0, "gsm8k", 0.46), fp(100 * (i + 1)),
+                              state, cfg)
+    assert alert.reason is B
+    assert alert.message.startswith(
+        "cod/gsm8k at step 1100: observed accuracy 0.460 against the forecast band "
+        "[0.440, 0.510] (forecast 0.475): over the last 11 evaluations the run has fallen "
+        "behind its forecast by a cumulative 5.4 standard deviations")
+    assert alert.message.endswith("beyond the slack of 0.5 per evaluation (threshold 5).")
+
+
+def test_noise_around_the_forecast_does_not_accumulate():
+    # +-1 sd around the forecast: each shortfall is eaten by the slack and the next excess
+    values = [0.475 - 0.0152, 0.475 + 0.0152] * 20
+    reasons, state = run(values, DriftConfig())
+    assert reasons == [None] * 40
+    assert state.shortfall < 1.0
+    ahead, state = run([0.49] * 20, DriftConfig())  # ahead of the forecast: nothing at all
+    assert ahead == [None] * 20 and state.shortfall == 0.0
+
+
+def test_sd_floor_bounds_the_shortfall_of_a_narrow_band():
+    narrow = [fp(100 * (i + 1), value=0.475, lower=0.4749, upper=0.4751) for i in range(3)]
+    # 0.005 below a band 0.0001 wide: 1 sd with the floor, 82 sd without it
+    reasons, state = run([0.47] * 3, DriftConfig(tolerance=0.01), narrow)
+    assert reasons == [None] * 3 and state.shortfall == pytest.approx(3 * 0.5, rel=1e-6)
 
 
 def test_evaluation_failure_alert_quotes_the_last_line():

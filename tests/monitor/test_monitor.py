@@ -160,7 +160,10 @@ def test_sabotaged_run_raises_a_below_band_alert(sabotaged, tmp_path):
     first_bad = next(t["step"] for t in run.target if t["sabotaged"])
     assert below[0].step > first_bad  # after the sabotage, with patience 2
     assert below[0].message.startswith(f"cod/{run.benchmark} at step {below[0].step}: observed accuracy ")
-    assert "for 2 consecutive evaluations." in below[0].message
+    # raised by the band rule (2 evaluations under the band) or by the cumulative
+    # shortfall, whichever sees the slowdown first
+    assert ("for 2 consecutive evaluations." in below[0].message
+            or "standard deviations beyond the slack" in below[0].message)
 
 
 def test_state_dict_snapshots_and_failures_never_raise(healthy, tmp_path):
