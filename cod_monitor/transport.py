@@ -37,7 +37,8 @@ from cod_monitor.exceptions import FitWarning, LadderValidationError
 from cod_monitor.laws_nd import TrajectoryLaw, fit_trajectory_laws
 from cod_monitor.selection import select_fit_points
 
-__all__ = ["RecipeTransport", "effective_compute", "transport_ladder"]
+__all__ = ["MIN_TOKENS_SPREAD", "RecipeTransport", "effective_compute", "tokens_spread",
+           "transport_ladder"]
 
 #: The transport needs log tokens to vary by at least this much (standard deviation)
 #: around the best straight line in log parameters: below it N and D are confounded.
@@ -134,8 +135,21 @@ def effective_compute(params, tokens, compute, law: TrajectoryLaw, tokens_per_pa
     return out
 
 
-def _tokens_spread(params, tokens) -> float:
-    ln, ld = np.log(params), np.log(tokens)
+def tokens_spread(params, tokens) -> float:
+    """Standard deviation of log tokens around the best line in log params.
+
+    0 when every model's tokens follow one power law of its parameters (one recipe, or
+    a fixed token budget); the recipe transport needs at least :data:`MIN_TOKENS_SPREAD`.
+
+    Examples
+    --------
+    >>> round(tokens_spread([1e6, 1e7, 1e8], [2e7, 2e8, 2e9]), 6)  # 20 tokens/param
+    0.0
+    >>> tokens_spread([1e6, 1e6, 1e7, 1e7], [2e7, 3.2e8, 2e8, 3.2e9]) > 0.1  # 1x and 16x
+    True
+    """
+    ln = np.log(np.asarray(params, dtype=float))
+    ld = np.log(np.asarray(tokens, dtype=float))
     if np.ptp(ln) == 0:
         return float(np.std(ld))
     slope, intercept = np.polyfit(ln, ld, 1)
@@ -185,7 +199,7 @@ def transport_ladder(ladder, benchmark: str, tokens_per_param: float, *, checkpo
     models = fit_matrix.models
     N = np.array([m.params for m in models], dtype=float)
     D = np.array([m.tokens for m in models], dtype=float)
-    spread = _tokens_spread(N, D)
+    spread = tokens_spread(N, D)
     if spread < MIN_TOKENS_SPREAD:
         return ladder, RecipeTransport(
             r, False,

@@ -68,6 +68,8 @@ def test_import_long_then_info_and_validate(files, capsys):
     assert "pythia-1b@step143000" in out and "target" in out
     assert "math: 3 samples (with n_samples/n_correct)" in out
     assert "1.821e+21" in out  # compute in FLOPs
+    assert "tokens per parameter (final checkpoints of 3 ladder runs)" in out
+    assert "one recipe" in out  # Pythia: 300B tokens for every size
 
     code, out, err = run(["ladder", "validate", str(files / "out")], capsys)
     assert code == 0, err
@@ -162,3 +164,14 @@ def test_drop_incomplete_flag(files, capsys):
     with pytest.warns(UserWarning, match="dropped 1 of 3"):
         code, _, err = import_long(files, capsys, "--drop-incomplete")
     assert code == 0, err
+
+
+def test_info_points_a_mixed_recipe_ladder_to_tokens_per_param(tmp_path, capsys):
+    from cod_monitor.synthetic import synthetic_mixed_recipe_ladder
+
+    ladder, _, _ = synthetic_mixed_recipe_ladder(0, n_samples=40)
+    ladder.save(tmp_path)
+    code, out, err = run(["ladder", "info", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert "final checkpoints of 12 ladder runs): 2 to 32; mixed recipes" in out
+    assert "--tokens-per-param" in out

@@ -225,12 +225,32 @@ def run_info(args: argparse.Namespace) -> int:
     widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
     for r in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    _print_recipe(ladder)
     print("benchmarks:")
     for b in ladder.benchmarks:
         mat = ladder.matrix(b, roles=ROLES)
         counts = " (with n_samples/n_correct)" if mat.n_samples is not None else ""
         print(f"  {b}: {len(mat.sample_ids)} samples{counts}")
     return 0
+
+
+def _print_recipe(ladder: Ladder) -> None:
+    """Tokens per parameter of the ladder runs, and whether the recipe transport applies."""
+    from cod_monitor.selection import final_checkpoints
+    from cod_monitor.transport import MIN_TOKENS_SPREAD, tokens_spread
+
+    fit = [m for m in ladder.models if m.role == "ladder"]
+    if not fit:
+        return
+    finals = [fit[i] for i in final_checkpoints(tuple(fit))]
+    ratios = [m.tokens / m.params for m in finals]
+    spread = tokens_spread([m.params for m in finals], [m.tokens for m in finals])
+    mixed = spread >= MIN_TOKENS_SPREAD
+    print(f"tokens per parameter (final checkpoints of {len(finals)} ladder runs): "
+          f"{min(ratios):.3g} to {max(ratios):.3g}; "
+          + ("mixed recipes: pass the target's ratio to `predict --tokens-per-param`"
+             if mixed else "one recipe (tokens follow one curve in params)")
+          + f" [spread {spread:.3f}]")
 
 
 def run_validate(args: argparse.Namespace) -> int:
