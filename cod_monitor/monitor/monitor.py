@@ -24,6 +24,7 @@ thread calls :meth:`~CODMonitor.poll` / :meth:`~CODMonitor.close`), one at a tim
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import json
 import logging
@@ -164,7 +165,8 @@ class CODMonitor:
     level : float, default 0.9
         Coverage of the forecast interval.
     drift : DriftConfig, optional
-        Tolerance, patience and hysteresis of the drift decision.
+        Tolerance, patience, hysteresis and cumulative-shortfall rule of the drift
+        decision; its ``band_level`` is set to ``level``.
     queue_policy : QueuePolicy or str, default 'latest'
         What happens when evaluation falls behind (see :mod:`cod_monitor.monitor.pool`).
     alert_callback : callable, optional
@@ -298,7 +300,9 @@ class CODMonitor:
         self.every = every
         self.trajectory = trajectory
         self.level = level
-        self.drift = drift if drift is not None else DriftConfig()
+        # the shortfall rule reads the band's half-width at the coverage it was made at
+        self.drift = dataclasses.replace(drift if drift is not None else DriftConfig(),
+                                         band_level=level)
         self.queue_policy = QueuePolicy.parse(queue_policy)
         self.alert_callback = alert_callback
         self.params = params

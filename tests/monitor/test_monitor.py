@@ -271,6 +271,9 @@ def test_parameter_errors(tmp_path):
     with pytest.raises(ValueError, match="'every' parameter"):
         CODMonitor("ladder", {"b": "b.jsonl"}, every=0)
     assert isinstance(Recorder(), Tracker)
+    # the drift decision reads the band at the coverage the monitor makes it at
+    m = CODMonitor("ladder", {"b": "b.jsonl"}, level=0.8, drift=DriftConfig(patience=3))
+    assert m.drift.band_level == 0.8 and m.drift.patience == 3
 
 
 def test_import_is_light():
