@@ -176,10 +176,15 @@ def format_table(rows, methods, summary):
     return "\n".join(lines)
 
 
+def column_sets(methods):
+    """The two tables' columns: cod, cod-paper and the baselines; cod and its ablations."""
+    main = [m for m in methods if m in ("cod", "cod-paper") or is_baseline(m)]
+    return main, ["cod"] * ("cod" in methods) + [m for m in methods if m not in main]
+
+
 def markdown_tables(rows, methods, report) -> str:
     """Per-case tables of every group as Markdown (for BENCHMARKS.md); † = interval miss."""
-    main_cols = [m for m in methods if m in ("cod", "cod-paper") or is_baseline(m)]
-    ablations = ["cod"] * ("cod" in methods) + [m for m in methods if m not in main_cols]
+    main_cols, ablations = column_sets(methods)
     out = []
     for name in ("real", "real-loo", "demo", "synthetic", "synthetic-mixed"):
         if name not in report["summary"]:
@@ -309,8 +314,7 @@ def build_report(rows, methods):
 
 
 def format_report(rows, methods, report):
-    main = [m for m in methods if m in ("cod", "cod-paper") or is_baseline(m)]
-    ablations = ["cod"] * ("cod" in methods) + [m for m in methods if m not in main]
+    main, ablations = column_sets(methods)
     out = []
     for name, label in (("real-all", "real ladders (base cases, then leave-largest-out)"),
                         ("demo", "demo ladder"), ("synthetic", "synthetic ladders"),

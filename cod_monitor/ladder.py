@@ -20,8 +20,6 @@ import gzip
 import io
 import json
 import math
-import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cod_monitor._io import atomic_write
 from cod_monitor.exceptions import FitWarning, LadderValidationError
 
 __all__ = [
@@ -829,7 +828,7 @@ class Ladder:
             "compute_unit": self._compute_unit,
             "models": [m.to_dict() for m in self._models],
         }
-        _atomic_write(path / LADDER_JSON, (json.dumps(meta, indent=2) + "\n").encode())
+        atomic_write(path / LADDER_JSON, (json.dumps(meta, indent=2) + "\n").encode())
         name, stale = (SCORES_CSV_GZ, SCORES_CSV) if compress else (SCORES_CSV, SCORES_CSV_GZ)
         data = self._scores_csv_text().encode()
         if compress:
@@ -838,7 +837,7 @@ class Ladder:
             with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz:
                 gz.write(data)
             data = buf.getvalue()
-        _atomic_write(path / name, data)
+        atomic_write(path / name, data)
         (path / stale).unlink(missing_ok=True)
 
     def _scores_csv_text(self) -> str:
@@ -1493,15 +1492,3 @@ def _read_scores_csv(path: Path) -> tuple[dict[str, list], list[int]]:
             )
     # itemgetter per column is several times faster than zip(*rows) on long tables
     return {name: list(map(itemgetter(j), rows)) for j, name in enumerate(header)}, lines
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

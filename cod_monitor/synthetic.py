@@ -354,6 +354,15 @@ def _assign_clusters(clusters, n_samples, spread, rng):
     return labels, np.exp(rng.normal(0.0, spread, n_samples))
 
 
+def _ladder_from_rates(models, sample_ids, benchmark, rates, source) -> Ladder:
+    """A one-benchmark ladder from a (n_samples, n_models) matrix of pass rates."""
+    n, k = len(sample_ids), len(models)
+    cols = {"benchmark": [benchmark] * (n * k), "sample_id": list(sample_ids) * k,
+            "model": [m.name for m in models for _ in range(n)],
+            "score": rates.T.ravel().tolist()}  # model by model, samples in order
+    return Ladder.from_columns(models, cols, compute_unit=1e10, source=source)
+
+
 def _run_probabilities(clusters, labels, scale, N, D, eta):
     """(n_samples, n_points) true pass probabilities."""
     out = np.empty((len(labels), len(N)))
@@ -468,14 +477,8 @@ def synthetic_run(
                        "expected": float(p_t[:, j].mean()),
                        "sabotaged": bool(D_eff[j] < D[j])})
 
-    rates = np.concatenate(columns, axis=1)
-    cols = {"benchmark": [], "sample_id": [], "model": [], "score": []}
-    for j, m in enumerate(models):
-        cols["benchmark"] += [benchmark] * n_samples
-        cols["sample_id"] += sample_ids
-        cols["model"] += [m.name] * n_samples
-        cols["score"] += rates[:, j].tolist()
-    ladder = Ladder.from_columns(models, cols, compute_unit=1e10, source="synthetic_run")
+    ladder = _ladder_from_rates(models, sample_ids, benchmark,
+                                np.concatenate(columns, axis=1), "synthetic_run")
     return SyntheticRun(ladder, benchmark, target_params, target, sample_ids, rates_t)
 
 
@@ -531,24 +534,17 @@ def synthetic_mixed_recipe_ladder(
     """
     rng = np.random.default_rng(seed)
     labels, scale = _assign_clusters(clusters, n_samples, spread, rng)
-    ids = [f"s{i:05d}" for i in range(n_samples)]
     specs = [(n, tokens_per_param * m * n, "ladder") for n in sizes for m in multipliers]
     specs.append((target_params, tokens_per_param * target_params, "target"))
-    models, cols = [], {"benchmark": [], "sample_id": [], "model": [], "score": []}
-    truth = None
+    models, columns = [], []
     for n, d, role in specs:
-        name = f"N{n:g}-D{d:g}"
-        models.append(ModelInfo(name, params=n, tokens=d, compute=6.0 * n * d, role=role))
+        models.append(ModelInfo(f"N{n:g}-D{d:g}", params=n, tokens=d, compute=6.0 * n * d,
+                                role=role))
         p = _run_probabilities(clusters, labels, scale, np.array([n]), np.array([d]),
-                               np.zeros(1))[:, 0]
-        if role == "target":
-            scores, truth = p, float(p.mean())
-        else:
-            scores = rng.binomial(n_trials, p) / n_trials
-        cols["benchmark"] += [benchmark] * n_samples
-        cols["sample_id"] += ids
-        cols["model"] += [name] * n_samples
-        cols["score"] += scores.tolist()
-    ladder = Ladder.from_columns(models, cols, compute_unit=1e10,
-                                 source="synthetic_mixed_recipe_ladder")
-    return ladder, models[-1], truth
+                               np.zeros(1))
+        # the target's pass rates are its exact probabilities: the truth is known
+        columns.append(p if role == "target" else rng.binomial(n_trials, p) / n_trials)
+    ids = [f"s{i:05d}" for i in range(n_samples)]
+    ladder = _ladder_from_rates(models, ids, benchmark, np.concatenate(columns, axis=1),
+                                "synthetic_mixed_recipe_ladder")
+    return ladder, models[-1], float(columns[-1].mean())

@@ -54,6 +54,12 @@ __all__ = [
 ]
 
 
+def _real(value) -> bool:
+    """A finite int or float (not a bool)."""
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and math.isfinite(value))
+
+
 @dataclass(frozen=True)
 class DriftConfig:
     """Thresholds of the drift decision.
@@ -126,9 +132,7 @@ class DriftConfig:
     def __post_init__(self):
         for name in ("tolerance", "recovery_margin"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                math.isfinite(value) and value >= 0
-            ):
+            if not (_real(value) and value >= 0):
                 raise ValueError(
                     f"The {name!r} parameter of DriftConfig must be a float in [0, inf). "
                     f"Got {value!r} instead."
@@ -146,16 +150,15 @@ class DriftConfig:
                 f"Got {self.min_step!r} instead."
             )
         checks = (
-            ("cusum_threshold", lambda v: v is None or v > 0, "a float in (0, inf) or None"),
-            ("cusum_slack", lambda v: v >= 0, "a float in [0, inf)"),
-            ("band_level", lambda v: 0 < v < 1, "a float in (0, 1)"),
-            ("sd_floor", lambda v: v > 0, "a float in (0, inf)"),
+            ("cusum_threshold", lambda v: v is None or (_real(v) and v > 0),
+             "a float in (0, inf) or None"),
+            ("cusum_slack", lambda v: _real(v) and v >= 0, "a float in [0, inf)"),
+            ("band_level", lambda v: _real(v) and 0 < v < 1, "a float in (0, 1)"),
+            ("sd_floor", lambda v: _real(v) and v > 0, "a float in (0, inf)"),
         )
         for name, ok, expected in checks:
             value = getattr(self, name)
-            numeric = (not isinstance(value, bool) and isinstance(value, (int, float))
-                       and math.isfinite(value))
-            if not ((value is None and name == "cusum_threshold") or (numeric and ok(value))):
+            if not ok(value):
                 raise ValueError(
                     f"The {name!r} parameter of DriftConfig must be {expected}. "
                     f"Got {value!r} instead."

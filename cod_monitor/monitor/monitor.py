@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cod_monitor._io import atomic_write
 from cod_monitor.forecast import load_ladder
 from cod_monitor.ladder import Ladder
 from cod_monitor.monitor.drift import (
@@ -532,9 +533,8 @@ class CODMonitor:
                 self._track("finish", summary)
                 self._trackers_finished = True
             try:
-                tmp = self.out_dir / f".{SUMMARY_NAME}.tmp"
-                tmp.write_text(json.dumps(summary, indent=2, default=str))
-                os.replace(tmp, self.out_dir / SUMMARY_NAME)
+                atomic_write(self.out_dir / SUMMARY_NAME,
+                             json.dumps(summary, indent=2, default=str))
             except OSError:
                 logger.warning("CODMonitor could not write %s", self.out_dir / SUMMARY_NAME, exc_info=True)
             self._journal.append("close", summary=summary)

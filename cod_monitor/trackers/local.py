@@ -19,8 +19,14 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from cod_monitor._io import atomic_write
 from cod_monitor.records import Alert, ForecastPoint, Observation
-from cod_monitor.trackers.html import PALETTE, cluster_curves, json_default, write_report
+from cod_monitor.trackers.html import (
+    PALETTE,
+    cluster_curves,
+    json_default,
+    write_report,
+)
 
 __all__ = ["LocalTracker"]
 
@@ -229,11 +235,8 @@ class LocalTracker:
             self._finished = True
             # atomic: CODMonitor writes the same summary to its own out_dir, which is
             # often this one
-            path = os.path.join(self.out_dir, "summary.json")
-            tmp = path + ".tracker.tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(self._summary, f, indent=2, default=str)
-            os.replace(tmp, path)
+            atomic_write(os.path.join(self.out_dir, "summary.json"),
+                         json.dumps(self._summary, indent=2, default=str))
             self._render(plots=True)
 
     # ------------------------------------------------------------------ state

@@ -1,0 +1,26 @@
+"""Small file helpers shared by the ladder store, the monitor and the trackers."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write(path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename.
+
+    Readers (and a process killed mid-write) never see half a file. ``str`` data is
+    written as UTF-8.
+    """
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
