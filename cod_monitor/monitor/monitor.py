@@ -1037,12 +1037,16 @@ class CODMonitor:
         while True:
             if self.background and not self._closed:
                 self._wake.set()
-            else:
-                with self._poll_lock:
+            # under the poll lock: the poller takes an observation off _awaiting before
+            # judging it, so reading without the lock could return before the decision
+            # (and its alert, and stop_requested) exists
+            with self._poll_lock:
+                if not (self.background and not self._closed):
                     self._process()
-            with self._state_lock:
-                busy = self._writes_pending > 0 or any(v == "pending" for v in self._status.values())
-            waiting = any(self._awaiting.values())
+                with self._state_lock:
+                    busy = self._writes_pending > 0 or any(
+                        v == "pending" for v in self._status.values())
+                waiting = any(self._awaiting.values())
             if not busy and not waiting:
                 return True
             if end is not None and time.monotonic() > end:
