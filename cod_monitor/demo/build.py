@@ -42,7 +42,7 @@ from cod_monitor.demo.recipe import RunSpec, ladder_specs, target_spec
 from cod_monitor.demo.tasks import FAMILIES, TaskGenerator, parse_sample_id
 from cod_monitor.ladder import Ladder, ModelInfo, PassRateMatrix
 
-__all__ = ["BuildResult", "build_demo_ladder", "ladder_report", "DEMO_COMPUTE_UNIT"]
+__all__ = ["BuildResult", "build_demo_ladder", "add_runs", "ladder_report", "DEMO_COMPUTE_UNIT"]
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +216,8 @@ def _run_all(specs, gen_kwargs, *, workers, threads, backend, keep_weights, out_
 # ----------------------------------------------------------------------------- build
 
 
-def _assemble(specs, messages, generator, *, score_decimals, compute_unit) -> Ladder:
+def _checkpoint_columns(specs, messages, generator, *, score_decimals):
+    """One ModelInfo and one column of pass rates per evaluated checkpoint, by compute."""
     by_run = {s.name: s for s in specs}
     ckpts = [m for m in messages if m["kind"] == "checkpoint"]
     sample_ids = [sid for sid, _ in generator.eval_samples]
@@ -236,6 +237,10 @@ def _assemble(specs, messages, generator, *, score_decimals, compute_unit) -> La
             loss=round(float(m["loss"]), 6),
         ))
         columns.append(np.round(np.asarray(m["pass_rates"], dtype=float), score_decimals))
+    return models, columns, sample_ids
+
+
+def _ladder_from_columns(models, columns, sample_ids, compute_unit) -> Ladder:
     order = sorted(range(len(models)), key=lambda j: (models[j].compute, models[j].name))
     models = [models[j] for j in order]
     X = np.clip(np.stack([columns[j] for j in order], axis=1), 0.0, 1.0)
@@ -246,6 +251,76 @@ def _assemble(specs, messages, generator, *, score_decimals, compute_unit) -> La
         mask = families == family
         matrices[family] = PassRateMatrix(family, ids[mask], models, X[mask])
     return Ladder(models, matrices, compute_unit=compute_unit)
+
+
+def _assemble(specs, messages, generator, *, score_decimals, compute_unit) -> Ladder:
+    models, columns, sample_ids = _checkpoint_columns(specs, messages, generator,
+                                                      score_decimals=score_decimals)
+    return _ladder_from_columns(models, columns, sample_ids, compute_unit)
+
+
+def add_runs(
+    ladder: Ladder,
+    specs: list[RunSpec],
+    *,
+    seed: int = 0,
+    eval_size: int = 1200,
+    workers: int = 2,
+    threads: int = 2,
+    backend: str = "trainer",
+    score_decimals: int = 4,
+    progress: bool = True,
+) -> Ladder:
+    """Train more runs, evaluate them like the demo ladder's, and add them to it.
+
+    For runs that are not part of the recipe's ladder, e.g. the anchors of
+    :func:`~cod_monitor.demo.recipe.anchor_specs`, without rebuilding the rest.
+
+    Parameters
+    ----------
+    ladder : Ladder
+        A demo ladder (e.g. ``Ladder.load(SHIPPED_LADDER)``); its benchmarks must be the
+        families of the evaluation set that `seed` and `eval_size` rebuild.
+    specs : list of RunSpec
+        Runs to train; their names must be new to `ladder`.
+    seed, eval_size : int
+        The evaluation set's generator settings: those in the ladder's ``build.json``.
+    workers, threads, backend, score_decimals, progress
+        As in :func:`build_demo_ladder` (no weights are kept).
+
+    Returns
+    -------
+    Ladder
+        `ladder` plus one model per evaluated checkpoint of `specs`.
+
+    Raises
+    ------
+    ValueError
+        A run name already in `ladder`, or an evaluation set that differs from the
+        ladder's (other sample ids).
+    """
+    taken = {m.run_key for m in ladder.models}
+    clash = sorted(s.name for s in specs if s.name in taken)
+    if clash:
+        raise ValueError(
+            f"The 'specs' parameter of add_runs names runs already in the ladder: {clash}. "
+            "Give the new runs other names."
+        )
+    gen_kwargs = {"seed": seed, "eval_size": eval_size}
+    generator = TaskGenerator(**gen_kwargs)
+    demo = ladder.matrix("demo", roles=sorted({m.role for m in ladder.models}))
+    if list(demo.sample_ids) != [sid for sid, _ in generator.eval_samples]:
+        raise ValueError(
+            f"The evaluation set of seed={seed}, eval_size={eval_size} is not the ladder's. "
+            "Pass the 'generator' settings recorded in the ladder's build.json."
+        )
+    messages = _run_all(specs, gen_kwargs, workers=workers, threads=threads, backend=backend,
+                        keep_weights="none", out_dir=None, progress=progress)
+    models, columns, sample_ids = _checkpoint_columns(specs, messages, generator,
+                                                      score_decimals=score_decimals)
+    models = list(demo.models) + models
+    columns = [demo.pass_rates[:, j] for j in range(len(demo.models))] + columns
+    return _ladder_from_columns(models, columns, sample_ids, ladder.compute_unit)
 
 
 def build_demo_ladder(

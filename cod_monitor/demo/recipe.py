@@ -64,6 +64,7 @@ __all__ = [
     "make_spec",
     "ladder_specs",
     "target_spec",
+    "anchor_specs",
     "micro_specs",
 ]
 
@@ -146,7 +147,7 @@ class RunSpec:
         Steps whose weights are evaluated: every ``steps / n_checkpoints`` steps,
         the last one is ``steps``.
     role : str
-        ``'ladder'`` or ``'target'``.
+        ``'ladder'``, ``'target'`` or ``'anchor'``.
     data_seed, init_seed : int
         Seeds of the training stream and of the initialisation.
     """
@@ -307,6 +308,31 @@ def target_spec(**overrides) -> RunSpec:
     """The target run (role ``'target'``); ``overrides`` go to :func:`make_spec`."""
     h, n = TARGET_SHAPE
     return make_spec(f"target-d{h}x{n}", h, n, role="target", **overrides)
+
+
+#: (name, hidden, layers, token multiple, data seed, init seed) of the anchor runs.
+ANCHOR_RUNS: tuple[tuple[str, int, int, int, int, int], ...] = (
+    ("anchor-d96x2-6x", 96, 2, 6, 3, 2),
+    ("anchor-d128x3-4x", 128, 3, 4, 2, 1),
+)
+
+
+def anchor_specs() -> list[RunSpec]:
+    """Two anchor runs: the paper's "existing external models" for the demo.
+
+    COD's subset-to-full mapping is fitted on the ladder plus *anchors*, evaluations of
+    models outside the ladder's recipe (the paper used Qwen2-72B) that pin the mapping
+    above the ladder's accuracy. A pre-training team's anchor is typically an older,
+    over-trained production model; here the ladder's two largest shapes trained on 6x
+    and 4x their recipe tokens, with other data and initialisation seeds, 4 checkpoints
+    each (role ``'anchor'``). Their compute is not used, only their accuracies. They are
+    not part of the shipped ladder; ``benchmarks/bench_demo_anchors.py`` trains them.
+    """
+    return [
+        make_spec(name, h, n, role="anchor", tokens=int(mult * tokens_for(count_params(h, n))),
+                  n_checkpoints=4, data_seed=data_seed, init_seed=init_seed)
+        for name, h, n, mult, data_seed, init_seed in ANCHOR_RUNS
+    ]
 
 
 def micro_specs(steps: int = 6, batch_size: int = 4) -> list[RunSpec]:

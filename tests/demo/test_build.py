@@ -62,6 +62,37 @@ def test_micro_build_writes_a_valid_ladder_with_a_target_and_steps(micro):
     assert micro.summary["runs"][-1]["tokens_per_s"] > 0
 
 
+def test_add_runs_appends_anchor_runs_evaluated_like_the_ladder(micro):
+    from cod_monitor.demo.build import add_runs
+    from cod_monitor.demo.recipe import make_spec
+    from cod_monitor.selection import select_fit_points
+
+    extra = [make_spec("micro-anchor-d32x2", 32, 2, role="anchor", tokens=2 * 4 * 4 * 64,
+                       n_checkpoints=2, batch_size=4, data_seed=5, init_seed=3)]
+    before = micro.ladder
+    after = add_runs(before, extra, eval_size=60, workers=1, threads=1, backend="loop",
+                     progress=False)
+    anchors = after.models_with_role("anchor")
+    assert [m.name for m in anchors] == ["micro-anchor-d32x2-s0004", "micro-anchor-d32x2-s0008"]
+    assert all(m.run == "micro-anchor-d32x2" and m.loss is not None for m in anchors)
+    assert set(after.benchmarks) == set(before.benchmarks)
+    roles = ("ladder", "target")
+    for bench in before.benchmarks:
+        old, new = before.matrix(bench, roles=roles), after.matrix(bench, roles=roles)
+        assert list(new.sample_ids) == list(old.sample_ids)
+        np.testing.assert_array_equal(new.pass_rates, old.pass_rates)
+        rates = after.matrix(bench, roles=("anchor",)).pass_rates
+        assert rates.shape == (len(old.sample_ids), 2) and ((rates >= 0) & (rates <= 1)).all()
+    # methods see the anchors as anchors; their fit points stay the ladder's
+    fit, anchor_matrix = select_fit_points(after, "demo")
+    assert [m.name for m in anchor_matrix.models] == [m.name for m in anchors]
+    assert [m.name for m in fit.models] == [m.name for m in select_fit_points(before, "demo")[0].models]
+    with pytest.raises(ValueError, match="already in the ladder"):
+        add_runs(after, extra, eval_size=60, workers=1, progress=False)
+    with pytest.raises(ValueError, match="not the ladder's"):
+        add_runs(before, extra, eval_size=40, workers=1, progress=False)
+
+
 def test_build_demo_cli_parser(tmp_path):
     from cod_monitor.cli.build_demo import add_build_demo_parser, run_build_demo
 

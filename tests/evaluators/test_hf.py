@@ -115,6 +115,52 @@ def test_checkpoint_forms_agree(tiny_lm, tiny_ckpt, tiny_eval_set):
     assert (s_mem.n_correct == s_disk.n_correct).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("tied", [False, True])
+def test_directory_load_matches_from_pretrained(tiny_lm, tmp_path, dtype, tied):
+    from tinylm import build_tiny_llama, save_checkpoint
+    from transformers import AutoModelForCausalLM
+
+    from cod_monitor.evaluators.hf import _plain_safetensors_dir, load_hf_checkpoint
+
+    _, tok = tiny_lm
+    model = build_tiny_llama(len(tok), seed=3)
+    if tied:
+        model.config.tie_word_embeddings = True
+        model.tie_weights()
+    model.generation_config.eos_token_id = [2, 5]
+    path = save_checkpoint(model.to(dtype), tok, tmp_path / "ckpt")
+    assert _plain_safetensors_dir(path)  # the quick load, not from_pretrained
+    want = AutoModelForCausalLM.from_pretrained(path)
+    got, _, owned, label = load_hf_checkpoint(path)
+    assert owned and label == path
+    assert next(got.parameters()).dtype == next(want.parameters()).dtype == dtype
+    sd_got, sd_want = got.state_dict(), want.state_dict()
+    assert sorted(sd_got) == sorted(sd_want)
+    for key in sd_want:
+        assert torch.equal(sd_got[key], sd_want[key]), key
+    assert (got.lm_head.weight is got.model.embed_tokens.weight) == tied
+    assert got.generation_config.eos_token_id == [2, 5]
+    assert not got.training
+
+
+def test_directory_load_falls_back_to_from_pretrained_for_sharded_checkpoints(tiny_lm, tmp_path):
+    from tinylm import save_checkpoint
+
+    from cod_monitor.evaluators.hf import _plain_safetensors_dir, load_hf_checkpoint
+
+    model, tok = tiny_lm
+    path = save_checkpoint(model, tok, tmp_path / "ckpt")
+    # what save_pretrained writes for a model above max_shard_size
+    model.save_pretrained(tmp_path / "sharded", max_shard_size="100KB")
+    tok.save_pretrained(tmp_path / "sharded")
+    assert not _plain_safetensors_dir(str(tmp_path / "sharded"))
+    sharded, _, _, _ = load_hf_checkpoint(str(tmp_path / "sharded"))
+    plain, _, _, _ = load_hf_checkpoint(path)
+    for key, value in plain.state_dict().items():
+        assert torch.equal(sharded.state_dict()[key], value), key
+
+
 def test_in_memory_model_keeps_its_training_mode(tiny_lm, tiny_eval_set):
     model, tok = tiny_lm
     model.train()
