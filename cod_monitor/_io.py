@@ -6,6 +6,20 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
+
+def json_default(obj):
+    """``json.dumps`` fallback: numpy scalars and arrays as Python values, else ``str``.
+
+    ``default=str`` alone would write an ``np.int64`` or ``np.float32`` as a string.
+    """
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
 
 def atomic_write(path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` via a temporary file and a rename.

@@ -46,6 +46,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cod_monitor._io import atomic_write, json_default
+
 __all__ = [
     "DEFAULT_OUT",
     "LiveDemoConfig",
@@ -563,9 +565,7 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
         out_dir=str(out),
     )
     summary["wall_s"] = time.perf_counter() - t_start
-    tmp = out / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
-    os.replace(tmp, out / "summary.json")
+    atomic_write(out / "summary.json", json.dumps(summary, indent=2, default=json_default))
     _print_final(summary)
     return summary
 
@@ -719,12 +719,4 @@ def _print_final(s: dict) -> None:
     lines.append(f"summary: {Path(s['out_dir']) / 'summary.json'}   wall time {s['wall_s']:.0f} s "
                  f"(training {s['train_s']:.0f} s)")
     _print("\n".join(lines))
-
-
-def _json_default(o):
-    if hasattr(o, "item"):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cod_monitor._io import atomic_write
+from cod_monitor._io import atomic_write, json_default
 from cod_monitor.forecast import load_ladder
 from cod_monitor.ladder import Ladder
 from cod_monitor.monitor.drift import (
@@ -534,7 +534,7 @@ class CODMonitor:
                 self._trackers_finished = True
             try:
                 atomic_write(self.out_dir / SUMMARY_NAME,
-                             json.dumps(summary, indent=2, default=str))
+                             json.dumps(summary, indent=2, default=json_default))
             except OSError:
                 logger.warning("CODMonitor could not write %s", self.out_dir / SUMMARY_NAME, exc_info=True)
             self._journal.append("close", summary=summary)

@@ -32,9 +32,10 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from cod_monitor._io import json_default
 from cod_monitor.laws import expected_accuracy
 
-__all__ = ["cluster_curves", "json_default", "render_report", "write_report"]
+__all__ = ["cluster_curves", "render_report", "write_report"]
 
 # Okabe-Ito-like palette, readable on white and for colour-blind readers.
 PALETTE = (
@@ -623,15 +624,6 @@ def render_report(
     parts.append(f'<script type="application/json" id="cod-report-data">{blob}</script>')
     parts.append("</body></html>")
     return "".join(parts)
-
-
-def json_default(o):
-    """``json.dumps`` fallback: numpy scalars and arrays as Python values, else ``str``."""
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 def _json_safe(x):

@@ -19,12 +19,11 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from cod_monitor._io import atomic_write
+from cod_monitor._io import atomic_write, json_default
 from cod_monitor.records import Alert, ForecastPoint, Observation
 from cod_monitor.trackers.html import (
     PALETTE,
     cluster_curves,
-    json_default,
     write_report,
 )
 
@@ -236,7 +235,7 @@ class LocalTracker:
             # atomic: CODMonitor writes the same summary to its own out_dir, which is
             # often this one
             atomic_write(os.path.join(self.out_dir, "summary.json"),
-                         json.dumps(self._summary, indent=2, default=str))
+                         json.dumps(self._summary, indent=2, default=json_default))
             self._render(plots=True)
 
     # ------------------------------------------------------------------ state
