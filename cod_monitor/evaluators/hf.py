@@ -5,6 +5,7 @@ torch and transformers are imported on first use, so importing this module is ch
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -100,6 +101,35 @@ def _resolve_dtype(dtype: Any) -> Any:
             )
         return value
     return dtype
+
+
+#: Tokenized eval sets an HFEvaluator keeps (one per eval set and tokenizer).
+_TOKEN_CACHE_SIZE = 16
+#: Files that decide what AutoTokenizer.from_pretrained builds from a directory.
+_TOKENIZER_FILE_PREFIXES = ("tokenizer", "special_tokens_map", "added_tokens", "vocab", "merges",
+                            "chat_template", "spiece", "sentencepiece")
+
+
+def _tokenizer_key(checkpoint: Any, tokenizer: Any) -> tuple:
+    """What identifies the tokenizer a checkpoint was loaded with."""
+    if isinstance(checkpoint, Checkpoint):
+        checkpoint = checkpoint.path
+    if isinstance(checkpoint, dict):
+        checkpoint = checkpoint.get("config_dir")
+    if isinstance(checkpoint, (str, os.PathLike)) and os.path.isdir(checkpoint):
+        digest = hashlib.blake2b(digest_size=16)
+        for name in sorted(os.listdir(checkpoint)):
+            if name == "config.json" or name.startswith(_TOKENIZER_FILE_PREFIXES):
+                path = os.path.join(checkpoint, name)
+                if os.path.isfile(path):
+                    digest.update(name.encode() + b"\0")
+                    with open(path, "rb") as fh:
+                        digest.update(fh.read())
+                    digest.update(b"\0")
+        return ("files", digest.hexdigest(), type(tokenizer).__name__)
+    # an in-memory tokenizer: the object itself (kept alive by the key), and its size in
+    # case tokens were added to it since
+    return ("object", tokenizer, len(tokenizer))
 
 
 def _plain_safetensors_dir(path: str) -> bool:
@@ -386,10 +416,7 @@ class HFEvaluator(BaseEvaluator):
             model.eval()
             try:
                 eos = eos_token_ids(tokenizer, getattr(model, "generation_config", None))
-                samples = tokenize_samples(
-                    tokenizer, eval_set.prompts, eval_set.answers, eval_set.stop, eos,
-                    require_end=self.mode == "exact",
-                )
+                samples = self._tokenized(checkpoint, tokenizer, eval_set, eos)
                 meta = {
                     "backend": self.backend, "mode": self.mode, "temperature": float(self.temperature),
                     "top_p": float(self.top_p), "seed": self.seed, "scorer": eval_set.scorer_name,
@@ -419,6 +446,27 @@ class HFEvaluator(BaseEvaluator):
             eval_set=eval_set.name, sample_ids=eval_set.ids, pass_rates=np.asarray(rates, dtype=float),
             mode=self.mode, wall_s=wall, meta=meta, **extra,
         )
+
+    def _tokenized(self, checkpoint: Any, tokenizer: Any, eval_set: Any, eos: list) -> list:
+        """``tokenize_samples`` of the eval set, reused while the tokenizer is the same.
+
+        A monitor evaluates the same sets with the same tokenizer at every checkpoint;
+        tokenizing them again was about a quarter of an exact evaluation of a tiny model.
+        The key compares the eval set's text and the tokenizer's files (or, in memory,
+        the tokenizer object), so a different tokenizer or set is never served stale ids.
+        """
+        key = (_tokenizer_key(checkpoint, tokenizer), tuple(eval_set.prompts),
+               tuple(eval_set.answers), eval_set.stop, tuple(eos), self.mode == "exact")
+        cache = self.__dict__.setdefault("_token_cache", {})
+        if key in cache:
+            cache[key] = cache.pop(key)  # most recently used last
+            return cache[key]
+        samples = tokenize_samples(tokenizer, eval_set.prompts, eval_set.answers, eval_set.stop, eos,
+                                   require_end=self.mode == "exact")
+        cache[key] = samples
+        while len(cache) > _TOKEN_CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        return samples
 
     # ------------------------------------------------------------------ exact
     def _exact(self, model: Any, tokenizer: Any, samples: list) -> np.ndarray:

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
@@ -159,6 +160,33 @@ def test_directory_load_falls_back_to_from_pretrained_for_sharded_checkpoints(ti
     plain, _, _, _ = load_hf_checkpoint(path)
     for key, value in plain.state_dict().items():
         assert torch.equal(sharded.state_dict()[key], value), key
+
+
+def test_tokenization_is_reused_only_for_the_same_tokenizer_and_set(tiny_lm, tiny_ckpt, tiny_eval_set, tmp_path):
+    import json
+    import shutil
+
+    ev = HFEvaluator(mode="exact", top_p=0.7)
+    first = ev.evaluate(tiny_ckpt, tiny_eval_set)
+    again = ev.evaluate(tiny_ckpt, tiny_eval_set)
+    assert len(ev._token_cache) == 1
+    assert_allclose(again.pass_rates, first.pass_rates, rtol=0, atol=0)
+    # another checkpoint directory whose tokenizer maps two digits to each other's ids
+    swapped = tmp_path / "swapped"
+    shutil.copytree(tiny_ckpt, swapped)
+    spec = json.loads((swapped / "tokenizer.json").read_text())
+    vocab = spec["model"]["vocab"]
+    vocab["1"], vocab["2"] = vocab["2"], vocab["1"]
+    (swapped / "tokenizer.json").write_text(json.dumps(spec))
+    cached = ev.evaluate(str(swapped), tiny_eval_set)
+    fresh = HFEvaluator(mode="exact", top_p=0.7).evaluate(str(swapped), tiny_eval_set)
+    assert len(ev._token_cache) == 2
+    assert_allclose(cached.pass_rates, fresh.pass_rates, rtol=0, atol=0)
+    assert not np.allclose(cached.pass_rates, first.pass_rates)  # the swap matters
+    # in memory: keyed on the tokenizer object; another eval set is another entry
+    ev.evaluate(tiny_lm, tiny_eval_set)
+    ev.evaluate(tiny_lm, EvalSet(name="half", samples=tiny_eval_set.samples[:30], stop="\n"))
+    assert len(ev._token_cache) == 4
 
 
 def test_in_memory_model_keeps_its_training_mode(tiny_lm, tiny_eval_set):
