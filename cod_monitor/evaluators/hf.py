@@ -152,15 +152,18 @@ def _model_from_state_dict(config_dir: str, state_dict: dict, dtype: Any) -> Any
     Half the cost of ``from_pretrained`` on the tiny checkpoints the monitor evaluates
     every few hundred steps (5 vs 9 ms for 88k parameters), with the same weights.
     """
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
     config = AutoConfig.from_pretrained(config_dir)
     model = AutoModelForCausalLM.from_config(config)
     td = _resolve_dtype(dtype)
     if td == "auto":
-        # from_pretrained keeps the saved dtype; so does this
-        saved = {t.dtype for t in state_dict.values() if t.is_floating_point()}
-        td = saved.pop() if len(saved) == 1 else "auto"
+        # as from_pretrained(dtype="auto"): the config's dtype, else the saved tensors'
+        td = getattr(config, "dtype", None)
+        if not isinstance(td, torch.dtype):
+            saved = [t.dtype for t in state_dict.values() if t.is_floating_point()]
+            td = saved[0] if saved else "auto"
     if td != "auto":
         model = model.to(td)
     result = model.load_state_dict(state_dict, strict=False)
