@@ -127,9 +127,24 @@ def _tokenizer_key(checkpoint: Any, tokenizer: Any) -> tuple:
                         digest.update(fh.read())
                     digest.update(b"\0")
         return ("files", digest.hexdigest(), type(tokenizer).__name__)
-    # an in-memory tokenizer: the object itself (kept alive by the key), and its size in
-    # case tokens were added to it since
-    return ("object", tokenizer, len(tokenizer))
+    # an in-memory tokenizer: the object itself (kept alive by the key, compared by
+    # identity), and its size in case tokens were added to it since
+    return ("object", _Identity(tokenizer), len(tokenizer))
+
+
+class _Identity:
+    """Hashes and compares an object by identity, whatever its own ``__eq__``."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any):
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Identity) and other.obj is self.obj
 
 
 def _plain_safetensors_dir(path: str) -> bool:
