@@ -17,6 +17,7 @@ from cod_monitor._lazy import lazy_attributes
 # worker does not pay for scikit-learn and SciPy's optimisers (about 1 s).
 _EXPORTS: dict[str, str] = {
     "ImprovedMeanShift": "cod_monitor.clustering",
+    "difficulty_reversals": "cod_monitor.diagnostics",
     "CODError": "cod_monitor.exceptions",
     "FitWarning": "cod_monitor.exceptions",
     "LadderValidationError": "cod_monitor.exceptions",
@@ -40,6 +41,7 @@ _EXPORTS: dict[str, str] = {
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
     from cod_monitor.clustering import ImprovedMeanShift
+    from cod_monitor.diagnostics import difficulty_reversals
     from cod_monitor.exceptions import (
         CODError,
         FitWarning,
@@ -76,6 +78,7 @@ __all__ = [
     "Verdict",
     "available_methods",
     "compare_methods",
+    "difficulty_reversals",
     "expected_accuracy",
     "fit_law",
     "fit_laws",

@@ -175,3 +175,15 @@ def test_info_points_a_mixed_recipe_ladder_to_tokens_per_param(tmp_path, capsys)
     assert code == 0, err
     assert "final checkpoints of 12 ladder runs): 2 to 32; mixed recipes" in out
     assert "--tokens-per-param" in out
+
+
+def test_info_reports_difficulty_reversals(tmp_path, capsys):
+    from cod_monitor.demo import SHIPPED_LADDER
+
+    code, out, err = run(["ladder", "info", str(SHIPPED_LADDER)], capsys)
+    assert code == 0, err
+    lines = {line.split(":")[0].strip(): line for line in out.splitlines() if "samples;" in line}
+    assert "no ladder run solves a sample" in lines["add"]
+    # the knowledge-recall families: 33 of 214 and 13 of 83 (measured on the shipped ladder)
+    assert "difficulty reversals 15% (of 214 samples solved by a ladder run, 33 failed" in lines["city"]
+    assert "above 10%" in lines["fact"] and "trust its forecast less" in lines["fact"]
