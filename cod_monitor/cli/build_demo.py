@@ -12,6 +12,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from cod_monitor.demo.recipe import LADDER_SEEDS
+
 __all__ = ["add_build_demo_parser", "run_build_demo", "main"]
 
 _EPILOG = """\
@@ -55,6 +57,9 @@ def add_build_demo_parser(ladder_subparsers) -> argparse.ArgumentParser:
                    help="HF Trainer (default) or a plain PyTorch loop, same recipe")
     p.add_argument("--keep-weights", choices=("final", "all", "none"), default="final",
                    help="which weights to keep under models/ (default final)")
+    p.add_argument("--seeds", type=int, default=LADDER_SEEDS, metavar="K",
+                   help="training runs per ladder size, pass rates averaged (default "
+                        f"{LADDER_SEEDS}; the target is trained once)")
     p.add_argument("--micro", action="store_true",
                    help="a few-second smoke build: three micro models and a micro target")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -81,6 +86,7 @@ def run_build_demo(args) -> int:
         keep_weights=args.keep_weights,
         progress=not args.quiet,
         command=command,
+        seeds=args.seeds,
     )
     s = result.summary
     print(f"wrote {result.path} ({len(result.ladder.models)} checkpoints, "

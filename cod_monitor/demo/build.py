@@ -33,16 +33,17 @@ import platform
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from cod_monitor.demo.recipe import RunSpec, ladder_specs, target_spec
+from cod_monitor.demo.recipe import LADDER_SEEDS, RunSpec, ladder_specs, target_spec
 from cod_monitor.demo.tasks import FAMILIES, TaskGenerator, parse_sample_id
 from cod_monitor.ladder import Ladder, ModelInfo, PassRateMatrix
 
-__all__ = ["BuildResult", "build_demo_ladder", "add_runs", "ladder_report", "DEMO_COMPUTE_UNIT"]
+__all__ = ["BuildResult", "build_demo_ladder", "add_runs", "seed_variants", "ladder_report",
+           "DEMO_COMPUTE_UNIT"]
 
 logger = logging.getLogger(__name__)
 
@@ -323,6 +324,53 @@ def add_runs(
     return _ladder_from_columns(models, columns, sample_ids, ladder.compute_unit)
 
 
+def _variant_bases(specs: list[RunSpec], seeds: int) -> list[tuple[RunSpec, str]]:
+    out = []
+    for k in range(1, seeds):
+        for spec in specs:
+            if spec.role == "ladder":
+                out.append((replace(spec, name=f"{spec.name}-seed{k}",
+                                                data_seed=spec.data_seed + 10 * k,
+                                                init_seed=spec.init_seed + k), spec.name))
+    return out
+
+
+def seed_variants(specs: list[RunSpec], seeds: int) -> list[RunSpec]:
+    """The extra training runs of each ladder spec: seeds ``1 .. seeds - 1``.
+
+    Variant k of run ``X`` is named ``X-seed<k>`` and differs from ``X`` only in its
+    data seed (``+ 10 k``) and initialisation seed (``+ k``).
+
+    Why: which rare facts a tiny model memorises depends on its seeds, so a single
+    run's per-sample pass rates mix the sample's difficulty with the run's luck. On the
+    one-seed demo ladder 15 % of the samples a run solved were failed by the next
+    larger run (:func:`cod_monitor.difficulty_reversals`); averaged over three seeds,
+    0.4 % (``benchmarks/bench_demo_seeds.py``).
+    """
+    return [variant for variant, _ in _variant_bases(specs, seeds)]
+
+
+def _average_seeds(messages: list[dict], base_of: dict[str, str]) -> list[dict]:
+    """Checkpoint messages of seed variants merged into their base run's (mean rates, loss)."""
+    if not base_of:
+        return messages
+    groups: dict[tuple, list[dict]] = {}
+    out = []
+    for m in messages:
+        if m["kind"] != "checkpoint":
+            out.append(m)
+            continue
+        groups.setdefault((base_of.get(m["run"], m["run"]), m["step"]), []).append(m)
+    for (run, step), group in groups.items():
+        if any(g["sample_ids"] != group[0]["sample_ids"] for g in group):
+            raise RuntimeError(f"sample order differs between the seeds of {run} step {step}")
+        out.append({**group[0], "run": run,
+                    "pass_rates": np.mean([g["pass_rates"] for g in group], axis=0).tolist(),
+                    "loss": float(np.mean([g["loss"] for g in group])),
+                    "n_seeds": len(group)})
+    return out
+
+
 def build_demo_ladder(
     out_dir,
     *,
@@ -337,6 +385,7 @@ def build_demo_ladder(
     compute_unit: float = DEMO_COMPUTE_UNIT,
     progress: bool = True,
     command: str | None = None,
+    seeds: int = LADDER_SEEDS,
 ) -> BuildResult:
     """Train the demo ladder and its target, evaluate every checkpoint, save.
 
@@ -367,11 +416,20 @@ def build_demo_ladder(
         Progress lines on stderr.
     command : str, optional
         The command line to record in ``build.json``.
+    seeds : int, default 1
+        Training runs per ladder size, each with other data and initialisation seeds
+        (see :func:`seed_variants`); a ladder checkpoint's pass rates and loss are the
+        mean over them. Targets and anchors are trained once. The shipped ladder has 1;
+        3 removes the run-specific noise of the per-sample pass rates (BENCHMARKS.md).
 
     Returns
     -------
     BuildResult
     """
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(
+            f"The 'seeds' parameter of build_demo_ladder must be an int >= 1. Got {seeds!r} instead."
+        )
     if keep_weights not in ("final", "all", "none"):
         raise ValueError(
             "The 'keep_weights' parameter of build_demo_ladder must be one of "
@@ -387,8 +445,11 @@ def build_demo_ladder(
     from cod_monitor.demo.tokenizer import save_tokenizer
 
     save_tokenizer(out_dir / "tokenizer")
-    messages = _run_all(specs, gen_kwargs, workers=workers, threads=threads, backend=backend,
-                        keep_weights=keep_weights, out_dir=out_dir, progress=progress)
+    variants = seed_variants(specs, seeds)
+    messages = _run_all(specs + variants, gen_kwargs, workers=workers, threads=threads,
+                        backend=backend, keep_weights=keep_weights, out_dir=out_dir,
+                        progress=progress)
+    messages = _average_seeds(messages, {v.name: base for v, base in _variant_bases(specs, seeds)})
     ladder = _assemble(specs, messages, generator, score_decimals=score_decimals,
                        compute_unit=compute_unit)
     path = ladder.save(out_dir / "ladder", compress=True)
@@ -403,6 +464,12 @@ def build_demo_ladder(
                     "cpus": os.cpu_count(), "workers": workers, "threads": threads},
         "versions": _versions(),
         "seed": seed,
+        "seeds_per_ladder_size": seeds,
+        "seed_runs": [
+            {**v.to_dict(), **{k: runs.get(v.name, {}).get(k) for k in
+                               ("wall_s", "train_s", "eval_s", "tokens_per_s")}}
+            for v in variants
+        ],
         # what rebuilds the evaluation set and scores a checkpoint as the ladder was
         # scored (the live demo reads both)
         "generator": gen_kwargs,

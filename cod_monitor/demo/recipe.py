@@ -52,6 +52,7 @@ from dataclasses import asdict, dataclass
 
 __all__ = [
     "HEAD_DIM",
+    "LADDER_SEEDS",
     "VOCAB_SIZE",
     "BLOCK_SIZE",
     "BATCH_SIZE",
@@ -80,6 +81,9 @@ WEIGHT_DECAY = 0.1
 ADAM_BETAS = (0.9, 0.95)
 GRAD_CLIP = 1.0
 LADDER_CHECKPOINTS = 8
+#: Training runs per ladder size (other seeds), whose pass rates the build averages.
+#: The shipped ladder has 1; ``build-demo --seeds 3`` measured in BENCHMARKS.md.
+LADDER_SEEDS = 1
 TARGET_CHECKPOINTS = 16
 
 #: (hidden size, layers) of the ladder runs, smallest first (about 2x apart in N).

@@ -48,7 +48,6 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-import math
 import random
 import string
 from collections.abc import Iterator, Sequence

@@ -37,7 +37,8 @@ def micro(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("micro")
     return build_demo_ladder(out, specs=micro_specs(steps=4), eval_size=60, workers=1,
-                             threads=1, backend="loop", keep_weights="final", progress=False)
+                             threads=1, backend="loop", keep_weights="final", progress=False,
+                             seeds=2)
 
 
 def test_micro_build_writes_a_valid_ladder_with_a_target_and_steps(micro):
@@ -60,6 +61,51 @@ def test_micro_build_writes_a_valid_ladder_with_a_target_and_steps(micro):
     assert (out / "models" / "micro-target-d64x2" / "config.json").is_file()
     assert "accuracy rises with compute" in micro.report
     assert micro.summary["runs"][-1]["tokens_per_s"] > 0
+
+
+def test_micro_build_trains_every_ladder_size_once_per_seed(micro):
+    s = micro.summary
+    assert s["seeds_per_ladder_size"] == 2
+    ladder_runs = [r["name"] for r in s["runs"] if r["role"] == "ladder"]
+    assert sorted(r["name"] for r in s["seed_runs"]) == sorted(f"{n}-seed1" for n in ladder_runs)
+    by_name = {r["name"]: r for r in s["runs"]}
+    for r in s["seed_runs"]:
+        base = by_name[r["name"].removesuffix("-seed1")]
+        assert (r["data_seed"], r["init_seed"]) == (base["data_seed"] + 10, base["init_seed"] + 1)
+        assert r["steps"] == base["steps"] and r["wall_s"] > 0
+    # the ladder holds the base runs only (seeds averaged in); the target ran once
+    assert {m.run for m in micro.ladder.models} == {r["name"] for r in s["runs"]}
+
+
+def test_seed_checkpoints_are_averaged_into_the_base_run():
+    from cod_monitor.demo.build import _average_seeds, seed_variants
+    from cod_monitor.demo.recipe import micro_specs
+
+    specs = micro_specs(steps=4)
+    variants = seed_variants(specs, 3)
+    assert [v.name for v in variants] == [f"{s.name}-seed{k}" for k in (1, 2) for s in specs
+                                          if s.role == "ladder"]
+    ids = ["a", "b"]
+    msgs = [{"kind": "checkpoint", "run": "r", "step": 2, "sample_ids": ids, "pass_rates": [0.0, 1.0],
+             "loss": 1.0},
+            {"kind": "checkpoint", "run": "r-seed1", "step": 2, "sample_ids": ids,
+             "pass_rates": [0.5, 0.0], "loss": 2.0},
+            {"kind": "checkpoint", "run": "t", "step": 2, "sample_ids": ids, "pass_rates": [0.2, 0.2],
+             "loss": 3.0},
+            {"kind": "run", "run": "r-seed1", "wall_s": 1.0}]
+    out = _average_seeds(msgs, {"r-seed1": "r"})
+    ckpt = {m["run"]: m for m in out if m["kind"] == "checkpoint"}
+    assert set(ckpt) == {"r", "t"}
+    assert ckpt["r"]["pass_rates"] == [0.25, 0.5] and ckpt["r"]["loss"] == 1.5
+    assert ckpt["r"]["n_seeds"] == 2 and ckpt["t"]["n_seeds"] == 1
+    assert [m for m in out if m["kind"] == "run"] == [msgs[-1]]
+
+
+def test_build_rejects_bad_seeds(tmp_path):
+    from cod_monitor.demo.build import build_demo_ladder
+
+    with pytest.raises(ValueError, match="'seeds' parameter"):
+        build_demo_ladder(tmp_path, seeds=0, progress=False)
 
 
 def test_add_runs_appends_anchor_runs_evaluated_like_the_ladder(micro):
@@ -103,7 +149,7 @@ def test_build_demo_cli_parser(tmp_path):
                               "--backend", "loop", "--micro", "--quiet"])
     assert args.func is run_build_demo
     assert args.out == tmp_path and args.workers == 1 and args.micro and args.quiet
-    assert args.eval_size == 1200 and args.keep_weights == "final"
+    assert args.eval_size == 1200 and args.keep_weights == "final" and args.seeds == 1
     with pytest.raises(SystemExit):
         parser.parse_args(["ladder", "build-demo"])  # --out is required
 
