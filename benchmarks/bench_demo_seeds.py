@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from cod_monitor.demo import SHIPPED_LADDER
-from cod_monitor.demo.build import add_runs
+from cod_monitor.demo.build import add_runs, seed_variants
 from cod_monitor.demo.recipe import ladder_specs
 from cod_monitor.diagnostics import difficulty_reversals
 from cod_monitor.ladder import Ladder, PassRateMatrix
@@ -39,12 +39,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 FAMILIES = ("fact", "city", "add")
 METHODS = ("cod", "cod-paper", "cod-quartic", "e2e-exp", "e2e-passrate", "bnsl",
            "loss-intermediate")
-
-
-def seed_specs(n_seeds: int):
-    """Seeds 1 .. n_seeds - 1 of every ladder run (seed 0 is the shipped run)."""
-    return [dataclasses.replace(s, name=f"{s.name}-seed{k}", data_seed=1 + 10 * k, init_seed=k)
-            for k in range(1, n_seeds) for s in ladder_specs()]
 
 
 def final_by_run(ladder: Ladder) -> dict:
@@ -120,7 +114,8 @@ def main(argv=None) -> int:
     else:
         shipped = Ladder.load(SHIPPED_LADDER)
         build = json.loads((SHIPPED_LADDER / "build.json").read_text())
-        ladder = add_runs(shipped, seed_specs(args.seeds), **build["generator"])
+        # the runs `build-demo --seeds K` trains; seed 0 is the shipped run
+        ladder = add_runs(shipped, seed_variants(ladder_specs(), args.seeds), **build["generator"])
         train_s = time.perf_counter() - t0
         ladder.save(kept, compress=True)
     results = {k: evaluate(averaged_ladder(ladder, k)) for k in range(1, args.seeds + 1)}

@@ -329,9 +329,9 @@ def _variant_bases(specs: list[RunSpec], seeds: int) -> list[tuple[RunSpec, str]
     for k in range(1, seeds):
         for spec in specs:
             if spec.role == "ladder":
-                out.append((replace(spec, name=f"{spec.name}-seed{k}",
-                                                data_seed=spec.data_seed + 10 * k,
-                                                init_seed=spec.init_seed + k), spec.name))
+                variant = replace(spec, name=f"{spec.name}-seed{k}",
+                                  data_seed=spec.data_seed + 10 * k, init_seed=spec.init_seed + k)
+                out.append((variant, spec.name))
     return out
 
 
