@@ -20,7 +20,7 @@ import numpy as np
 from cod_monitor.ladder import Ladder
 from cod_monitor.selection import final_checkpoints
 
-__all__ = ["DifficultyReversals", "difficulty_reversals", "REVERSAL_WARNING"]
+__all__ = ["DifficultyReversals", "difficulty_reversals", "reversal_summary", "REVERSAL_WARNING"]
 
 #: Reversal rate above which ``cod-monitor ladder info`` flags a benchmark. Measured:
 #: Pythia MATH pass@100 (LLMonkeys) 0-3 % per pair of runs; the shipped demo ladder's
@@ -119,3 +119,24 @@ def difficulty_reversals(
         reversed=n_reversed,
         rate=float(n_reversed.sum() / total) if total else float("nan"),
     )
+
+
+def reversal_summary(ladder: Ladder, benchmark: str) -> str:
+    """:func:`difficulty_reversals` in one phrase, flagged above :data:`REVERSAL_WARNING`.
+
+    What ``cod-monitor ladder info`` and ``cod-monitor predict`` print.
+    """
+    try:
+        rev = difficulty_reversals(ladder, benchmark)
+    except ValueError as exc:
+        return f"difficulty reversals not measured ({exc})"
+    solved, flipped = int(rev.solved.sum()), int(rev.reversed.sum())
+    if not solved:
+        return "difficulty reversals: no ladder run solves a sample (pass rate > 0.5)"
+    text = (f"difficulty reversals {rev.rate:.0%} (of {solved} samples solved by a ladder run, "
+            f"{flipped} failed by the next larger run)")
+    if rev.rate > REVERSAL_WARNING:
+        text += (f" -- above {REVERSAL_WARNING:.0%}: per-sample difficulty differs between "
+                 "models, so COD's clusters follow which model learned what; trust its "
+                 "forecast less")
+    return text

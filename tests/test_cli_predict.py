@@ -27,8 +27,11 @@ def test_predict_json_has_the_documented_shape(ladder_dir, syn, capsys):
     assert code == 0, err
     payload = json.loads(out)
     assert set(payload) == {"benchmark", "target_compute", "predictions", "subset_share",
-                            "n_clusters", "transport"}
+                            "n_clusters", "transport", "difficulty_reversals"}
     assert payload["transport"] is None  # no --tokens-per-param, no --target
+    # a synthetic ladder's difficulty is the sample's own: runs solve more, never fewer
+    rev = payload["difficulty_reversals"]
+    assert rev["solved"] > 0 and rev["reversed"] == 0 and rev["rate"] == 0.0
     cod = payload["predictions"]["cod"]
     lo, hi = cod["interval"]
     assert lo <= cod["value"] <= hi
@@ -90,6 +93,18 @@ def test_predict_table(ladder_dir, syn, capsys):
     assert code == 0
     assert "cod-no-mapping" in out and "90% interval" in out and "error (pts)" in out
     assert "extrapolatable" in out
+    assert "premise check: difficulty reversals 0% (of " in out and "trust" not in out
+
+
+def test_predict_flags_run_specific_difficulty(capsys):
+    from cod_monitor.demo import SHIPPED_LADDER
+
+    code, out, err = run(["predict", "--ladder", str(SHIPPED_LADDER), "--benchmark", "city",
+                          "--target", "target-d192x4-s2800", "--method", "e2e-exp",
+                          "--n-bootstrap", "0"], capsys)
+    assert code == 0, err
+    assert "premise check: difficulty reversals 15% (of 214 samples" in out
+    assert "trust its forecast less" in out
 
 
 @pytest.mark.parametrize(

@@ -226,32 +226,15 @@ def run_info(args: argparse.Namespace) -> int:
     for r in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
     _print_recipe(ladder)
+    from cod_monitor.diagnostics import reversal_summary
+
     print("benchmarks:")
     for b in ladder.benchmarks:
         mat = ladder.matrix(b, roles=ROLES)
         counts = " (with n_samples/n_correct)" if mat.n_samples is not None else ""
-        print(f"  {b}: {len(mat.sample_ids)} samples{counts}; {_reversal_text(ladder, b)}")
+        print(f"  {b}: {len(mat.sample_ids)} samples{counts}; {reversal_summary(ladder, b)}")
     return 0
 
-
-def _reversal_text(ladder: Ladder, benchmark: str) -> str:
-    """The difficulty-reversal check of :mod:`cod_monitor.diagnostics`, in one phrase."""
-    from cod_monitor.diagnostics import REVERSAL_WARNING, difficulty_reversals
-
-    try:
-        rev = difficulty_reversals(ladder, benchmark)
-    except ValueError as exc:
-        return f"difficulty reversals not measured ({exc})"
-    solved, flipped = int(rev.solved.sum()), int(rev.reversed.sum())
-    if not solved:
-        return "difficulty reversals: no ladder run solves a sample (pass rate > 0.5)"
-    text = (f"difficulty reversals {rev.rate:.0%} (of {solved} samples solved by a ladder run, "
-            f"{flipped} failed by the next larger run)")
-    if rev.rate > REVERSAL_WARNING:
-        text += (f" -- above {REVERSAL_WARNING:.0%}: per-sample difficulty differs between "
-                 "models, so COD's clusters follow which model learned what; trust its "
-                 "forecast less")
-    return text
 
 
 def _print_recipe(ladder: Ladder) -> None:
