@@ -40,6 +40,7 @@ from cod_monitor.demo.build import add_runs
 from cod_monitor.demo.recipe import anchor_specs
 from cod_monitor.ladder import Ladder
 from cod_monitor.methods import make_forecaster
+from cod_monitor.selection import final_checkpoints
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FAMILIES = ("fact", "city", "add")
@@ -50,10 +51,7 @@ MAPPING_METHODS = ("cod-paper", "cod-quartic", "cod-spline-mapping", "cod")
 
 def anchor_sets(ladder: Ladder) -> dict:
     anchors = ladder.models_with_role("anchor")
-    final = {}
-    for m in anchors:
-        if m.run_key not in final or m.step > final[m.run_key].step:
-            final[m.run_key] = m
+    final = {anchors[i].run_key: anchors[i] for i in final_checkpoints(anchors)}
     sets = {"all checkpoints": [m.name for m in anchors],
             "final checkpoints": [m.name for m in final.values()]}
     for run in sorted(final):

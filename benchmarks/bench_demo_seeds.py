@@ -34,6 +34,7 @@ from cod_monitor.demo.recipe import ladder_specs
 from cod_monitor.diagnostics import difficulty_reversals
 from cod_monitor.ladder import Ladder, PassRateMatrix
 from cod_monitor.methods import make_forecaster
+from cod_monitor.selection import final_checkpoints
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FAMILIES = ("fact", "city", "add")
@@ -42,11 +43,7 @@ METHODS = ("cod", "cod-paper", "cod-quartic", "e2e-exp", "e2e-passrate", "bnsl",
 
 
 def final_by_run(ladder: Ladder) -> dict:
-    last = {}
-    for m in ladder.models:
-        if m.run_key not in last or m.step > last[m.run_key].step:
-            last[m.run_key] = m
-    return last
+    return {ladder.models[i].run_key: ladder.models[i] for i in final_checkpoints(ladder.models)}
 
 
 def averaged_ladder(ladder: Ladder, n_seeds: int) -> Ladder:

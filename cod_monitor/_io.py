@@ -25,7 +25,7 @@ def atomic_write(path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` via a temporary file and a rename.
 
     Readers (and a process killed mid-write) never see half a file. ``str`` data is
-    written as UTF-8.
+    written as UTF-8. The file gets the permissions of a plain ``open(path, "w")``.
     """
     path = Path(path)
     if isinstance(data, str):
@@ -34,6 +34,10 @@ def atomic_write(path, data: bytes | str) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        # mkstemp makes the file 0600; summaries, ladders and reports are for reading
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -51,6 +51,19 @@ class DifficultyReversals:
     reversed: np.ndarray
     rate: float
 
+    def summary(self) -> str:
+        """This check in one phrase, flagged above :data:`REVERSAL_WARNING`."""
+        solved, flipped = int(self.solved.sum()), int(self.reversed.sum())
+        if not solved:
+            return "difficulty reversals: no ladder run solves a sample (pass rate > 0.5)"
+        text = (f"difficulty reversals {self.rate:.0%} (of {solved} samples solved by a ladder "
+                f"run, {flipped} failed by the next larger run)")
+        if self.rate > REVERSAL_WARNING:
+            text += (f" -- above {REVERSAL_WARNING:.0%}: per-sample difficulty differs between "
+                     "models, so COD's clusters follow which model learned what; trust its "
+                     "forecast less")
+        return text
+
     @property
     def pair_rates(self) -> np.ndarray:
         """Reversal rate of each pair of consecutive runs (NaN where none is solved)."""
@@ -122,21 +135,8 @@ def difficulty_reversals(
 
 
 def reversal_summary(ladder: Ladder, benchmark: str) -> str:
-    """:func:`difficulty_reversals` in one phrase, flagged above :data:`REVERSAL_WARNING`.
-
-    What ``cod-monitor ladder info`` and ``cod-monitor predict`` print.
-    """
+    """:meth:`DifficultyReversals.summary` of a benchmark, or why it was not measured."""
     try:
-        rev = difficulty_reversals(ladder, benchmark)
+        return difficulty_reversals(ladder, benchmark).summary()
     except ValueError as exc:
         return f"difficulty reversals not measured ({exc})"
-    solved, flipped = int(rev.solved.sum()), int(rev.reversed.sum())
-    if not solved:
-        return "difficulty reversals: no ladder run solves a sample (pass rate > 0.5)"
-    text = (f"difficulty reversals {rev.rate:.0%} (of {solved} samples solved by a ladder run, "
-            f"{flipped} failed by the next larger run)")
-    if rev.rate > REVERSAL_WARNING:
-        text += (f" -- above {REVERSAL_WARNING:.0%}: per-sample difficulty differs between "
-                 "models, so COD's clusters follow which model learned what; trust its "
-                 "forecast less")
-    return text

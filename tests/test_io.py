@@ -25,6 +25,11 @@ def test_atomic_write_replaces_whole_files_and_leaves_no_temporary(tmp_path):
     atomic_write(path, b"second")
     assert path.read_text() == "second"
     assert os.listdir(tmp_path) == ["summary.json"]
+    # the permissions of a plain open(path, "w"), not mkstemp's 0600
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    plain.unlink()
 
 
 def test_atomic_write_failure_keeps_the_old_file(tmp_path):

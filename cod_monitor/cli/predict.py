@@ -7,7 +7,7 @@ import json
 import math
 import sys
 
-from cod_monitor.diagnostics import difficulty_reversals, reversal_summary
+from cod_monitor.diagnostics import difficulty_reversals
 from cod_monitor.exceptions import LadderValidationError
 from cod_monitor.forecast import FALLBACKS, load_ladder
 from cod_monitor.methods import available_methods, compare_methods
@@ -123,24 +123,22 @@ def run(args) -> int:
         random_state=args.seed,
     )
     payload = predictions_json(args.benchmark, compute, results, observed=observed)
-    payload["difficulty_reversals"] = _reversals(ladder, args.benchmark)
+    try:
+        rev = difficulty_reversals(ladder, args.benchmark)
+    except ValueError as exc:  # fewer than two ladder runs
+        rev, premise = None, f"difficulty reversals not measured ({exc})"
+    else:
+        premise = rev.summary()
+    payload["difficulty_reversals"] = None if rev is None else {
+        "rate": None if rev.solved.sum() == 0 else rev.rate,
+        "solved": int(rev.solved.sum()), "reversed": int(rev.reversed.sum())}
     if args.json:
         json.dump(payload, sys.stdout)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(format_table(payload, results, level=args.level))
-        sys.stdout.write(f"premise check: {reversal_summary(ladder, args.benchmark)}\n")
+        sys.stdout.write(f"premise check: {premise}\n")
     return 0
-
-
-def _reversals(ladder, benchmark: str) -> dict | None:
-    """The ``--json`` form of :func:`~cod_monitor.diagnostics.difficulty_reversals`."""
-    try:
-        rev = difficulty_reversals(ladder, benchmark)
-    except ValueError:
-        return None
-    return {"rate": None if rev.solved.sum() == 0 else rev.rate,
-            "solved": int(rev.solved.sum()), "reversed": int(rev.reversed.sum())}
 
 
 def predictions_json(benchmark: str, compute: float, results: dict, *, observed=None) -> dict:

@@ -445,11 +445,12 @@ def build_demo_ladder(
     from cod_monitor.demo.tokenizer import save_tokenizer
 
     save_tokenizer(out_dir / "tokenizer")
-    variants = seed_variants(specs, seeds)
+    pairs = _variant_bases(specs, seeds)
+    variants = [variant for variant, _ in pairs]
     messages = _run_all(specs + variants, gen_kwargs, workers=workers, threads=threads,
                         backend=backend, keep_weights=keep_weights, out_dir=out_dir,
                         progress=progress)
-    messages = _average_seeds(messages, {v.name: base for v, base in _variant_bases(specs, seeds)})
+    messages = _average_seeds(messages, {variant.name: base for variant, base in pairs})
     ladder = _assemble(specs, messages, generator, score_decimals=score_decimals,
                        compute_unit=compute_unit)
     path = ladder.save(out_dir / "ladder", compress=True)

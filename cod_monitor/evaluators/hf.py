@@ -387,6 +387,8 @@ class HFEvaluator(BaseEvaluator):
         self.num_threads = num_threads
         self.force_exact = force_exact
         self._validate_common()
+        # tokenized eval sets, least recently used first (see _tokenized)
+        self._token_cache: dict = {}
         b = batch_size
         if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
             raise EvaluatorConfigError(
@@ -475,7 +477,7 @@ class HFEvaluator(BaseEvaluator):
         """
         key = (_tokenizer_key(checkpoint, tokenizer), tuple(eval_set.prompts),
                tuple(eval_set.answers), eval_set.stop, tuple(eos), self.mode == "exact")
-        cache = self.__dict__.setdefault("_token_cache", {})
+        cache = self._token_cache
         if key in cache:
             cache[key] = cache.pop(key)  # most recently used last
             return cache[key]

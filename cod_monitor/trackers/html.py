@@ -27,12 +27,11 @@ import html
 import json
 import math
 import os
-import tempfile
 from datetime import datetime, timezone
 
 import numpy as np
 
-from cod_monitor._io import json_default
+from cod_monitor._io import atomic_write, json_default
 from cod_monitor.laws import expected_accuracy
 
 __all__ = ["cluster_curves", "render_report", "write_report"]
@@ -651,18 +650,6 @@ def write_report(path, **kwargs) -> str:
     """
     text = render_report(**kwargs)
     path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=d)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is for reading
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write(path, text)
     return path
