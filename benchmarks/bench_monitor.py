@@ -45,7 +45,16 @@ from cod_monitor.records import AlertReason, EvalResult, Observation
 from cod_monitor.synthetic import synthetic_run
 
 RESULTS = HERE / "results"
-MODES = ("compute", "trajectory", "trajectory_e2e")
+# trajectory modes measured; "recipe:<method>" is mode 'recipe' with that finished-model method
+MODES = ("compute", "trajectory", "trajectory_e2e", "recipe:cod", "recipe:e2e-exp")
+# the drift section measures the default first
+DRIFT_MODES = ("recipe:e2e-exp", "trajectory_e2e", "trajectory", "compute")
+
+
+def forecaster(label: str, **kw) -> TrajectoryForecaster:
+    """The TrajectoryForecaster a MODES label names."""
+    mode, _, method = label.partition(":")
+    return TrajectoryForecaster(mode=mode, method=method or None, **kw)
 DEMO_LADDER = HERE.parent / "cod_monitor" / "data" / "demo_ladder"
 # (hidden, layers) of the models whose checkpoints are timed: the demo target and two larger
 SHAPES = ((256, 4), (512, 8), (768, 12))
@@ -164,12 +173,12 @@ def bench_trajectory(seeds, n_bootstrap: int, demo_ladders) -> dict:
     for seed in seeds:
         run = synthetic_run(n_samples=600, seed=seed)
         for mode in MODES:
-            tf = TrajectoryForecaster(mode=mode, n_bootstrap=0, random_state=seed).fit(run.ladder, run.benchmark)
+            tf = forecaster(mode, n_bootstrap=0, random_state=seed).fit(run.ladder, run.benchmark)
             out["synthetic"][mode].append(_summary(_errors(tf, run.target_params, run.target)))
     agg = {}
     for mode, rows in out["synthetic"].items():
         agg[mode] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-        print(f"  synthetic ({len(seeds)} runs) {mode:15s} MAE {agg[mode]['mae']:.4f}  "
+        print(f"  synthetic ({len(seeds)} runs) {mode:16s} MAE {agg[mode]['mae']:.4f}  "
               f"bias first/last quarter {agg[mode]['bias_first_quarter']:+.3f}/"
               f"{agg[mode]['bias_last_quarter']:+.3f}", flush=True)
     out["synthetic_mean"] = agg
@@ -178,12 +187,12 @@ def bench_trajectory(seeds, n_bootstrap: int, demo_ladders) -> dict:
         demo = {"n_checkpoints": len(targets), "params": params, "modes": {}, "per_checkpoint": []}
         preds = {}
         for mode in MODES:
-            tf = TrajectoryForecaster(mode=mode, n_bootstrap=n_bootstrap).fit(ladder, "demo")
+            tf = forecaster(mode, n_bootstrap=n_bootstrap).fit(ladder, "demo")
             err = _errors(tf, params, targets)
             preds[mode] = err + np.array([t["accuracy"] for t in targets])
             demo["modes"][mode] = {**_summary(err), "resolved_mode": tf.mode_,
                                    "residual_sd": tf.residual_sd_}
-            print(f"  demo target run {path} ({len(targets)} checkpoints) {mode:15s} MAE "
+            print(f"  demo target run {path} ({len(targets)} checkpoints) {mode:16s} MAE "
                   f"{np.abs(err).mean():.4f}  bias first/last quarter "
                   f"{demo['modes'][mode]['bias_first_quarter']:+.3f}/"
                   f"{demo['modes'][mode]['bias_last_quarter']:+.3f}", flush=True)
@@ -213,7 +222,7 @@ def simulate_alerts(tf, params, targets, benchmark, cfg, level=0.9) -> list[int]
 
 def bench_drift(seeds, n_bootstrap: int, cfg: DriftConfig, demo_ladders) -> dict:
     out = {"config": cfg.__dict__, "n_bootstrap": n_bootstrap, "modes": {}}
-    for mode in ("trajectory_e2e", "trajectory", "compute"):  # the default ('auto') first
+    for mode in DRIFT_MODES:
         res = {"healthy_false_alert_runs": 0, "healthy_runs": 0, "healthy_evaluations": 0,
                "healthy_false_alerts": 0}
         for name, kw in (("slowdown_10x", {"sabotage_at": 0.35, "slowdown": 10.0}),
@@ -223,7 +232,7 @@ def bench_drift(seeds, n_bootstrap: int, cfg: DriftConfig, demo_ladders) -> dict
             for name, kw in (("healthy", {}), ("slowdown_10x", {"sabotage_at": 0.35, "slowdown": 10.0}),
                              ("slowdown_3x", {"sabotage_at": 0.35, "slowdown": 3.0})):
                 run = synthetic_run(n_samples=600, seed=seed, **kw)
-                tf = TrajectoryForecaster(mode=mode, n_bootstrap=n_bootstrap, random_state=seed).fit(
+                tf = forecaster(mode, n_bootstrap=n_bootstrap, random_state=seed).fit(
                     run.ladder, run.benchmark)
                 alerts = simulate_alerts(tf, run.target_params, run.target, run.benchmark, cfg)
                 if name == "healthy":
@@ -244,7 +253,7 @@ def bench_drift(seeds, n_bootstrap: int, cfg: DriftConfig, demo_ladders) -> dict
             lat = res[name]["latencies"]
             res[name]["median_latency"] = float(np.median(lat)) if lat else None
         out["modes"][mode] = res
-        print(f"  {mode:10s} healthy: false alerts in {res['healthy_false_alert_runs']}/{res['healthy_runs']} runs "
+        print(f"  {mode:16s} healthy: false alerts in {res['healthy_false_alert_runs']}/{res['healthy_runs']} runs "
               f"({res['healthy_false_alerts']}/{res['healthy_evaluations']} evaluations)"
               + "".join(f" | {n}: detected {res[n]['detected']}/{res[n]['runs']}, median latency "
                         f"{res[n]['median_latency']} evaluations" for n in ("slowdown_10x", "slowdown_3x")),
@@ -252,12 +261,12 @@ def bench_drift(seeds, n_bootstrap: int, cfg: DriftConfig, demo_ladders) -> dict
     out["demo"] = {}
     for path, ladder, params, targets in demo_target_runs(demo_ladders):
         demo = {}
-        for mode in ("trajectory_e2e", "trajectory", "compute"):
-            tf = TrajectoryForecaster(mode=mode, n_bootstrap=n_bootstrap).fit(ladder, "demo")
+        for mode in DRIFT_MODES:
+            tf = forecaster(mode, n_bootstrap=n_bootstrap).fit(ladder, "demo")
             alerts = simulate_alerts(tf, params, targets, "demo", cfg)
             demo[mode] = {"alerts_at_steps": [targets[i]["step"] for i in alerts],
                           "n_checkpoints": len(targets)}
-            print(f"  demo target run {path}, {mode:14s}: below-band alerts at steps "
+            print(f"  demo target run {path}, {mode:16s}: below-band alerts at steps "
                   f"{demo[mode]['alerts_at_steps'] or 'none'}", flush=True)
         out["demo"][str(path)] = demo
     return out

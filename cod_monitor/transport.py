@@ -37,8 +37,8 @@ from cod_monitor.exceptions import FitWarning, LadderValidationError
 from cod_monitor.laws_nd import TrajectoryLaw, fit_trajectory_laws
 from cod_monitor.selection import select_fit_points
 
-__all__ = ["MIN_TOKENS_SPREAD", "RecipeTransport", "effective_compute", "tokens_spread",
-           "transport_ladder"]
+__all__ = ["MIN_TOKENS_SPREAD", "RecipeTransport", "effective_compute", "recipe_compute",
+           "tokens_spread", "transport_ladder"]
 
 #: The transport needs log tokens to vary by at least this much (standard deviation)
 #: around the best straight line in log parameters: below it N and D are confounded.
@@ -112,26 +112,62 @@ def effective_compute(params, tokens, compute, law: TrajectoryLaw, tokens_per_pa
     >>> bool(effective_compute(1e6, 3e8, 1.8e15, law, 20.0)[0] < 1.8e15)  # over-trained
     True
     """
+    return recipe_compute(params, tokens, compute, law, slope=1.0,
+                          intercept=math.log(float(tokens_per_param)))
+
+
+def recipe_compute(params, tokens, compute, law: TrajectoryLaw, *, slope: float,
+                   intercept: float):
+    """Compute of the equally good model on the recipe ``log D = slope log N + intercept``.
+
+    The general form of :func:`effective_compute` (whose line is ``slope = 1``): a ladder
+    whose tokens grow as a power of its parameters (the demo recipe, :math:`D \\propto
+    N^{0.3}`) puts its finished runs on such a line, and an intermediate checkpoint of a
+    run lies below it.
+
+    Parameters
+    ----------
+    params, tokens, compute : array_like
+        Each model's (or checkpoint's) parameters, tokens seen and compute.
+    law : TrajectoryLaw
+        Gives :math:`L(N, D) = A N^{-\\alpha} + B D^{-\\beta}`.
+    slope, intercept : float
+        The recipe line in natural logs; ``slope`` must be positive.
+
+    Returns
+    -------
+    ndarray
+        :math:`C \\cdot N' D' / (N D)` with :math:`(N', D')` on the line and
+        :math:`L(N', D') = L(N, D)`.
+
+    Raises
+    ------
+    ValueError
+        ``slope <= 0`` (tokens must grow with parameters for the line to cross every
+        level of :math:`L` once), or no model on the line within :math:`e^{60}` of
+        :math:`N` matches (a law flat in both :math:`N` and :math:`D`).
+    """
+    if not slope > 0:
+        raise ValueError(f"`slope` of the recipe line should be positive, got {slope!r}")
     n = np.atleast_1d(np.asarray(params, dtype=float))
     d = np.atleast_1d(np.asarray(tokens, dtype=float))
     c = np.atleast_1d(np.asarray(compute, dtype=float))
-    r = float(tokens_per_param)
+    n, d, c = np.broadcast_arrays(n, d, c)
 
     def loss(ln):
-        return law.A * math.exp(-law.alpha * ln) + law.B * math.exp(-law.beta * (math.log(r) + ln))
+        return (law.A * math.exp(-law.alpha * ln)
+                + law.B * math.exp(-law.beta * (intercept + slope * ln)))
 
-    out = np.empty_like(c)
+    out = np.empty(c.shape, dtype=float)
     for i, (ni, di, ci) in enumerate(zip(n, d, c)):
-        target = law.A * ni ** -law.alpha + law.B * di ** -law.beta
         ln0 = math.log(ni)
-        if math.isclose(di / ni, r, rel_tol=1e-9):
+        if math.isclose(math.log(di), intercept + slope * ln0, rel_tol=0.0, abs_tol=1e-9):
             out[i] = ci
             continue
+        target = law.A * ni ** -law.alpha + law.B * di ** -law.beta
         # loss(ln) falls monotonically from +inf to 0: one root in a wide bracket
-        lo, hi = ln0 - 60.0, ln0 + 60.0
-        ln = brentq(lambda x: loss(x) - target, lo, hi, xtol=1e-10)
-        n_eff = math.exp(ln)
-        out[i] = ci * (n_eff * r * n_eff) / (ni * di)
+        ln = brentq(lambda x: loss(x) - target, ln0 - 60.0, ln0 + 60.0, xtol=1e-10)
+        out[i] = ci * math.exp(ln + intercept + slope * ln) / (ni * di)
     return out
 
 

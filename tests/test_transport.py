@@ -10,7 +10,7 @@ from cod_monitor.forecast import CODForecaster
 from cod_monitor.laws_nd import TrajectoryLaw
 from cod_monitor.methods import COD_DEFAULTS, make_forecaster
 from cod_monitor.synthetic import synthetic_ladder, synthetic_mixed_recipe_ladder
-from cod_monitor.transport import effective_compute, transport_ladder
+from cod_monitor.transport import effective_compute, recipe_compute, transport_ladder
 
 LAW = TrajectoryLaw(A=400.0, alpha=0.34, B=410.0, beta=0.28, c=0.0, g=0.0, rmse=0.0,
                     success=True, n_points=0)
@@ -86,3 +86,30 @@ def test_registry_transport_reaches_cod_only():
     assert off.transport_ is None and paper.transport_ is None
     assert cod.predict(target.compute) != off.predict(target.compute)
 
+
+
+def test_recipe_compute_follows_a_power_law_recipe():
+    """The demo recipe's line D = e^b N^k (k = 0.3): an under-trained checkpoint of a big run
+    is worth the compute of a smaller finished run with the same law value."""
+    k, b = 0.3, np.log(250e3) - 0.3 * np.log(18e3)
+    n_run = 4e6
+    d_end = np.exp(b) * n_run ** k
+    d = np.array([0.1, 0.5, 1.0]) * d_end
+    eff = recipe_compute(n_run, d, 6 * n_run * d, LAW, slope=k, intercept=b)
+    assert eff[-1] == 6 * n_run * d_end  # the finished run is on its own recipe
+    assert np.all(np.diff(eff) > 0) and np.all(eff[:2] < 6 * n_run * d[:2])
+    n_eq = np.exp(brentq_log_n(eff[0], k, b))
+    before = LAW.A * n_run ** -LAW.alpha + LAW.B * d[0] ** -LAW.beta
+    after = LAW.A * n_eq ** -LAW.alpha + LAW.B * (np.exp(b) * n_eq ** k) ** -LAW.beta
+    assert after == pytest.approx(before, rel=1e-8)
+    # the fixed-ratio transport is the slope-1 case
+    np.testing.assert_allclose(
+        recipe_compute(5e5, 4e8, 1.2e15, LAW, slope=1.0, intercept=np.log(20.0)),
+        effective_compute(5e5, 4e8, 1.2e15, LAW, 20.0))
+    with pytest.raises(ValueError, match="slope"):
+        recipe_compute(n_run, d, 6 * n_run * d, LAW, slope=0.0, intercept=b)
+
+
+def brentq_log_n(compute, k, b):
+    """log N of the model on the line D = e^b N^k with 6 N D = compute."""
+    return (np.log(compute / 6) - b) / (1 + k)

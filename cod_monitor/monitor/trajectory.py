@@ -85,6 +85,8 @@ from cod_monitor.exceptions import FitWarning
 from cod_monitor.forecast import CODForecaster, cluster_means, load_ladder
 from cod_monitor.laws_nd import TrajectoryLaw, fit_trajectory_laws, trajectory_accuracy
 from cod_monitor.records import ForecastPoint
+from cod_monitor.selection import final_checkpoints
+from cod_monitor.transport import recipe_compute
 
 __all__ = [
     "TRAJECTORY_MODES",
@@ -96,7 +98,7 @@ __all__ = [
 ]
 
 #: Modes of :class:`TrajectoryForecaster` (``'auto'`` resolves to one of the others).
-TRAJECTORY_MODES = ("auto", "compute", "trajectory", "trajectory_e2e")
+TRAJECTORY_MODES = ("auto", "compute", "trajectory", "trajectory_e2e", "recipe")
 
 def ladder_runs(models) -> dict[str, list[int]]:
     """Column indices of every run's checkpoints, by step (models without ``step``
@@ -115,12 +117,18 @@ class TrajectoryForecaster(BaseEstimator):
 
     Parameters
     ----------
-    mode : {'auto', 'compute', 'trajectory', 'trajectory_e2e'}, default 'auto'
+    mode : {'auto', 'compute', 'trajectory', 'trajectory_e2e', 'recipe'}, default 'auto'
     cod_params : dict, optional
         Parameters of the underlying :class:`~cod_monitor.forecast.CODForecaster`
         (clusters, filter, mapping, compute-mode forecasts). The default adds
         ``fallback='all_clusters'`` so that a monitor keeps forecasting when no
         cluster passes the filter.
+    method : str, optional
+        The forecaster of finished models behind the ``'compute'`` and ``'recipe'``
+        modes: a name of :data:`cod_monitor.methods.METHODS` (``'cod'``,
+        ``'e2e-exp'``, ...), built with this object's ``n_bootstrap`` and
+        ``random_state`` (``cod_params`` do not reach it). ``None``: the underlying
+        :class:`~cod_monitor.forecast.CODForecaster` (``cod_`` above).
     n_bootstrap : int, default 100
         Bootstrap replicates of the interval (0: residual spread only).
     noise : bool, default True
@@ -138,10 +146,16 @@ class TrajectoryForecaster(BaseEstimator):
         Why ``'auto'`` chose it.
     benchmark_ : str
     cod_ : CODForecaster
-        Clusters, filter, mapping and the compute-mode curve.
+        Clusters, filter, mapping and (without ``method``) the compute-mode curve.
+    finished_ : estimator
+        The forecaster of finished models of the ``'compute'`` and ``'recipe'`` modes
+        (``cod_`` unless ``method`` is given).
+    recipe_line_ : tuple of float or None
+        ``(slope, intercept)`` of :math:`\\log D` against :math:`\\log N` over the
+        ladder runs' final checkpoints; ``'recipe'`` mode only.
     laws_ : list of TrajectoryLaw or None
         Per COD cluster (``None`` for clusters not kept); a one-element list in
-        ``'trajectory_e2e'`` mode; empty in ``'compute'`` mode.
+        ``'trajectory_e2e'`` and ``'recipe'`` modes; empty in ``'compute'`` mode.
     weights_ : ndarray
         Cluster weights of the subset forecast.
     residual_sd_ : float
@@ -166,6 +180,7 @@ class TrajectoryForecaster(BaseEstimator):
         *,
         mode: str = "auto",
         cod_params: dict | None = None,
+        method: str | None = None,
         n_bootstrap: int = 100,
         noise: bool = True,
         min_runs: int = 3,
@@ -174,6 +189,7 @@ class TrajectoryForecaster(BaseEstimator):
     ):
         self.mode = mode
         self.cod_params = cod_params
+        self.method = method
         self.n_bootstrap = n_bootstrap
         self.noise = noise
         self.min_runs = min_runs
@@ -188,6 +204,14 @@ class TrajectoryForecaster(BaseEstimator):
                 f"The 'mode' parameter of TrajectoryForecaster must be a str among "
                 f"{list(TRAJECTORY_MODES)}. Got {self.mode!r} instead."
             )
+        if self.method is not None:
+            from cod_monitor.methods import available_methods
+
+            if self.method not in available_methods():
+                raise ValueError(
+                    "The 'method' parameter of TrajectoryForecaster must be None or a str among "
+                    f"{available_methods()}. Got {self.method!r} instead."
+                )
         if isinstance(self.n_bootstrap, bool) or int(self.n_bootstrap) < 0:
             raise ValueError(
                 "The 'n_bootstrap' parameter of TrajectoryForecaster must be an int in "
@@ -222,6 +246,12 @@ class TrajectoryForecaster(BaseEstimator):
                   "n_bootstrap": self.n_bootstrap}
         cod_kw.update(self.cod_params or {})
         cod = CODForecaster(**cod_kw).fit(ladder, benchmark)
+        finished = cod
+        if self.method is not None:
+            from cod_monitor.methods import make_forecaster  # the registry imports baselines
+
+            finished = make_forecaster(self.method, n_bootstrap=self.n_bootstrap,
+                                       random_state=self.random_state).fit(ladder, benchmark)
 
         full = ladder.matrix(benchmark, roles=("ladder",))
         runs = ladder_runs(full.models)
@@ -249,10 +279,13 @@ class TrajectoryForecaster(BaseEstimator):
         N = np.array([m.params for m in full.models])
         D = np.array([m.tokens for m in full.models])
         full_acc = X.mean(axis=0)
+        recipe_line = None
+        if mode == "recipe":
+            recipe_line = self._recipe_line(full.models)
         if mode == "compute":
             laws, weights = [], np.zeros(0)
-            final = np.array([m.name in {f.name for f in cod.models_} for m in full.models])
-            pred = np.asarray(cod.predict(np.array([m.compute for m in full.models])[final]))
+            final = np.array([m.name in {f.name for f in finished.models_} for m in full.models])
+            pred = np.asarray(finished.predict(np.array([m.compute for m in full.models])[final]))
             resid = full_acc[final] - pred
             n_points = int(final.sum())
         else:
@@ -271,8 +304,9 @@ class TrajectoryForecaster(BaseEstimator):
             else:
                 laws = fit_trajectory_laws(N, D, full_acc)
                 weights = np.ones(1)
-            self.cod_, self.laws_, self.weights_ = cod, laws, weights  # for _point below
-            self.mode_ = mode
+            # for _point below
+            self.cod_, self.finished_, self.laws_, self.weights_ = cod, finished, laws, weights
+            self.mode_, self.recipe_line_ = mode, recipe_line
             C = np.array([m.compute for m in full.models])
             resid = full_acc - self._point(N, D, C)
             n_points = len(full.models)
@@ -281,6 +315,8 @@ class TrajectoryForecaster(BaseEstimator):
         self.reason_ = reason
         self.benchmark_ = benchmark
         self.cod_ = cod
+        self.finished_ = finished
+        self.recipe_line_ = recipe_line
         self.laws_ = laws
         self.weights_ = weights
         self.residual_sd_ = float(np.sqrt(np.mean(resid**2))) if len(resid) else 0.0
@@ -289,6 +325,21 @@ class TrajectoryForecaster(BaseEstimator):
         self._fit_data = (X, N, D, runs, labels)
         self._replicates = None
         return self
+
+    @staticmethod
+    def _recipe_line(models) -> tuple[float, float]:
+        """(slope, intercept) of log tokens against log params over the runs' final checkpoints."""
+        finals = [models[i] for i in final_checkpoints(models)]
+        ln = np.log([m.params for m in finals])
+        ld = np.log([m.tokens for m in finals])
+        slope = float(np.polyfit(ln, ld, 1)[0]) if np.ptp(ln) > 0 else float("nan")
+        if not slope > 0:
+            raise ValueError(
+                "mode='recipe' needs ladder runs of several sizes whose training tokens grow "
+                f"with their parameters (the recipe line); the final checkpoints give a slope of "
+                f"{slope:.3g} over {len(finals)} runs. Use mode='trajectory_e2e' or 'compute'."
+            )
+        return slope, float(np.mean(ld - slope * ln))
 
     @staticmethod
     def _labels_for(cod, full):
@@ -300,11 +351,25 @@ class TrajectoryForecaster(BaseEstimator):
 
     # ------------------------------------------------------------- prediction
 
+    def _equivalent_compute(self, params, tokens, compute, law=None):
+        """Compute of the finished recipe model as good as each checkpoint (``'recipe'``)."""
+        c = compute if compute is not None else 6.0 * np.asarray(params) * np.asarray(tokens)
+        slope, intercept = self.recipe_line_
+        law = self.laws_[0] if law is None else law
+        try:
+            return recipe_compute(params, tokens, c, law, slope=slope, intercept=intercept)
+        except ValueError:  # a law flat in params and tokens: no equivalence, keep the compute
+            return np.broadcast_to(np.asarray(c, dtype=float), np.broadcast(params, tokens).shape)
+
     def _point(self, params, tokens, compute, laws=None):
         if self.mode_ == "compute":
             c = compute if compute is not None else 6.0 * np.asarray(params) * np.asarray(tokens)
-            return np.asarray(self.cod_.predict(c), dtype=float)
+            return np.asarray(self.finished_.predict(c), dtype=float)
         laws = self.laws_ if laws is None else laws
+        if self.mode_ == "recipe":
+            c_eq = self._equivalent_compute(params, tokens, compute, laws[0])
+            out = np.clip(np.asarray(self.finished_.predict(c_eq), dtype=float), 0.0, 1.0)
+            return out.reshape(np.shape(np.broadcast(params, tokens)))
         if self.mode_ == "trajectory_e2e":
             return np.clip(laws[0](params, tokens), 0.0, 1.0)
         subset = 0.0
@@ -412,9 +477,26 @@ class TrajectoryForecaster(BaseEstimator):
         )
 
     def _draws(self, p, t, c) -> np.ndarray:
-        if self.mode_ == "compute":
-            cc = c if c is not None else 6.0 * p * t
-            return self.cod_.bootstrap_predictions(cc) if self.n_bootstrap else np.zeros((0,))
+        if self.mode_ in ("compute", "recipe"):
+            if not self.n_bootstrap:
+                return np.zeros((0,))
+            if self.mode_ == "compute":
+                return self.finished_.bootstrap_predictions(c if c is not None else 6.0 * p * t)
+            # two independent sources, paired draw by draw so that their spreads add: the
+            # finished-model forecaster's bootstrap at the equivalent compute, and the
+            # equivalence itself under the (N, D) law refitted on resampled runs and samples
+            shape = np.broadcast(p, t).shape
+            c_eq = self._equivalent_compute(p, t, c)
+            point = np.asarray(self.finished_.predict(c_eq), dtype=float).reshape(shape)
+            finished = np.asarray(self.finished_.bootstrap_predictions(c_eq), dtype=float)
+            finished = finished.reshape(finished.shape[0], *shape)
+            if self._replicates is None:
+                self._replicates = self._bootstrap()
+            moved = np.asarray([np.asarray(self.finished_.predict(
+                self._equivalent_compute(p, t, c, r[0])), dtype=float).reshape(shape)
+                for r in self._replicates], dtype=float)
+            n = min(len(finished), len(moved))
+            return np.clip(finished[:n] + moved[:n] - point, 0.0, 1.0)
         if self._replicates is None:
             self._replicates = self._bootstrap()
         return np.asarray([self._point(p, t, c, laws=r) for r in self._replicates], dtype=float)
@@ -422,10 +504,9 @@ class TrajectoryForecaster(BaseEstimator):
     def prepare(self) -> TrajectoryForecaster:
         """Compute the bootstrap now (it is otherwise computed on first use)."""
         check_is_fitted(self, "mode_")
-        if self.mode_ == "compute":
-            if self.n_bootstrap:
-                self.cod_.bootstrap_predictions(self.cod_.models_[-1].compute)
-        elif self._replicates is None:
+        if self.mode_ in ("compute", "recipe") and self.n_bootstrap:
+            self.finished_.bootstrap_predictions(self.finished_.models_[-1].compute)
+        if self.mode_ != "compute" and self._replicates is None:
             self._replicates = self._bootstrap()
         return self
 
@@ -489,6 +570,9 @@ class TrajectoryForecaster(BaseEstimator):
         out["trajectory"] = {
             "mode": self.mode_,
             "reason": self.reason_,
+            "method": self.method,
+            "recipe_line": None if self.recipe_line_ is None else {
+                "slope": self.recipe_line_[0], "intercept": self.recipe_line_[1]},
             "residual_sd": self.residual_sd_,
             "n_runs": self.n_runs_,
             "n_points": self.n_points_,

@@ -81,3 +81,53 @@ def test_parameter_validation_and_unfitted():
         TrajectoryForecaster(mode="fancy").fit(None, "b")
     with pytest.raises(NotFittedError):
         TrajectoryForecaster().predict(1e6, 1e6)
+
+
+def test_recipe_mode_forecasts_the_equally_good_finished_model(run):
+    """'recipe': the finished-model forecast at the compute of the recipe model the (N, D)
+    law rates equal; at the end of a run trained by the ladder's recipe that is the plain
+    finished-model forecast at the run's compute."""
+    tf = TrajectoryForecaster(mode="recipe", n_bootstrap=20).fit(run.ladder, run.benchmark)
+    assert tf.recipe_line_[0] == pytest.approx(0.3, abs=0.01)  # synthetic runs: D ~ N^0.3
+    assert tf.finished_ is tf.cod_
+    err = trajectory_errors(tf, run)
+    assert np.abs(err).mean() < 0.02
+    compute_mode = TrajectoryForecaster(mode="compute", n_bootstrap=0).fit(run.ladder, run.benchmark)
+    assert err[:4].mean() < trajectory_errors(compute_mode, run)[:4].mean() - 0.05
+    # the run's last checkpoint sits within 1.3 % of the recipe's tokens for its size
+    last = run.target[-1]
+    assert tf.predict(run.target_params, last["tokens"], compute=last["compute"]) == pytest.approx(
+        float(tf.cod_.predict(last["compute"])), abs=0.01)
+    tokens = np.array([t["tokens"] for t in run.target])
+    lo, hi = tf.predict_interval(run.target_params, tokens)
+    point = tf.predict(run.target_params, tokens)
+    assert lo.shape == point.shape == tokens.shape and np.all((lo <= point) & (point <= hi))
+    fp = tf.forecast(step=3, params=run.target_params, tokens=tokens[2])
+    assert fp.mode == "recipe" and fp.lower <= fp.value <= fp.upper
+    rep = json.loads(json.dumps(tf.report()))["trajectory"]
+    assert rep["recipe_line"]["slope"] == pytest.approx(tf.recipe_line_[0])
+
+
+def test_recipe_mode_takes_a_named_finished_model_method(run):
+    from cod_monitor.baselines import EndToEndExp
+
+    tf = TrajectoryForecaster(mode="recipe", method="e2e-exp", n_bootstrap=0).fit(
+        run.ladder, run.benchmark)
+    assert isinstance(tf.finished_, EndToEndExp)
+    ref = EndToEndExp(n_bootstrap=0).fit(run.ladder, run.benchmark)
+    # on the recipe line the equivalent compute is the compute itself
+    n = 2e5
+    d = float(np.exp(tf.recipe_line_[1]) * n ** tf.recipe_line_[0])
+    assert tf.predict(n, d, compute=6 * n * d) == pytest.approx(float(ref.predict(6 * n * d)), rel=1e-9)
+    assert np.abs(trajectory_errors(tf, run)).mean() < 0.03
+    compute_mode = TrajectoryForecaster(mode="compute", method="e2e-exp", n_bootstrap=0).fit(
+        run.ladder, run.benchmark)
+    assert compute_mode.predict(compute=6 * n * d) == pytest.approx(float(ref.predict(6 * n * d)))
+
+
+def test_recipe_mode_needs_runs_of_several_sizes():
+    syn = synthetic_ladder(n_samples=300, seed=0)
+    with pytest.raises(ValueError, match="needs at least 3 ladder runs"):
+        TrajectoryForecaster(mode="recipe").fit(syn.ladder, syn.benchmark)
+    with pytest.raises(ValueError, match="'method' parameter of TrajectoryForecaster"):
+        TrajectoryForecaster(mode="recipe", method="no-such-method").fit(syn.ladder, syn.benchmark)
