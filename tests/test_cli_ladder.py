@@ -177,13 +177,17 @@ def test_info_points_a_mixed_recipe_ladder_to_tokens_per_param(tmp_path, capsys)
     assert "--tokens-per-param" in out
 
 
-def test_info_reports_difficulty_reversals(tmp_path, capsys):
+def test_info_reports_difficulty_reversals(shuffled_syn_dir, capsys):
     from cod_monitor.demo import SHIPPED_LADDER
 
     code, out, err = run(["ladder", "info", str(SHIPPED_LADDER)], capsys)
     assert code == 0, err
     lines = {line.split(":")[0].strip(): line for line in out.splitlines() if "samples;" in line}
     assert "no ladder run solves a sample" in lines["add"]
-    # the knowledge-recall families: 33 of 214 and 13 of 83 (measured on the shipped ladder)
-    assert "difficulty reversals 15% (of 214 samples solved by a ladder run, 33 failed" in lines["city"]
-    assert "above 10%" in lines["fact"] and "trust its forecast less" in lines["fact"]
+    # each size averaged over 3 training seeds: 1 of 156 (measured on the shipped ladder)
+    assert "difficulty reversals 1% (of 156 samples solved by a ladder run, 1 failed" in lines["city"]
+    assert not any("trust" in line for line in lines.values())
+    code, out, err = run(["ladder", "info", str(shuffled_syn_dir)], capsys)
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if "samples;" in line)
+    assert "above 10%" in line and "trust its forecast less" in line

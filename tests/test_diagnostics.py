@@ -45,19 +45,12 @@ def test_only_final_checkpoints_of_ladder_runs_count():
     assert rev.runs == ("a", "b") and rev.reversed.tolist() == [0]
 
 
-def test_consistent_synthetic_difficulty_has_no_reversals_and_shuffled_has_many():
+def test_consistent_synthetic_difficulty_has_no_reversals_and_shuffled_has_many(shuffle):
     ladder = synthetic_ladder(seed=0).ladder
     assert difficulty_reversals(ladder, "synthetic").rate < 0.01
     # the same per-model accuracies, with each model's samples permuted independently:
     # difficulty is then model-specific
-    mat = ladder.matrix("synthetic")
-    rng = np.random.default_rng(0)
-    rows = []
-    for j, m in enumerate(mat.models):
-        col = rng.permutation(mat.pass_rates[:, j])
-        rows += [{"benchmark": "synthetic", "sample_id": s, "model": m.name, "score": v}
-                 for s, v in zip(mat.sample_ids, col)]
-    shuffled = Ladder.from_records(list(mat.models), rows)
+    shuffled = shuffle(ladder, "synthetic")
     assert difficulty_reversals(shuffled, "synthetic").rate > REVERSAL_WARNING
 
 

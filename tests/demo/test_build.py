@@ -149,7 +149,7 @@ def test_build_demo_cli_parser(tmp_path):
                               "--backend", "loop", "--micro", "--quiet"])
     assert args.func is run_build_demo
     assert args.out == tmp_path and args.workers == 1 and args.micro and args.quiet
-    assert args.eval_size == 1200 and args.keep_weights == "final" and args.seeds == 1
+    assert args.eval_size == 1200 and args.keep_weights == "final" and args.seeds == 3
     with pytest.raises(SystemExit):
         parser.parse_args(["ladder", "build-demo"])  # --out is required
 
