@@ -82,6 +82,12 @@ def add_parser(subparsers) -> None:
     live.add_argument("--n-bootstrap", type=int, default=None,
                       help="bootstrap replicates of the forecast interval (default: 100 live, "
                       "100 synthetic)")
+    live.add_argument("--trajectory", default=None, metavar="MODE",
+                      help="the monitor's forecast of the run in progress: auto (default), "
+                      "compute, trajectory, trajectory_e2e or recipe")
+    live.add_argument("--trajectory-method", default=None, metavar="METHOD",
+                      help="finished-model forecaster of the compute and recipe modes "
+                      "(a --method name, e.g. e2e-exp; default: COD)")
     live.add_argument("--quiet", action="store_true", help="no training progress lines")
     syn = p.add_argument_group("--synthetic")
     syn.add_argument("--n-samples", type=int, default=3000)
@@ -111,6 +117,7 @@ def run_live(args) -> int:
             threads=args.threads, eval_threads=args.eval_threads, wandb=not args.no_wandb,
             progress=not args.quiet,
             n_bootstrap=100 if args.n_bootstrap is None else args.n_bootstrap,
+            trajectory=args.trajectory, trajectory_method=args.trajectory_method,
         )
     except (ImportError, FileExistsError, ValueError) as exc:
         print(f"cod-monitor demo: error: {exc}", file=sys.stderr)

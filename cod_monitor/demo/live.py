@@ -348,6 +348,9 @@ class LiveDemoConfig:
         Training progress lines on stderr.
     n_bootstrap : int, default 100
         Bootstrap replicates of the forecast interval.
+    trajectory, trajectory_method : str, optional
+        The monitor's forecast of the run in progress (:class:`CODMonitor`'s parameters
+        of these names); ``None``: its defaults.
     """
 
     out_dir: Path = DEFAULT_OUT
@@ -365,6 +368,8 @@ class LiveDemoConfig:
     wandb: bool = True
     progress: bool = True
     n_bootstrap: int = 100
+    trajectory: str | None = None
+    trajectory_method: str | None = None
     extra_callbacks: Sequence = field(default_factory=tuple)
 
 
@@ -598,6 +603,8 @@ def _build_monitor(cfg, spec, ladder_dir, eval_sets, evaluator, monitor_dir, con
         refresh_interval=None,  # the shipped ladder does not change during the demo
         n_bootstrap=int(cfg.n_bootstrap),
         run_name=run_name,
+        **({"trajectory": cfg.trajectory} if cfg.trajectory else {}),
+        trajectory_method=cfg.trajectory_method,
     )
 
 

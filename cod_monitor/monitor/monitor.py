@@ -158,11 +158,15 @@ class CODMonitor:
         Journal, snapshots and ``summary.json``. Reusing it resumes the run.
     every : int, default 1
         Evaluate one checkpoint in ``every`` calls of :meth:`on_checkpoint`.
-    trajectory : {'auto', 'compute', 'trajectory', 'trajectory_e2e'}, default 'auto'
+    trajectory : {'auto', 'compute', 'trajectory', 'trajectory_e2e', 'recipe'}, default 'auto'
         How a checkpoint's forecast is made (see
         :mod:`cod_monitor.monitor.trajectory`); ``'auto'`` uses the (N, D) trajectory law
         on the full set (``'trajectory_e2e'``) when the ladder has runs of intermediate
         checkpoints, else ``'compute'``.
+    trajectory_method : str, optional
+        The forecaster of finished models behind the ``'compute'`` and ``'recipe'``
+        modes, a name of :data:`cod_monitor.methods.METHODS` (``'cod'``,
+        ``'e2e-exp'``, ...); ``None``: COD with ``cod_params``.
     level : float, default 0.9
         Coverage of the forecast interval.
     drift : DriftConfig, optional
@@ -243,6 +247,7 @@ class CODMonitor:
         out_dir="cod_monitor_out",
         every: int = 1,
         trajectory: str = "auto",
+        trajectory_method: str | None = None,
         level: float = 0.9,
         drift: DriftConfig | None = None,
         queue_policy: QueuePolicy | str = "latest",
@@ -280,6 +285,14 @@ class CODMonitor:
                 f"The 'trajectory' parameter of CODMonitor must be a str among {list(TRAJECTORY_MODES)}. "
                 f"Got {trajectory!r} instead."
             )
+        if trajectory_method is not None:
+            from cod_monitor.methods import available_methods  # the registry imports baselines
+
+            if trajectory_method not in available_methods():
+                raise ValueError(
+                    "The 'trajectory_method' parameter of CODMonitor must be None or a str among "
+                    f"{available_methods()}. Got {trajectory_method!r} instead."
+                )
         if not 0 < level < 1:
             raise ValueError(f"The 'level' parameter of CODMonitor must be a float in (0, 1). Got {level!r} instead.")
         for name, value in (("params", params), ("tokens_per_step", tokens_per_step)):
@@ -300,6 +313,7 @@ class CODMonitor:
         self.out_dir = Path(out_dir)
         self.every = every
         self.trajectory = trajectory
+        self.trajectory_method = trajectory_method
         self.level = level
         # the shortfall rule reads the band's half-width at the coverage it was made at
         self.drift = dataclasses.replace(drift if drift is not None else DriftConfig(),
@@ -424,6 +438,7 @@ class CODMonitor:
             "benchmarks": list(self.benchmarks),
             "ladder": self._ladder_summary(),
             "trajectory": self.trajectory,
+            "trajectory_method": self.trajectory_method,
             "level": self.level,
             "params": self.params,
             "tokens_per_step": self.tokens_per_step,
@@ -724,7 +739,8 @@ class CODMonitor:
             t0 = time.perf_counter()
             try:
                 model = TrajectoryForecaster(
-                    mode=self.trajectory, cod_params=self.cod_params, n_bootstrap=self.n_bootstrap,
+                    mode=self.trajectory, method=self.trajectory_method,
+                    cod_params=self.cod_params, n_bootstrap=self.n_bootstrap,
                 ).fit(ladder, b).prepare()
             except Exception as exc:
                 logger.warning("CODMonitor could not fit the forecast of %s: %s", b, exc)

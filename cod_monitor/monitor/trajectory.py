@@ -31,34 +31,50 @@ the run measured 0.09-0.58. The modes:
 ``'trajectory_e2e'``
     One such law fitted to the full-set accuracy directly (an ablation: no
     clustering, no mapping).
+``'recipe'``
+    A forecaster of *finished* models (COD, or any method of
+    :mod:`cod_monitor.methods` named by ``method``) evaluated at the checkpoint's
+    *recipe-equivalent compute*: the compute of the finished model of the ladder's
+    recipe (the line :math:`\\log D = k \\log N + m` through the ladder runs' final
+    checkpoints) that the (N, D) law of ``'trajectory_e2e'`` rates as good as the
+    checkpoint (:func:`cod_monitor.transport.recipe_compute`). The law only translates
+    an in-progress checkpoint into the finished model it equals; the level comes from
+    the finished-model forecaster, so at the end of a run trained by the recipe the
+    forecast is that forecaster's own (what ``cod-monitor predict`` says).
 ``'auto'``
     ``'trajectory_e2e'`` when the ladder has at least ``min_runs`` runs with at least
     ``min_checkpoints`` checkpoints each, else ``'compute'``.
 
 Measured (``benchmarks/bench_monitor.py``; mean absolute error of the forecast
-against the measured accuracy over a target run's 16 checkpoints)
+against the measured accuracy over a target run's 16 checkpoints; ``recipe:X`` is
+``mode='recipe', method='X'``)
 
-=====================  ==========  ============  ================
-ladder                 compute     trajectory    trajectory_e2e
-=====================  ==========  ============  ================
-synthetic, 10 seeds    0.044       0.010         0.008
-demo (shipped)         0.134       0.138         0.065
-demo (old task mix)    0.191       0.192         0.200
-=====================  ==========  ============  ================
+=====================  =======  ==========  ==============  ==========  ==============
+ladder                 compute  trajectory  trajectory_e2e  recipe:cod  recipe:e2e-exp
+=====================  =======  ==========  ==============  ==========  ==============
+synthetic, 10 seeds    0.044    0.010       0.008           0.012       0.014
+demo, 3 seeds/size     0.133    0.071       0.053           0.052       0.029
+demo, 1 seed/size      0.134    0.138       0.065           0.071       0.059
+=====================  =======  ==========  ==============  ==========  ==============
 
-(``demo (shipped)`` is the knowledge-recall ladder shipped since 2026-11-24 07:54,
-``demo (old task mix)`` the copy/reverse/key-value ladder it replaced; 2 synthetic
-seeds in the re-run gave 0.039 / 0.012 / 0.009.)
+(``demo, 3 seeds/size`` is the ladder shipped since session 5, ``demo, 1 seed/size``
+the one it replaced.)
 
-``'auto'`` resolves to ``'trajectory_e2e'``: it has the lowest error on the shipped
-demo target run (the rule the monitor's default is chosen by) and on the synthetic
-runs. Over the first quarter of a run both trajectory modes are within 0.03 where
-``'compute'`` is 0.10 to 0.18 too high (the bias that fires false drift alerts). No
-mode predicts the demo target's late checkpoints well: the target (4.2x the largest
-ladder run's compute) learns facts the ladder runs had barely started on, and every
-mode under-forecasts its last checkpoints by 0.10 (``'trajectory_e2e'``) to 0.22.
-The per-cluster ``'trajectory'`` mode suffers most: most of the demo's samples sit
-in one floor cluster through the ladder, whose fitted ceiling is not identified.
+``'auto'`` resolves to ``'trajectory_e2e'``. ``'recipe'`` with ``method='e2e-exp'``
+halves the error on the shipped demo target run (the end-to-end law forecasts this
+target within 1 point where COD misses by 9), but on the synthetic runs it is less
+accurate and its band less well placed: 2 of 10 healthy runs raise a false alert
+(``'trajectory_e2e'``: 0 of 10), and it detects 3x slowdowns in 5 of 10 runs
+(8 of 10). A monitor's default must not alert on healthy runs, so it stays opt-in.
+``'trajectory_e2e'`` has the lowest error on the synthetic runs.
+
+Over the first quarter of a run the trajectory and recipe modes are within 0.03 where
+``'compute'`` is 0.10 to 0.20 too high (the bias that fires false drift alerts). On
+the shipped demo ladder every mode under-forecasts the target's last quarter: by 0.03
+(``'recipe'`` with ``'e2e-exp'``), 0.04 (``'trajectory'``), 0.09
+(``'trajectory_e2e'``), 0.10 (``'recipe'`` with COD) and 0.18 (``'compute'``). The
+target (4.2x the largest ladder run's compute) learns facts the ladder runs had barely
+started on.
 
 Intervals
 ---------
@@ -436,12 +452,10 @@ class TrajectoryForecaster(BaseEstimator):
             raise ValueError(f"`level` should be in (0, 1), got {level!r}")
         p, t, c = self._args(params, tokens, compute)
         point = np.asarray(self._point(p, t, c), dtype=float)
-        draws = self._draws(p, t, c)
-        if draws.shape[0]:
-            lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-            lo_half, hi_half = np.maximum(point - lo, 0.0), np.maximum(hi - point, 0.0)
+        if self.mode_ == "recipe":
+            lo_half, hi_half = self._recipe_halfwidths(p, t, c, level)
         else:
-            lo_half = hi_half = np.zeros_like(point)
+            lo_half, hi_half = _halfwidths(self._draws(p, t, c), point, level)
         if self.noise:
             z = float(norm.ppf((1 + level) / 2)) * self.residual_sd_
             lo_half, hi_half = np.hypot(lo_half, z), np.hypot(hi_half, z)
@@ -476,27 +490,33 @@ class TrajectoryForecaster(BaseEstimator):
             tokens=None if tokens is None else float(tokens),
         )
 
+    def _recipe_halfwidths(self, p, t, c, level):
+        """Half-widths of the ``'recipe'`` interval, from two independent sources added
+        in quadrature: the finished-model forecaster's own interval at the equivalent
+        compute (what ``predict`` reports for a finished model there, backtest widening
+        included when it is configured), and the spread of the equivalence itself under
+        the (N, D) law refitted on resampled runs and samples."""
+        shape = np.broadcast(p, t).shape
+        if not self.n_bootstrap:
+            return np.zeros(shape), np.zeros(shape)
+        c_eq = self._equivalent_compute(p, t, c)
+        here = np.asarray(self.finished_.predict(c_eq), dtype=float).reshape(shape)
+        lo, hi = self.finished_.predict_interval(c_eq, level=level)
+        lo_half = np.maximum(here - np.asarray(lo, dtype=float).reshape(shape), 0.0)
+        hi_half = np.maximum(np.asarray(hi, dtype=float).reshape(shape) - here, 0.0)
+        if self._replicates is None:
+            self._replicates = self._bootstrap()
+        moved = np.asarray([np.asarray(self.finished_.predict(
+            self._equivalent_compute(p, t, c, r[0])), dtype=float).reshape(shape)
+            for r in self._replicates], dtype=float)
+        law_lo, law_hi = _halfwidths(moved, here, level)
+        return np.hypot(lo_half, law_lo), np.hypot(hi_half, law_hi)
+
     def _draws(self, p, t, c) -> np.ndarray:
-        if self.mode_ in ("compute", "recipe"):
+        if self.mode_ == "compute":
             if not self.n_bootstrap:
                 return np.zeros((0,))
-            if self.mode_ == "compute":
-                return self.finished_.bootstrap_predictions(c if c is not None else 6.0 * p * t)
-            # two independent sources, paired draw by draw so that their spreads add: the
-            # finished-model forecaster's bootstrap at the equivalent compute, and the
-            # equivalence itself under the (N, D) law refitted on resampled runs and samples
-            shape = np.broadcast(p, t).shape
-            c_eq = self._equivalent_compute(p, t, c)
-            point = np.asarray(self.finished_.predict(c_eq), dtype=float).reshape(shape)
-            finished = np.asarray(self.finished_.bootstrap_predictions(c_eq), dtype=float)
-            finished = finished.reshape(finished.shape[0], *shape)
-            if self._replicates is None:
-                self._replicates = self._bootstrap()
-            moved = np.asarray([np.asarray(self.finished_.predict(
-                self._equivalent_compute(p, t, c, r[0])), dtype=float).reshape(shape)
-                for r in self._replicates], dtype=float)
-            n = min(len(finished), len(moved))
-            return np.clip(finished[:n] + moved[:n] - point, 0.0, 1.0)
+            return self.finished_.bootstrap_predictions(c if c is not None else 6.0 * p * t)
         if self._replicates is None:
             self._replicates = self._bootstrap()
         return np.asarray([self._point(p, t, c, laws=r) for r in self._replicates], dtype=float)
@@ -579,3 +599,12 @@ class TrajectoryForecaster(BaseEstimator):
             "laws": laws,
         }
         return out
+
+
+def _halfwidths(draws, point, level):
+    """Distances from ``point`` to the central ``level`` quantiles of ``draws`` (0 without draws)."""
+    draws = np.asarray(draws, dtype=float)
+    if not draws.shape[0]:
+        return np.zeros_like(point), np.zeros_like(point)
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return np.maximum(point - lo, 0.0), np.maximum(hi - point, 0.0)

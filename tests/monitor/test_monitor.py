@@ -147,6 +147,23 @@ def test_healthy_run_end_to_end(healthy, tmp_path):
     assert [e[0] for e in rec.events].count("finish") == 1
 
 
+def test_recipe_mode_with_a_named_method_reaches_the_forecaster(healthy, tmp_path):
+    run, ladder_dir = healthy
+    rec = Recorder()
+    out = tmp_path / "cod"
+    with _monitor(ladder_dir, out, run, trackers=[rec], trajectory="recipe",
+                  trajectory_method="e2e-exp") as monitor:
+        _train(monitor, run, tmp_path / "ckpt", indices=[3, 9, 15])
+        assert monitor.wait(timeout=120)
+        tf = monitor.forecaster(run.benchmark)
+        assert tf.mode_ == "recipe" and type(tf.finished_).__name__ == "EndToEndExp"
+    pairs = rec.of("log_observation")
+    assert [o.step for o, _ in pairs] == [run.target[j]["step"] for j in (3, 9, 15)]
+    assert all(f.mode == "recipe" and f.lower <= f.value <= f.upper for _, f in pairs)
+    assert np.abs([f.value - o.accuracy for o, f in pairs]).mean() < 0.04
+    assert json.loads((out / "summary.json").read_text())["benchmarks"][run.benchmark]["mode"] == "recipe"
+
+
 def test_sabotaged_run_raises_a_below_band_alert(sabotaged, tmp_path):
     run, ladder_dir = sabotaged
     rec, alerts = Recorder(), []
@@ -268,6 +285,8 @@ def test_parameter_errors(tmp_path):
         CODMonitor("ladder", {})
     with pytest.raises(ValueError, match="'trajectory' parameter of CODMonitor must be a str among"):
         CODMonitor("ladder", {"b": "b.jsonl"}, trajectory="nope")
+    with pytest.raises(ValueError, match="'trajectory_method' parameter of CODMonitor"):
+        CODMonitor("ladder", {"b": "b.jsonl"}, trajectory="recipe", trajectory_method="nope")
     with pytest.raises(ValueError, match="'every' parameter"):
         CODMonitor("ladder", {"b": "b.jsonl"}, every=0)
     assert isinstance(Recorder(), Tracker)
