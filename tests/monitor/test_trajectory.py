@@ -125,6 +125,19 @@ def test_recipe_mode_takes_a_named_finished_model_method(run):
     assert compute_mode.predict(compute=6 * n * d) == pytest.approx(float(ref.predict(6 * n * d)))
 
 
+def test_recipe_interval_contains_the_finished_forecasters_own(run):
+    """On the recipe line the equivalent compute is the compute itself, and the band adds
+    the equivalence's spread and the residual spread to the method's own interval."""
+    tf = TrajectoryForecaster(mode="recipe", method="e2e-exp", n_bootstrap=20).fit(
+        run.ladder, run.benchmark)
+    n = 2e6
+    d = float(np.exp(tf.recipe_line_[1]) * n ** tf.recipe_line_[0])
+    lo, hi = tf.predict_interval(n, d, compute=6 * n * d)
+    own_lo, own_hi = tf.finished_.predict_interval(6 * n * d)
+    assert lo <= float(own_lo) + 1e-9 and hi >= float(own_hi) - 1e-9
+    assert hi - lo > float(own_hi) - float(own_lo)  # the residual spread is added
+
+
 def test_recipe_mode_needs_runs_of_several_sizes():
     syn = synthetic_ladder(n_samples=300, seed=0)
     with pytest.raises(ValueError, match="needs at least 3 ladder runs"):
