@@ -12,9 +12,13 @@ target's final pass rate (one run, as shipped) with every method, for 1, 2, ... 
 Writes ``benchmarks/results/demo_seeds.json`` and keeps the extra runs' ladder in
 ``benchmarks/results/demo_seeds_ladder`` (``--reuse`` skips the training).
 
+It starts from a one-seed ladder: the shipped ladder averages three seeds since session 5,
+so pass ``--ladder DIR/ladder`` of a ``cod-monitor ladder build-demo --out DIR --seeds 1``
+build (the session-4 numbers in BENCHMARKS.md started from the one-seed ladder shipped then).
+
 Usage::
 
-    python benchmarks/bench_demo_seeds.py [--seeds 3] [--reuse]
+    python benchmarks/bench_demo_seeds.py --ladder DIR/ladder [--seeds 3] [--reuse]
 """
 
 from __future__ import annotations
@@ -103,15 +107,24 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="runs per ladder size in all")
     parser.add_argument("--reuse", action="store_true", help="reuse the runs of an earlier run")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--ladder", type=Path, default=SHIPPED_LADDER,
+                        help="a one-seed demo ladder (default: the shipped one)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     kept = args.out / "demo_seeds_ladder"
     if args.reuse and kept.is_dir():
         ladder, train_s = Ladder.load(kept), None
     else:
-        shipped = Ladder.load(SHIPPED_LADDER)
-        build = json.loads((SHIPPED_LADDER / "build.json").read_text())
-        # the runs `build-demo --seeds K` trains; seed 0 is the shipped run
+        build_json = args.ladder / "build.json"
+        if not build_json.is_file():
+            build_json = args.ladder.parent / "build.json"  # a build-demo output's ladder/
+        build = json.loads(build_json.read_text())
+        if build.get("seeds_per_ladder_size", 1) != 1:
+            parser.error(f"{args.ladder} averages {build['seeds_per_ladder_size']} seeds per "
+                         "size; this benchmark needs a one-seed ladder: run `cod-monitor ladder "
+                         "build-demo --out DIR --seeds 1` and pass --ladder DIR/ladder")
+        shipped = Ladder.load(args.ladder)
+        # the runs `build-demo --seeds K` trains; seed 0 is the given one-seed ladder's run
         ladder = add_runs(shipped, seed_variants(ladder_specs(), args.seeds), **build["generator"])
         train_s = time.perf_counter() - t0
         ladder.save(kept, compress=True)
