@@ -350,8 +350,21 @@ def seed_variants(specs: list[RunSpec], seeds: int) -> list[RunSpec]:
     return [variant for variant, _ in _variant_bases(specs, seeds)]
 
 
+def _seed_spread(group: list[dict]) -> dict:
+    """Standard deviation across the seeds of a checkpoint's mean accuracy, per benchmark
+    (``demo`` and every family)."""
+    ids = group[0]["sample_ids"]
+    families = np.array([parse_sample_id(s)[0] for s in ids])
+    rates = np.array([g["pass_rates"] for g in group], dtype=float)  # seeds x samples
+    masks = {"demo": np.ones(len(ids), dtype=bool)}
+    masks.update({f: families == f for f in dict.fromkeys(families.tolist())})
+    return {b: round(float(np.std(rates[:, m].mean(axis=1), ddof=1)), 6)
+            for b, m in masks.items()}
+
+
 def _average_seeds(messages: list[dict], base_of: dict[str, str]) -> list[dict]:
-    """Checkpoint messages of seed variants merged into their base run's (mean rates, loss)."""
+    """Checkpoint messages of seed variants merged into their base run's (mean rates, loss,
+    and the seeds' spread of accuracy per benchmark)."""
     if not base_of:
         return messages
     groups: dict[tuple, list[dict]] = {}
@@ -367,8 +380,19 @@ def _average_seeds(messages: list[dict], base_of: dict[str, str]) -> list[dict]:
         out.append({**group[0], "run": run,
                     "pass_rates": np.mean([g["pass_rates"] for g in group], axis=0).tolist(),
                     "loss": float(np.mean([g["loss"] for g in group])),
-                    "n_seeds": len(group)})
+                    "n_seeds": len(group),
+                    **({"seed_sd": _seed_spread(group)} if len(group) > 1 else {})})
     return out
+
+
+def _final_seed_spread(messages: list[dict]) -> dict:
+    """Run -> the seeds' spread of accuracy per benchmark at its final checkpoint."""
+    finals: dict[str, dict] = {}
+    for m in messages:
+        if m["kind"] == "checkpoint" and "seed_sd" in m:
+            if m["run"] not in finals or m["step"] > finals[m["run"]]["step"]:
+                finals[m["run"]] = m
+    return {run: m["seed_sd"] for run, m in finals.items()}
 
 
 def build_demo_ladder(
@@ -457,6 +481,7 @@ def build_demo_ladder(
     wall = time.perf_counter() - t0
     runs = {m["run"]: m for m in messages if m["kind"] == "run"}
     final_acc = _final_accuracy(ladder)
+    seed_sd = _final_seed_spread(messages)
     summary = {
         "command": command,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -482,7 +507,10 @@ def build_demo_ladder(
         "runs": [
             {**s.to_dict(), **{k: runs.get(s.name, {}).get(k) for k in
                                ("wall_s", "train_s", "eval_s", "tokens_per_s")},
-             "final_accuracy": final_acc.get(s.name)}
+             "final_accuracy": final_acc.get(s.name),
+             # how much one run's final accuracy varies with its seeds (the live demo adds
+             # it to the forecast band: a monitored run is one seed, the ladder a mean)
+             **({"final_seed_sd": seed_sd[s.name]} if s.name in seed_sd else {})}
             for s in sorted(specs, key=lambda s: s.compute)
         ],
         "scores_bytes": (path / "scores.csv.gz").stat().st_size,

@@ -54,6 +54,7 @@ __all__ = [
     "ConsoleTracker",
     "check_requirements",
     "demo_generator",
+    "run_spread",
     "fresh_out_dir",
     "run_live_demo",
     "write_eval_sets",
@@ -160,6 +161,34 @@ def demo_generator(ladder_dir):
         default_size = inspect.signature(build_demo_ladder).parameters["eval_size"].default
         kwargs = {"seed": int(build.get("seed", 0)), "eval_size": default_size}
     return TaskGenerator(**kwargs)
+
+
+def run_spread(ladder_dir) -> dict | None:
+    """How much one run's final accuracy varies with its seeds, per benchmark.
+
+    Reads ``build.json`` beside the ladder: ``final_seed_sd`` of its largest ladder run,
+    which ``build-demo --seeds K`` (K > 1) records. The live demo passes it to
+    :class:`~cod_monitor.monitor.CODMonitor` as ``run_sd``: the monitored target is one
+    run, the ladder's points are means over K seeds.
+
+    Parameters
+    ----------
+    ladder_dir : path
+
+    Returns
+    -------
+    dict or None
+        Benchmark -> standard deviation; ``None`` when the build recorded none.
+    """
+    path = Path(ladder_dir) / "build.json"
+    if not path.exists():
+        return None
+    runs = [r for r in json.loads(path.read_text()).get("runs", [])
+            if r.get("role") == "ladder" and isinstance(r.get("final_seed_sd"), dict)]
+    if not runs:
+        return None
+    largest = max(runs, key=lambda r: r.get("compute", 0.0))
+    return {b: float(v) for b, v in largest["final_seed_sd"].items()}
 
 
 def write_eval_sets(ladder, generator, benchmarks: Sequence[str], out_dir) -> dict:
@@ -603,6 +632,7 @@ def _build_monitor(cfg, spec, ladder_dir, eval_sets, evaluator, monitor_dir, con
         refresh_interval=None,  # the shipped ladder does not change during the demo
         n_bootstrap=int(cfg.n_bootstrap),
         run_name=run_name,
+        run_sd=run_spread(ladder_dir),
         **({"trajectory": cfg.trajectory} if cfg.trajectory else {}),
         trajectory_method=cfg.trajectory_method,
     )

@@ -205,6 +205,11 @@ class CODMonitor:
         Bootstrap replicates of the forecast interval.
     cod_params : dict, optional
         Extra :class:`~cod_monitor.forecast.CODForecaster` parameters.
+    run_sd : float or mapping of str to float, optional
+        How much one healthy run's accuracy varies with its seed (a standard deviation,
+        per benchmark when a mapping), added to the forecast band; see
+        :class:`~cod_monitor.monitor.trajectory.TrajectoryForecaster`. Estimate it from
+        runs of one ladder size trained with several seeds. ``None``: 0.
     cpu_threads : int, optional
         Threads of CPU evaluation workers.
     run_name : str, optional
@@ -266,6 +271,7 @@ class CODMonitor:
         poll_interval: float = 0.5,
         n_bootstrap: int = 100,
         cod_params: dict | None = None,
+        run_sd: float | Mapping[str, float] | None = None,
         cpu_threads: int | None = None,
         run_name: str | None = None,
     ):
@@ -295,6 +301,13 @@ class CODMonitor:
                 )
         if not 0 < level < 1:
             raise ValueError(f"The 'level' parameter of CODMonitor must be a float in (0, 1). Got {level!r} instead.")
+        sds = run_sd.values() if isinstance(run_sd, Mapping) else [0.0 if run_sd is None else run_sd]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+                   and v >= 0 for v in sds):
+            raise ValueError(
+                "The 'run_sd' parameter of CODMonitor must be None, a float in [0, inf) or a "
+                f"mapping of benchmark name to such floats. Got {run_sd!r} instead."
+            )
         for name, value in (("params", params), ("tokens_per_step", tokens_per_step)):
             if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(
@@ -334,6 +347,7 @@ class CODMonitor:
         self.poll_interval = poll_interval
         self.n_bootstrap = n_bootstrap
         self.cod_params = cod_params
+        self.run_sd = run_sd
         self.cpu_threads = cpu_threads
         self.run_name = run_name or self.out_dir.name
 
@@ -431,6 +445,11 @@ class CODMonitor:
         )
         return out
 
+    def _run_sd(self, benchmark: str) -> float:
+        if isinstance(self.run_sd, Mapping):
+            return float(self.run_sd.get(benchmark, 0.0))
+        return float(self.run_sd or 0.0)
+
     def _make_run_info(self, resumed: bool) -> dict:
         return {
             "run_name": self.run_name,
@@ -439,6 +458,7 @@ class CODMonitor:
             "ladder": self._ladder_summary(),
             "trajectory": self.trajectory,
             "trajectory_method": self.trajectory_method,
+            "run_sd": dict(self.run_sd) if isinstance(self.run_sd, Mapping) else self.run_sd,
             "level": self.level,
             "params": self.params,
             "tokens_per_step": self.tokens_per_step,
@@ -741,6 +761,7 @@ class CODMonitor:
                 model = TrajectoryForecaster(
                     mode=self.trajectory, method=self.trajectory_method,
                     cod_params=self.cod_params, n_bootstrap=self.n_bootstrap,
+                    run_sd=self._run_sd(b),
                 ).fit(ladder, b).prepare()
             except Exception as exc:
                 logger.warning("CODMonitor could not fit the forecast of %s: %s", b, exc)

@@ -85,7 +85,9 @@ of the ladder's own points around the fitted curve (``residual_sd_``: checkpoint
 checkpoint noise of a constant-learning-rate run, evaluation noise and lack of fit)
 is added in quadrature. In ``'compute'`` mode the residuals are those of the
 finished ladder models, which COD fits closely, so its band stays narrow and its
-bias shows up as drift alerts.
+bias shows up as drift alerts. ``run_sd`` adds one more term in quadrature: how much a
+single healthy run varies with its seed. The ladder's residuals cannot show it when its
+points average several seeds (the shipped demo ladder averages three).
 """
 
 from __future__ import annotations
@@ -149,6 +151,12 @@ class TrajectoryForecaster(BaseEstimator):
         Bootstrap replicates of the interval (0: residual spread only).
     noise : bool, default True
         Add the residual spread of the ladder points (``residual_sd_``) to the interval.
+    run_sd : float, default 0
+        Standard deviation of one run's accuracy around the expected one (how much a
+        healthy run varies with its initialisation and data order), added to the
+        interval in quadrature. A ladder whose points average several seeds shows less
+        spread than the single run being monitored; the demo build records the spread
+        of its seeds (``final_seed_sd`` in ``build.json``).
     min_runs, min_checkpoints : int, default 3, 3
         What ``'auto'`` (and ``'trajectory'``) need: runs with at least
         ``min_checkpoints`` checkpoints each.
@@ -199,6 +207,7 @@ class TrajectoryForecaster(BaseEstimator):
         method: str | None = None,
         n_bootstrap: int = 100,
         noise: bool = True,
+        run_sd: float = 0.0,
         min_runs: int = 3,
         min_checkpoints: int = 3,
         random_state: int = 0,
@@ -208,6 +217,7 @@ class TrajectoryForecaster(BaseEstimator):
         self.method = method
         self.n_bootstrap = n_bootstrap
         self.noise = noise
+        self.run_sd = run_sd
         self.min_runs = min_runs
         self.min_checkpoints = min_checkpoints
         self.random_state = random_state
@@ -228,6 +238,12 @@ class TrajectoryForecaster(BaseEstimator):
                     "The 'method' parameter of TrajectoryForecaster must be None or a str among "
                     f"{available_methods()}. Got {self.method!r} instead."
                 )
+        if (isinstance(self.run_sd, bool) or not isinstance(self.run_sd, (int, float))
+                or not np.isfinite(self.run_sd) or self.run_sd < 0):
+            raise ValueError(
+                "The 'run_sd' parameter of TrajectoryForecaster must be a float in [0, inf). "
+                f"Got {self.run_sd!r} instead."
+            )
         if isinstance(self.n_bootstrap, bool) or int(self.n_bootstrap) < 0:
             raise ValueError(
                 "The 'n_bootstrap' parameter of TrajectoryForecaster must be an int in "
@@ -456,9 +472,10 @@ class TrajectoryForecaster(BaseEstimator):
             lo_half, hi_half = self._recipe_halfwidths(p, t, c, level)
         else:
             lo_half, hi_half = _halfwidths(self._draws(p, t, c), point, level)
-        if self.noise:
-            z = float(norm.ppf((1 + level) / 2)) * self.residual_sd_
-            lo_half, hi_half = np.hypot(lo_half, z), np.hypot(hi_half, z)
+        z = float(norm.ppf((1 + level) / 2))
+        spread = np.hypot(self.residual_sd_ if self.noise else 0.0, self.run_sd)
+        if spread > 0:
+            lo_half, hi_half = np.hypot(lo_half, z * spread), np.hypot(hi_half, z * spread)
         lower = np.clip(point - lo_half, 0.0, 1.0)
         upper = np.clip(point + hi_half, 0.0, 1.0)
         scalar = np.ndim(point) == 0

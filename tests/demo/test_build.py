@@ -75,6 +75,17 @@ def test_micro_build_trains_every_ladder_size_once_per_seed(micro):
         assert r["steps"] == base["steps"] and r["wall_s"] > 0
     # the ladder holds the base runs only (seeds averaged in); the target ran once
     assert {m.run for m in micro.ladder.models} == {r["name"] for r in s["runs"]}
+    # every ladder run records how its final accuracy varies with the seed; the live demo
+    # reads the largest one's as the monitored run's own spread
+    for r in s["runs"]:
+        assert ("final_seed_sd" in r) == (r["role"] == "ladder")
+    ladder_runs = [r for r in s["runs"] if r["role"] == "ladder"]
+    assert all(set(r["final_seed_sd"]) == {"demo", *FAMILIES} for r in ladder_runs)
+    assert all(v >= 0 for r in ladder_runs for v in r["final_seed_sd"].values())
+    from cod_monitor.demo.live import run_spread
+
+    largest = max(ladder_runs, key=lambda r: r["compute"])
+    assert run_spread(micro.path.parent) == largest["final_seed_sd"]
 
 
 def test_seed_checkpoints_are_averaged_into_the_base_run():
@@ -85,7 +96,7 @@ def test_seed_checkpoints_are_averaged_into_the_base_run():
     variants = seed_variants(specs, 3)
     assert [v.name for v in variants] == [f"{s.name}-seed{k}" for k in (1, 2) for s in specs
                                           if s.role == "ladder"]
-    ids = ["a", "b"]
+    ids = ["fact-1-0000", "add-1-0000"]
     msgs = [{"kind": "checkpoint", "run": "r", "step": 2, "sample_ids": ids, "pass_rates": [0.0, 1.0],
              "loss": 1.0},
             {"kind": "checkpoint", "run": "r-seed1", "step": 2, "sample_ids": ids,
@@ -98,6 +109,11 @@ def test_seed_checkpoints_are_averaged_into_the_base_run():
     assert set(ckpt) == {"r", "t"}
     assert ckpt["r"]["pass_rates"] == [0.25, 0.5] and ckpt["r"]["loss"] == 1.5
     assert ckpt["r"]["n_seeds"] == 2 and ckpt["t"]["n_seeds"] == 1
+    # the seeds' spread of accuracy per benchmark: means 0.5 / 0.25 overall, 0 / 0.5 on
+    # fact, 1 / 0 on add (sample standard deviation over the two seeds)
+    assert ckpt["r"]["seed_sd"] == pytest.approx(
+        {"demo": 0.125 * 2 ** 0.5, "fact": 0.25 * 2 ** 0.5, "add": 0.5 * 2 ** 0.5}, abs=1e-6)
+    assert "seed_sd" not in ckpt["t"]  # one run: no spread to measure
     assert [m for m in out if m["kind"] == "run"] == [msgs[-1]]
 
 

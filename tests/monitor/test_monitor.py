@@ -152,11 +152,12 @@ def test_recipe_mode_with_a_named_method_reaches_the_forecaster(healthy, tmp_pat
     rec = Recorder()
     out = tmp_path / "cod"
     with _monitor(ladder_dir, out, run, trackers=[rec], trajectory="recipe",
-                  trajectory_method="e2e-exp") as monitor:
+                  trajectory_method="e2e-exp", run_sd={run.benchmark: 0.01}) as monitor:
         _train(monitor, run, tmp_path / "ckpt", indices=[3, 9, 15])
         assert monitor.wait(timeout=120)
         tf = monitor.forecaster(run.benchmark)
         assert tf.mode_ == "recipe" and type(tf.finished_).__name__ == "EndToEndExp"
+        assert tf.run_sd == 0.01
     pairs = rec.of("log_observation")
     assert [o.step for o, _ in pairs] == [run.target[j]["step"] for j in (3, 9, 15)]
     assert all(f.mode == "recipe" and f.lower <= f.value <= f.upper for _, f in pairs)
@@ -287,6 +288,10 @@ def test_parameter_errors(tmp_path):
         CODMonitor("ladder", {"b": "b.jsonl"}, trajectory="nope")
     with pytest.raises(ValueError, match="'trajectory_method' parameter of CODMonitor"):
         CODMonitor("ladder", {"b": "b.jsonl"}, trajectory="recipe", trajectory_method="nope")
+    with pytest.raises(ValueError, match="'run_sd' parameter of CODMonitor"):
+        CODMonitor("ladder", {"b": "b.jsonl"}, run_sd={"b": -1.0})
+    m = CODMonitor("ladder", {"b": "b.jsonl"}, run_sd={"b": 0.02})
+    assert (m._run_sd("b"), m._run_sd("other")) == (0.02, 0.0)
     with pytest.raises(ValueError, match="'every' parameter"):
         CODMonitor("ladder", {"b": "b.jsonl"}, every=0)
     assert isinstance(Recorder(), Tracker)

@@ -138,6 +138,25 @@ def test_recipe_interval_contains_the_finished_forecasters_own(run):
     assert hi - lo > float(own_hi) - float(own_lo)  # the residual spread is added
 
 
+def test_run_sd_widens_the_band_in_quadrature(run):
+    """A run's own seed spread is added to the band: a ladder of seed means cannot show it."""
+    base = TrajectoryForecaster(mode="trajectory_e2e", n_bootstrap=0).fit(run.ladder, run.benchmark)
+    wide = TrajectoryForecaster(mode="trajectory_e2e", n_bootstrap=0, run_sd=0.02).fit(
+        run.ladder, run.benchmark)
+    tokens = np.array([t["tokens"] for t in run.target])
+    lo0, hi0 = base.predict_interval(run.target_params, tokens)
+    lo1, hi1 = wide.predict_interval(run.target_params, tokens)
+    point = base.predict(run.target_params, tokens)
+    np.testing.assert_allclose(wide.predict(run.target_params, tokens), point)
+    z = 1.6448536269514722  # the 95% normal quantile: a 90% band
+    inside = (lo1 > 0) & (lo0 > 0)
+    assert inside.any()
+    np.testing.assert_allclose((point - lo1)[inside],
+                               np.hypot((point - lo0)[inside], z * 0.02), rtol=1e-9)
+    with pytest.raises(ValueError, match="'run_sd' parameter of TrajectoryForecaster"):
+        TrajectoryForecaster(run_sd=-0.1).fit(run.ladder, run.benchmark)
+
+
 def test_recipe_mode_needs_runs_of_several_sizes():
     syn = synthetic_ladder(n_samples=300, seed=0)
     with pytest.raises(ValueError, match="needs at least 3 ladder runs"):
