@@ -163,27 +163,25 @@ def demo_generator(ladder_dir):
     return TaskGenerator(**kwargs)
 
 
-def run_spread(ladder_dir) -> dict | None:
+def run_spread(build: dict) -> dict | None:
     """How much one run's final accuracy varies with its seeds, per benchmark.
 
-    Reads ``build.json`` beside the ladder: ``final_seed_sd`` of its largest ladder run,
-    which ``build-demo --seeds K`` (K > 1) records. The live demo passes it to
+    ``final_seed_sd`` of the largest ladder run of a demo build, which
+    ``build-demo --seeds K`` (K > 1) records. The live demo passes it to
     :class:`~cod_monitor.monitor.CODMonitor` as ``run_sd``: the monitored target is one
     run, the ladder's points are means over K seeds.
 
     Parameters
     ----------
-    ladder_dir : path
+    build : dict
+        The build's ``build.json``, parsed (``{}`` when there is none).
 
     Returns
     -------
     dict or None
         Benchmark -> standard deviation; ``None`` when the build recorded none.
     """
-    path = Path(ladder_dir) / "build.json"
-    if not path.exists():
-        return None
-    runs = [r for r in json.loads(path.read_text()).get("runs", [])
+    runs = [r for r in build.get("runs", [])
             if r.get("role") == "ladder" and isinstance(r.get("final_seed_sd"), dict)]
     if not runs:
         return None
@@ -558,8 +556,8 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
 
                 wandb.init(project=os.environ["WANDB_PROJECT"], name=run_name, dir=str(out),
                            config={"demo": {"target": spec.to_dict(), "sabotage": cfg.sabotage}})
-            monitor = _build_monitor(cfg, spec, ladder_dir, eval_sets, evaluator, monitor_dir,
-                                     console, run_name)
+            monitor = _build_monitor(cfg, spec, ladder_dir, eval_sets, evaluator, build,
+                                     monitor_dir, console, run_name)
             # Fit the forecasts before the first step: fitted on a thread of the training
             # process while it trains, they slowed the first steps tenfold on 2 shared cores.
             t_fit = time.perf_counter()
@@ -604,7 +602,8 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
     return summary
 
 
-def _build_monitor(cfg, spec, ladder_dir, eval_sets, evaluator, monitor_dir, console, run_name):
+def _build_monitor(cfg, spec, ladder_dir, eval_sets, evaluator, build, monitor_dir, console,
+                   run_name):
     """The ``CODMonitor`` of the demo run: a CPU worker, local report, W&B, console."""
     from cod_monitor.monitor import CODMonitor, QueuePolicy
     from cod_monitor.trackers.local import LocalTracker
@@ -632,7 +631,7 @@ def _build_monitor(cfg, spec, ladder_dir, eval_sets, evaluator, monitor_dir, con
         refresh_interval=None,  # the shipped ladder does not change during the demo
         n_bootstrap=int(cfg.n_bootstrap),
         run_name=run_name,
-        run_sd=run_spread(ladder_dir),
+        run_sd=run_spread(build),
         **({"trajectory": cfg.trajectory} if cfg.trajectory else {}),
         trajectory_method=cfg.trajectory_method,
     )

@@ -61,7 +61,12 @@ from cod_monitor.monitor.snapshots import (
     delete_snapshot,
     snapshot_directory,
 )
-from cod_monitor.monitor.trajectory import TRAJECTORY_MODES, TrajectoryForecaster
+from cod_monitor.monitor.trajectory import (
+    TRAJECTORY_MODES,
+    TrajectoryForecaster,
+    check_finished_method,
+    is_spread,
+)
 from cod_monitor.records import (
     Alert,
     AlertReason,
@@ -291,19 +296,11 @@ class CODMonitor:
                 f"The 'trajectory' parameter of CODMonitor must be a str among {list(TRAJECTORY_MODES)}. "
                 f"Got {trajectory!r} instead."
             )
-        if trajectory_method is not None:
-            from cod_monitor.methods import available_methods  # the registry imports baselines
-
-            if trajectory_method not in available_methods():
-                raise ValueError(
-                    "The 'trajectory_method' parameter of CODMonitor must be None or a str among "
-                    f"{available_methods()}. Got {trajectory_method!r} instead."
-                )
+        check_finished_method(trajectory_method, "The 'trajectory_method' parameter of CODMonitor")
         if not 0 < level < 1:
             raise ValueError(f"The 'level' parameter of CODMonitor must be a float in (0, 1). Got {level!r} instead.")
         sds = run_sd.values() if isinstance(run_sd, Mapping) else [0.0 if run_sd is None else run_sd]
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-                   and v >= 0 for v in sds):
+        if not all(is_spread(v) for v in sds):
             raise ValueError(
                 "The 'run_sd' parameter of CODMonitor must be None, a float in [0, inf) or a "
                 f"mapping of benchmark name to such floats. Got {run_sd!r} instead."

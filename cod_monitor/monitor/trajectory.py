@@ -230,16 +230,8 @@ class TrajectoryForecaster(BaseEstimator):
                 f"The 'mode' parameter of TrajectoryForecaster must be a str among "
                 f"{list(TRAJECTORY_MODES)}. Got {self.mode!r} instead."
             )
-        if self.method is not None:
-            from cod_monitor.methods import available_methods
-
-            if self.method not in available_methods():
-                raise ValueError(
-                    "The 'method' parameter of TrajectoryForecaster must be None or a str among "
-                    f"{available_methods()}. Got {self.method!r} instead."
-                )
-        if (isinstance(self.run_sd, bool) or not isinstance(self.run_sd, (int, float))
-                or not np.isfinite(self.run_sd) or self.run_sd < 0):
+        check_finished_method(self.method, "The 'method' parameter of TrajectoryForecaster")
+        if not is_spread(self.run_sd):
             raise ValueError(
                 "The 'run_sd' parameter of TrajectoryForecaster must be a float in [0, inf). "
                 f"Got {self.run_sd!r} instead."
@@ -385,7 +377,7 @@ class TrajectoryForecaster(BaseEstimator):
 
     def _equivalent_compute(self, params, tokens, compute, law=None):
         """Compute of the finished recipe model as good as each checkpoint (``'recipe'``)."""
-        c = compute if compute is not None else 6.0 * np.asarray(params) * np.asarray(tokens)
+        c = _flops(params, tokens, compute)
         slope, intercept = self.recipe_line_
         law = self.laws_[0] if law is None else law
         try:
@@ -395,20 +387,19 @@ class TrajectoryForecaster(BaseEstimator):
 
     def _point(self, params, tokens, compute, laws=None):
         if self.mode_ == "compute":
-            c = compute if compute is not None else 6.0 * np.asarray(params) * np.asarray(tokens)
-            return np.asarray(self.finished_.predict(c), dtype=float)
+            return np.asarray(self.finished_.predict(_flops(params, tokens, compute)), dtype=float)
         laws = self.laws_ if laws is None else laws
         if self.mode_ == "recipe":
             c_eq = self._equivalent_compute(params, tokens, compute, laws[0])
             out = np.clip(np.asarray(self.finished_.predict(c_eq), dtype=float), 0.0, 1.0)
-            return out.reshape(np.shape(np.broadcast(params, tokens)))
+            return out.reshape(np.broadcast(params, tokens).shape)
         if self.mode_ == "trajectory_e2e":
             return np.clip(laws[0](params, tokens), 0.0, 1.0)
         subset = 0.0
         for w, law in zip(self.weights_, laws):
             if law is not None and w > 0:
                 subset = subset + w * law(params, tokens)
-        c = compute if compute is not None else 6.0 * np.asarray(params) * np.asarray(tokens)
+        c = _flops(params, tokens, compute)
         # COD's last step: the subset-to-full mapping (or the subset/rest share combination)
         full = self.cod_.full_from_subset(np.clip(subset, 0.0, 1.0), c)
         return np.clip(np.asarray(full, dtype=float), 0.0, 1.0)
@@ -500,7 +491,7 @@ class TrajectoryForecaster(BaseEstimator):
         value = self.predict(params, tokens, compute=compute)
         lower, upper = self.predict_interval(params, tokens, compute=compute, level=level)
         if compute is None:
-            compute = 6.0 * float(params) * float(tokens)
+            compute = float(_flops(params, tokens, None))
         return ForecastPoint(
             step=int(step), compute=float(compute), benchmark=self.benchmark_, value=float(value),
             lower=float(lower), upper=float(upper), version=int(version), mode=self.mode_,
@@ -533,7 +524,7 @@ class TrajectoryForecaster(BaseEstimator):
         if self.mode_ == "compute":
             if not self.n_bootstrap:
                 return np.zeros((0,))
-            return self.finished_.bootstrap_predictions(c if c is not None else 6.0 * p * t)
+            return self.finished_.bootstrap_predictions(_flops(p, t, c))
         if self._replicates is None:
             self._replicates = self._bootstrap()
         return np.asarray([self._point(p, t, c, laws=r) for r in self._replicates], dtype=float)
@@ -625,3 +616,28 @@ def _halfwidths(draws, point, level):
         return np.zeros_like(point), np.zeros_like(point)
     lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
     return np.maximum(point - lo, 0.0), np.maximum(hi - point, 0.0)
+
+
+def _flops(params, tokens, compute):
+    """The checkpoint's compute when given, else the 6·N·D estimate."""
+    return compute if compute is not None else 6.0 * np.asarray(params) * np.asarray(tokens)
+
+
+def check_finished_method(method, what: str) -> None:
+    """Raise ``ValueError`` unless ``method`` is ``None`` or a registered method name.
+
+    ``what`` names the parameter in the message (e.g. "The 'method' parameter of X").
+    """
+    if method is None:
+        return
+    from cod_monitor.methods import available_methods  # the registry imports baselines
+
+    if method not in available_methods():
+        raise ValueError(f"{what} must be None or a str among {available_methods()}. "
+                         f"Got {method!r} instead.")
+
+
+def is_spread(value) -> bool:
+    """Whether ``value`` is a usable standard deviation: a finite real number >= 0."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and bool(np.isfinite(value)) and value >= 0)

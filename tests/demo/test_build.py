@@ -1,6 +1,7 @@
 """The demo ladder build (micro version), its CLI and the shipped prebuilt ladder."""
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +86,8 @@ def test_micro_build_trains_every_ladder_size_once_per_seed(micro):
     from cod_monitor.demo.live import run_spread
 
     largest = max(ladder_runs, key=lambda r: r["compute"])
-    assert run_spread(micro.path.parent) == largest["final_seed_sd"]
+    build = json.loads((micro.path.parent / "build.json").read_text())
+    assert run_spread(build) == largest["final_seed_sd"]
 
 
 def test_seed_checkpoints_are_averaged_into_the_base_run():
