@@ -8,16 +8,26 @@ checkpoint, whose measured mean pass rate is the truth. Also runs COD with the
 paper's compute unit (1e18 FLOPs) instead of the ladder's, to show the unit's
 effect on the extrapolatable filter.
 
+The truth is one training run, and a run's accuracy varies with its seeds. With
+``--target-seeds K`` the script trains K more target runs by the same recipe (seed k:
+initialisation k, data k + 1, as ``cod-monitor demo --seed k``; about 5 minutes each on
+one core, two at a time), adds them to a copy of the ladder
+(``OUT/demo_target_seeds_ladder``, reusable with ``--ladder``) and also reports every
+method's error against the mean over the seed runs, and the noise floor: the mean
+distance of one run from that mean, i.e. the error a forecast of exactly the recipe's
+expected accuracy scores against a single run.
+
 Writes ``benchmarks/results/demo_ladder.json`` and ``demo_ladder.md`` and prints the
 table. Usage::
 
-    python benchmarks/bench_demo_ladder.py [--ladder DIR] [--n-bootstrap 50]
+    python benchmarks/bench_demo_ladder.py [--ladder DIR] [--n-bootstrap 50] [--target-seeds 4]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 import warnings
 from pathlib import Path
@@ -38,6 +48,35 @@ def final_checkpoints(ladder: Ladder):
         if m.run_key not in last or (m.step or 0) > (last[m.run_key].step or 0):
             last[m.run_key] = m
     return sorted(last.values(), key=lambda m: m.compute)
+
+
+def target_runs(finals) -> list:
+    """The target run's final checkpoint, then those of its seed variants (``<run>-seed<k>``)."""
+    targets = [m for m in finals if m.role == "target"]
+    primary = [m for m in targets if not re.search(r"-seed\d+$", m.run_key)][-1]
+    seeds = sorted((m for m in targets if m.run_key.startswith(primary.run_key + "-seed")),
+                   key=lambda m: m.run_key)
+    return [primary, *seeds]
+
+
+def add_target_seeds(ladder: Ladder, build: dict, k: int, out: Path) -> Ladder:
+    """Train ``k`` more target runs (seeds 1..k as in ``cod-monitor demo --seed``) and save
+    the ladder with them under ``out``."""
+    from dataclasses import replace
+
+    from cod_monitor.demo.build import add_runs
+    from cod_monitor.demo.recipe import target_spec
+
+    base = target_spec()
+    have = {m.run_key for m in ladder.models}
+    specs = [replace(target_spec(init_seed=s, data_seed=s + 1), name=f"{base.name}-seed{s}")
+             for s in range(1, k + 1) if f"{base.name}-seed{s}" not in have]
+    if specs:
+        gen = build.get("generator", {})
+        ladder = add_runs(ladder, specs, seed=gen.get("seed", 0),
+                          eval_size=gen.get("eval_size", 1200))
+        ladder.save(out, compress=True)
+    return ladder
 
 
 def measured(ladder: Ladder, benchmark: str, model) -> float:
@@ -67,6 +106,9 @@ def main(argv=None) -> int:
     parser.add_argument("--ladder", type=Path, default=SHIPPED_LADDER)
     parser.add_argument("--n-bootstrap", type=int, default=50)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--target-seeds", type=int, default=0, metavar="K",
+                        help="train K more target runs and report the error against their "
+                             "mean too (default 0)")
     args = parser.parse_args(argv)
 
     ladder = Ladder.load(args.ladder)
@@ -75,8 +117,12 @@ def main(argv=None) -> int:
         if cand.is_file():
             build = json.loads(cand.read_text())
             break
+    if args.target_seeds > 0:
+        ladder = add_target_seeds(ladder, build, args.target_seeds,
+                                  args.out / "demo_target_seeds_ladder")
     finals = final_checkpoints(ladder)
-    target = [m for m in finals if m.role == "target"][-1]
+    seed_runs = target_runs(finals)
+    target = seed_runs[0]
     largest = [m for m in finals if m.role == "ladder"][-1]
     methods = available_methods()
     benchmarks = [b for b in ladder.benchmarks if b != "demo"] + ["demo"]
@@ -84,6 +130,8 @@ def main(argv=None) -> int:
     rows, t0 = [], time.perf_counter()
     for bench in benchmarks:
         truth = measured(ladder, bench, target)
+        per_seed = [measured(ladder, bench, m) for m in seed_runs]
+        seed_mean = float(np.mean(per_seed))
         t = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -96,11 +144,19 @@ def main(argv=None) -> int:
                                          n_bootstrap=0, random_state=0, compute_unit=1e18)
         row = {"benchmark": bench, "truth": truth,
                "largest_ladder_acc": measured(ladder, bench, largest),
-               "fit_s": time.perf_counter() - t, "methods": {}}
+               "fit_s": time.perf_counter() - t, "methods": {},
+               "seed_runs": [m.run_key for m in seed_runs], "truth_per_seed": per_seed,
+               "truth_seed_mean": seed_mean,
+               "truth_seed_sd": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else None,
+               # what a forecast of exactly the seeds' mean scores against one run
+               "noise_floor_pts": 100 * float(np.mean(np.abs(np.subtract(per_seed, seed_mean)))),
+               }
         for name, r in res.items():
             row["methods"][name] = {
                 "value": r["value"], "interval": r["interval"],
                 "abs_error_pts": None if r["value"] is None else 100 * abs(r["value"] - truth),
+                "abs_error_vs_seed_mean_pts": (None if r["value"] is None
+                                               else 100 * abs(r["value"] - seed_mean)),
                 "error": r.get("error"),
             }
         pu = paper_unit["cod"]
@@ -116,16 +172,22 @@ def main(argv=None) -> int:
         return "fail" if v is None else f"{v:.2f}"
 
     families = [r for r in rows if r["benchmark"] != "demo"]
+    demo_row = next(r for r in rows if r["benchmark"] == "demo")
+    n_seeds = len(seed_runs)
     summary = {}
     for name in methods:
         errs = [r["methods"][name]["abs_error_pts"] for r in families]
         ok = [e for e in errs if e is not None]
+        vs_mean = [r["methods"][name]["abs_error_vs_seed_mean_pts"] for r in families]
+        vs_mean = [e for e in vs_mean if e is not None]
         summary[name] = {
             "mean_pts": float(np.mean(ok)) if ok else None,
             "max_pts": float(np.max(ok)) if ok else None,
             "failed": len(errs) - len(ok),
-            "demo_pts": next(r for r in rows if r["benchmark"] == "demo")["methods"][name][
-                "abs_error_pts"],
+            "demo_pts": demo_row["methods"][name]["abs_error_pts"],
+            "mean_vs_seed_mean_pts": float(np.mean(vs_mean)) if vs_mean else None,
+            "max_vs_seed_mean_pts": float(np.max(vs_mean)) if vs_mean else None,
+            "demo_vs_seed_mean_pts": demo_row["methods"][name]["abs_error_vs_seed_mean_pts"],
         }
 
     lines = ["# Demo ladder benchmark", ""]
@@ -154,12 +216,33 @@ def main(argv=None) -> int:
         lines.append("| " + " | ".join(
             [r["benchmark"], f"{100 * r['truth']:.1f}", f"{100 * r['largest_ladder_acc']:.1f}",
              *[err(r, m) for m in methods], "fail" if pu is None else f"{pu:.2f}"]) + " |")
-    lines += ["", "| method | mean over families | max | failed | demo (all samples) |",
-              "|---|---|---|---|---|"]
+    fmt = (lambda v: "-" if v is None else f"{v:.2f}")
+    if n_seeds > 1:
+        lines += ["", f"Target runs: {', '.join(m.run_key for m in seed_runs)}. Truth per "
+                  "seed, their mean and sd (points), and the noise floor: the mean distance "
+                  "of one run from the mean.", "",
+                  "| benchmark | per seed | mean | sd | noise floor |", "|---|---|---|---|---|"]
+        for r in rows:
+            lines.append(f"| {r['benchmark']} | "
+                         + ", ".join(f"{100 * v:.1f}" for v in r["truth_per_seed"])
+                         + f" | {100 * r['truth_seed_mean']:.2f} | {100 * r['truth_seed_sd']:.2f}"
+                         f" | {r['noise_floor_pts']:.2f} |")
+        floor = float(np.mean([r["noise_floor_pts"] for r in families]))
+        lines += ["", f"Noise floor, mean over families: {floor:.2f} points "
+                  f"(demo {demo_row['noise_floor_pts']:.2f})."]
+    head = "| method | mean over families | max | failed | demo (all samples) |"
+    rule = "|---|---|---|---|---|"
+    if n_seeds > 1:
+        head += f" vs mean of {n_seeds} seeds: mean over families | max | demo |"
+        rule += "---|---|---|"
+    lines += ["", head, rule]
     for name, s in summary.items():
-        fmt = (lambda v: "-" if v is None else f"{v:.2f}")
-        lines.append(f"| {name} | {fmt(s['mean_pts'])} | {fmt(s['max_pts'])} | {s['failed']} "
-                     f"| {fmt(s['demo_pts'])} |")
+        line = (f"| {name} | {fmt(s['mean_pts'])} | {fmt(s['max_pts'])} | {s['failed']} "
+                f"| {fmt(s['demo_pts'])} |")
+        if n_seeds > 1:
+            line += (f" {fmt(s['mean_vs_seed_mean_pts'])} | {fmt(s['max_vs_seed_mean_pts'])} | "
+                     f"{fmt(s['demo_vs_seed_mean_pts'])} |")
+        lines.append(line)
     lines += ["", "COD diagnostics (ladder compute unit):", ""]
     for r in rows:
         d = r["cod_diagnostics"]

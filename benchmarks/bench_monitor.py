@@ -146,21 +146,38 @@ def _summary(err) -> dict:
 
 
 def demo_target(ladder: Ladder, benchmark: str = "demo"):
-    """(params, checkpoints) of the target run of a ladder: tokens, compute, measured accuracy."""
+    """(params, checkpoints, seed runs) of the target run of a ladder.
+
+    Checkpoints carry tokens, compute and measured accuracy. When the ladder also holds
+    seed variants of the target run (``<run>-seed<k>``, e.g. from ``bench_demo_ladder.py
+    --target-seeds``), ``seed runs`` maps each run, the target first, to its accuracy per
+    checkpoint; else it holds the target alone.
+    """
     targets = [m for m in ladder.models if m.role == "target" and m.step is not None]
     if not targets:
         return None
     mat = ladder.matrix(benchmark, roles=("ladder", "anchor", "target"))
     acc = dict(zip(mat.model_names, mat.pass_rates.mean(axis=0)))
-    targets.sort(key=lambda m: m.step)
-    return targets[0].params, [
+    primary = min({m.run_key for m in targets}, key=len)
+    runs = {}
+    for m in sorted(targets, key=lambda m: m.step):
+        if m.run_key == primary or m.run_key.startswith(primary + "-seed"):
+            runs.setdefault(m.run_key, []).append(m)
+    main = runs.pop(primary)
+    steps = [m.step for m in main]
+    seed_runs = {primary: [float(acc[m.name]) for m in main]}
+    for key in sorted(runs):
+        if [m.step for m in runs[key]] == steps:
+            seed_runs[key] = [float(acc[m.name]) for m in runs[key]]
+    return main[0].params, [
         {"step": m.step, "tokens": m.tokens, "compute": m.compute, "accuracy": float(acc[m.name])}
-        for m in targets
-    ]
+        for m in main
+    ], seed_runs
 
 
 def demo_target_runs(demo_ladders):
-    """``(path, ladder, params, target checkpoints)`` of every ladder that has a target run."""
+    """``(path, ladder, params, target checkpoints, seed runs)`` of every ladder with a
+    target run."""
     for path in demo_ladders:
         ladder = Ladder.load(path)
         tgt = demo_target(ladder)
@@ -183,8 +200,16 @@ def bench_trajectory(seeds, n_bootstrap: int, demo_ladders) -> dict:
               f"{agg[mode]['bias_last_quarter']:+.3f}", flush=True)
     out["synthetic_mean"] = agg
     out["demo"] = {}
-    for path, ladder, params, targets in demo_target_runs(demo_ladders):
+    for path, ladder, params, targets, seed_runs in demo_target_runs(demo_ladders):
         demo = {"n_checkpoints": len(targets), "params": params, "modes": {}, "per_checkpoint": []}
+        runs = np.array(list(seed_runs.values()))  # (seed runs, checkpoints)
+        seed_mean = runs.mean(axis=0)
+        if len(runs) > 1:
+            # what a forecast of exactly the seeds' mean trajectory scores against one run
+            demo["seed_runs"] = list(seed_runs)
+            demo["noise_floor_mae"] = float(np.abs(runs - seed_mean).mean())
+            print(f"  demo target run {path}: {len(runs)} seed runs, noise floor MAE "
+                  f"{demo['noise_floor_mae']:.4f}", flush=True)
         preds = {}
         for mode in MODES:
             tf = forecaster(mode, n_bootstrap=n_bootstrap).fit(ladder, "demo")
@@ -192,10 +217,16 @@ def bench_trajectory(seeds, n_bootstrap: int, demo_ladders) -> dict:
             preds[mode] = err + np.array([t["accuracy"] for t in targets])
             demo["modes"][mode] = {**_summary(err), "resolved_mode": tf.mode_,
                                    "residual_sd": tf.residual_sd_}
+            if len(runs) > 1:
+                pred = err + np.array([t["accuracy"] for t in targets])
+                demo["modes"][mode]["mae_vs_seed_mean"] = float(np.abs(pred - seed_mean).mean())
+                demo["modes"][mode]["mae_per_seed_run"] = np.abs(pred - runs).mean(axis=1).tolist()
             print(f"  demo target run {path} ({len(targets)} checkpoints) {mode:16s} MAE "
                   f"{np.abs(err).mean():.4f}  bias first/last quarter "
                   f"{demo['modes'][mode]['bias_first_quarter']:+.3f}/"
-                  f"{demo['modes'][mode]['bias_last_quarter']:+.3f}", flush=True)
+                  f"{demo['modes'][mode]['bias_last_quarter']:+.3f}"
+                  + (f"  MAE vs seed mean {demo['modes'][mode]['mae_vs_seed_mean']:.4f}"
+                     if len(runs) > 1 else ""), flush=True)
         for j, t in enumerate(targets):
             demo["per_checkpoint"].append({"step": t["step"], "compute": t["compute"],
                                            "observed": t["accuracy"],
@@ -259,7 +290,7 @@ def bench_drift(seeds, n_bootstrap: int, cfg: DriftConfig, demo_ladders) -> dict
                         f"{res[n]['median_latency']} evaluations" for n in ("slowdown_10x", "slowdown_3x")),
               flush=True)
     out["demo"] = {}
-    for path, ladder, params, targets in demo_target_runs(demo_ladders):
+    for path, ladder, params, targets, _ in demo_target_runs(demo_ladders):
         demo = {}
         for mode in DRIFT_MODES:
             tf = forecaster(mode, n_bootstrap=n_bootstrap).fit(ladder, "demo")
