@@ -17,7 +17,12 @@ from pathlib import Path
 import pytest
 
 from cod_monitor.cli import main
-from cod_monitor.demo.live import SUMMARY_KEYS, fresh_out_dir
+from cod_monitor.demo.live import (
+    FINISHED_METHODS,
+    SUMMARY_KEYS,
+    finished_forecasts,
+    fresh_out_dir,
+)
 
 
 def test_synthetic_demo_prints_the_forecast_and_writes_the_summary(tmp_path, capsys):
@@ -48,6 +53,24 @@ def test_fresh_out_dir_never_reuses_a_directory_with_files(tmp_path):
     assert fresh_out_dir(base) == base  # empty: usable
     (base / "x").write_text("")
     assert fresh_out_dir(base) == tmp_path / "cod_demo_out-2"
+
+
+def test_finished_forecasts_are_what_predict_prints_for_the_target(capsys):
+    from cod_monitor.demo import SHIPPED_LADDER, load_demo_ladder
+    from cod_monitor.demo.recipe import target_spec
+
+    spec = target_spec()
+    got = finished_forecasts(load_demo_ladder(), "fact", spec)
+    assert list(got) == list(FINISHED_METHODS)
+    argv = ["predict", "--ladder", str(SHIPPED_LADDER), "--benchmark", "fact",
+            "--target", f"{spec.name}-s{spec.steps:04d}", "--n-bootstrap", "0", "--json"]
+    for name in FINISHED_METHODS:
+        argv += ["--method", name]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)["predictions"]
+    for name in FINISHED_METHODS:
+        assert got[name]["error"] is None, got[name]
+        assert got[name]["value"] == pytest.approx(printed[name]["value"], abs=1e-12), name
 
 
 def _wandb_records(run_dir):
@@ -93,6 +116,8 @@ def test_live_demo_reduced_scale_end_to_end(tmp_path):
     assert [c["step"] for c in summary["checkpoints"]] == [10, 20]
     assert set(summary["per_benchmark"]) == {"demo", "fact"}
     assert summary["sabotage"] == {"kind": "lr_spike", "factor": 30.0, "step": 10}
+    # a run shorter than the recipe's is not the finished model they forecast
+    assert summary["finished_forecasts"] is None
     assert Path(summary["report_html"]).read_text().count("cod-report-data") >= 1
     # the evaluation sets the worker read, matching the ladder's samples
     assert (out / "eval_sets" / "demo.jsonl").exists()

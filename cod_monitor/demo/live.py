@@ -69,6 +69,10 @@ DEFAULT_OUT = Path("cod_demo_out")
 SUMMARY_KEYS = ("forecast_final", "observed_final", "abs_error_pts", "trajectory_mae_pts",
                 "alerts", "wandb_run_dir", "report_html", "wall_s")
 
+#: Finished-model forecasters the demo reports beside the monitor's forecast: COD and the
+#: baselines, as ``cod-monitor predict --target`` runs them.
+FINISHED_METHODS = ("cod", "e2e-exp", "e2e-passrate", "bnsl", "loss-intermediate")
+
 #: Evaluator of the shipped ladder's build (``cod_monitor.demo.train.evaluate_model``),
 #: used when the ladder's ``build.json`` does not record one.
 _BUILD_EVALUATOR = {"backend": "hf", "mode": "exact", "temperature": 1.0, "top_p": 0.7,
@@ -443,6 +447,38 @@ def _reference_accuracy(ladder, benchmark: str, spec) -> dict:
     return {int(s): float(acc[m.name]) for s, m in targets.items() if m.name in acc}
 
 
+def finished_forecasts(ladder, benchmark: str, spec, methods=FINISHED_METHODS) -> dict:
+    """Forecasts of the run's final checkpoint as a finished model of the ladder's recipe.
+
+    Every method of ``methods`` is fitted on the ladder's runs and forecasts the
+    benchmark at the run's final compute, given its tokens per parameter, as ``cod-monitor
+    predict --target`` does (point forecasts, no bootstrap). They are the baselines of the
+    monitor's forecast, made from the same ladder before training.
+
+    Parameters
+    ----------
+    ladder : Ladder
+    benchmark : str
+    spec : RunSpec
+        The monitored run; meaningful when it follows the ladder's recipe.
+    methods : sequence of str, default FINISHED_METHODS
+
+    Returns
+    -------
+    dict
+        Method name -> ``{"value": float or None, "error": str or None}`` (``error`` says
+        why a method could not forecast).
+    """
+    from cod_monitor.methods import compare_methods
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fit warnings belong to `cod-monitor predict`
+        res = compare_methods(ladder, benchmark, spec.compute, list(methods), n_bootstrap=0,
+                              random_state=0, tokens_per_param=spec.tokens / spec.params)
+    return {name: {"value": None if r["value"] is None else float(r["value"]),
+                   "error": r.get("error")} for name, r in res.items()}
+
+
 def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
     """Train the demo target with ``CODCallback`` and compare the forecast with the run.
 
@@ -474,7 +510,11 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
         benchmark), ``checkpoints`` (step, observed, forecast, lower, upper of the main
         benchmark), ``reference_observed_final`` (the ladder build's measurement of the
         same run, when the run is the ladder's target), ``target`` (the run's recipe),
-        ``sabotage`` (``None`` or step and factor), ``train_s`` and ``out_dir``.
+        ``sabotage`` (``None`` or step and factor), ``train_s``, ``out_dir`` and
+        ``finished_forecasts``: for a run of the recipe's length (no ``tokens``
+        override), the final checkpoint forecast as a finished model by COD and the
+        baselines (:func:`finished_forecasts`; per method ``value``, ``error`` and
+        ``abs_error_pts``), else ``None``.
 
     Raises
     ------
@@ -544,7 +584,7 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
     echo_filter = _NoAlertEcho()
     monitor_logger = logging.getLogger("cod_monitor.monitor.monitor")
     monitor_logger.addFilter(echo_filter)
-    monitor, wandb_run_dir, sabotage = None, None, None
+    monitor, wandb_run_dir, sabotage, finished = None, None, None, None
     t_train = time.perf_counter()
     with warnings.catch_warnings():
         _quiet_libraries()
@@ -563,6 +603,10 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
             t_fit = time.perf_counter()
             monitor.start()
             monitor.refresh(wait=True)
+            # the same forecast by the finished-model methods, side by side at the end; only
+            # a run of the recipe's length is the finished model they forecast
+            finished = (finished_forecasts(ladder, main, spec) if cfg.tokens is None
+                        else None)
             _print(f"forecasts of {len(benchmarks)} benchmark(s) fitted in "
                    f"{time.perf_counter() - t_fit:.0f} s; training starts")
             callbacks = [CODCallback(monitor), *cfg.extra_callbacks]
@@ -588,7 +632,13 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
                     os.environ[k] = v
 
     summary = _summarize(monitor, benchmarks, main, spec, console.alerts, ladder)
+    if finished is not None:
+        obs = summary["observed_final"]
+        for f in finished.values():
+            f["abs_error_pts"] = (None if f["value"] is None or obs is None
+                                  else 100 * abs(f["value"] - obs))
     summary.update(
+        finished_forecasts=finished,
         wandb_run_dir=wandb_run_dir,
         report_html=str(monitor_dir / "report.html"),
         sabotage=sabotage,
@@ -743,6 +793,11 @@ def _print_final(s: dict) -> None:
     for name, d in s["per_benchmark"].items():
         lines.append(f"{name:10s} {_fmt(d['forecast_final']):>9s} {_fmt(d['observed_final']):>9s} "
                      f"{_fmt(d['abs_error_pts'], '.1f'):>7s} {_fmt(d['trajectory_mae_pts'], '.1f'):>9s}")
+    if s.get("finished_forecasts"):
+        parts = [f"{name} {_fmt(f['value'])} ({_fmt(f['abs_error_pts'], '.1f')})"
+                 for name, f in s["finished_forecasts"].items()]
+        lines.append(f"{b!r} final checkpoint forecast as a finished recipe model from the same "
+                     f"ladder (error in points): " + ", ".join(parts))
     alerts = s["alerts"]
     drift = [a for a in alerts if a["reason"] == "below_band"]
     lines.append(f"alerts: {len(alerts)} ({len(drift)} below-band drift)" if alerts else "alerts: none")
