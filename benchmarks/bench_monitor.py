@@ -218,7 +218,7 @@ def bench_trajectory(seeds, n_bootstrap: int, demo_ladders) -> dict:
             demo["modes"][mode] = {**_summary(err), "resolved_mode": tf.mode_,
                                    "residual_sd": tf.residual_sd_}
             if len(runs) > 1:
-                pred = err + np.array([t["accuracy"] for t in targets])
+                pred = preds[mode]
                 demo["modes"][mode]["mae_vs_seed_mean"] = float(np.abs(pred - seed_mean).mean())
                 demo["modes"][mode]["mae_per_seed_run"] = np.abs(pred - runs).mean(axis=1).tolist()
             print(f"  demo target run {path} ({len(targets)} checkpoints) {mode:16s} MAE "
