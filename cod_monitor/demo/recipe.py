@@ -173,6 +173,7 @@ class RunSpec:
 
     @property
     def tokens_per_step(self) -> int:
+        """Tokens per optimizer step: ``batch_size * block_size``."""
         return self.batch_size * self.block_size
 
     def compute_at(self, step: int) -> float:
@@ -181,9 +182,11 @@ class RunSpec:
 
     @property
     def compute(self) -> float:
+        """Training FLOPs of the whole run."""
         return self.compute_at(self.steps)
 
     def to_dict(self) -> dict:
+        """The fields as plain Python, plus ``compute`` (for ``build.json``)."""
         out = asdict(self)
         out["checkpoint_steps"] = list(self.checkpoint_steps)
         out["compute"] = self.compute
