@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -38,25 +38,18 @@ from cod_monitor.demo import SHIPPED_LADDER
 from cod_monitor.forecast import CODForecaster
 from cod_monitor.ladder import Ladder
 from cod_monitor.methods import available_methods, compare_methods
+from cod_monitor.selection import final_checkpoints as run_finals
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cases import read_build, target_and_seed_runs  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def final_checkpoints(ladder: Ladder):
-    last = {}
-    for m in ladder.models:
-        if m.run_key not in last or (m.step or 0) > (last[m.run_key].step or 0):
-            last[m.run_key] = m
-    return sorted(last.values(), key=lambda m: m.compute)
-
-
-def target_runs(finals) -> list:
-    """The target run's final checkpoint, then those of its seed variants (``<run>-seed<k>``)."""
-    targets = [m for m in finals if m.role == "target"]
-    primary = [m for m in targets if not re.search(r"-seed\d+$", m.run_key)][-1]
-    seeds = sorted((m for m in targets if m.run_key.startswith(primary.run_key + "-seed")),
-                   key=lambda m: m.run_key)
-    return [primary, *seeds]
+    """The last checkpoint of every run, by compute."""
+    return sorted((ladder.models[i] for i in run_finals(ladder.models)), key=lambda m: m.compute)
 
 
 def add_target_seeds(ladder: Ladder, build: dict, k: int, out: Path) -> Ladder:
@@ -65,11 +58,11 @@ def add_target_seeds(ladder: Ladder, build: dict, k: int, out: Path) -> Ladder:
     from dataclasses import replace
 
     from cod_monitor.demo.build import add_runs
-    from cod_monitor.demo.recipe import target_spec
+    from cod_monitor.demo.recipe import seed_overrides, target_spec
 
     base = target_spec()
     have = {m.run_key for m in ladder.models}
-    specs = [replace(target_spec(init_seed=s, data_seed=s + 1), name=f"{base.name}-seed{s}")
+    specs = [replace(target_spec(**seed_overrides(s)), name=f"{base.name}-seed{s}")
              for s in range(1, k + 1) if f"{base.name}-seed{s}" not in have]
     if specs:
         gen = build.get("generator", {})
@@ -112,16 +105,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     ladder = Ladder.load(args.ladder)
-    build = {}
-    for cand in (args.ladder / "build.json", args.ladder.parent / "build.json"):
-        if cand.is_file():
-            build = json.loads(cand.read_text())
-            break
+    build = read_build(args.ladder)
     if args.target_seeds > 0:
         ladder = add_target_seeds(ladder, build, args.target_seeds,
                                   args.out / "demo_target_seeds_ladder")
     finals = final_checkpoints(ladder)
-    seed_runs = target_runs(finals)
+    final_of = {m.run_key: m for m in finals}
+    seed_runs = [final_of[k] for k in target_and_seed_runs(ladder)]
     target = seed_runs[0]
     largest = [m for m in finals if m.role == "ladder"][-1]
     methods = available_methods()

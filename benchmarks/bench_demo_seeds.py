@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -39,6 +40,10 @@ from cod_monitor.diagnostics import difficulty_reversals
 from cod_monitor.ladder import Ladder, PassRateMatrix
 from cod_monitor.methods import make_forecaster
 from cod_monitor.selection import final_checkpoints
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cases import read_build  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FAMILIES = ("fact", "city", "add")
@@ -115,10 +120,10 @@ def main(argv=None) -> int:
     if args.reuse and kept.is_dir():
         ladder, train_s = Ladder.load(kept), None
     else:
-        build_json = args.ladder / "build.json"
-        if not build_json.is_file():
-            build_json = args.ladder.parent / "build.json"  # a build-demo output's ladder/
-        build = json.loads(build_json.read_text())
+        build = read_build(args.ladder)
+        if not build:
+            parser.error(f"no build.json in or beside {args.ladder}: pass the ladder/ of a "
+                         "`cod-monitor ladder build-demo` output")
         if build.get("seeds_per_ladder_size", 1) != 1:
             parser.error(f"{args.ladder} averages {build['seeds_per_ladder_size']} seeds per "
                          "size; this benchmark needs a one-seed ladder: run `cod-monitor ladder "

@@ -44,6 +44,10 @@ from cod_monitor.monitor.trajectory import TrajectoryForecaster
 from cod_monitor.records import AlertReason, EvalResult, Observation
 from cod_monitor.synthetic import synthetic_run
 
+sys.path.insert(0, str(HERE))
+
+from cases import target_and_seed_runs  # noqa: E402
+
 RESULTS = HERE / "results"
 # trajectory modes measured; "recipe:<method>" is mode 'recipe' with that finished-model method
 MODES = ("compute", "trajectory", "trajectory_e2e", "recipe:cod", "recipe:e2e-exp")
@@ -158,17 +162,14 @@ def demo_target(ladder: Ladder, benchmark: str = "demo"):
         return None
     mat = ladder.matrix(benchmark, roles=("ladder", "anchor", "target"))
     acc = dict(zip(mat.model_names, mat.pass_rates.mean(axis=0)))
-    primary = min({m.run_key for m in targets}, key=len)
     runs = {}
     for m in sorted(targets, key=lambda m: m.step):
-        if m.run_key == primary or m.run_key.startswith(primary + "-seed"):
-            runs.setdefault(m.run_key, []).append(m)
-    main = runs.pop(primary)
+        runs.setdefault(m.run_key, []).append(m)
+    primary, *variants = target_and_seed_runs(ladder)
+    main = runs[primary]
     steps = [m.step for m in main]
-    seed_runs = {primary: [float(acc[m.name]) for m in main]}
-    for key in sorted(runs):
-        if [m.step for m in runs[key]] == steps:
-            seed_runs[key] = [float(acc[m.name]) for m in runs[key]]
+    seed_runs = {key: [float(acc[m.name]) for m in runs[key]]
+                 for key in [primary, *variants] if [m.step for m in runs[key]] == steps}
     return main[0].params, [
         {"step": m.step, "tokens": m.tokens, "compute": m.compute, "accuracy": float(acc[m.name])}
         for m in main

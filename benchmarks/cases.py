@@ -11,7 +11,9 @@ accuracy is the truth.
 from __future__ import annotations
 
 import csv
+import json
 import os
+import re
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass
@@ -241,6 +243,25 @@ def demo_cases() -> list[Case]:
         if _fittable(case):
             cases.append(case)
     return cases
+
+
+def read_build(ladder_dir) -> dict:
+    """The ``build.json`` of a demo ladder: in the ladder directory, or beside it (the
+    ``ladder/`` of a ``build-demo`` output); ``{}`` when there is none."""
+    ladder_dir = Path(ladder_dir)
+    for cand in (ladder_dir / "build.json", ladder_dir.parent / "build.json"):
+        if cand.is_file():
+            return json.loads(cand.read_text())
+    return {}
+
+
+def target_and_seed_runs(ladder: Ladder) -> list[str]:
+    """Run keys of a ladder's target run, then of its seed variants ``<run>-seed<k>``
+    (e.g. from ``bench_demo_ladder.py --target-seeds``), in order of ``k``."""
+    keys = list(dict.fromkeys(m.run_key for m in ladder.models if m.role == "target"))
+    primary = [k for k in keys if not re.search(r"-seed\d+$", k)][-1]
+    variants = [k for k in keys if re.fullmatch(re.escape(primary) + r"-seed\d+", k)]
+    return [primary, *sorted(variants, key=lambda k: int(k.rsplit("seed", 1)[1]))]
 
 
 def real_cases(leave_largest_out: bool = True, n_loo: int = 2) -> list[Case]:

@@ -405,7 +405,7 @@ class LiveDemoConfig:
 
 
 def _target_spec(cfg: LiveDemoConfig):
-    from cod_monitor.demo.recipe import target_spec
+    from cod_monitor.demo.recipe import seed_overrides, target_spec
 
     overrides = {}
     if cfg.tokens is not None:
@@ -413,7 +413,7 @@ def _target_spec(cfg: LiveDemoConfig):
     if cfg.n_checkpoints is not None:
         overrides["n_checkpoints"] = int(cfg.n_checkpoints)
     if cfg.seed is not None:
-        overrides.update(init_seed=int(cfg.seed), data_seed=int(cfg.seed) + 1)
+        overrides.update(seed_overrides(cfg.seed))
     return target_spec(**overrides)
 
 

@@ -63,6 +63,7 @@ __all__ = [
     "learning_rate_for",
     "count_params",
     "make_spec",
+    "seed_overrides",
     "ladder_specs",
     "target_spec",
     "anchor_specs",
@@ -315,6 +316,12 @@ def target_spec(**overrides) -> RunSpec:
     """The target run (role ``'target'``); ``overrides`` go to :func:`make_spec`."""
     h, n = TARGET_SHAPE
     return make_spec(f"target-d{h}x{n}", h, n, role="target", **overrides)
+
+
+def seed_overrides(seed: int) -> dict:
+    """The seeds of a run trained "with seed ``seed``" (``cod-monitor demo --seed``):
+    initialisation ``seed``, data order ``seed + 1``; seed 0 is the recipe's own run."""
+    return {"init_seed": int(seed), "data_seed": int(seed) + 1}
 
 
 #: (name, hidden, layers, token multiple, data seed, init seed) of the anchor runs.

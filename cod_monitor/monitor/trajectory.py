@@ -458,10 +458,15 @@ class TrajectoryForecaster(BaseEstimator):
         if not 0 < level < 1:
             raise ValueError(f"`level` should be in (0, 1), got {level!r}")
         p, t, c = self._args(params, tokens, compute)
-        point = np.asarray(self._point(p, t, c), dtype=float)
         if self.mode_ == "recipe":
-            lo_half, hi_half = self._recipe_halfwidths(p, t, c, level)
+            # the equivalence (a root-find per checkpoint) once, for the point and the band
+            c_eq = self._equivalent_compute(p, t, c)
+            here = np.asarray(self.finished_.predict(c_eq), dtype=float).reshape(
+                np.broadcast(p, t).shape)
+            point = np.clip(here, 0.0, 1.0)  # as _point
+            lo_half, hi_half = self._recipe_halfwidths(p, t, c, c_eq, here, level)
         else:
+            point = np.asarray(self._point(p, t, c), dtype=float)
             lo_half, hi_half = _halfwidths(self._draws(p, t, c), point, level)
         z = float(norm.ppf((1 + level) / 2))
         spread = np.hypot(self.residual_sd_ if self.noise else 0.0, self.run_sd)
@@ -498,17 +503,16 @@ class TrajectoryForecaster(BaseEstimator):
             tokens=None if tokens is None else float(tokens),
         )
 
-    def _recipe_halfwidths(self, p, t, c, level):
-        """Half-widths of the ``'recipe'`` interval, from two independent sources added
-        in quadrature: the finished-model forecaster's own interval at the equivalent
-        compute (what ``predict`` reports for a finished model there, backtest widening
-        included when it is configured), and the spread of the equivalence itself under
-        the (N, D) law refitted on resampled runs and samples."""
-        shape = np.broadcast(p, t).shape
+    def _recipe_halfwidths(self, p, t, c, c_eq, here, level):
+        """Half-widths of the ``'recipe'`` interval around ``here`` (the finished-model
+        forecast at the equivalent compute ``c_eq``), from two independent sources added
+        in quadrature: the finished-model forecaster's own interval at ``c_eq`` (what
+        ``predict`` reports for a finished model there, backtest widening included when
+        it is configured), and the spread of the equivalence itself under the (N, D) law
+        refitted on resampled runs and samples."""
+        shape = here.shape
         if not self.n_bootstrap:
             return np.zeros(shape), np.zeros(shape)
-        c_eq = self._equivalent_compute(p, t, c)
-        here = np.asarray(self.finished_.predict(c_eq), dtype=float).reshape(shape)
         lo, hi = self.finished_.predict_interval(c_eq, level=level)
         lo_half = np.maximum(here - np.asarray(lo, dtype=float).reshape(shape), 0.0)
         hi_half = np.maximum(np.asarray(hi, dtype=float).reshape(shape) - here, 0.0)

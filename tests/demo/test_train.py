@@ -14,6 +14,7 @@ from cod_monitor.demo.recipe import (
     learning_rate_for,
     make_spec,
     micro_specs,
+    seed_overrides,
     target_spec,
 )
 
@@ -55,6 +56,13 @@ def test_recipe_is_one_consistent_ladder():
         assert (gaps == gaps[0]).all()  # regular: Trainer's save_steps
         assert 10 <= s.warmup_steps < s.steps
     assert math.isclose(learning_rate_for(1e5), 3e-3)
+
+
+def test_seed_zero_is_the_recipes_own_target_and_other_seeds_differ():
+    assert target_spec(**seed_overrides(0)) == target_spec()
+    seeded = [target_spec(**seed_overrides(k)) for k in range(1, 4)]
+    assert len({(s.init_seed, s.data_seed) for s in seeded}) == 3
+    assert all((s.init_seed, s.data_seed) != (0, 1) for s in seeded)
 
 
 def test_param_count_matches_the_built_model():
