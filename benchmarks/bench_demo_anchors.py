@@ -40,7 +40,7 @@ from cod_monitor.demo.build import add_runs
 from cod_monitor.demo.recipe import anchor_specs
 from cod_monitor.ladder import Ladder
 from cod_monitor.methods import make_forecaster
-from cod_monitor.selection import final_checkpoints
+from cod_monitor.ladder.selection import final_checkpoints
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FAMILIES = ("fact", "city", "add")

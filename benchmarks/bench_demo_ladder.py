@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from cod_monitor.demo import SHIPPED_LADDER
-from cod_monitor.forecast import CODForecaster
+from cod_monitor.cod.forecaster import CODForecaster
 from cod_monitor.ladder import Ladder
 from cod_monitor.methods import available_methods, compare_methods
-from cod_monitor.selection import final_checkpoints as run_finals
+from cod_monitor.ladder.selection import final_checkpoints as run_finals
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

@@ -36,10 +36,10 @@ import numpy as np
 from cod_monitor.demo import SHIPPED_LADDER
 from cod_monitor.demo.build import add_runs, seed_variants
 from cod_monitor.demo.recipe import ladder_specs
-from cod_monitor.diagnostics import difficulty_reversals
+from cod_monitor.ladder.diagnostics import difficulty_reversals
 from cod_monitor.ladder import Ladder, PassRateMatrix
 from cod_monitor.methods import make_forecaster
-from cod_monitor.selection import final_checkpoints
+from cod_monitor.ladder.selection import final_checkpoints
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

@@ -33,8 +33,8 @@ import scipy
 import sklearn
 from sklearn.metrics import adjusted_rand_score
 
-from cod_monitor.clustering import ImprovedMeanShift, reference_improved_meanshift
-from cod_monitor.forecast import CODForecaster
+from cod_monitor.cod.clustering import ImprovedMeanShift, reference_improved_meanshift
+from cod_monitor.cod.forecaster import CODForecaster
 from cod_monitor.synthetic import synthetic_ladder, synthetic_pass_rates
 
 RESULTS = Path(__file__).resolve().parent / "results"

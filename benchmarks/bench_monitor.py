@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 from cod_monitor.exceptions import FitWarning
 from cod_monitor.ladder import Ladder
 from cod_monitor.monitor import CODMonitor, DriftConfig, DriftState, QueuePolicy, decide
-from cod_monitor.monitor.trajectory import TrajectoryForecaster
+from cod_monitor.cod.trajectory import TrajectoryForecaster
 from cod_monitor.records import AlertReason, EvalResult, Observation
 from cod_monitor.synthetic import synthetic_run
 

@@ -24,7 +24,7 @@ from scipy.special import gammaln
 
 from cod_monitor.exceptions import FitWarning, LadderValidationError
 from cod_monitor.ladder import Ladder, ModelInfo
-from cod_monitor.selection import final_checkpoints, select_fit_points
+from cod_monitor.ladder.selection import final_checkpoints, select_fit_points
 
 DATA_DIR = Path(os.environ.get("COD_DATA", Path(__file__).resolve().parents[2] / "shared" / "cod_data"))
 PYTHIA_TARGET = "pythia-12b@step143000"

@@ -13,35 +13,35 @@ from typing import TYPE_CHECKING
 from cod_monitor._lazy import lazy_attributes
 
 # Public names and the module that defines each. They are imported on first use
-# (PEP 562) so that ``import cod_monitor.monitor.pool`` in a freshly spawned evaluation
+# (PEP 562) so that ``import cod_monitor.runtime.pool`` in a freshly spawned evaluation
 # worker does not pay for scikit-learn and SciPy's optimisers (about 1 s).
 _EXPORTS: dict[str, str] = {
-    "ImprovedMeanShift": "cod_monitor.clustering",
-    "difficulty_reversals": "cod_monitor.diagnostics",
+    "ImprovedMeanShift": "cod_monitor.cod.clustering",
+    "difficulty_reversals": "cod_monitor.ladder.diagnostics",
     "CODError": "cod_monitor.exceptions",
     "FitWarning": "cod_monitor.exceptions",
     "LadderValidationError": "cod_monitor.exceptions",
     "MethodUnavailableError": "cod_monitor.exceptions",
     "NoExtrapolatableClusterError": "cod_monitor.exceptions",
-    "ExtrapolatableFilter": "cod_monitor.filtering",
-    "Verdict": "cod_monitor.filtering",
-    "CODForecaster": "cod_monitor.forecast",
+    "ExtrapolatableFilter": "cod_monitor.cod.filtering",
+    "Verdict": "cod_monitor.cod.filtering",
+    "CODForecaster": "cod_monitor.cod.forecaster",
     "Ladder": "cod_monitor.ladder",
     "ModelInfo": "cod_monitor.ladder",
     "PassRateMatrix": "cod_monitor.ladder",
-    "LawFit": "cod_monitor.laws",
-    "expected_accuracy": "cod_monitor.laws",
-    "fit_law": "cod_monitor.laws",
-    "fit_laws": "cod_monitor.laws",
-    "SubsetToFullMapping": "cod_monitor.mapping",
+    "LawFit": "cod_monitor.cod.laws",
+    "expected_accuracy": "cod_monitor.cod.laws",
+    "fit_law": "cod_monitor.cod.laws",
+    "fit_laws": "cod_monitor.cod.laws",
+    "SubsetToFullMapping": "cod_monitor.cod.mapping",
     "available_methods": "cod_monitor.methods",
     "compare_methods": "cod_monitor.methods",
     "make_forecaster": "cod_monitor.methods",
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
-    from cod_monitor.clustering import ImprovedMeanShift
-    from cod_monitor.diagnostics import difficulty_reversals
+    from cod_monitor.cod.clustering import ImprovedMeanShift
+    from cod_monitor.ladder.diagnostics import difficulty_reversals
     from cod_monitor.exceptions import (
         CODError,
         FitWarning,
@@ -49,11 +49,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
         MethodUnavailableError,
         NoExtrapolatableClusterError,
     )
-    from cod_monitor.filtering import ExtrapolatableFilter, Verdict
-    from cod_monitor.forecast import CODForecaster
+    from cod_monitor.cod.filtering import ExtrapolatableFilter, Verdict
+    from cod_monitor.cod.forecaster import CODForecaster
     from cod_monitor.ladder import Ladder, ModelInfo, PassRateMatrix
-    from cod_monitor.laws import LawFit, expected_accuracy, fit_law, fit_laws
-    from cod_monitor.mapping import SubsetToFullMapping
+    from cod_monitor.cod.laws import LawFit, expected_accuracy, fit_law, fit_laws
+    from cod_monitor.cod.mapping import SubsetToFullMapping
     from cod_monitor.methods import available_methods, compare_methods, make_forecaster
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cod_monitor.ladder import Ladder, ModelInfo
-from cod_monitor.laws import expected_accuracy
+from cod_monitor.cod.laws import expected_accuracy
 
 __all__ = [
     "SyntheticCluster",

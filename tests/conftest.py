@@ -20,7 +20,7 @@ def syn():
 @pytest.fixture(scope="session")
 def fitted_cod(syn):
     """COD fitted on the synthetic ladder with a small bootstrap."""
-    from cod_monitor.forecast import CODForecaster
+    from cod_monitor.cod.forecaster import CODForecaster
 
     return CODForecaster(n_bootstrap=60).fit(syn.ladder, syn.benchmark)
 

@@ -17,7 +17,7 @@ def test_import_cod_monitor_pulls_in_no_heavy_dependency():
 def test_evaluation_worker_imports_skip_the_forecasting_stack():
     # a spawned pool worker imports the pool module; scikit-learn would cost it ~1 s
     code = (
-        "import sys, json, cod_monitor.monitor.pool, cod_monitor.evaluators;"
+        "import sys, json, cod_monitor.runtime.pool, cod_monitor.evaluators;"
         "print(json.dumps([m for m in ['sklearn', 'scipy.optimize'] if m in sys.modules]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,9 +7,10 @@ import json
 import math
 import sys
 
-from cod_monitor.diagnostics import difficulty_reversals
+from cod_monitor.ladder.diagnostics import difficulty_reversals
 from cod_monitor.exceptions import LadderValidationError
-from cod_monitor.forecast import FALLBACKS, load_ladder
+from cod_monitor.cod.forecaster import FALLBACKS
+from cod_monitor.ladder import load_ladder
 from cod_monitor.methods import available_methods, compare_methods
 
 __all__ = ["add_parser", "run", "predictions_json", "format_table"]

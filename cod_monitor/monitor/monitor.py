@@ -2,9 +2,9 @@
 
 The training loop calls :meth:`CODMonitor.on_checkpoint` at each checkpoint; the call
 snapshots the weights and queues their evaluation, and returns at once. Evaluations
-run in worker processes on held-out devices (:mod:`~cod_monitor.monitor.pool`); their
+run in worker processes on held-out devices (:mod:`~cod_monitor.runtime.pool`); their
 results are compared with the forecast trajectory
-(:mod:`~cod_monitor.monitor.trajectory`) by the pure drift decision
+(:mod:`~cod_monitor.cod.trajectory`) by the pure drift decision
 (:mod:`~cod_monitor.monitor.drift`), written to a durable journal
 (:mod:`~cod_monitor.monitor.journal`) and sent to trackers
 (:class:`~cod_monitor.trackers.base.Tracker`). A restarted monitor resumes from its
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -40,8 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from cod_monitor._io import atomic_write, json_default
-from cod_monitor.forecast import load_ladder
-from cod_monitor.ladder import Ladder
+from cod_monitor.ladder import Ladder, ladder_fingerprint, load_ladder
 from cod_monitor.monitor.drift import (
     DriftConfig,
     DriftState,
@@ -54,14 +52,14 @@ from cod_monitor.monitor.journal import (
     alert_to_dict,
     forecast_to_dict,
 )
-from cod_monitor.monitor.pool import EvalPool, Job, JobOutcome, QueuePolicy, device_env
-from cod_monitor.monitor.snapshots import (
+from cod_monitor.runtime.pool import EvalPool, Job, JobOutcome, QueuePolicy, device_env
+from cod_monitor.runtime.snapshots import (
     SnapshotWriter,
     cpu_state_dict,
     delete_snapshot,
     snapshot_directory,
 )
-from cod_monitor.monitor.trajectory import (
+from cod_monitor.cod.trajectory import (
     TRAJECTORY_MODES,
     TrajectoryForecaster,
     check_finished_method,
@@ -75,7 +73,7 @@ from cod_monitor.records import (
     Observation,
 )
 
-__all__ = ["CODMonitor", "ladder_fingerprint"]
+__all__ = ["CODMonitor"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,31 +82,6 @@ SUMMARY_NAME = "summary.json"
 _CURVE_POINTS = 32
 
 
-def ladder_fingerprint(path) -> str:
-    """SHA-256 of a ladder directory's ``ladder.json`` and scores file(s).
-
-    Parameters
-    ----------
-    path : str or path-like
-        The ladder directory.
-
-    Returns
-    -------
-    str
-        Hex digest (``'missing'`` when neither file exists).
-    """
-    path = Path(path)
-    h = hashlib.sha256()
-    found = False
-    for name in ("ladder.json", "scores.csv", "scores.csv.gz"):
-        f = path / name
-        if f.exists():
-            found = True
-            h.update(name.encode())
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-    return h.hexdigest() if found else "missing"
 
 
 def _stat_key(path) -> tuple:
@@ -165,7 +138,7 @@ class CODMonitor:
         Evaluate one checkpoint in ``every`` calls of :meth:`on_checkpoint`.
     trajectory : {'auto', 'compute', 'trajectory', 'trajectory_e2e', 'recipe'}, default 'auto'
         How a checkpoint's forecast is made (see
-        :mod:`cod_monitor.monitor.trajectory`); ``'auto'`` uses the (N, D) trajectory law
+        :mod:`cod_monitor.cod.trajectory`); ``'auto'`` uses the (N, D) trajectory law
         on the full set (``'trajectory_e2e'``) when the ladder has runs of intermediate
         checkpoints, else ``'compute'``.
     trajectory_method : str, optional
@@ -178,7 +151,7 @@ class CODMonitor:
         Tolerance, patience, hysteresis and cumulative-shortfall rule of the drift
         decision; its ``band_level`` is set to ``level``.
     queue_policy : QueuePolicy or str, default 'latest'
-        What happens when evaluation falls behind (see :mod:`cod_monitor.monitor.pool`).
+        What happens when evaluation falls behind (see :mod:`cod_monitor.runtime.pool`).
     alert_callback : callable, optional
         ``alert_callback(alert)`` for every alert, on a monitor thread.
     params : float, optional
@@ -209,11 +182,11 @@ class CODMonitor:
     n_bootstrap : int, default 100
         Bootstrap replicates of the forecast interval.
     cod_params : dict, optional
-        Extra :class:`~cod_monitor.forecast.CODForecaster` parameters.
+        Extra :class:`~cod_monitor.cod.forecaster.CODForecaster` parameters.
     run_sd : float or mapping of str to float, optional
         How much one healthy run's accuracy varies with its seed (a standard deviation,
         per benchmark when a mapping), added to the forecast band; see
-        :class:`~cod_monitor.monitor.trajectory.TrajectoryForecaster`. Estimate it from
+        :class:`~cod_monitor.cod.trajectory.TrajectoryForecaster`. Estimate it from
         runs of one ladder size trained with several seeds. ``None``: 0.
     cpu_threads : int, optional
         Threads of CPU evaluation workers.

@@ -15,7 +15,7 @@ The input is plain Python (dicts, lists, numbers, strings), the shape that
     lower, upper, version, mode``), an *obs* has ``step, compute, accuracy`` and
     optionally ``forecast, lower, upper, version``, and a *version_row* has ``version,
     time, final_value, final_lower, final_upper``. ``report`` is
-    :meth:`CODForecaster.report() <cod_monitor.forecast.CODForecaster.report>`.
+    :meth:`CODForecaster.report() <cod_monitor.cod.forecaster.CODForecaster.report>`.
 ``alerts``
     ``[{"time", "step", "benchmark", "reason", "message", "observed", "lower", "upper",
     "suppressed"?}, ...]``.
@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from cod_monitor._io import atomic_write, json_default
-from cod_monitor.laws import expected_accuracy
+from cod_monitor.cod.laws import expected_accuracy
 
 __all__ = ["cluster_curves", "render_report", "write_report"]
 
@@ -200,7 +200,7 @@ def cluster_curves(report: dict, compute) -> dict:
     Parameters
     ----------
     report : dict
-        :meth:`CODForecaster.report() <cod_monitor.forecast.CODForecaster.report>`.
+        :meth:`CODForecaster.report() <cod_monitor.cod.forecaster.CODForecaster.report>`.
     compute : array_like of shape (n,)
         Compute in FLOPs.
 

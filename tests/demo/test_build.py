@@ -129,7 +129,7 @@ def test_build_rejects_bad_seeds(tmp_path):
 def test_add_runs_appends_anchor_runs_evaluated_like_the_ladder(micro):
     from cod_monitor.demo.build import add_runs
     from cod_monitor.demo.recipe import make_spec
-    from cod_monitor.selection import select_fit_points
+    from cod_monitor.ladder.selection import select_fit_points
 
     extra = [make_spec("micro-anchor-d32x2", 32, 2, role="anchor", tokens=2 * 4 * 4 * 64,
                        n_checkpoints=2, batch_size=4, data_seed=5, init_seed=3)]

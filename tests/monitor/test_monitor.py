@@ -246,7 +246,7 @@ def test_kill_and_resume_loses_and_duplicates_nothing(healthy, tmp_path):
     child = subprocess.Popen(
         [sys.executable, str(HERE / "monitor_child.py"), str(ladder_dir), str(ckpt), str(out),
          json.dumps(steps)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(HERE)},
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(HERE.parent)},
     )
     assert child.stdout.readline().strip() == "submitted"
     journal = out / "journal.jsonl"

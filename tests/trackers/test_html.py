@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from cod_monitor.laws import expected_accuracy
+from cod_monitor.cod.laws import expected_accuracy
 from cod_monitor.trackers.html import cluster_curves, render_report, write_report
 from cod_monitor.trackers.local import LocalTracker
 

@@ -1,0 +1,967 @@
+"""`CODForecaster`: cluster on difficulty, fit per-cluster laws, filter, map, predict.
+
+The pipeline of the paper, end to end, as one scikit-learn-style estimator:
+
+1. difficulty features: per-sample pass rates on the ladder models, ordered by compute
+   (optionally averaged with neighbouring checkpoints of the same run);
+2. clustering (Improved MeanShift by default), zero vectors set aside as outliers;
+3. one COD law per cluster, fitted on the cluster's mean pass rate per ladder model;
+4. the extrapolatable filter; the kept clusters form the predictable subset;
+5. the subset-to-full mapping, fitted on the ladder models (and anchors);
+6. prediction: size-weighted mean of the kept clusters' laws at the target compute,
+   passed through the mapping.
+
+Prediction intervals come from a bootstrap that resamples samples within clusters and
+ladder models, refits every law (warm-started) and the mapping, and keeps the clustering
+and the filter decisions fixed.
+
+Beyond the paper (each option documented on :class:`CODForecaster`; the paper's
+configuration stays the default of the class and is registered as ``cod-paper``):
+
+- ``combine='share'`` replaces step 5 by the exact decomposition of the full-set
+  accuracy into the predictable subset and the rest, weighted by their shares; the rest
+  (rejected clusters and outliers) gets its own forecast, by default the local trend of
+  its accuracy in log-compute (:func:`~cod_monitor.cod.laws.fit_local_trend`);
+- ``features='arcsine'`` clusters on the variance-stabilised pass rate;
+- ``interval='backtest'`` widens the bootstrap interval by the spread of the errors the
+  same configuration makes when it forecasts the ladder's own largest runs from the
+  runs below them (:func:`backtest_forecaster`), which the bootstrap cannot see.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils.validation import check_is_fitted
+
+from cod_monitor.cod.clustering import make_clusterer
+from cod_monitor.exceptions import CODError, FitWarning, NoExtrapolatableClusterError
+from cod_monitor.cod.filtering import ClusterVerdict, ExtrapolatableFilter, Verdict
+from cod_monitor.ladder import Ladder, load_ladder
+from cod_monitor.cod.laws import LAW_FORMS, LawFit, fit_laws, fit_local_trend
+from cod_monitor.cod.mapping import SubsetToFullMapping
+from cod_monitor.cod.resampling import backtest_halfwidth, ladder_bootstrap, widen_interval
+from cod_monitor.ladder.selection import final_checkpoints, select_fit_points
+from cod_monitor.cod.transport import transport_ladder
+
+__all__ = [
+    "CODForecaster",
+    "cluster_means",
+    "FALLBACKS",
+    "COMBINES",
+    "REST_MODELS",
+    "backtest_forecaster",
+]
+
+#: What to do when no cluster passes the filter.
+FALLBACKS = ("error", "all_clusters", "end_to_end", "rest")
+#: How the predictable subset's forecast becomes the full-set forecast.
+COMBINES = ("mapping", "share")
+#: How the samples outside the predictable subset are forecast (``combine='share'``).
+REST_MODELS = ("trend", "law")
+#: Difficulty features the clustering may see.
+FEATURES = ("pass_rate", "log", "arcsine")
+#: Interval constructions.
+INTERVALS = ("bootstrap", "backtest")
+
+
+
+
+@dataclass(frozen=True)
+class _Replicate:
+    """One bootstrap refit: cluster laws and mapping (or kept set, share and rest)."""
+
+    fits: list
+    mapping: SubsetToFullMapping | None
+    kept: np.ndarray | None = None
+    share: float | None = None
+    rest: object = None
+
+
+class _LadderIntervals:
+    """Unit conversion, backtests and the backtest widening, shared with the baselines.
+
+    The host is a fitted estimator with ``compute_unit_``, ``compute_`` (its ladder
+    points in that unit), ``benchmark_``, ``_ladder``, ``_backtest`` (``None`` until
+    computed) and the parameters ``interval`` and ``n_backtest``.
+    """
+
+    def _to_units(self, compute):
+        c = np.asarray(compute, dtype=float)
+        if not np.all(np.isfinite(c)) or np.any(c <= 0):
+            raise ValueError(f"`compute` should be positive and finite FLOPs, got {compute!r}")
+        return c / self.compute_unit_
+
+    def backtest(self) -> list[dict]:
+        """The backtests of this fit (computed once): see :func:`backtest_forecaster`.
+
+        Returns
+        -------
+        list of dict
+        """
+        check_is_fitted(self, "compute_")
+        if self._backtest is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FitWarning)
+                self._backtest = backtest_forecaster(
+                    self, self._ladder, self.benchmark_, n_backtest=int(self.n_backtest)
+                )
+            self.backtest_ = self._backtest
+        return self._backtest
+
+    def _backtest_halfwidth(self, compute, level):
+        """:math:`t_\\nu \\sigma(d)` of ``interval='backtest'`` at ``compute`` FLOPs."""
+        c = np.asarray(self._to_units(compute), dtype=float)
+        bt = self.backtest()
+        if not bt:
+            warnings.warn(
+                "no backtest was possible on this ladder (too few runs below its largest "
+                "ones): the interval is the bootstrap's alone",
+                FitWarning,
+                stacklevel=3,
+            )
+        return backtest_halfwidth(bt, c, self.compute_, level)
+
+    def _reset_lazy_intervals(self, ladder) -> None:
+        """At the end of ``fit``: keep the ladder for the backtests and the bootstrap, and
+        drop what a previous fit computed lazily."""
+        self._ladder = ladder
+        self._backtest = None
+        if hasattr(self, "backtest_"):
+            del self.backtest_  # belongs to the previous fit
+        self._replicates = None
+
+    def _finish_interval(self, point, lo, hi, compute, level):
+        """The bootstrap bounds, widened by the backtests when ``interval='backtest'``."""
+        if self.interval == "backtest":
+            lo, hi = widen_interval(point, lo, hi, self._backtest_halfwidth(compute, level))
+        return _scalar(lo), _scalar(hi)
+
+
+class CODForecaster(_LadderIntervals, BaseEstimator):
+    r"""Forecast full-set accuracy at a target compute with Clustering-On-Difficulty.
+
+    Parameters
+    ----------
+    clustering : str, default 'improved_meanshift'
+        Clusterer name for :func:`cod_monitor.cod.clustering.make_clusterer`
+        (``'improved_meanshift'``, ``'meanshift'``, ``'kmeans'``, ``'improved_kmeans'``,
+        ``'dbscan'``).
+    clustering_params : dict, optional
+        Extra parameters for the clusterer (e.g. ``{"min_cluster_size": 10,
+        "quantile": 0.1}``, the paper's K and Q).
+    features : {'pass_rate', 'log', 'arcsine'}, default 'pass_rate'
+        What the clustering sees. ``'pass_rate'`` is the paper's difficulty vector.
+        ``'arcsine'`` clusters on :math:`\tfrac{2}{\pi}\arcsin\sqrt{p}`, the
+        variance-stabilising transform of a binomial pass rate: the sampling noise of a
+        pass rate is the same at every difficulty on this scale, so one MeanShift
+        bandwidth separates hard samples (squeezed together near 0 on the linear scale)
+        as finely as easy ones (which ``'log'`` squeezes together near 1).
+        ``'log'`` clusters on :math:`\log(p/\epsilon)/\log(1/\epsilon)` (clipped to
+        [0, 1], zero stays zero) with :math:`\epsilon` = ``log_floor``: it separates
+        samples by their answer loss :math:`-\log p`, which is what the law's Taylor
+        argument asks to be homogeneous inside a cluster, and spreads out low pass
+        rates that the linear scale squeezes into one clump. Laws are always fitted on
+        pass rates.
+    log_floor : float, default 1e-4
+        :math:`\epsilon` of ``features='log'``; pass rates below it count as zero.
+    law : {'full', 'no_g', 'no_c', 'plain'}, default 'full'
+        Per-cluster law form; see :data:`cod_monitor.cod.laws.LAW_FORMS`.
+    a_min, b_min, c_min, c_max : float, default 1.0, 0.1, 0.0, 1.0
+        The extrapolatable filter (keep ``a > a_min``, ``b > b_min``,
+        ``c_min <= c < c_max``), in ``compute_unit``.
+    mapping : {'spline', 'quartic', 'pchip', 'linear_tail', 'identity'}, default 'spline'
+        Subset-to-full mapping of ``combine='mapping'``; ``'identity'`` is the paper's
+        "without mapping" ablation (the subset forecast is reported as the full-set
+        forecast); ``'linear_tail'`` is not pinned at (1, 1) and follows the slope of
+        the top ladder points beyond them (see
+        :class:`~cod_monitor.cod.mapping.SubsetToFullMapping`).
+    combine : {'mapping', 'share'}, default 'mapping'
+        ``'mapping'`` (the paper): the full-set forecast is ``mapping(subset
+        forecast)``. ``'share'``: the full-set accuracy is exactly
+        :math:`s\,y_{sub} + (1-s)\,y_{rest}` with :math:`s` the subset's share of the
+        samples, so the forecast is :math:`s\,\hat y_{sub}(C) + (1-s)\,\hat y_{rest}(C)`
+        with the rest (rejected clusters and outliers) forecast by ``rest``. Unlike the
+        mapping through (1, 1), it does not assume that the rest is solved when the
+        subset is, and it needs no anchor.
+    rest : {'trend', 'law'}, default 'trend'
+        Forecast of the rest under ``combine='share'`` (and under ``fallback='rest'``).
+        ``'trend'``: its local linear trend in log-compute over the top
+        ``trend_window`` of the ladder points (:func:`~cod_monitor.cod.laws.fit_local_trend`);
+        it follows a falling (inverse-scaling) or flat rest, which no COD law can.
+        ``'law'``: one COD law fitted to the rest's mean accuracy (end-to-end on the
+        rest).
+    trend_window : float in (0, 1], default 0.5
+        Fraction of the ladder points, by compute, that ``rest='trend'`` is fitted on
+        (at least 3).
+    rmse_target : float, default 0.005
+        The paper's T for the smoothing spline.
+    anchors : sequence of str, optional
+        Models whose (subset, full) accuracies are extra mapping points. ``None``
+        uses every model whose role is ``anchor``; ``()`` uses none.
+    compute_unit : float or 'ladder', optional
+        FLOPs per compute unit before fitting; ``None`` takes the ladder's
+        (default 1e18, the unit the filter thresholds were set in). ``'ladder'`` puts
+        the smallest fitted model at compute 1, which makes ``a > a_min`` read as
+        "the cluster's loss term exceeds ``a_min`` on the smallest ladder model", the
+        same test whatever the FLOPs scale of the ladder.
+    checkpoints : {'final', 'all'}, default 'final'
+        ``'final'`` fits the last checkpoint of every ladder run (the paper);
+        ``'all'`` also uses intermediate checkpoints as ladder points.
+    smooth_checkpoints : bool, default False
+        Average each fitted model's pass rates with its two neighbouring checkpoints
+        of the same run (the paper's optional smoothing). Needs ``step`` in the ladder.
+    tokens_per_param : float, optional
+        The target's training tokens per parameter. When given and the ladder's fitted
+        points vary tokens per parameter (over-trained runs, intermediate checkpoints),
+        every ladder model is moved to the compute of the equally good model trained at
+        this ratio before anything is fitted (:mod:`cod_monitor.cod.transport`);
+        :meth:`predict` then takes the compute of a model trained at this ratio.
+        ``None`` (the paper): compute alone.
+    fallback : {'error', 'all_clusters', 'end_to_end', 'rest'}, default 'error'
+        When no cluster is extrapolatable: raise
+        :class:`~cod_monitor.exceptions.NoExtrapolatableClusterError`, keep every
+        cluster whose law fitted, fit a single law to the full-set accuracy, or forecast
+        every sample with the ``rest`` model (the limit of ``combine='share'`` with an
+        empty subset).
+    n_bootstrap : int, default 200
+        Bootstrap replicates for :meth:`predict_interval`.
+    interval : {'bootstrap', 'backtest'}, default 'bootstrap'
+        ``'bootstrap'``: quantiles of the bootstrap forecasts. ``'backtest'``: the
+        bootstrap half-widths combined in quadrature with
+        :math:`t_{\nu}\,\sigma(d)`, the spread of the backtest errors (see
+        :func:`backtest_forecaster`; :math:`\nu` backtests, Student's quantile) scaled
+        to the target's extrapolation distance :math:`d` (log of the compute ratio to
+        the largest ladder point): :math:`\sigma(d)^2 = \mathrm{mean}_j\, r_j^2
+        ((d + s)/(d_j + s))^2`, with :math:`r_j` and :math:`d_j` the error and the
+        distance of backtest :math:`j` and :math:`s` the median log-compute step of the
+        ladder: the error grows linearly with the distance, from the level a forecast
+        one ladder step away already has. This adds the misspecification error (wrong
+        law, wrong clusters, a ladder model off the trend) that resampling the data
+        cannot show.
+    n_backtest : int, default 3
+        Largest runs held out, one at a time, by ``interval='backtest'``.
+    random_state : int, default 0
+        Seed of the bootstrap and of the clusterer.
+
+    Attributes
+    ----------
+    benchmark_ : str
+    compute_unit_ : float
+    models_ : tuple of ModelInfo
+        The ladder points fitted, by compute.
+    compute_ : ndarray of shape (n_models,)
+        Their compute in ``compute_unit_``.
+    sample_ids_ : ndarray of shape (n_samples,)
+    labels_ : ndarray of shape (n_samples,)
+        Cluster of every sample; -1 for outliers (including zero vectors).
+    cluster_sizes_ : ndarray of shape (n_clusters,)
+    cluster_accuracy_ : ndarray of shape (n_clusters, n_models)
+        Mean pass rate of every cluster on every ladder point.
+    cluster_fits_ : list of LawFit
+    verdicts_ : list of ClusterVerdict
+    kept_ : ndarray of bool, shape (n_clusters,)
+    subset_share_ : float
+        Fraction of all samples in the predictable subset.
+    full_accuracy_ : ndarray of shape (n_models,)
+        Full-set accuracy of every ladder point.
+    subset_accuracy_ : ndarray of shape (n_models,)
+    mapping_ : SubsetToFullMapping
+    fallback_used_ : str or None
+        The fallback that produced the forecast, if any.
+    combine_ : str
+        The combination used: ``'mapping'``, or ``'share'`` (also when no cluster is
+        kept and ``fallback='rest'``).
+    rest_accuracy_ : ndarray of shape (n_models,) or None
+        Mean accuracy of the samples outside the subset, when a rest model is used.
+    rest_model_ : LocalTrend or LawFit or None
+        The rest's forecast curve (compute in ``compute_unit_``).
+    backtest_ : list of dict
+        Only after :meth:`predict_interval` with ``interval='backtest'`` (or
+        :meth:`backtest`): the backtests of :func:`backtest_forecaster`.
+    transport_ : RecipeTransport or None
+        What the recipe transport did (``None`` without ``tokens_per_param``).
+
+    Notes
+    -----
+    The law of cluster :math:`k` is :math:`y_k(C) = g_k + (1-g_k)\exp(-a_k C^{-b_k} - c_k)`
+    and the forecast is :math:`f(\sum_k n_k y_k(C) / \sum_k n_k)` over kept clusters,
+    with :math:`f` the subset-to-full mapping.
+
+    References
+    ----------
+    Xu, Chen, Li, Shen, Li. "Unveiling Downstream Performance Scaling of LLMs: A
+    Clustering-Based Perspective." ICLR 2026. arXiv:2502.17262.
+
+    Examples
+    --------
+    >>> from cod_monitor.synthetic import synthetic_ladder
+    >>> syn = synthetic_ladder(n_samples=1000, seed=0)
+    >>> cod = CODForecaster(n_bootstrap=20).fit(syn.ladder, "synthetic")
+    >>> abs(cod.predict(syn.target.compute) - syn.expected_accuracy[syn.target.name]) < 0.05
+    True
+    """
+
+    def __init__(
+        self,
+        *,
+        clustering: str = "improved_meanshift",
+        clustering_params: dict | None = None,
+        features: str = "pass_rate",
+        log_floor: float = 1e-4,
+        law: str = "full",
+        a_min: float = 1.0,
+        b_min: float = 0.1,
+        c_min: float = 0.0,
+        c_max: float = 1.0,
+        mapping: str = "spline",
+        rmse_target: float = 0.005,
+        anchors=None,
+        compute_unit: float | None = None,
+        checkpoints: str = "final",
+        smooth_checkpoints: bool = False,
+        tokens_per_param: float | None = None,
+        fallback: str = "error",
+        n_bootstrap: int = 200,
+        random_state: int = 0,
+        combine: str = "mapping",
+        rest: str = "trend",
+        trend_window: float = 0.5,
+        interval: str = "bootstrap",
+        n_backtest: int = 3,
+    ):
+        self.clustering = clustering
+        self.clustering_params = clustering_params
+        self.features = features
+        self.log_floor = log_floor
+        self.law = law
+        self.a_min = a_min
+        self.b_min = b_min
+        self.c_min = c_min
+        self.c_max = c_max
+        self.mapping = mapping
+        self.rmse_target = rmse_target
+        self.anchors = anchors
+        self.compute_unit = compute_unit
+        self.checkpoints = checkpoints
+        self.smooth_checkpoints = smooth_checkpoints
+        self.tokens_per_param = tokens_per_param
+        self.fallback = fallback
+        self.n_bootstrap = n_bootstrap
+        self.random_state = random_state
+        self.combine = combine
+        self.rest = rest
+        self.trend_window = trend_window
+        self.interval = interval
+        self.n_backtest = n_backtest
+
+    # ------------------------------------------------------------------ fitting
+
+    def _validate_params(self):
+        def choice(name, valid):
+            value = getattr(self, name)
+            if value not in valid:
+                raise ValueError(
+                    f"The {name!r} parameter of CODForecaster must be one of "
+                    f"{list(valid)}. Got {value!r} instead."
+                )
+
+        choice("law", LAW_FORMS)
+        choice("features", FEATURES)
+        choice("combine", COMBINES)
+        choice("rest", REST_MODELS)
+        choice("interval", INTERVALS)
+        if not (isinstance(self.trend_window, (int, float)) and 0 < self.trend_window <= 1):
+            raise ValueError(
+                "The 'trend_window' parameter of CODForecaster must be a float in (0, 1]. "
+                f"Got {self.trend_window!r} instead."
+            )
+        if isinstance(self.n_backtest, bool) or not isinstance(self.n_backtest, (int, np.integer)) or self.n_backtest < 0:
+            raise ValueError(
+                "The 'n_backtest' parameter of CODForecaster must be an int in [0, inf). "
+                f"Got {self.n_backtest!r} instead."
+            )
+        if not 0 < self.log_floor < 1:
+            raise ValueError(
+                "The 'log_floor' parameter of CODForecaster must be a float in (0, 1). "
+                f"Got {self.log_floor!r} instead."
+            )
+        choice("checkpoints", ("final", "all"))
+        choice("fallback", FALLBACKS)
+        if self.compute_unit not in (None, "ladder") and not (
+            isinstance(self.compute_unit, (int, float))
+            and np.isfinite(self.compute_unit)
+            and self.compute_unit > 0
+        ):
+            raise ValueError(
+                "The 'compute_unit' parameter of CODForecaster must be a float in "
+                f"(0, inf), 'ladder' or None. Got {self.compute_unit!r} instead."
+            )
+        if int(self.n_bootstrap) < 0:
+            raise ValueError(
+                "The 'n_bootstrap' parameter of CODForecaster must be an int in "
+                f"[0, inf). Got {self.n_bootstrap!r} instead."
+            )
+
+    def _filter(self) -> ExtrapolatableFilter:
+        return ExtrapolatableFilter(
+            a_min=self.a_min, b_min=self.b_min, c_min=self.c_min, c_max=self.c_max
+        )
+
+    def fit(self, ladder, benchmark: str):
+        """Cluster, fit, filter and map on the ladder's evaluations of ``benchmark``.
+
+        Parameters
+        ----------
+        ladder : Ladder or path
+            The ladder (models and per-sample pass rates). Models with role
+            ``target`` are never used.
+        benchmark : str
+            Benchmark to forecast.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        LadderValidationError
+            Unknown benchmark, an anchor that is a target, too few ladder points.
+        NoExtrapolatableClusterError
+            No cluster passed the filter and ``fallback='error'``.
+        """
+        self._validate_params()
+        ladder = load_ladder(ladder)
+        transport = None
+        if self.tokens_per_param is not None:
+            ladder, transport = transport_ladder(
+                ladder, benchmark, self.tokens_per_param, checkpoints=self.checkpoints,
+                smooth_checkpoints=self.smooth_checkpoints)
+        fit_matrix, anchor_matrix = select_fit_points(
+            ladder,
+            benchmark,
+            anchors=self.anchors,
+            checkpoints=self.checkpoints,
+            smooth_checkpoints=self.smooth_checkpoints,
+        )
+        if self.compute_unit == "ladder":
+            unit = float(fit_matrix.compute.min())
+        else:
+            unit = float(self.compute_unit or ladder.compute_unit)
+        X = fit_matrix.pass_rates
+        compute = fit_matrix.compute / unit
+
+        fallback_used = None
+        labels = self._cluster(X)
+        n_clusters = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
+        acc, sizes = cluster_means(X, labels, n_clusters)
+        fits = fit_laws(compute, acc, form=self.law) if n_clusters else []
+        flt = self._filter()
+        verdicts = [flt.judge(f, a) for f, a in zip(fits, acc)]
+        kept = np.array([v.kept for v in verdicts], dtype=bool)
+
+        if not kept.any():
+            reasons = Counter(v.verdict.value for v in verdicts)
+            if self.fallback == "error":
+                raise NoExtrapolatableClusterError(benchmark, reasons)
+            fallback_used = self.fallback
+            if self.fallback == "all_clusters":
+                kept = np.array([v.verdict is not Verdict.FIT_FAILED for v in verdicts])
+            if self.fallback == "end_to_end" or (self.fallback != "rest" and not kept.any()):
+                # one pseudo-cluster holding every sample, its law fitted to full accuracy
+                fallback_used = "end_to_end"
+                labels = np.zeros(len(X), dtype=int)
+                acc, sizes = cluster_means(X, labels, 1)
+                fits = fit_laws(compute, acc, form=self.law)
+                verdicts = [ClusterVerdict(Verdict.KEPT, "end-to-end fallback")]
+                kept = np.array([True])
+
+        in_subset = np.isin(labels, np.flatnonzero(kept))
+        full_acc = X.mean(axis=0)
+        subset_acc = X[in_subset].mean(axis=0) if in_subset.any() else np.zeros_like(full_acc)
+        # the share combination also covers an empty subset (fallback='rest')
+        combine = "share" if self.combine == "share" or not in_subset.any() else "mapping"
+        rest_acc = rest_model = None
+        if combine == "share":
+            mapping = SubsetToFullMapping(method="identity").fit(subset_acc, full_acc)
+            if not in_subset.all():
+                rest_acc = X[~in_subset].mean(axis=0)
+                rest_model = self._fit_rest(compute, rest_acc)
+        else:
+            map_x, map_y = subset_acc, full_acc
+            if anchor_matrix is not None:
+                A = anchor_matrix.pass_rates
+                map_x = np.r_[map_x, A[in_subset].mean(axis=0)]
+                map_y = np.r_[map_y, A.mean(axis=0)]
+            map_method = "identity" if fallback_used == "end_to_end" else self.mapping
+            mapping = SubsetToFullMapping(method=map_method, rmse_target=self.rmse_target)
+            mapping.fit(map_x, map_y)
+
+        self.benchmark_ = benchmark
+        self.compute_unit_ = unit
+        self.models_ = fit_matrix.models
+        self.anchor_models_ = anchor_matrix.models if anchor_matrix is not None else ()
+        self.compute_ = compute
+        self.sample_ids_ = fit_matrix.sample_ids
+        self.labels_ = labels
+        self.cluster_sizes_ = sizes
+        self.cluster_accuracy_ = acc
+        self.cluster_fits_ = fits
+        self.verdicts_ = verdicts
+        self.kept_ = kept
+        self.subset_share_ = float(in_subset.mean())
+        self.full_accuracy_ = full_acc
+        self.subset_accuracy_ = subset_acc
+        self.mapping_ = mapping
+        self.fallback_used_ = fallback_used
+        self.combine_ = combine
+        self.rest_accuracy_ = rest_acc
+        self.rest_model_ = rest_model
+        self.transport_ = transport
+        self._reset_lazy_intervals(ladder)
+        self._X = X
+        self._anchor_X = None if anchor_matrix is None else anchor_matrix.pass_rates
+        return self
+
+    def _cluster(self, X):
+        params = dict(self.clustering_params or {})
+        clusterer = make_clusterer(self.clustering, **params)
+        if "random_state" in clusterer.get_params():
+            clusterer.set_params(random_state=self.random_state)
+        if self.features == "log":
+            eps = self.log_floor
+            X = np.clip(np.log(np.maximum(X, eps) / eps) / np.log(1 / eps), 0.0, 1.0)
+        elif self.features == "arcsine":
+            X = (2.0 / np.pi) * np.arcsin(np.sqrt(np.clip(X, 0.0, 1.0)))
+        return np.asarray(clusterer.fit(X).labels_, dtype=int)
+
+    def _fit_rest(self, compute, rest_acc, init=None):
+        """Forecast curve of the samples outside the predictable subset."""
+        if self.rest == "law":
+            return fit_laws(compute, rest_acc[None, :], form=self.law, init=init)[0]
+        return fit_local_trend(compute, rest_acc, window=self.trend_window)
+
+    # --------------------------------------------------------------- prediction
+
+    def predict_subset(self, compute):
+        """Forecast accuracy on the predictable subset (before the mapping).
+
+        Parameters
+        ----------
+        compute : float or array_like
+            Training compute in FLOPs.
+
+        Returns
+        -------
+        float or ndarray
+        """
+        check_is_fitted(self, "mapping_")
+        c = self._to_units(compute)
+        return _subset_forecast(self.cluster_fits_, self.cluster_sizes_, self.kept_, c)
+
+    def predict(self, compute):
+        """Forecast full-set accuracy at ``compute`` FLOPs.
+
+        Parameters
+        ----------
+        compute : float or array_like
+            Training compute in FLOPs (positive).
+
+        Returns
+        -------
+        float or ndarray
+            Accuracy in [0, 1]; a float for scalar input.
+        """
+        check_is_fitted(self, "mapping_")
+        out = self.full_from_subset(self.predict_subset(compute), compute)
+        return float(out) if np.ndim(out) == 0 else out
+
+    def full_from_subset(self, subset_accuracy, compute):
+        """Full-set accuracy from a subset accuracy at ``compute`` FLOPs.
+
+        The last step of :meth:`predict`, for callers that forecast the subset
+        themselves: ``mapping_(subset_accuracy)`` under ``combine_='mapping'``, and
+        ``s * subset_accuracy + (1 - s) * rest(compute)`` under ``combine_='share'``.
+
+        Parameters
+        ----------
+        subset_accuracy : float or array_like
+            Accuracy on the predictable subset.
+        compute : float or array_like
+            Training compute in FLOPs, broadcastable against ``subset_accuracy``.
+
+        Returns
+        -------
+        ndarray
+        """
+        check_is_fitted(self, "mapping_")
+        if self.combine_ == "mapping":
+            return self.mapping_.predict(subset_accuracy)
+        return _share_forecast(
+            subset_accuracy, self._to_units(compute), self.subset_share_, self.rest_model_
+        )
+
+    def predict_interval(self, compute, level: float = 0.9):
+        """Interval of the full-set forecast: bootstrap, widened by backtests if asked.
+
+        With ``interval='bootstrap'`` the bounds are quantiles of
+        :meth:`bootstrap_predictions`. With ``interval='backtest'`` each half-width is
+        combined in quadrature with :math:`t_\\nu \\sigma(d)` from :meth:`backtest`
+        (see the class parameters); the first call runs the backtests.
+
+        Parameters
+        ----------
+        compute : float or array_like
+            Training compute in FLOPs.
+        level : float, default 0.9
+            Central coverage of the interval.
+
+        Returns
+        -------
+        (lower, upper) : tuple of float or ndarray
+        """
+        check_is_fitted(self, "mapping_")
+        if not 0 < level < 1:
+            raise ValueError(f"`level` should be in (0, 1), got {level!r}")
+        draws = self.bootstrap_predictions(compute)
+        point = np.asarray(self.predict(compute), dtype=float)
+        if draws.shape[0] == 0:
+            lo = hi = point
+        else:
+            lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+            # the point forecast belongs inside its own interval even when the bootstrap
+            # is skewed
+            lo, hi = np.minimum(lo, point), np.maximum(hi, point)
+        return self._finish_interval(point, lo, hi, compute, level)
+
+    def bootstrap_predictions(self, compute) -> np.ndarray:
+        """Full-set forecasts of every bootstrap replicate, shape (n_bootstrap, *shape).
+
+        The bootstrap alone: the backtest widening of ``interval='backtest'`` is applied
+        by :meth:`predict_interval`, not to these draws.
+        """
+        check_is_fitted(self, "mapping_")
+        c = self._to_units(compute)
+        if self._replicates is None:
+            self._replicates = (
+                self._bootstrap() if self.combine_ == "mapping" else self._bootstrap_share()
+            )
+        if self.combine_ == "mapping":
+            out = [
+                rep.mapping.predict(
+                    _subset_forecast(rep.fits, self.cluster_sizes_, self.kept_, c)
+                )
+                for rep in self._replicates
+            ]
+        else:
+            out = [
+                _share_forecast(
+                    _subset_forecast(rep.fits, self.cluster_sizes_, rep.kept, c),
+                    c, rep.share, rep.rest,
+                )
+                for rep in self._replicates
+            ]
+        return np.asarray(out, dtype=float).reshape((len(out),) + np.shape(c))
+
+    def _bootstrap_share(self) -> list[_Replicate]:
+        """Bootstrap of ``combine='share'``: the filter and the rest are refitted too.
+
+        Samples are resampled within clusters (outliers as one group) and ladder points
+        with replacement; every cluster law is refitted (warm-started) and judged again,
+        so a cluster near a threshold moves between the subset and the rest from one
+        replicate to the next; the rest model is refitted on the replicate's rest.
+        """
+        X, labels = self._X, self.labels_
+        n_clusters = len(self.cluster_fits_)
+        fitted = [k for k, f in enumerate(self.cluster_fits_) if f.success]
+        rejudge = self.fallback_used_ in (None, "rest")
+        flt = self._filter()
+        total = len(labels)
+        replicates = []
+        for rows, cols in self._resamples():
+            Xb, lb, cb = X[np.ix_(rows, cols)], labels[rows], self.compute_[cols]
+            acc, _ = cluster_means(Xb, lb, n_clusters)
+            fits = list(self.cluster_fits_)
+            if fitted:
+                refit = fit_laws(
+                    cb, acc[fitted], form=self.law, init=[self.cluster_fits_[k] for k in fitted]
+                )
+                for k, f in zip(fitted, refit):
+                    fits[k] = f
+            if rejudge:
+                kept = np.array(
+                    [flt.judge(fits[k], acc[k][np.argsort(cb, kind="stable")]).kept
+                     for k in range(n_clusters)],
+                    dtype=bool,
+                )
+            else:
+                kept = self.kept_.copy()
+            in_subset = np.isin(lb, np.flatnonzero(kept))
+            share = float(self.cluster_sizes_[kept].sum() / total) if kept.any() else 0.0
+            rest = None
+            if not in_subset.all():
+                init = [self.rest_model_] if isinstance(self.rest_model_, LawFit) else None
+                rest = self._fit_rest(cb, Xb[~in_subset].mean(axis=0), init=init)
+            replicates.append(_Replicate(fits, None, kept, share, rest))
+        return replicates
+
+    def _resamples(self):
+        """Bootstrap draws: samples resampled within clusters (outliers as one group)."""
+        groups = [np.flatnonzero(self.labels_ == k) for k in np.unique(self.labels_)]
+        return ladder_bootstrap(
+            np.random.default_rng(self.random_state), groups, self.compute_, self.n_bootstrap
+        )
+
+    def _bootstrap(self) -> list[_Replicate]:
+        X, labels = self._X, self.labels_
+        kept_ids = np.flatnonzero(self.kept_)
+        n_clusters = len(self.cluster_fits_)
+        replicates = []
+        for rows, cols in self._resamples():
+            Xb = X[np.ix_(rows, cols)]
+            lb = labels[rows]
+            acc, _ = cluster_means(Xb, lb, n_clusters)
+            fits = list(self.cluster_fits_)
+            refit = fit_laws(
+                self.compute_[cols],
+                acc[kept_ids],
+                form=self.law,
+                init=[self.cluster_fits_[k] for k in kept_ids],
+            )
+            for k, f in zip(kept_ids, refit):
+                fits[k] = f
+            in_subset = np.isin(lb, kept_ids)
+            map_x, map_y = Xb[in_subset].mean(axis=0), Xb.mean(axis=0)
+            if self._anchor_X is not None:
+                A = self._anchor_X[rows]
+                map_x = np.r_[map_x, A[in_subset].mean(axis=0)]
+                map_y = np.r_[map_y, A.mean(axis=0)]
+            mapping = SubsetToFullMapping(
+                method=self.mapping_.method_, rmse_target=self.rmse_target,
+            )
+            # a replicate's mapping may fall back to pchip; one warning per replicate is noise
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FitWarning)
+                mapping.fit(map_x, map_y)
+            replicates.append(_Replicate(fits, mapping))
+        return replicates
+
+    # ------------------------------------------------------------------- report
+
+    def report(self) -> dict:
+        """Everything the fit decided, as plain Python (JSON-serialisable).
+
+        Returns
+        -------
+        dict
+            Keys: ``benchmark``, ``compute_unit``, ``models`` (name, compute,
+            full and subset accuracy), ``anchors``, ``n_samples``, ``n_outliers``,
+            ``n_clusters``, ``n_kept``, ``subset_share``, ``fallback``, ``clusters``
+            (size, mean accuracy per model, law, verdict, detail) and ``mapping``
+            (method, rmse, smoothing, monotone, points).
+        """
+        check_is_fitted(self, "mapping_")
+        clusters = []
+        for k, (fit, v) in enumerate(zip(self.cluster_fits_, self.verdicts_)):
+            clusters.append(
+                {
+                    "cluster": k,
+                    "size": int(self.cluster_sizes_[k]),
+                    "accuracy": [round(float(a), 6) for a in self.cluster_accuracy_[k]],
+                    "law": _law_dict(fit),
+                    "verdict": v.verdict.value,
+                    "detail": v.detail,
+                }
+            )
+        return {
+            "benchmark": self.benchmark_,
+            "compute_unit": self.compute_unit_,
+            "models": [
+                {
+                    "name": m.name,
+                    "compute": m.compute,
+                    "full_accuracy": float(f),
+                    "subset_accuracy": float(s),
+                }
+                for m, f, s in zip(self.models_, self.full_accuracy_, self.subset_accuracy_)
+            ],
+            "anchors": [m.name for m in self.anchor_models_],
+            "n_samples": int(len(self.labels_)),
+            "n_outliers": int(np.sum(self.labels_ < 0)),
+            "n_clusters": len(self.cluster_fits_),
+            "n_kept": int(self.kept_.sum()),
+            "subset_share": self.subset_share_,
+            "fallback": self.fallback_used_,
+            "combine": self.combine_,
+            "rest": None if self.rest_model_ is None else {
+                "model": self.rest if self.rest_accuracy_ is not None else None,
+                "accuracy": [round(float(a), 6) for a in self.rest_accuracy_],
+                "curve": _law_dict(self.rest_model_),
+            },
+            "backtest": self._backtest,
+            "transport": None if self.transport_ is None else self.transport_.as_dict(),
+            "clusters": clusters,
+            "mapping": {
+                "method": self.mapping_.method_,
+                "rmse": self.mapping_.rmse_,
+                "smoothing": self.mapping_.smoothing_,
+                "monotone": self.mapping_.monotone_,
+                "points": self.mapping_.points_.round(6).tolist(),
+            },
+        }
+
+
+def _law_dict(fit: LawFit) -> dict:
+    d = fit.as_dict()
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()}
+
+
+def _scalar(x):
+    return float(x) if np.ndim(x) == 0 else x
+
+
+def cluster_means(X, labels, n_clusters):
+    """Mean pass rate of every cluster on every model, and cluster sizes.
+
+    Shared by the forecaster and the trajectory laws of the monitor. Outliers
+    (label -1) are ignored; an empty cluster gets zeros.
+
+    Returns
+    -------
+    means : ndarray of shape (n_clusters, n_models)
+    sizes : ndarray of shape (n_clusters,)
+    """
+    sizes = np.bincount(labels[labels >= 0], minlength=n_clusters)[:n_clusters]
+    sums = np.zeros((n_clusters, X.shape[1]))
+    np.add.at(sums, labels[labels >= 0], X[labels >= 0])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / sizes[:, None]
+    return np.nan_to_num(means), sizes
+
+
+def _share_forecast(subset, compute_units, share, rest):
+    """``share * subset + (1 - share) * rest(compute)``, clipped to [0, 1]."""
+    subset = np.asarray(subset, dtype=float)
+    if rest is None or share >= 1:
+        return np.clip(subset, 0.0, 1.0)
+    return np.clip(share * subset + (1 - share) * rest(compute_units), 0.0, 1.0)
+
+
+def backtest_forecaster(
+    estimator, ladder, benchmark: str, *, n_backtest: int = 3, min_log_distance: float = 0.1
+) -> list[dict]:
+    """Forecast the ladder's own largest runs from the runs below them.
+
+    For each of the ``n_backtest`` largest runs of the fitted ``estimator``'s ladder
+    points (the final checkpoint of each run; a model without ``step`` is a run of its
+    own), an unfitted copy of the estimator, with the same parameters and no bootstrap,
+    is fitted on the ladder without that run and without every run that ends at or
+    beyond its compute (all their checkpoints: an early checkpoint of a larger run is
+    not a finished model; anchors included), and forecasts the run's final checkpoint. Runs whose
+    remaining ladder is too small to fit, or that lie less than ``min_log_distance``
+    beyond it (an interpolation, not an extrapolation), are skipped for the next
+    largest.
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+        Any forecaster of :mod:`cod_monitor.methods` after ``fit`` (it has
+        ``models_``).
+    ladder : Ladder
+        The ladder it was fitted on.
+    benchmark : str
+    n_backtest : int, default 3
+        Largest runs to hold out, one at a time.
+    min_log_distance : float, default 0.1
+        Smallest log compute ratio between a held-out run and the largest model fitted
+        without it.
+
+    Returns
+    -------
+    list of dict
+        One per backtest, largest run first: ``model``, ``compute`` (FLOPs),
+        ``truth`` (its measured full-set accuracy), ``forecast``, ``residual``
+        (truth - forecast) and ``log_distance`` (log of its compute over the largest
+        compute fitted).
+
+    Notes
+    -----
+    The errors of these forecasts hold everything the bootstrap holds fixed or cannot
+    see: a wrong law or cluster structure, a filter decision, a ladder model off the
+    trend. ``CODForecaster(interval='backtest')`` scales their spread to the target's
+    extrapolation distance.
+
+    Examples
+    --------
+    >>> from cod_monitor.synthetic import synthetic_ladder
+    >>> syn = synthetic_ladder(n_samples=400, seed=0)
+    >>> cod = CODForecaster(combine="share", fallback="rest", n_bootstrap=0)
+    >>> bt = backtest_forecaster(cod.fit(syn.ladder, "synthetic"), syn.ladder, "synthetic")
+    >>> len(bt), all(abs(b["residual"]) < 0.05 for b in bt)
+    (3, True)
+    """
+    check_is_fitted(estimator, "models_")
+    ladder = load_ladder(ladder)
+    models = tuple(estimator.models_)
+    finals = sorted((models[i] for i in final_checkpoints(models)), key=lambda m: -m.compute)
+    raw = ladder.matrix(benchmark, roles=("ladder", "anchor"))
+    names = raw.model_names
+    params = estimator.get_params(deep=False)
+    # compute at which each run ends: a run ending beyond the held-out one goes entirely
+    run_end: dict[str, float] = {}
+    for m in ladder.models:
+        if m.step is not None and m.role in ("ladder", "anchor"):
+            run_end[m.run_key] = max(run_end.get(m.run_key, 0.0), m.compute)
+
+    def ends_at(m):
+        return run_end[m.run_key] if m.step is not None else m.compute
+
+    out = []
+    for held in finals:
+        if len(out) >= int(n_backtest):
+            break
+        drop = [
+            m.name for m in ladder.models
+            if m.role in ("ladder", "anchor")
+            and (ends_at(m) >= held.compute or (held.step is not None and m.step is not None
+                                                 and m.run_key == held.run_key))
+        ]
+        sub = ladder.without_models(drop)
+        copy = clone(estimator)
+        copy.set_params(**{k: v for k, v in (("n_bootstrap", 0), ("interval", "bootstrap"))
+                           if k in params})
+        try:
+            copy.fit(sub, benchmark)
+            forecast = float(copy.predict(held.compute))
+        except (CODError, ValueError, RuntimeError, FloatingPointError):
+            continue  # too few ladder points below this run, or the fit failed
+        distance = float(np.log(held.compute / max(m.compute for m in copy.models_)))
+        if distance < min_log_distance:
+            continue
+        truth = float(raw.pass_rates[:, names.index(held.name)].mean())
+        out.append(
+            {
+                "model": held.name,
+                "compute": float(held.compute),
+                "truth": truth,
+                "forecast": forecast,
+                "residual": truth - forecast,
+                "log_distance": distance,
+            }
+        )
+    return out
+
+
+def _subset_forecast(fits, sizes, kept, compute_units):
+    """Size-weighted mean of the kept clusters' laws at ``compute_units``."""
+    ids = np.flatnonzero(kept)
+    w = sizes[ids] / sizes[ids].sum()
+    c = np.asarray(compute_units, dtype=float)
+    total = np.zeros_like(c)
+    for wk, k in zip(w, ids):
+        total = total + wk * fits[k](c)
+    return total

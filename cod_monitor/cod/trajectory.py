@@ -1,0 +1,648 @@
+"""Forecast the accuracy of a run *in progress*, checkpoint by checkpoint.
+
+COD (:class:`~cod_monitor.cod.forecaster.CODForecaster`) fits the *finished* models of a
+ladder: accuracy as a function of the compute :math:`C = 6ND` of a model trained to
+the end of its token budget. A checkpoint of a bigger run at compute :math:`C_t` is
+not such a model: it has more parameters and has seen far fewer tokens than a ladder
+model of equal compute. On a real tiny CPU run (checkpoints at 0.3x to 2.7x the
+largest ladder model's compute) the equal-compute COD forecast said 0.46-0.61 while
+the run measured 0.09-0.58. The modes:
+
+``'compute'``
+    The COD curve at the checkpoint's compute. Biased for intermediate
+    checkpoints: an early checkpoint of a large model is a badly *under-trained*
+    model for its compute, so the forecast is too high early in the run and the bias
+    shrinks as the run approaches the ladder's tokens-per-parameter ratio. Useful for
+    the end-of-run forecast, and the only choice when the ladder has no intermediate
+    checkpoints.
+``'trajectory'``
+    COD's clusters, extrapolatable filter and subset-to-full mapping, with each kept
+    cluster's law written in parameters :math:`N` and tokens seen :math:`D` and
+    fitted on *every* checkpoint of the ladder runs (models with ``step``/``run``):
+
+    .. math:: y_k(N, D) = g_k + (1-g_k)\\exp\\left(-A_k N^{-\\alpha_k}
+              - B_k D^{-\\beta_k} - c_k\\right)
+
+    i.e. the COD law with the answer loss written as a Chinchilla-style sum of a
+    model-size and a data term. The forecast for a checkpoint of the target run is
+    :math:`f(\\sum_k n_k y_k(N_T, D_t) / \\sum_k n_k)` with :math:`f` COD's last step
+    (:meth:`CODForecaster.full_from_subset`: the subset-to-full mapping, or the
+    subset/rest share combination).
+``'trajectory_e2e'``
+    One such law fitted to the full-set accuracy directly (an ablation: no
+    clustering, no mapping).
+``'recipe'``
+    A forecaster of *finished* models (COD, or any method of
+    :mod:`cod_monitor.methods` named by ``method``) evaluated at the checkpoint's
+    *recipe-equivalent compute*: the compute of the finished model of the ladder's
+    recipe (the line :math:`\\log D = k \\log N + m` through the ladder runs' final
+    checkpoints) that the (N, D) law of ``'trajectory_e2e'`` rates as good as the
+    checkpoint (:func:`cod_monitor.cod.transport.recipe_compute`). The law only translates
+    an in-progress checkpoint into the finished model it equals; the level comes from
+    the finished-model forecaster, so at the end of a run trained by the recipe the
+    forecast is that forecaster's own (what ``cod-monitor predict`` says).
+``'auto'``
+    ``'trajectory_e2e'`` when the ladder has at least ``min_runs`` runs with at least
+    ``min_checkpoints`` checkpoints each, else ``'compute'``.
+
+Measured (``benchmarks/bench_monitor.py``; mean absolute error of the forecast
+against the measured accuracy over a target run's 16 checkpoints; ``recipe:X`` is
+``mode='recipe', method='X'``)
+
+=====================  =======  ==========  ==============  ==========  ==============
+ladder                 compute  trajectory  trajectory_e2e  recipe:cod  recipe:e2e-exp
+=====================  =======  ==========  ==============  ==========  ==============
+synthetic, 10 seeds    0.044    0.010       0.008           0.012       0.014
+demo, 3 seeds/size     0.133    0.071       0.053           0.052       0.029
+demo, 1 seed/size      0.134    0.138       0.065           0.071       0.059
+=====================  =======  ==========  ==============  ==========  ==============
+
+(``demo, 3 seeds/size`` is the ladder shipped since session 5, ``demo, 1 seed/size``
+the one it replaced.)
+
+``'auto'`` resolves to ``'trajectory_e2e'``. ``'recipe'`` with ``method='e2e-exp'``
+halves the error on the shipped demo target run (the end-to-end law forecasts this
+target within 1 point where COD misses by 9), but on the synthetic runs it is less
+accurate and its band less well placed: 2 of 10 healthy runs raise a false alert
+(``'trajectory_e2e'``: 0 of 10), and it detects 3x slowdowns in 5 of 10 runs
+(8 of 10). A monitor's default must not alert on healthy runs, so it stays opt-in.
+``'trajectory_e2e'`` has the lowest error on the synthetic runs.
+
+Over the first quarter of a run the trajectory and recipe modes are within 0.03 where
+``'compute'`` is 0.10 to 0.20 too high (the bias that fires false drift alerts). On
+the shipped demo ladder every mode under-forecasts the target's last quarter: by 0.03
+(``'recipe'`` with ``'e2e-exp'``), 0.04 (``'trajectory'``), 0.09
+(``'trajectory_e2e'``), 0.10 (``'recipe'`` with COD) and 0.18 (``'compute'``). The
+target (4.2x the largest ladder run's compute) learns facts the ladder runs had barely
+started on.
+
+Intervals
+---------
+:meth:`TrajectoryForecaster.predict_interval` is a prediction interval for one
+*observed* checkpoint, not only for the law: a bootstrap over samples (within
+clusters) and ladder runs gives the uncertainty of the fit, and the residual spread
+of the ladder's own points around the fitted curve (``residual_sd_``: checkpoint to
+checkpoint noise of a constant-learning-rate run, evaluation noise and lack of fit)
+is added in quadrature. In ``'compute'`` mode the residuals are those of the
+finished ladder models, which COD fits closely, so its band stays narrow and its
+bias shows up as drift alerts. ``run_sd`` adds one more term in quadrature: how much a
+single healthy run varies with its seed. The ladder's residuals cannot show it when its
+points average several seeds (the shipped demo ladder averages three).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy.stats import norm
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from cod_monitor.exceptions import FitWarning
+from cod_monitor.cod.forecaster import CODForecaster, cluster_means
+from cod_monitor.ladder import load_ladder
+from cod_monitor.cod.laws_nd import TrajectoryLaw, fit_trajectory_laws, trajectory_accuracy
+from cod_monitor.records import ForecastPoint
+from cod_monitor.ladder.selection import final_checkpoints
+from cod_monitor.cod.transport import recipe_compute
+
+__all__ = [
+    "TRAJECTORY_MODES",
+    "TrajectoryForecaster",
+    "TrajectoryLaw",
+    "fit_trajectory_laws",
+    "ladder_runs",
+    "trajectory_accuracy",
+]
+
+#: Modes of :class:`TrajectoryForecaster` (``'auto'`` resolves to one of the others).
+TRAJECTORY_MODES = ("auto", "compute", "trajectory", "trajectory_e2e", "recipe")
+
+def ladder_runs(models) -> dict[str, list[int]]:
+    """Column indices of every run's checkpoints, by step (models without ``step``
+    are runs of one checkpoint)."""
+    runs: dict[str, list[int]] = {}
+    for i, m in enumerate(models):
+        key = m.run_key if m.step is not None else f"model={m.name}"
+        runs.setdefault(key, []).append(i)
+    for key in runs:
+        runs[key].sort(key=lambda i: (models[i].step or 0, models[i].tokens))
+    return runs
+
+
+class TrajectoryForecaster(BaseEstimator):
+    """Forecast a run's accuracy at each of its checkpoints (see the module docstring).
+
+    Parameters
+    ----------
+    mode : {'auto', 'compute', 'trajectory', 'trajectory_e2e', 'recipe'}, default 'auto'
+    cod_params : dict, optional
+        Parameters of the underlying :class:`~cod_monitor.cod.forecaster.CODForecaster`
+        (clusters, filter, mapping, compute-mode forecasts). The default adds
+        ``fallback='all_clusters'`` so that a monitor keeps forecasting when no
+        cluster passes the filter.
+    method : str, optional
+        The forecaster of finished models behind the ``'compute'`` and ``'recipe'``
+        modes: a name of :data:`cod_monitor.methods.METHODS` (``'cod'``,
+        ``'e2e-exp'``, ...), built with this object's ``n_bootstrap`` and
+        ``random_state`` (``cod_params`` do not reach it). ``None``: the underlying
+        :class:`~cod_monitor.cod.forecaster.CODForecaster` (``cod_`` above).
+    n_bootstrap : int, default 100
+        Bootstrap replicates of the interval (0: residual spread only).
+    noise : bool, default True
+        Add the residual spread of the ladder points (``residual_sd_``) to the interval.
+    run_sd : float, default 0
+        Standard deviation of one run's accuracy around the expected one (how much a
+        healthy run varies with its initialisation and data order), added to the
+        interval in quadrature. A ladder whose points average several seeds shows less
+        spread than the single run being monitored; the demo build records the spread
+        of its seeds (``final_seed_sd`` in ``build.json``).
+    min_runs, min_checkpoints : int, default 3, 3
+        What ``'auto'`` (and ``'trajectory'``) need: runs with at least
+        ``min_checkpoints`` checkpoints each.
+    random_state : int, default 0
+
+    Attributes
+    ----------
+    mode_ : str
+        The mode in use (``'auto'`` resolved).
+    reason_ : str
+        Why ``'auto'`` chose it.
+    benchmark_ : str
+    cod_ : CODForecaster
+        Clusters, filter, mapping and (without ``method``) the compute-mode curve.
+    finished_ : estimator
+        The forecaster of finished models of the ``'compute'`` and ``'recipe'`` modes
+        (``cod_`` unless ``method`` is given).
+    recipe_line_ : tuple of float or None
+        ``(slope, intercept)`` of :math:`\\log D` against :math:`\\log N` over the
+        ladder runs' final checkpoints; ``'recipe'`` mode only.
+    laws_ : list of TrajectoryLaw or None
+        Per COD cluster (``None`` for clusters not kept); a one-element list in
+        ``'trajectory_e2e'`` and ``'recipe'`` modes; empty in ``'compute'`` mode.
+    weights_ : ndarray
+        Cluster weights of the subset forecast.
+    residual_sd_ : float
+        RMS residual of the full-set accuracy of the ladder points around the fit.
+    n_runs_, n_points_ : int
+        Ladder runs and checkpoints fitted.
+
+    Examples
+    --------
+    >>> from cod_monitor.synthetic import synthetic_ladder
+    >>> syn = synthetic_ladder(n_samples=500, seed=0)
+    >>> tf = TrajectoryForecaster(n_bootstrap=0).fit(syn.ladder, syn.benchmark)
+    >>> tf.mode_  # no intermediate checkpoints in this ladder
+    'compute'
+    >>> fp = tf.forecast(step=100, params=7e10, tokens=1.4e12)
+    >>> fp.lower <= fp.value <= fp.upper
+    True
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: str = "auto",
+        cod_params: dict | None = None,
+        method: str | None = None,
+        n_bootstrap: int = 100,
+        noise: bool = True,
+        run_sd: float = 0.0,
+        min_runs: int = 3,
+        min_checkpoints: int = 3,
+        random_state: int = 0,
+    ):
+        self.mode = mode
+        self.cod_params = cod_params
+        self.method = method
+        self.n_bootstrap = n_bootstrap
+        self.noise = noise
+        self.run_sd = run_sd
+        self.min_runs = min_runs
+        self.min_checkpoints = min_checkpoints
+        self.random_state = random_state
+
+    # ---------------------------------------------------------------- fitting
+
+    def _validate_params(self):
+        if self.mode not in TRAJECTORY_MODES:
+            raise ValueError(
+                f"The 'mode' parameter of TrajectoryForecaster must be a str among "
+                f"{list(TRAJECTORY_MODES)}. Got {self.mode!r} instead."
+            )
+        check_finished_method(self.method, "The 'method' parameter of TrajectoryForecaster")
+        if not is_spread(self.run_sd):
+            raise ValueError(
+                "The 'run_sd' parameter of TrajectoryForecaster must be a float in [0, inf). "
+                f"Got {self.run_sd!r} instead."
+            )
+        if isinstance(self.n_bootstrap, bool) or int(self.n_bootstrap) < 0:
+            raise ValueError(
+                "The 'n_bootstrap' parameter of TrajectoryForecaster must be an int in "
+                f"[0, inf). Got {self.n_bootstrap!r} instead."
+            )
+
+    def fit(self, ladder, benchmark: str):
+        """Fit COD and, when the ladder allows, the per-cluster trajectory laws.
+
+        Parameters
+        ----------
+        ladder : Ladder or path
+            Models with role ``'ladder'`` are fitted; intermediate checkpoints need
+            ``step`` (and ``run``, unless a run is identified by its ``params``).
+        benchmark : str
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            ``mode='trajectory'`` (or ``'trajectory_e2e'``) on a ladder without
+            enough runs of intermediate checkpoints.
+        LadderValidationError, NoExtrapolatableClusterError
+            As :meth:`CODForecaster.fit`.
+        """
+        self._validate_params()
+        ladder = load_ladder(ladder)
+        cod_kw = {"fallback": "all_clusters", "random_state": self.random_state,
+                  "n_bootstrap": self.n_bootstrap}
+        cod_kw.update(self.cod_params or {})
+        cod = CODForecaster(**cod_kw).fit(ladder, benchmark)
+        finished = cod
+        if self.method is not None:
+            from cod_monitor.methods import make_forecaster  # the registry imports baselines
+
+            finished = make_forecaster(self.method, n_bootstrap=self.n_bootstrap,
+                                       random_state=self.random_state).fit(ladder, benchmark)
+
+        full = ladder.matrix(benchmark, roles=("ladder",))
+        runs = ladder_runs(full.models)
+        long_runs = [r for r, idx in runs.items() if len(idx) >= self.min_checkpoints]
+        enough = len(long_runs) >= self.min_runs
+        mode = self.mode
+        if mode == "auto":
+            mode = "trajectory_e2e" if enough else "compute"
+            reason = (
+                f"{len(long_runs)} ladder runs have >= {self.min_checkpoints} checkpoints"
+                + (" (enough for the trajectory law)" if enough
+                   else f"; the trajectory law needs {self.min_runs}")
+            )
+        else:
+            reason = "set by the caller"
+            if mode != "compute" and not enough:
+                raise ValueError(
+                    f"mode={mode!r} needs at least {self.min_runs} ladder runs with "
+                    f">= {self.min_checkpoints} checkpoints (models with step and run); "
+                    f"this ladder has {len(long_runs)}. Use mode='compute' or 'auto'."
+                )
+
+        X = full.pass_rates
+        labels = None
+        N = np.array([m.params for m in full.models])
+        D = np.array([m.tokens for m in full.models])
+        full_acc = X.mean(axis=0)
+        recipe_line = None
+        if mode == "recipe":
+            recipe_line = self._recipe_line(full.models)
+        if mode == "compute":
+            laws, weights = [], np.zeros(0)
+            final = np.array([m.name in {f.name for f in finished.models_} for m in full.models])
+            pred = np.asarray(finished.predict(np.array([m.compute for m in full.models])[final]))
+            resid = full_acc[final] - pred
+            n_points = int(final.sum())
+        else:
+            if mode == "trajectory":
+                # COD's labels are per sample; the ladder matrix has the same samples
+                labels, kept = self._labels_for(cod, full)
+                n_clusters = len(cod.cluster_fits_)
+                acc, sizes = cluster_means(X, labels, n_clusters)
+                ids = np.flatnonzero(kept)
+                fitted = fit_trajectory_laws(N, D, acc[ids])
+                laws = [None] * n_clusters
+                for k, law in zip(ids, fitted):
+                    laws[k] = law
+                weights = np.zeros(n_clusters)
+                weights[ids] = sizes[ids] / sizes[ids].sum()
+            else:
+                laws = fit_trajectory_laws(N, D, full_acc)
+                weights = np.ones(1)
+            # for _point below
+            self.cod_, self.finished_, self.laws_, self.weights_ = cod, finished, laws, weights
+            self.mode_, self.recipe_line_ = mode, recipe_line
+            C = np.array([m.compute for m in full.models])
+            resid = full_acc - self._point(N, D, C)
+            n_points = len(full.models)
+
+        self.mode_ = mode
+        self.reason_ = reason
+        self.benchmark_ = benchmark
+        self.cod_ = cod
+        self.finished_ = finished
+        self.recipe_line_ = recipe_line
+        self.laws_ = laws
+        self.weights_ = weights
+        self.residual_sd_ = float(np.sqrt(np.mean(resid**2))) if len(resid) else 0.0
+        self.n_runs_ = len(runs)
+        self.n_points_ = n_points
+        self._fit_data = (X, N, D, runs, labels)
+        self._replicates = None
+        return self
+
+    @staticmethod
+    def _recipe_line(models) -> tuple[float, float]:
+        """(slope, intercept) of log tokens against log params over the runs' final checkpoints."""
+        finals = [models[i] for i in final_checkpoints(models)]
+        ln = np.log([m.params for m in finals])
+        ld = np.log([m.tokens for m in finals])
+        slope = float(np.polyfit(ln, ld, 1)[0]) if np.ptp(ln) > 0 else float("nan")
+        if not slope > 0:
+            raise ValueError(
+                "mode='recipe' needs ladder runs of several sizes whose training tokens grow "
+                f"with their parameters (the recipe line); the final checkpoints give a slope of "
+                f"{slope:.3g} over {len(finals)} runs. Use mode='trajectory_e2e' or 'compute'."
+            )
+        return slope, float(np.mean(ld - slope * ln))
+
+    @staticmethod
+    def _labels_for(cod, full):
+        if not np.array_equal(np.asarray(cod.sample_ids_), np.asarray(full.sample_ids)):
+            index = {s: i for i, s in enumerate(cod.sample_ids_)}
+            order = np.array([index[s] for s in full.sample_ids])
+            return cod.labels_[order], cod.kept_
+        return cod.labels_, cod.kept_
+
+    # ------------------------------------------------------------- prediction
+
+    def _equivalent_compute(self, params, tokens, compute, law=None):
+        """Compute of the finished recipe model as good as each checkpoint (``'recipe'``)."""
+        c = _flops(params, tokens, compute)
+        slope, intercept = self.recipe_line_
+        law = self.laws_[0] if law is None else law
+        try:
+            return recipe_compute(params, tokens, c, law, slope=slope, intercept=intercept)
+        except ValueError:  # a law flat in params and tokens: no equivalence, keep the compute
+            return np.broadcast_to(np.asarray(c, dtype=float), np.broadcast(params, tokens).shape)
+
+    def _point(self, params, tokens, compute, laws=None):
+        if self.mode_ == "compute":
+            return np.asarray(self.finished_.predict(_flops(params, tokens, compute)), dtype=float)
+        laws = self.laws_ if laws is None else laws
+        if self.mode_ == "recipe":
+            c_eq = self._equivalent_compute(params, tokens, compute, laws[0])
+            out = np.clip(np.asarray(self.finished_.predict(c_eq), dtype=float), 0.0, 1.0)
+            return out.reshape(np.broadcast(params, tokens).shape)
+        if self.mode_ == "trajectory_e2e":
+            return np.clip(laws[0](params, tokens), 0.0, 1.0)
+        subset = 0.0
+        for w, law in zip(self.weights_, laws):
+            if law is not None and w > 0:
+                subset = subset + w * law(params, tokens)
+        c = _flops(params, tokens, compute)
+        # COD's last step: the subset-to-full mapping (or the subset/rest share combination)
+        full = self.cod_.full_from_subset(np.clip(subset, 0.0, 1.0), c)
+        return np.clip(np.asarray(full, dtype=float), 0.0, 1.0)
+
+    def _args(self, params, tokens, compute):
+        if compute is not None:
+            compute = np.asarray(compute, dtype=float)
+        if self.mode_ == "compute" and compute is not None:
+            return None, None, compute
+        if params is None or tokens is None:
+            raise ValueError(
+                f"mode {self.mode_!r} needs the checkpoint's params and tokens"
+                + (" (or its compute)" if self.mode_ == "compute" else "")
+            )
+        p, t = np.asarray(params, dtype=float), np.asarray(tokens, dtype=float)
+        if np.any(~np.isfinite(p)) or np.any(p <= 0) or np.any(~np.isfinite(t)) or np.any(t <= 0):
+            raise ValueError(f"`params` and `tokens` should be positive, got {params!r}, {tokens!r}")
+        return p, t, compute
+
+    def predict(self, params=None, tokens=None, *, compute=None):
+        """Forecast accuracy of a checkpoint with ``params`` parameters after ``tokens`` tokens.
+
+        Parameters
+        ----------
+        params : float or array_like
+            Parameters of the run (:math:`N_T`).
+        tokens : float or array_like
+            Tokens seen at the checkpoint(s).
+        compute : float or array_like, optional
+            FLOPs at the checkpoint; ``'compute'`` mode uses it instead of
+            ``6 * params * tokens``.
+
+        Returns
+        -------
+        float or ndarray
+        """
+        check_is_fitted(self, "mode_")
+        p, t, c = self._args(params, tokens, compute)
+        out = self._point(p, t, c)
+        return float(out) if np.ndim(out) == 0 else out
+
+    def predict_interval(self, params=None, tokens=None, *, compute=None, level: float = 0.9):
+        """Prediction interval for the accuracy *observed* at a checkpoint.
+
+        Parameters
+        ----------
+        params, tokens, compute
+            As :meth:`predict`.
+        level : float, default 0.9
+
+        Returns
+        -------
+        (lower, upper) : floats or ndarrays
+        """
+        check_is_fitted(self, "mode_")
+        if not 0 < level < 1:
+            raise ValueError(f"`level` should be in (0, 1), got {level!r}")
+        p, t, c = self._args(params, tokens, compute)
+        if self.mode_ == "recipe":
+            # the equivalence (a root-find per checkpoint) once, for the point and the band
+            c_eq = self._equivalent_compute(p, t, c)
+            here = np.asarray(self.finished_.predict(c_eq), dtype=float).reshape(
+                np.broadcast(p, t).shape)
+            point = np.clip(here, 0.0, 1.0)  # as _point
+            lo_half, hi_half = self._recipe_halfwidths(p, t, c, c_eq, here, level)
+        else:
+            point = np.asarray(self._point(p, t, c), dtype=float)
+            lo_half, hi_half = _halfwidths(self._draws(p, t, c), point, level)
+        z = float(norm.ppf((1 + level) / 2))
+        spread = np.hypot(self.residual_sd_ if self.noise else 0.0, self.run_sd)
+        if spread > 0:
+            lo_half, hi_half = np.hypot(lo_half, z * spread), np.hypot(hi_half, z * spread)
+        lower = np.clip(point - lo_half, 0.0, 1.0)
+        upper = np.clip(point + hi_half, 0.0, 1.0)
+        scalar = np.ndim(point) == 0
+        return (float(lower), float(upper)) if scalar else (lower, upper)
+
+    def forecast(self, step: int, params=None, tokens=None, *, compute=None, level: float = 0.9,
+                 version: int = 0) -> ForecastPoint:
+        """The :class:`~cod_monitor.records.ForecastPoint` of one checkpoint.
+
+        Parameters
+        ----------
+        step : int
+        params, tokens, compute
+            As :meth:`predict` (scalars).
+        level : float, default 0.9
+        version : int, default 0
+
+        Returns
+        -------
+        ForecastPoint
+        """
+        value = self.predict(params, tokens, compute=compute)
+        lower, upper = self.predict_interval(params, tokens, compute=compute, level=level)
+        if compute is None:
+            compute = float(_flops(params, tokens, None))
+        return ForecastPoint(
+            step=int(step), compute=float(compute), benchmark=self.benchmark_, value=float(value),
+            lower=float(lower), upper=float(upper), version=int(version), mode=self.mode_,
+            tokens=None if tokens is None else float(tokens),
+        )
+
+    def _recipe_halfwidths(self, p, t, c, c_eq, here, level):
+        """Half-widths of the ``'recipe'`` interval around ``here`` (the finished-model
+        forecast at the equivalent compute ``c_eq``), from two independent sources added
+        in quadrature: the finished-model forecaster's own interval at ``c_eq`` (what
+        ``predict`` reports for a finished model there, backtest widening included when
+        it is configured), and the spread of the equivalence itself under the (N, D) law
+        refitted on resampled runs and samples."""
+        shape = here.shape
+        if not self.n_bootstrap:
+            return np.zeros(shape), np.zeros(shape)
+        lo, hi = self.finished_.predict_interval(c_eq, level=level)
+        lo_half = np.maximum(here - np.asarray(lo, dtype=float).reshape(shape), 0.0)
+        hi_half = np.maximum(np.asarray(hi, dtype=float).reshape(shape) - here, 0.0)
+        if self._replicates is None:
+            self._replicates = self._bootstrap()
+        moved = np.asarray([np.asarray(self.finished_.predict(
+            self._equivalent_compute(p, t, c, r[0])), dtype=float).reshape(shape)
+            for r in self._replicates], dtype=float)
+        law_lo, law_hi = _halfwidths(moved, here, level)
+        return np.hypot(lo_half, law_lo), np.hypot(hi_half, law_hi)
+
+    def _draws(self, p, t, c) -> np.ndarray:
+        if self.mode_ == "compute":
+            if not self.n_bootstrap:
+                return np.zeros((0,))
+            return self.finished_.bootstrap_predictions(_flops(p, t, c))
+        if self._replicates is None:
+            self._replicates = self._bootstrap()
+        return np.asarray([self._point(p, t, c, laws=r) for r in self._replicates], dtype=float)
+
+    def prepare(self) -> TrajectoryForecaster:
+        """Compute the bootstrap now (it is otherwise computed on first use)."""
+        check_is_fitted(self, "mode_")
+        if self.mode_ in ("compute", "recipe") and self.n_bootstrap:
+            self.finished_.bootstrap_predictions(self.finished_.models_[-1].compute)
+        if self.mode_ != "compute" and self._replicates is None:
+            self._replicates = self._bootstrap()
+        return self
+
+    def _bootstrap(self) -> list:
+        n_boot = int(self.n_bootstrap)
+        if n_boot == 0:
+            return []
+        X, N, D, runs, labels = self._fit_data
+        rng = np.random.default_rng(self.random_state)
+        run_cols = list(runs.values())
+        min_runs = min(3, len(run_cols))
+        if self.mode_ == "trajectory":
+            ids = [k for k, law in enumerate(self.laws_) if law is not None]
+            groups = [np.flatnonzero(labels == k) for k in np.unique(labels)]
+        else:
+            ids, groups = [0], [np.arange(len(X))]
+        reps = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FitWarning)
+            for _ in range(n_boot):
+                pick = rng.integers(0, len(run_cols), size=len(run_cols))
+                while len(set(pick.tolist())) < min_runs:
+                    pick = rng.integers(0, len(run_cols), size=len(run_cols))
+                cols = np.concatenate([run_cols[i] for i in pick])
+                rows = np.concatenate([rng.choice(g, size=len(g)) for g in groups])
+                Xb = X[np.ix_(rows, cols)]
+                if self.mode_ == "trajectory":
+                    acc, _ = cluster_means(Xb, labels[rows], len(self.laws_))
+                    fitted = fit_trajectory_laws(N[cols], D[cols], acc[ids],
+                                                 init=[self.laws_[k] for k in ids])
+                    laws = list(self.laws_)
+                    for k, law in zip(ids, fitted):
+                        laws[k] = law if law.success else self.laws_[k]
+                else:
+                    law = fit_trajectory_laws(N[cols], D[cols], Xb.mean(axis=0),
+                                              init=self.laws_)[0]
+                    laws = [law if law.success else self.laws_[0]]
+                reps.append(laws)
+        return reps
+
+    # ------------------------------------------------------------------ report
+
+    def report(self) -> dict:
+        """What the fit decided, as plain Python (JSON-serialisable).
+
+        Returns
+        -------
+        dict
+            :meth:`CODForecaster.report` of the underlying COD fit (clusters, laws,
+            verdicts, mapping), plus ``trajectory``: ``mode``, ``reason``,
+            ``residual_sd``, ``n_runs``, ``n_points`` and ``laws`` (per kept cluster:
+            ``cluster``, ``weight`` and the :class:`TrajectoryLaw` parameters).
+        """
+        check_is_fitted(self, "mode_")
+        laws = []
+        for k, law in enumerate(self.laws_):
+            if law is not None:
+                laws.append({"cluster": k if self.mode_ == "trajectory" else None,
+                             "weight": float(self.weights_[k]), **law.as_dict()})
+        out = self.cod_.report()
+        out["trajectory"] = {
+            "mode": self.mode_,
+            "reason": self.reason_,
+            "method": self.method,
+            "recipe_line": None if self.recipe_line_ is None else {
+                "slope": self.recipe_line_[0], "intercept": self.recipe_line_[1]},
+            "residual_sd": self.residual_sd_,
+            "n_runs": self.n_runs_,
+            "n_points": self.n_points_,
+            "laws": laws,
+        }
+        return out
+
+
+def _halfwidths(draws, point, level):
+    """Distances from ``point`` to the central ``level`` quantiles of ``draws`` (0 without draws)."""
+    draws = np.asarray(draws, dtype=float)
+    if not draws.shape[0]:
+        return np.zeros_like(point), np.zeros_like(point)
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return np.maximum(point - lo, 0.0), np.maximum(hi - point, 0.0)
+
+
+def _flops(params, tokens, compute):
+    """The checkpoint's compute when given, else the 6·N·D estimate."""
+    return compute if compute is not None else 6.0 * np.asarray(params) * np.asarray(tokens)
+
+
+def check_finished_method(method, what: str) -> None:
+    """Raise ``ValueError`` unless ``method`` is ``None`` or a registered method name.
+
+    ``what`` names the parameter in the message (e.g. "The 'method' parameter of X").
+    """
+    if method is None:
+        return
+    from cod_monitor.methods import available_methods  # the registry imports baselines
+
+    if method not in available_methods():
+        raise ValueError(f"{what} must be None or a str among {available_methods()}. "
+                         f"Got {method!r} instead.")
+
+
+def is_spread(value) -> bool:
+    """Whether ``value`` is a usable standard deviation: a finite real number >= 0."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and bool(np.isfinite(value)) and value >= 0)

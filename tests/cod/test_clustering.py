@@ -1,0 +1,314 @@
+"""Tests of cod_monitor.cod.clustering: Algorithm 1, its fast path, and the ablations."""
+
+import csv
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.cluster import DBSCAN, MeanShift, estimate_bandwidth
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import adjusted_rand_score
+
+from cod_monitor.cod.clustering import (
+    CLUSTERERS,
+    DifficultyDBSCAN,
+    DifficultyKMeans,
+    ImprovedKMeans,
+    ImprovedMeanShift,
+    PlainMeanShift,
+    make_clusterer,
+    reference_improved_meanshift,
+)
+from cod_monitor.exceptions import FitWarning
+from cod_monitor.synthetic import synthetic_pass_rates
+
+MONKEYS = Path(__file__).resolve().parents[3] / "shared" / "cod_data" / "pythia_monkeys"
+
+
+@pytest.fixture(scope="module")
+def X():
+    """1,500 samples x 9 models with some all-zero rows."""
+    return synthetic_pass_rates(n_samples=1500, n_models=9, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(X):
+    return ImprovedMeanShift().fit(X)
+
+
+def _monkeys_matrix():
+    """MATH pass rates of 7 Pythia models x 128 problems, columns by model size."""
+    if not (MONKEYS / "math_llmonkeys.csv").exists():
+        pytest.skip("../shared/cod_data/pythia_monkeys is not available")
+    with open(MONKEYS / "models.csv", newline="") as f:
+        params = {r["model"]: float(r["params_total"]) for r in csv.DictReader(f)}
+    with open(MONKEYS / "math_llmonkeys.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    models = sorted({r["model"] for r in rows}, key=params.__getitem__)
+    problems = sorted({r["problem_id"] for r in rows})
+    col = {m: j for j, m in enumerate(models)}
+    row = {p: i for i, p in enumerate(problems)}
+    M = np.full((len(problems), len(models)), np.nan)
+    for r in rows:
+        M[row[r["problem_id"]], col[r["model"]]] = float(r["pass_rate"])
+    assert not np.isnan(M).any()
+    return M
+
+
+# --------------------------------------------------------------------------- Algorithm 1
+
+
+@pytest.mark.parametrize(
+    "data, params",
+    [
+        (dict(n_samples=1500, n_models=9, seed=0), {}),
+        (dict(n_samples=1200, n_models=6, seed=1), dict(min_cluster_size=5)),
+        # 20 trials: pass rates on a 0.05 grid, many distances tie with R exactly
+        (dict(n_samples=800, n_models=9, n_trials=20, seed=2), {}),
+        # cap not binding: R is the exact estimate_bandwidth
+        (dict(n_samples=800, n_models=9, seed=3), dict(max_bandwidth=1.0)),
+        (dict(n_samples=600, n_models=9, seed=4), dict(bandwidth=0.15, min_cluster_size=5)),
+    ],
+)
+def test_same_partition_as_reference_loop(data, params):
+    X = synthetic_pass_rates(**data)
+    labels, centers, radius = reference_improved_meanshift(X, **params)
+    est = ImprovedMeanShift(**params).fit(X)
+    assert est.radius_ == pytest.approx(radius, rel=1e-12)
+    assert adjusted_rand_score(labels, est.labels_) >= 0.95
+    _check_invariants(X, est, params.get("min_cluster_size", 10))
+
+
+def test_same_partition_as_reference_on_real_ladder():
+    M = _monkeys_matrix()
+    for K in (10, 3):
+        labels, _, radius = reference_improved_meanshift(M, min_cluster_size=K)
+        est = ImprovedMeanShift(min_cluster_size=K).fit(M)
+        assert est.radius_ == pytest.approx(radius, rel=1e-12)
+        assert adjusted_rand_score(labels, est.labels_) >= 0.95
+        _check_invariants(M, est, K)
+
+
+def _check_invariants(X, est, K):
+    members = est.labels_ >= 0
+    sizes = np.bincount(est.labels_[members], minlength=est.n_clusters_)
+    assert sizes.shape == (est.n_clusters_,)
+    assert est.cluster_centers_.shape == (est.n_clusters_, X.shape[1])
+    assert np.all(sizes >= K)
+    dist = np.linalg.norm(X[members] - est.cluster_centers_[est.labels_[members]], axis=1)
+    assert np.all(dist <= est.radius_)
+
+
+@pytest.mark.parametrize("K", [5, 10, 40])
+def test_clusters_are_big_enough_and_members_within_radius(X, K):
+    est = ImprovedMeanShift(min_cluster_size=K).fit(X)
+    assert est.n_clusters_ > 0
+    _check_invariants(X, est, K)
+
+
+def test_radius_is_capped_estimate_bandwidth(X, fitted):
+    nonzero = X[X.any(axis=1)]
+    estimate = estimate_bandwidth(nonzero, quantile=0.1)
+    assert fitted.radius_ == pytest.approx(min(estimate, math.sqrt(9) / 10), rel=1e-12)
+    loose = ImprovedMeanShift(max_bandwidth=10.0).fit(X)
+    assert loose.radius_ == pytest.approx(estimate, rel=1e-12)
+    assert ImprovedMeanShift(bandwidth=0.2).fit(X).radius_ == 0.2
+
+
+@pytest.mark.parametrize("cap, binds", [(None, True), (0.5, False)])
+def test_bandwidth_shortcut_on_large_input_keeps_the_rule(cap, binds):
+    # above 2,000 rows the cap is checked on a sample before any exact computation
+    X = synthetic_pass_rates(n_samples=2600, n_models=9, seed=5)
+    exact = estimate_bandwidth(X[X.any(axis=1)], quantile=0.1)
+    U = 0.3 if cap is None else cap
+    assert (exact > U) == binds
+    radius = ImprovedMeanShift(max_bandwidth=cap).fit(X).radius_
+    assert radius == pytest.approx(min(exact, U), rel=1e-12)
+
+
+def test_zero_vectors_are_outliers(X, fitted):
+    zero = ~X.any(axis=1)
+    assert zero.sum() > 10
+    assert np.all(fitted.labels_[zero] == -1)
+    kept = ImprovedMeanShift(drop_zero=False).fit(X)
+    # the zero rows are a dense blob: without the prefilter they form a cluster
+    assert np.all(kept.labels_[zero] >= 0)
+
+
+def test_deterministic_and_invariant_to_row_order(X, fitted):
+    again = ImprovedMeanShift().fit(X)
+    assert_array_equal(fitted.labels_, again.labels_)
+    assert_array_equal(fitted.cluster_centers_, again.cluster_centers_)
+    perm = np.random.default_rng(0).permutation(len(X))
+    shuffled = ImprovedMeanShift().fit(X[perm])
+    assert_array_equal(shuffled.labels_, fitted.labels_[perm])
+
+
+def test_clusters_numbered_by_ascending_centre_mean(fitted):
+    means = fitted.cluster_centers_.mean(axis=1)
+    assert np.all(np.diff(means) >= 0)
+    assert set(np.unique(fitted.labels_)) == set(range(-1, fitted.n_clusters_))
+
+
+def test_fit_predict_and_predict(X, fitted):
+    assert_array_equal(ImprovedMeanShift().fit_predict(X), fitted.labels_)
+    assert_array_equal(fitted.predict(fitted.cluster_centers_), np.arange(fitted.n_clusters_))
+    far = np.full((1, 9), 1.0)
+    far[0, :4] = 0.0  # a step no sample shows: outside every cluster's radius
+    assert_array_equal(fitted.predict(np.vstack([np.zeros((1, 9)), far])), [-1, -1])
+
+
+def test_all_zero_input_gives_no_cluster():
+    est = ImprovedMeanShift().fit(np.zeros((20, 4)))
+    assert est.n_clusters_ == 0
+    assert_array_equal(est.labels_, -1)
+    assert est.cluster_centers_.shape == (0, 4)
+    assert math.isnan(est.radius_)
+    assert_array_equal(est.predict(np.full((2, 4), 0.5)), [-1, -1])
+
+
+def test_max_rounds_exhausted_warns(X):
+    est = ImprovedMeanShift(bandwidth=0.1, min_cluster_size=3, max_rounds=1)
+    with pytest.warns(FitWarning, match="max_rounds=1"):
+        est.fit(X)
+    assert est.n_iter_ == 1
+
+
+# --------------------------------------------------------------------------- API
+
+
+def test_unfitted_estimator():
+    est = ImprovedMeanShift()
+    assert not hasattr(est, "labels_")
+    with pytest.raises(NotFittedError):
+        est.predict(np.zeros((1, 3)))
+
+
+def test_clone_and_params():
+    est = ImprovedMeanShift(min_cluster_size=5, quantile=0.2, drop_zero=False)
+    twin = clone(est)
+    assert twin.get_params() == est.get_params()
+    assert twin.get_params()["min_cluster_size"] == 5
+    assert repr(est) == "ImprovedMeanShift(drop_zero=False, min_cluster_size=5, quantile=0.2)"
+    assert twin.set_params(quantile=0.3).quantile == 0.3
+    with pytest.raises(TypeError):
+        ImprovedMeanShift(5)  # keyword-only
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros(5), r"``X`` should be a non-empty 2D array .* X\.shape = \(5,\)"),
+        (np.zeros((0, 3)), r"X\.shape = \(0, 3\)"),
+        (np.array([[0.1, np.nan], [0.2, 0.3]]), r"``X`` should be finite; found 1 NaN"),
+        (np.array([[0.1, 1.5], [-0.2, 0.3]]), r"pass rates in \[0, 1\]; got lo = -0\.2"),
+    ],
+)
+def test_bad_input(bad, match):
+    with pytest.raises(ValueError, match=match):
+        ImprovedMeanShift().fit(bad)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(min_cluster_size=0), "The 'min_cluster_size' parameter of ImprovedMeanShift "
+         r"must be an int in the range \[1, inf\). Got 0 instead."),
+        (dict(quantile=1.5), r"'quantile' .* float in the range \[0, 1\]. Got 1.5 instead"),
+        (dict(bandwidth=-1), r"'bandwidth' .* float in the range \(0, inf\) or None. Got -1"),
+        (dict(max_bandwidth=0), r"'max_bandwidth' .* or None. Got 0 instead"),
+        (dict(drop_zero="yes"), r"'drop_zero' .* instance of 'bool'. Got 'yes'"),
+        (dict(max_rounds=2.5), r"'max_rounds' .* int in the range \[1, inf\). Got 2.5"),
+    ],
+)
+def test_bad_params(X, params, match):
+    with pytest.raises(ValueError, match=match):
+        ImprovedMeanShift(**params).fit(X)
+
+
+def test_predict_checks_columns(fitted):
+    with pytest.raises(ValueError, match=r"as many columns .* X\.shape = \(2, 3\)"):
+        fitted.predict(np.zeros((2, 3)))
+
+
+# --------------------------------------------------------------------------- ablations
+
+
+@pytest.mark.parametrize("name", sorted(CLUSTERERS))
+def test_every_clusterer_gives_sensible_labels(X, name):
+    est = make_clusterer(name)
+    assert isinstance(est, CLUSTERERS[name])
+    assert "random_state" in est.get_params()  # CODForecaster forwards its seed
+    labels = est.fit_predict(X)
+    assert labels.shape == (len(X),)
+    assert np.all(labels[~X.any(axis=1)] == -1)
+    assert 1 <= est.n_clusters_ == labels.max() + 1
+    assert set(np.unique(labels[labels >= 0])) == set(range(est.n_clusters_))
+    assert est.cluster_centers_.shape == (est.n_clusters_, X.shape[1])
+    assert np.all(np.diff(est.cluster_centers_.mean(axis=1)) >= 0)
+    assert_array_equal(clone(est).fit(X).labels_, labels)
+
+
+def test_make_clusterer_unknown_name():
+    match = (
+        r"The 'name' parameter of make_clusterer must be a str among \{'dbscan', "
+        r"'improved_kmeans', 'improved_meanshift', 'kmeans', 'meanshift'\}. "
+        r"Got 'optics' instead."
+    )
+    with pytest.raises(ValueError, match=match):
+        make_clusterer("optics")
+
+
+def test_make_clusterer_passes_params():
+    est = make_clusterer("improved_meanshift", min_cluster_size=7)
+    assert est.min_cluster_size == 7
+    with pytest.raises(TypeError):
+        make_clusterer("dbscan", n_clusters=3)
+
+
+def test_plain_meanshift_is_one_sklearn_run(X):
+    est = PlainMeanShift().fit(X)
+    nonzero = X.any(axis=1)
+    sk = MeanShift(bandwidth=est.radius_, bin_seeding=True).fit(X[nonzero])
+    assert adjusted_rand_score(sk.labels_, est.labels_[nonzero]) >= 0.95
+    assert np.all(est.labels_[nonzero] >= 0)  # no filtering: every sample is clustered
+
+
+def test_kmeans_defaults_to_improved_meanshift_cluster_count(X, fitted):
+    assert DifficultyKMeans().fit(X).n_clusters_ == fitted.n_clusters_
+    assert DifficultyKMeans(n_clusters=3).fit(X).n_clusters_ == 3
+    with pytest.raises(ValueError, match="'n_clusters' parameter of DifficultyKMeans"):
+        DifficultyKMeans(n_clusters=0).fit(X)
+
+
+def test_improved_kmeans_filters_like_algorithm_1(X):
+    est = ImprovedKMeans(n_clusters=12).fit(X)
+    _check_invariants(X, est, 10)
+    assert est.n_iter_ >= 1
+
+
+def test_dbscan_matches_sklearn(X):
+    est = DifficultyDBSCAN().fit(X)
+    nonzero = X.any(axis=1)
+    sk = DBSCAN(eps=est.radius_, min_samples=10).fit(X[nonzero])
+    assert adjusted_rand_score(sk.labels_, est.labels_[nonzero]) == pytest.approx(1.0)
+    assert_array_equal(sk.labels_ == -1, est.labels_[nonzero] == -1)
+    members = est.labels_ >= 0
+    for j in range(est.n_clusters_):
+        assert_allclose(est.cluster_centers_[j], X[est.labels_ == j].mean(axis=0))
+    assert members.sum() > 0
+
+
+def test_ablations_on_real_ladder():
+    M = _monkeys_matrix()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no convergence or fallback warnings
+        for name in sorted(CLUSTERERS):
+            est = make_clusterer(name, **({} if name == "meanshift" else {"min_cluster_size": 3}))
+            labels = est.fit_predict(M)
+            assert labels.shape == (M.shape[0],)
+            assert np.all(labels[~M.any(axis=1)] == -1)

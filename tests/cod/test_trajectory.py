@@ -1,0 +1,165 @@
+"""Trajectory forecasts for a run in progress: modes, compute-mode bias, intervals."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from cod_monitor.cod.trajectory import TrajectoryForecaster
+from cod_monitor.synthetic import SyntheticRun, synthetic_ladder, synthetic_run
+
+
+def trajectory_errors(forecaster, run: SyntheticRun) -> np.ndarray:
+    """Forecast minus measured accuracy at every target checkpoint."""
+    return np.array([
+        forecaster.predict(run.target_params, t["tokens"], compute=t["compute"]) - t["accuracy"]
+        for t in run.target
+    ])
+
+
+@pytest.fixture(scope="module")
+def run():
+    return synthetic_run(n_samples=600, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(run):
+    return {mode: TrajectoryForecaster(mode=mode, n_bootstrap=20).fit(run.ladder, run.benchmark)
+            for mode in ("compute", "trajectory", "auto")}
+
+
+def test_trajectory_mode_tracks_the_run(run, fitted):
+    err = trajectory_errors(fitted["trajectory"], run)
+    assert np.abs(err).mean() < 0.02
+    assert fitted["auto"].mode_ == "trajectory_e2e"
+    assert "6 ladder runs" in fitted["auto"].reason_
+
+
+def test_compute_mode_bias_shows_up_early_in_the_run(run, fitted):
+    """An early checkpoint of a large model is under-trained for its compute."""
+    err = trajectory_errors(fitted["compute"], run)
+    early, late = err[:4].mean(), err[-4:].mean()
+    assert early > 0.05  # forecasts far above the early checkpoints
+    assert abs(late) < early / 3  # the bias fades as tokens per parameter catch up
+    assert np.abs(err).mean() > 1.5 * np.abs(trajectory_errors(fitted["trajectory"], run)).mean()
+
+
+def test_interval_covers_observed_checkpoints(run, fitted):
+    tf = fitted["trajectory"]
+    tokens = np.array([t["tokens"] for t in run.target])
+    measured = np.array([t["accuracy"] for t in run.target])
+    lo, hi = tf.predict_interval(run.target_params, tokens, level=0.9)
+    point = tf.predict(run.target_params, tokens)
+    assert np.all(lo <= point) and np.all(point <= hi)
+    assert np.mean((measured >= lo - 0.02) & (measured <= hi + 0.02)) >= 0.8
+    fp = tf.forecast(step=7, params=run.target_params, tokens=tokens[3], version=3)
+    assert (fp.step, fp.version, fp.mode, fp.benchmark) == (7, 3, "trajectory", run.benchmark)
+    assert fp.compute == pytest.approx(6 * run.target_params * tokens[3])
+    assert fp.lower <= fp.value <= fp.upper
+
+
+def test_report_is_json_and_extends_cod_report(fitted):
+    rep = json.loads(json.dumps(fitted["trajectory"].report()))
+    assert rep["trajectory"]["mode"] == "trajectory"
+    assert len(rep["trajectory"]["laws"]) == rep["n_kept"]
+    assert {"A", "alpha", "B", "beta", "c", "g", "weight"} <= set(rep["trajectory"]["laws"][0])
+    assert "clusters" in rep and "mapping" in rep  # COD's own report, for the trackers
+
+
+def test_auto_falls_back_to_compute_without_checkpoints():
+    syn = synthetic_ladder(n_samples=400, seed=0)
+    tf = TrajectoryForecaster(n_bootstrap=0).fit(syn.ladder, syn.benchmark)
+    assert tf.mode_ == "compute"
+    assert tf.predict(compute=syn.target.compute) == pytest.approx(tf.cod_.predict(syn.target.compute))
+    with pytest.raises(ValueError, match="needs at least 3 ladder runs"):
+        TrajectoryForecaster(mode="trajectory").fit(syn.ladder, syn.benchmark)
+
+
+def test_parameter_validation_and_unfitted():
+    with pytest.raises(ValueError, match="'mode' parameter of TrajectoryForecaster"):
+        TrajectoryForecaster(mode="fancy").fit(None, "b")
+    with pytest.raises(NotFittedError):
+        TrajectoryForecaster().predict(1e6, 1e6)
+
+
+def test_recipe_mode_forecasts_the_equally_good_finished_model(run):
+    """'recipe': the finished-model forecast at the compute of the recipe model the (N, D)
+    law rates equal; at the end of a run trained by the ladder's recipe that is the plain
+    finished-model forecast at the run's compute."""
+    tf = TrajectoryForecaster(mode="recipe", n_bootstrap=20).fit(run.ladder, run.benchmark)
+    assert tf.recipe_line_[0] == pytest.approx(0.3, abs=0.01)  # synthetic runs: D ~ N^0.3
+    assert tf.finished_ is tf.cod_
+    err = trajectory_errors(tf, run)
+    assert np.abs(err).mean() < 0.02
+    compute_mode = TrajectoryForecaster(mode="compute", n_bootstrap=0).fit(run.ladder, run.benchmark)
+    assert err[:4].mean() < trajectory_errors(compute_mode, run)[:4].mean() - 0.05
+    # the run's last checkpoint sits within 1.3 % of the recipe's tokens for its size
+    last = run.target[-1]
+    assert tf.predict(run.target_params, last["tokens"], compute=last["compute"]) == pytest.approx(
+        float(tf.cod_.predict(last["compute"])), abs=0.01)
+    tokens = np.array([t["tokens"] for t in run.target])
+    lo, hi = tf.predict_interval(run.target_params, tokens)
+    point = tf.predict(run.target_params, tokens)
+    assert lo.shape == point.shape == tokens.shape and np.all((lo <= point) & (point <= hi))
+    fp = tf.forecast(step=3, params=run.target_params, tokens=tokens[2])
+    assert fp.mode == "recipe" and fp.lower <= fp.value <= fp.upper
+    rep = json.loads(json.dumps(tf.report()))["trajectory"]
+    assert rep["recipe_line"]["slope"] == pytest.approx(tf.recipe_line_[0])
+
+
+def test_recipe_mode_takes_a_named_finished_model_method(run):
+    from cod_monitor.methods.baselines import EndToEndExp
+
+    tf = TrajectoryForecaster(mode="recipe", method="e2e-exp", n_bootstrap=0).fit(
+        run.ladder, run.benchmark)
+    assert isinstance(tf.finished_, EndToEndExp)
+    ref = EndToEndExp(n_bootstrap=0).fit(run.ladder, run.benchmark)
+    # on the recipe line the equivalent compute is the compute itself
+    n = 2e5
+    d = float(np.exp(tf.recipe_line_[1]) * n ** tf.recipe_line_[0])
+    assert tf.predict(n, d, compute=6 * n * d) == pytest.approx(float(ref.predict(6 * n * d)), rel=1e-9)
+    assert np.abs(trajectory_errors(tf, run)).mean() < 0.03
+    compute_mode = TrajectoryForecaster(mode="compute", method="e2e-exp", n_bootstrap=0).fit(
+        run.ladder, run.benchmark)
+    assert compute_mode.predict(compute=6 * n * d) == pytest.approx(float(ref.predict(6 * n * d)))
+
+
+def test_recipe_interval_contains_the_finished_forecasters_own(run):
+    """On the recipe line the equivalent compute is the compute itself, and the band adds
+    the equivalence's spread and the residual spread to the method's own interval."""
+    tf = TrajectoryForecaster(mode="recipe", method="e2e-exp", n_bootstrap=20).fit(
+        run.ladder, run.benchmark)
+    n = 2e6
+    d = float(np.exp(tf.recipe_line_[1]) * n ** tf.recipe_line_[0])
+    lo, hi = tf.predict_interval(n, d, compute=6 * n * d)
+    own_lo, own_hi = tf.finished_.predict_interval(6 * n * d)
+    assert lo <= float(own_lo) + 1e-9 and hi >= float(own_hi) - 1e-9
+    assert hi - lo > float(own_hi) - float(own_lo)  # the residual spread is added
+
+
+def test_run_sd_widens_the_band_in_quadrature(run):
+    """A run's own seed spread is added to the band: a ladder of seed means cannot show it."""
+    base = TrajectoryForecaster(mode="trajectory_e2e", n_bootstrap=0).fit(run.ladder, run.benchmark)
+    wide = TrajectoryForecaster(mode="trajectory_e2e", n_bootstrap=0, run_sd=0.02).fit(
+        run.ladder, run.benchmark)
+    tokens = np.array([t["tokens"] for t in run.target])
+    lo0, hi0 = base.predict_interval(run.target_params, tokens)
+    lo1, hi1 = wide.predict_interval(run.target_params, tokens)
+    point = base.predict(run.target_params, tokens)
+    np.testing.assert_allclose(wide.predict(run.target_params, tokens), point)
+    z = 1.6448536269514722  # the 95% normal quantile: a 90% band
+    inside = (lo1 > 0) & (lo0 > 0)
+    assert inside.any()
+    np.testing.assert_allclose((point - lo1)[inside],
+                               np.hypot((point - lo0)[inside], z * 0.02), rtol=1e-9)
+    with pytest.raises(ValueError, match="'run_sd' parameter of TrajectoryForecaster"):
+        TrajectoryForecaster(run_sd=-0.1).fit(run.ladder, run.benchmark)
+
+
+def test_recipe_mode_needs_runs_of_several_sizes():
+    syn = synthetic_ladder(n_samples=300, seed=0)
+    with pytest.raises(ValueError, match="needs at least 3 ladder runs"):
+        TrajectoryForecaster(mode="recipe").fit(syn.ladder, syn.benchmark)
+    with pytest.raises(ValueError, match="'method' parameter of TrajectoryForecaster"):
+        TrajectoryForecaster(mode="recipe", method="no-such-method").fit(syn.ladder, syn.benchmark)

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from cod_monitor.cod.forecaster import CODForecaster
+from cod_monitor.methods.registry import (
+    COD_DEFAULTS,
+    METHODS,
+    available_methods,
+    compare_methods,
+    make_forecaster,
+    method_description,
+)
+
+#: Ablations of ``cod``: the one parameter each changes back (or elsewhere).
+COD_ABLATIONS = {
+    "cod-spline-mapping": {"combine": "mapping"},
+    "cod-linear-tail": {"combine": "mapping", "mapping": "linear_tail"},
+    "cod-rest-law": {"rest": "law"},
+    "cod-pass-rate-features": {"features": "pass_rate"},
+    "cod-paper-unit": {"compute_unit": None},
+    "cod-bootstrap-interval": {"interval": "bootstrap"},
+    "cod-ceiling-filter": {"c_max": 1.0},
+}
+
+
+def _changed(estimator, reference):
+    a, b = estimator.get_params(), reference.get_params()
+    return {k: a[k] for k in a if a[k] != b[k]}
+
+
+def test_cod_is_the_documented_configuration_and_cod_paper_the_paper():
+    cod = make_forecaster("cod")
+    assert {k: cod.get_params()[k] for k in COD_DEFAULTS} == COD_DEFAULTS
+    assert set(_changed(cod, CODForecaster())) <= set(COD_DEFAULTS)
+    assert _changed(cod, CODForecaster())  # it is not the paper's configuration
+    assert _changed(make_forecaster("cod-paper"), CODForecaster()) == {}
+    assert available_methods()[:2] == ["cod", "cod-paper"]
+
+
+@pytest.mark.parametrize("name, change", sorted(COD_ABLATIONS.items()))
+def test_each_cod_ablation_undoes_one_change(name, change):
+    estimator = make_forecaster(name)
+    assert _changed(estimator, make_forecaster("cod")) == {
+        k: v for k, v in change.items() if COD_DEFAULTS.get(k, CODForecaster().get_params()[k]) != v
+    }
+    assert method_description(name)
+
+
+def test_paper_ablations_stay_on_the_paper_configuration():
+    for name in ("cod-no-mapping", "cod-quartic", "cod-kmeans", "cod-no-g"):
+        changed = _changed(make_forecaster(name), CODForecaster())
+        assert len(changed) == 1 and not set(changed) & set(COD_DEFAULTS)
+
+
+def test_cod_settings_win_over_common_arguments_the_rest_apply():
+    est = make_forecaster("cod", compute_unit=1e15, fallback="error", n_bootstrap=7, random_state=3)
+    assert est.compute_unit == "ladder" and est.fallback == "rest"
+    assert est.n_bootstrap == 7 and est.random_state == 3
+    paper = make_forecaster("cod-paper", compute_unit=1e15, fallback="end_to_end")
+    assert paper.compute_unit == 1e15 and paper.fallback == "end_to_end"
+
+
+def test_unknown_method_names_the_choices():
+    with pytest.raises(ValueError, match="'method' parameter must be one of"):
+        make_forecaster("cod-magic")
+
+
+def test_cod_beats_cod_paper_on_a_ladder_with_an_unpredictable_rest(syn):
+    truth = syn.expected_accuracy[syn.target.name]
+    res = compare_methods(
+        syn.ladder, syn.benchmark, syn.target.compute, ["cod", "cod-paper", "e2e-exp"],
+        n_bootstrap=20,
+    )
+    err = {k: abs(v["value"] - truth) for k, v in res.items()}
+    assert err["cod"] < 0.01 < 0.02 < err["cod-paper"]
+    assert err["cod"] < err["e2e-exp"]
+    lo, hi = res["cod"]["interval"]
+    assert lo <= truth <= hi
+    assert set(METHODS) >= set(res)
+    assert np.isfinite(res["cod"]["value"])
