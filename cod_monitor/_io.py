@@ -1,9 +1,17 @@
-"""Small file helpers shared by the ladder store, the monitor and the trackers."""
+"""The one JSON-safety helper and the atomic file write, shared by every layer (private).
+
+:func:`to_jsonable` turns what cod_monitor records hold (numpy scalars and arrays,
+enums, paths, dataclasses, non-finite floats) into plain JSON values; every writer
+(ladder files, journal, summary, trackers, HTML report) goes through it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import tempfile
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +27,35 @@ def json_default(obj):
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     return str(obj)
+
+
+def to_jsonable(x, *, nan=None):
+    """A copy of ``x`` made of JSON values only, recursively.
+
+    numpy scalars and arrays become Python numbers and lists, enums their ``value``,
+    paths strings, dataclasses dicts, tuples lists; a non-finite float becomes ``nan``
+    (``None`` by default: strict JSON has no NaN). Other objects are returned as they
+    are, for ``json.dumps`` to accept or refuse.
+    """
+    if isinstance(x, float):
+        return x if math.isfinite(x) else nan
+    if x is None or isinstance(x, (bool, int, str)):
+        return x
+    if isinstance(x, dict):
+        return {str(k) if not isinstance(k, str) else k: to_jsonable(v, nan=nan) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_jsonable(v, nan=nan) for v in x]
+    if isinstance(x, np.ndarray):
+        return to_jsonable(x.tolist(), nan=nan)
+    if isinstance(x, np.generic):
+        return to_jsonable(x.item(), nan=nan)
+    if isinstance(x, Enum):
+        return to_jsonable(x.value, nan=nan)
+    if isinstance(x, Path):
+        return str(x)
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return to_jsonable(dataclasses.asdict(x), nan=nan)
+    return x
 
 
 def atomic_write(path, data: bytes | str) -> None:

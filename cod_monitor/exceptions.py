@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "CODError",
+    "ParameterError",
     "LadderValidationError",
     "NoExtrapolatableClusterError",
     "MethodUnavailableError",
@@ -17,6 +18,44 @@ __all__ = [
 
 class CODError(Exception):
     """Base class of every error cod_monitor raises on purpose."""
+
+
+class ParameterError(CODError, ValueError):
+    """A parameter of a cod_monitor object or command has an invalid value.
+
+    The message is scikit-learn's sentence: "The 'x' parameter of X must be ... Got ...
+    instead.", followed by how to fix it where that is not obvious.
+
+    Parameters
+    ----------
+    owner : str
+        The class, function or command the parameter belongs to.
+    name : str
+        The parameter.
+    expected : str
+        What it must be.
+    value : object
+        What was given.
+    hint : str, optional
+        How to fix it, as one sentence.
+
+    Attributes
+    ----------
+    owner, name, expected, value, hint : as given.
+    """
+
+    def __init__(self, owner: str, name: str, expected: str, value: object,
+                 hint: str | None = None):
+        self.owner = owner
+        self.name = name
+        self.expected = expected
+        self.value = value
+        self.hint = hint
+        message = f"The {name!r} parameter of {owner} must be {expected}. Got {value!r} instead."
+        super().__init__(f"{message} {hint}" if hint else message)
+
+    def __reduce__(self):  # picklable across the evaluation workers' process boundary
+        return type(self), (self.owner, self.name, self.expected, self.value, self.hint)
 
 
 class LadderValidationError(CODError, ValueError):
