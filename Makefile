@@ -42,10 +42,10 @@ test-vllm: $(VLLM_STAMP)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(VLLM_VENV)/bin/python -m pytest -q -m vllm tests/evaluators/
 
 bench-evaluators: $(HF_STAMP)
-	$(BIN)/python benchmarks/bench_evaluators.py
+	$(BIN)/python -m benchmarks.bench_evaluators
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_forecaster_speed.py
+	$(BIN)/python -m benchmarks.bench_forecaster_speed
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -23,8 +23,8 @@ every method's 90% interval with its median width.
 
 Usage::
 
-    python benchmarks/bench_accuracy.py [--quick] [--methods cod,bnsl] [--out FILE]
-    python benchmarks/bench_accuracy.py --report FILE [--markdown]   # re-print, no fitting
+    python -m benchmarks.bench_accuracy [--quick] [--methods cod,bnsl] [--out FILE]
+    python -m benchmarks.bench_accuracy --report FILE [--markdown]   # re-print, no fitting
 """
 
 from __future__ import annotations
@@ -40,12 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from cases import DATA_DIR, Case, demo_cases, real_cases  # noqa: E402
-
-from cod_monitor.methods import available_methods, compare_methods  # noqa: E402
-from cod_monitor.synthetic import synthetic_ladder, synthetic_mixed_recipe_ladder  # noqa: E402
+from benchmarks.cases import DATA_DIR, Case, demo_cases, real_cases
+from cod_monitor.methods import available_methods, compare_methods
+from cod_monitor.synthetic import synthetic_ladder, synthetic_mixed_recipe_ladder
 
 
 def synthetic_cases(seeds) -> list[Case]:
@@ -262,7 +259,7 @@ def main(argv=None):
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "date": date.today().isoformat(),
-        "command": "python benchmarks/bench_accuracy.py" + (" --quick" if args.quick else "")
+        "command": "python -m benchmarks.bench_accuracy" + (" --quick" if args.quick else "")
         + (f" --groups {args.groups}" if groups != {"real", "demo", "synthetic"} else ""),
         "machine": platform.platform(),
         "n_bootstrap": n_boot,

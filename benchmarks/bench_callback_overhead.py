@@ -16,7 +16,7 @@ training for the cores (on a GPU cluster it runs on held-out devices), so the st
 difference includes that contention; the hook time is what the training thread itself
 pays. Writes ``benchmarks/results/callback_overhead.json``. Usage::
 
-    python benchmarks/bench_callback_overhead.py [--steps 700] [--checkpoints 4]
+    python -m benchmarks.bench_callback_overhead [--steps 700] [--checkpoints 4]
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ def main(argv=None) -> int:
     from cod_monitor.demo.recipe import BATCH_SIZE, BLOCK_SIZE, target_spec
     from cod_monitor.demo.train import train_target
     from cod_monitor.ladder import Ladder
+    from cod_monitor.monitor import ForecastConfig, PoolConfig, RunGeometry
 
     spec = target_spec(tokens=args.steps * BATCH_SIZE * BLOCK_SIZE,
                        n_checkpoints=args.checkpoints)
@@ -118,9 +119,11 @@ def main(argv=None) -> int:
         build = json.loads((SHIPPED_LADDER / "build.json").read_text())
         cb = _timed_callback(
             ladder=str(SHIPPED_LADDER), eval_sets=eval_sets, evaluator=build["evaluator"],
-            devices=["cpu"], cpu_threads=1, trackers=[], out_dir=str(tmp / "monitor"),
-            params=float(spec.params), tokens_per_step=float(spec.tokens_per_step),
-            max_steps=spec.steps, refresh_interval=None, n_bootstrap=50)
+            forecast=ForecastConfig(refresh_interval=None, n_bootstrap=50),
+            pool=PoolConfig(devices=["cpu"], cpu_threads=1),
+            run=RunGeometry(params=float(spec.params), tokens_per_step=float(spec.tokens_per_step),
+                            max_steps=spec.steps),
+            trackers=[], out_dir=str(tmp / "monitor"))
         timer = _step_timer()
         t = time.perf_counter()
         train_target(tmp / "monitored", spec=spec, generator=generator, callbacks=[timer, cb],

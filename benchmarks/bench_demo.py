@@ -14,7 +14,7 @@ worker, the shipped demo ladder) once per seed, healthy and with ``--sabotage``
 W&B is off (``--no-wandb``): it changes nothing in the decisions and costs start-up time.
 Writes ``benchmarks/results/bench_demo.json`` and prints the table. Usage::
 
-    python benchmarks/bench_demo.py [--seeds 0 1 2 3 4] [--sabotage-seeds 0 1 2]
+    python -m benchmarks.bench_demo [--seeds 0 1 2 3 4] [--sabotage-seeds 0 1 2]
         [--tokens N] [--out PATH] [-- extra cod-monitor demo options]
 
 With the default recipe a run takes about as long as ``make demo``; ``--tokens``

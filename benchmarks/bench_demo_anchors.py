@@ -22,7 +22,7 @@ Absolute error in points; point forecasts (no bootstrap). Writes
 
 Usage::
 
-    python benchmarks/bench_demo_anchors.py [--reuse]
+    python -m benchmarks.bench_demo_anchors [--reuse]
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ expected accuracy scores against a single run.
 Writes ``benchmarks/results/demo_ladder.json`` and ``demo_ladder.md`` and prints the
 table. Usage::
 
-    python benchmarks/bench_demo_ladder.py [--ladder DIR] [--n-bootstrap 50] [--target-seeds 4]
+    python -m benchmarks.bench_demo_ladder [--ladder DIR] [--n-bootstrap 50] [--target-seeds 4]
 """
 
 from __future__ import annotations
@@ -35,14 +35,13 @@ from pathlib import Path
 import numpy as np
 
 from cod_monitor.demo import SHIPPED_LADDER
-from cod_monitor.cod.forecaster import CODForecaster
+from cod_monitor import CODForecaster
 from cod_monitor.ladder import Ladder
 from cod_monitor.methods import available_methods, compare_methods
 from cod_monitor.ladder.selection import final_checkpoints as run_finals
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cases import read_build, target_and_seed_runs  # noqa: E402
+from benchmarks.cases import read_build, target_and_seed_runs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

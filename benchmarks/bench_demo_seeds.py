@@ -18,7 +18,7 @@ build (the session-4 numbers in BENCHMARKS.md started from the one-seed ladder s
 
 Usage::
 
-    python benchmarks/bench_demo_seeds.py --ladder DIR/ladder [--seeds 3] [--reuse]
+    python -m benchmarks.bench_demo_seeds --ladder DIR/ladder [--seeds 3] [--reuse]
 """
 
 from __future__ import annotations
@@ -41,9 +41,8 @@ from cod_monitor.ladder import Ladder, PassRateMatrix
 from cod_monitor.methods import make_forecaster
 from cod_monitor.ladder.selection import final_checkpoints
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cases import read_build  # noqa: E402
+from benchmarks.cases import read_build
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FAMILIES = ("fact", "city", "add")

@@ -16,7 +16,7 @@ For top_p 1.0 and 0.7 (temperature 1.0):
 - with ``.venv-vllm`` present: the same exact and sampled evaluations through
   ``VLLMEvaluator`` (engine in that venv, started per evaluation).
 
-Run: ``.venv/bin/python benchmarks/bench_evaluators.py`` (``--quick`` for a smoke
+Run: ``.venv/bin/python -m benchmarks.bench_evaluators`` (``--quick`` for a smoke
 run). Prints a table; writes ``benchmarks/results/bench_evaluators.json``. The
 trained model is kept in ``benchmarks/results/bench_evaluators_ckpt`` and reused
 while the training options are unchanged.
@@ -35,14 +35,13 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests", "evaluators"))  # tinylm: the tiny-model builders
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from scipy import stats  # noqa: E402
 
 from cod_monitor.evaluators import EvalSet, HFEvaluator, VLLMEvaluator  # noqa: E402
-from cod_monitor.evaluators.hf import load_hf_checkpoint  # noqa: E402
+from cod_monitor.evaluators.loading import load_hf_checkpoint  # noqa: E402
 
 
 def outside_3sigma(exact: np.ndarray, ref_counts: np.ndarray, n_ref: int) -> tuple:
@@ -74,7 +73,7 @@ def best_of(evaluator, ckpt, eval_set, reps: int):
 
 
 def build_model(args, eval_set, ckpt_dir):
-    from tinylm import build_char_tokenizer, build_tiny_llama, save_checkpoint, train
+    from tests.evaluators.tinylm import build_char_tokenizer, build_tiny_llama, save_checkpoint, train
 
     tok = build_char_tokenizer()
     model = build_tiny_llama(len(tok), hidden=args.hidden, layers=2, heads=args.hidden // 32, seed=0)
@@ -105,7 +104,7 @@ def main(argv=None) -> dict:
     if args.quick:
         args.prompts, args.train_steps, args.n_ref, args.n = 40, 300, 200, 50
 
-    from tinylm import STOP, make_tasks
+    from tests.evaluators.tinylm import STOP, make_tasks
 
     eval_set = EvalSet.from_records(make_tasks(args.prompts, seed=123, max_len=args.max_len), name="tiny-bench",
                                     stop=STOP)

@@ -16,7 +16,7 @@ Writes ``benchmarks/results/forecaster_speed.json`` and prints the table.  The m
 load is recorded too: other processes on a 2-core box stretch wall times, CPU seconds
 less so.  Usage::
 
-    python benchmarks/bench_forecaster_speed.py [--quick] [--out PATH] [--repeats 3]
+    python -m benchmarks.bench_forecaster_speed [--quick] [--out PATH] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import scipy
 import sklearn
 from sklearn.metrics import adjusted_rand_score
 
-from cod_monitor.cod.clustering import ImprovedMeanShift, reference_improved_meanshift
-from cod_monitor.cod.forecaster import CODForecaster
+from cod_monitor import CODForecaster, ImprovedMeanShift
+from cod_monitor.methods.reference import reference_improved_meanshift
 from cod_monitor.synthetic import synthetic_ladder, synthetic_pass_rates
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -17,7 +17,7 @@
 Writes ``benchmarks/results/bench_monitor.json`` and the printed tables to
 ``bench_monitor.txt`` beside it. Usage::
 
-    python benchmarks/bench_monitor.py [--quick] [--seeds 10] [--out PATH] [--demo-ladder DIR ...]
+    python -m benchmarks.bench_monitor [--quick] [--seeds 10] [--out PATH] [--demo-ladder DIR ...]
 """
 
 from __future__ import annotations
@@ -35,19 +35,26 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-
+from benchmarks.cases import target_and_seed_runs
 from cod_monitor.exceptions import FitWarning
 from cod_monitor.ladder import Ladder
-from cod_monitor.monitor import CODMonitor, DriftConfig, DriftState, QueuePolicy, decide
-from cod_monitor.cod.trajectory import TrajectoryForecaster
+from cod_monitor.monitor import (
+    CheckpointConfig,
+    CODMonitor,
+    DriftConfig,
+    DriftState,
+    ForecastConfig,
+    PoolConfig,
+    QueuePolicy,
+    RunGeometry,
+    decide,
+)
+from cod_monitor.cod import TrajectoryForecaster
+from cod_monitor.methods import make_forecaster
 from cod_monitor.records import AlertReason, EvalResult, Observation
 from cod_monitor.synthetic import synthetic_run
 
-sys.path.insert(0, str(HERE))
-
-from cases import target_and_seed_runs  # noqa: E402
-
+HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 # trajectory modes measured; "recipe:<method>" is mode 'recipe' with that finished-model method
 MODES = ("compute", "trajectory", "trajectory_e2e", "recipe:cod", "recipe:e2e-exp")
@@ -58,7 +65,13 @@ DRIFT_MODES = ("recipe:e2e-exp", "trajectory_e2e", "trajectory", "compute")
 def forecaster(label: str, **kw) -> TrajectoryForecaster:
     """The TrajectoryForecaster a MODES label names."""
     mode, _, method = label.partition(":")
-    return TrajectoryForecaster(mode=mode, method=method or None, **kw)
+    finished = None
+    if method:
+        finished = make_forecaster(method, n_bootstrap=kw.get("n_bootstrap", 100),
+                                   random_state=kw.get("random_state", 0))
+    return TrajectoryForecaster(mode=mode, finished=finished, **kw)
+
+
 DEMO_LADDER = HERE.parent / "cod_monitor" / "data" / "demo_ladder"
 # (hidden, layers) of the models whose checkpoints are timed: the demo target and two larger
 SHAPES = ((256, 4), (512, 8), (768, 12))
@@ -95,10 +108,11 @@ def bench_in_loop(shapes, repeats: int) -> list[dict]:
             for kind in ("dir", "dir-copy", "state_dict"):
                 out = tmp / f"cod-{hidden}-{kind}"
                 monitor = CODMonitor(
-                    ladder=ladder_dir, eval_sets={"synthetic": "synthetic"}, job_fn=constant_job,
-                    out_dir=out, params=spec.params, tokens_per_step=2048, n_bootstrap=0,
-                    refresh_interval=None, config_dir=cfg, link=kind != "dir-copy",
-                    queue_policy=QueuePolicy(max_pending=1000),
+                    ladder_dir, {"synthetic": "synthetic"}, out_dir=out,
+                    forecast=ForecastConfig(n_bootstrap=0, refresh_interval=None),
+                    pool=PoolConfig(job_fn=constant_job, queue_policy=QueuePolicy(max_pending=1000)),
+                    run=RunGeometry(params=spec.params, tokens_per_step=2048),
+                    checkpoints=CheckpointConfig(config_dir=cfg, link=kind != "dir-copy"),
                 ).start()
                 times, write_s = [], []
                 for i in range(1, repeats + 1):
@@ -110,7 +124,7 @@ def bench_in_loop(shapes, repeats: int) -> list[dict]:
                         monitor.on_checkpoint(i, state_dict=model.state_dict())
                         times.append(time.perf_counter() - t0)
                         t1 = time.perf_counter()
-                        monitor._writer.submit({}, tmp / "barrier").result()  # writes are in order
+                        monitor.wait_for_snapshots()
                         write_s.append(time.perf_counter() - t1)
                     else:
                         ckpt = tmp / f"ckpt-{hidden}" / f"checkpoint-{i}"

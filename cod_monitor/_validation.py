@@ -30,25 +30,10 @@ __all__ = [
 
 
 def invalid(owner: str, name: str, expected: str, value, hint: str | None = None) -> ParameterError:
-    """The error for ``name`` of ``owner``: it must be ``expected``, and ``value`` is not.
+    """The :class:`~cod_monitor.exceptions.ParameterError` to raise for ``name`` of ``owner``.
 
-    Parameters
-    ----------
-    owner : str
-        The class, function or command the parameter belongs to.
-    name : str
-        The parameter.
-    expected : str
-        What it must be, as a noun phrase (``"an int in the range [1, inf)"``).
-    value : object
-        What was given; shown with ``repr``.
-    hint : str, optional
-        One more sentence: how to fix it.
-
-    Returns
-    -------
-    ParameterError
-        To be raised by the caller.
+    ``expected`` is a noun phrase (``"an int in the range [1, inf)"``); ``hint``, one
+    optional sentence on how to fix it.
     """
     return ParameterError(owner, name, expected, value, hint)
 

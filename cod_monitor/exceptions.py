@@ -6,13 +6,17 @@ importing upward.
 
 from __future__ import annotations
 
+import importlib.util
+
 __all__ = [
     "CODError",
     "ParameterError",
     "LadderValidationError",
     "NoExtrapolatableClusterError",
     "MethodUnavailableError",
+    "MissingExtraError",
     "FitWarning",
+    "ConfigurationWarning",
 ]
 
 
@@ -124,3 +128,68 @@ class MethodUnavailableError(CODError):
 
 class FitWarning(UserWarning):
     """A numerical fit converged poorly or used a fallback; results may be less reliable."""
+
+
+class ConfigurationWarning(UserWarning):
+    """An argument was not applied: a fixed configuration overrides it.
+
+    Raised, for example, by :func:`cod_monitor.methods.make_forecaster` when a caller's
+    ``fallback`` differs from the one a registered method pins.
+    """
+
+
+class MissingExtraError(CODError, ImportError):
+    """An optional dependency of a feature is not installed.
+
+    The one wording of every install hint in cod_monitor: "X requires Y. Run
+    ``pip install 'cod_monitor[extra]'``." An ``ImportError``, so code that guards an
+    optional import with ``except ImportError`` treats it as one.
+
+    Parameters
+    ----------
+    feature : str
+        What needs the dependency (a class, a function, a module).
+    requires : str or sequence of str
+        The distributions it needs (``"vllm"``, ``("torch", "transformers")``).
+    extra : str
+        The extra of ``cod_monitor`` that installs them (``"hf"``, ``"vllm"``).
+    note : str, optional
+        One more clause, in parentheses after the command (e.g. another way to
+        install, or which modules are missing).
+
+    Attributes
+    ----------
+    feature, requires, extra, note : as given (``requires`` as a tuple).
+
+    Examples
+    --------
+    >>> str(MissingExtraError("VLLMEvaluator", "vllm", "vllm"))
+    "VLLMEvaluator requires vllm. Run `pip install 'cod_monitor[vllm]'`."
+    """
+
+    def __init__(self, feature: str, requires, extra: str, note: str | None = None):
+        self.feature = feature
+        self.requires = (requires,) if isinstance(requires, str) else tuple(requires)
+        self.extra = extra
+        self.note = note
+        needs = " and ".join(
+            [", ".join(self.requires[:-1]), self.requires[-1]] if len(self.requires) > 1
+            else list(self.requires))
+        command = f"Run `pip install 'cod_monitor[{extra}]'`"
+        super().__init__(f"{feature} requires {needs}. {command}{f' ({note})' if note else ''}.")
+
+    def __reduce__(self):  # picklable across the evaluation workers' process boundary
+        return type(self), (self.feature, self.requires, self.extra, self.note)
+
+    @classmethod
+    def check(cls, feature: str, requires, extra: str, note: str | None = None) -> None:
+        """Raise the error when a module of ``requires`` cannot be found (nothing imported).
+
+        Examples
+        --------
+        >>> MissingExtraError.check("json support", "json", "none")  # installed: no error
+        """
+        modules = (requires,) if isinstance(requires, str) else tuple(requires)
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        if missing:
+            raise cls(feature, modules, extra, note)

@@ -6,10 +6,13 @@ that edge modules can exchange them without importing one another.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 
 import numpy as np
+
+from cod_monitor._io import to_jsonable
 
 __all__ = [
     "Alert",
@@ -149,6 +152,28 @@ class Observation:
     result: EvalResult | None = None
     tokens: float | None = None
 
+    def to_dict(self) -> dict:
+        """JSON-ready view: ``compute`` NaN as ``None``, ``result`` as a dict (or ``None``)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["result"] = None if self.result is None else self.result.to_dict()
+        return to_jsonable(d)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Observation:
+        """Inverse of :meth:`to_dict`; also reads the journal's ``result`` records.
+
+        ``compute`` missing or ``None`` becomes NaN; unknown keys are ignored.
+        """
+        compute = d.get("compute")
+        return cls(
+            step=int(d["step"]),
+            compute=math.nan if compute is None else float(compute),
+            benchmark=d["benchmark"],
+            accuracy=float(d["accuracy"]),
+            result=None if d.get("result") is None else EvalResult.from_dict(d["result"]),
+            tokens=d.get("tokens"),
+        )
+
 
 @dataclass(frozen=True)
 class ForecastPoint:
@@ -182,6 +207,15 @@ class ForecastPoint:
     mode: str = "compute"
     tokens: float | None = None
 
+    def to_dict(self) -> dict:
+        """JSON-ready view; a non-finite number becomes ``None``."""
+        return to_jsonable(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ForecastPoint:
+        """Inverse of :meth:`to_dict` (unknown keys are ignored)."""
+        return cls(**_known_fields(cls, d))
+
 
 @dataclass(frozen=True)
 class Alert:
@@ -203,3 +237,22 @@ class Alert:
     observed: float | None = None
     lower: float | None = None
     upper: float | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-ready view, ``reason`` as its string value."""
+        d = asdict(self)
+        d["reason"] = self.reason.value
+        return to_jsonable(d)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Alert:
+        """Inverse of :meth:`to_dict` (unknown keys are ignored)."""
+        kw = _known_fields(cls, d)
+        kw["reason"] = AlertReason(kw["reason"])
+        return cls(**kw)
+
+
+def _known_fields(cls, d: dict) -> dict:
+    """The entries of ``d`` that are fields of the dataclass ``cls``."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in d.items() if k in names}

@@ -46,7 +46,7 @@ def main(argv=None) -> dict:
     from cod_monitor.demo.tasks import TaskGenerator
     from cod_monitor.demo.tokenizer import save_tokenizer
     from cod_monitor.demo.train import TokenBlockDataset, build_model
-    from cod_monitor.monitor import CODMonitor
+    from cod_monitor.monitor import CheckpointConfig, CODMonitor, ForecastConfig, PoolConfig, RunGeometry
 
     ladder = args.ladder or str(SHIPPED_LADDER)
     if not os.path.isdir(ladder):
@@ -66,15 +66,15 @@ def main(argv=None) -> dict:
     monitor = None
     if accelerator.is_main_process:  # one monitor per job, on the main process
         monitor = CODMonitor(
-            ladder=ladder,
-            eval_sets={"demo": generator.eval_set(name="demo")},
-            evaluator={"backend": "hf", "mode": "exact", "temperature": 1.0, "top_p": 0.7, "batch_size": 256},
-            devices=["cpu"],
-            cpu_threads=1,
+            ladder,
+            {"demo": generator.eval_set(name="demo")},
+            {"backend": "hf", "mode": "exact", "temperature": 1.0, "top_p": 0.7, "batch_size": 256},
+            forecast=ForecastConfig(n_bootstrap=50),
+            pool=PoolConfig(devices=["cpu"], cpu_threads=1),
+            run=RunGeometry(max_steps=spec.steps),
+            # fills in the tokenizer files the checkpoints lack
+            checkpoints=CheckpointConfig(config_dir=tokenizer_dir),
             out_dir=os.path.join(out_dir, "cod"),
-            max_steps=spec.steps,
-            config_dir=tokenizer_dir,  # fills in the tokenizer files the checkpoints lack
-            n_bootstrap=50,
             alert_callback=lambda alert: print("ALERT:", alert.message, flush=True),
         )
         monitor.start()

@@ -50,7 +50,7 @@ def main(argv=None) -> dict:
     from cod_monitor.demo.tasks import TaskGenerator
     from cod_monitor.demo.tokenizer import save_tokenizer
     from cod_monitor.demo.train import TokenBlockDataset, build_model
-    from cod_monitor.monitor import CODMonitor
+    from cod_monitor.monitor import CheckpointConfig, CODMonitor, ForecastConfig, PoolConfig, RunGeometry
 
     ladder = args.ladder or str(SHIPPED_LADDER)
     if not os.path.isdir(ladder):
@@ -67,17 +67,14 @@ def main(argv=None) -> dict:
     save_tokenizer(config_dir)
 
     monitor = CODMonitor(
-        ladder=ladder,
-        eval_sets={"demo": generator.eval_set(name="demo")},
-        evaluator={"backend": "hf", "mode": "exact", "temperature": 1.0, "top_p": 0.7, "batch_size": 256},
-        devices=["cpu"],
-        cpu_threads=1,
+        ladder,
+        {"demo": generator.eval_set(name="demo")},
+        {"backend": "hf", "mode": "exact", "temperature": 1.0, "top_p": 0.7, "batch_size": 256},
+        forecast=ForecastConfig(n_bootstrap=0 if args.tiny else 50),
+        pool=PoolConfig(devices=["cpu"], cpu_threads=1),
+        run=RunGeometry(params=spec.params, tokens_per_step=spec.tokens_per_step, max_steps=spec.steps),
+        checkpoints=CheckpointConfig(config_dir=config_dir),
         out_dir=os.path.join(out_dir, "cod"),
-        params=spec.params,
-        tokens_per_step=spec.tokens_per_step,
-        max_steps=spec.steps,
-        config_dir=config_dir,
-        n_bootstrap=0 if args.tiny else 50,
         alert_callback=lambda alert: print("ALERT:", alert.message, flush=True),
     )
     monitor.start()  # fit the forecast and start the worker before training

@@ -1,6 +1,8 @@
 """Shared fixtures: seeded synthetic ladders with known per-cluster laws."""
 
+import csv
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +11,8 @@ from cod_monitor.synthetic import synthetic_ladder
 
 # Keep BLAS from oversubscribing the 2 cores when pytest runs alongside other work.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+MONKEYS = Path(__file__).resolve().parents[2] / "shared" / "cod_data" / "pythia_monkeys"
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +56,40 @@ def shuffled_syn_dir(tmp_path_factory, syn):
     path = tmp_path_factory.mktemp("shuffled") / "ladder"
     shuffle_samples(syn.ladder, syn.benchmark).save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def monkeys():
+    """MATH pass rates of 7 Pythia models x 128 problems, columns by model size."""
+    if not (MONKEYS / "math_llmonkeys.csv").exists():
+        pytest.skip("../shared/cod_data/pythia_monkeys is not available")
+    with open(MONKEYS / "models.csv", newline="") as f:
+        params = {r["model"]: float(r["params_total"]) for r in csv.DictReader(f)}
+    with open(MONKEYS / "math_llmonkeys.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    models = sorted({r["model"] for r in rows}, key=params.__getitem__)
+    problems = sorted({r["problem_id"] for r in rows})
+    col = {m: j for j, m in enumerate(models)}
+    row = {p: i for i, p in enumerate(problems)}
+    M = np.full((len(problems), len(models)), np.nan)
+    for r in rows:
+        M[row[r["problem_id"]], col[r["model"]]] = float(r["pass_rate"])
+    assert not np.isnan(M).any()
+    return M
+
+
+def check_cluster_invariants(X, est, K):
+    """Algorithm 1's guarantees: clusters of at least ``K`` members, all within ``radius_``."""
+    members = est.labels_ >= 0
+    sizes = np.bincount(est.labels_[members], minlength=est.n_clusters_)
+    assert sizes.shape == (est.n_clusters_,)
+    assert est.cluster_centers_.shape == (est.n_clusters_, X.shape[1])
+    assert np.all(sizes >= K)
+    dist = np.linalg.norm(X[members] - est.cluster_centers_[est.labels_[members]], axis=1)
+    assert np.all(dist <= est.radius_)
+
+
+@pytest.fixture(scope="session")
+def check_clusters():
+    """:func:`check_cluster_invariants`, for tests."""
+    return check_cluster_invariants

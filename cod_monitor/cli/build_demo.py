@@ -75,19 +75,11 @@ def run_build_demo(args) -> int:
     command = "cod-monitor ladder build-demo " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if sys.argv[1:2] != ["ladder"] else sys.argv[3:])
     )
-    result = build_demo_ladder(
-        args.out,
-        specs=micro_specs() if args.micro else None,
-        seed=args.seed,
-        eval_size=args.eval_size,
-        workers=args.workers,
-        threads=args.threads,
-        backend=args.backend,
-        keep_weights=args.keep_weights,
-        progress=not args.quiet,
-        command=command,
-        seeds=args.seeds,
-    )
+    # the options that go to build_demo_ladder under their own names
+    same = ("seed", "eval_size", "workers", "threads", "backend", "keep_weights", "seeds")
+    result = build_demo_ladder(args.out, specs=micro_specs() if args.micro else None,
+                               progress=not args.quiet, command=command,
+                               **{name: getattr(args, name) for name in same})
     s = result.summary
     print(f"wrote {result.path} ({len(result.ladder.models)} checkpoints, "
           f"{s['n_eval_samples']} samples, {s['wall_s']:.0f} s)")

@@ -107,6 +107,7 @@ def run(args) -> int:
 def run_live(args) -> int:
     """The live demo (:func:`cod_monitor.demo.live.run_live_demo`)."""
     from cod_monitor.demo.live import fresh_out_dir, run_live_demo
+    from cod_monitor.exceptions import CODError
 
     out = args.out if args.out is not None else fresh_out_dir()
     try:
@@ -119,7 +120,7 @@ def run_live(args) -> int:
             n_bootstrap=100 if args.n_bootstrap is None else args.n_bootstrap,
             trajectory=args.trajectory, trajectory_method=args.trajectory_method,
         )
-    except (ImportError, FileExistsError, ValueError) as exc:
+    except (ImportError, CODError, FileExistsError, ValueError) as exc:
         print(f"cod-monitor demo: error: {exc}", file=sys.stderr)
         return 2
     return 0

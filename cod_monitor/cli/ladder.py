@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 
 from cod_monitor.cli.build_demo import add_build_demo_parser
+from cod_monitor.cod.transport import MIN_TOKENS_SPREAD, tokens_spread
 from cod_monitor.exceptions import LadderValidationError
-from cod_monitor.ladder.importers import import_lm_eval_samples, import_long_table, read_models_table
 from cod_monitor.ladder import DEFAULT_COMPUTE_UNIT, ROLES, Ladder
+from cod_monitor.ladder.diagnostics import reversal_summary
+from cod_monitor.ladder.importers import import_lm_eval_samples, import_long_table, read_models_table
+from cod_monitor.ladder.selection import final_checkpoints
 
 __all__ = ["add_parser", "run_import", "run_info", "run_validate", "parse_pairs"]
 
@@ -226,8 +229,6 @@ def run_info(args: argparse.Namespace) -> int:
     for r in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
     _print_recipe(ladder)
-    from cod_monitor.ladder.diagnostics import reversal_summary
-
     print("benchmarks:")
     for b in ladder.benchmarks:
         mat = ladder.matrix(b, roles=ROLES)
@@ -236,12 +237,8 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def _print_recipe(ladder: Ladder) -> None:
     """Tokens per parameter of the ladder runs, and whether the recipe transport applies."""
-    from cod_monitor.ladder.selection import final_checkpoints
-    from cod_monitor.cod.transport import MIN_TOKENS_SPREAD, tokens_spread
-
     fit = [m for m in ladder.models if m.role == "ladder"]
     if not fit:
         return

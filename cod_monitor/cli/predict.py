@@ -7,11 +7,13 @@ import json
 import math
 import sys
 
-from cod_monitor.ladder.diagnostics import difficulty_reversals
-from cod_monitor.exceptions import LadderValidationError
+from cod_monitor._validation import check_real
+from cod_monitor.cod.configs import DEFAULT_CONFIGURATIONS
 from cod_monitor.cod.forecaster import FALLBACKS
+from cod_monitor.exceptions import LadderValidationError, ParameterError
 from cod_monitor.ladder import load_ladder
-from cod_monitor.methods import available_methods, compare_methods
+from cod_monitor.ladder.diagnostics import difficulty_reversals
+from cod_monitor.methods.registry import available_methods, compare_methods, method_description
 
 __all__ = ["add_parser", "run", "predictions_json", "format_table"]
 
@@ -46,11 +48,15 @@ def add_parser(subparsers) -> None:
                    help="anchor model for the mapping (repeatable); default: every model "
                    "with role 'anchor'")
     p.add_argument("--method", action="append", default=None, metavar="METHOD",
-                   help=f"method to run (repeatable), one of {', '.join(available_methods())} "
-                   "or 'all' (default: cod)")
+                   help="method to run (repeatable): cod, cod-paper, the baselines e2e-exp, "
+                   "e2e-passrate, bnsl and loss-intermediate, an ablation of cod or cod-paper "
+                   "(cod-no-mapping, cod-kmeans, ...: cod_monitor.methods.available_methods() "
+                   f"lists them), or 'all' (default: {DEFAULT_CONFIGURATIONS['predict']})")
     p.add_argument("--level", type=float, default=0.9, help="interval coverage (default 0.9)")
-    p.add_argument("--fallback", choices=FALLBACKS, default="error",
-                   help="what COD does when no cluster is extrapolatable (default: error)")
+    p.add_argument("--fallback", choices=FALLBACKS, default=None,
+                   help="what COD does when no cluster is extrapolatable (default: the "
+                   "method's own; cod-paper's is error, cod's is rest, which cod does not "
+                   "let you change)")
     p.add_argument("--compute-unit", type=_positive_float, default=None, metavar="FLOPS",
                    help="FLOPs per unit before fitting (default: the ladder's)")
     p.add_argument("--checkpoints", choices=("final", "all"), default="final")
@@ -69,14 +75,16 @@ def add_parser(subparsers) -> None:
 
 def _methods(requested: list[str] | None) -> list[str]:
     if not requested:
-        return ["cod"]
+        return [DEFAULT_CONFIGURATIONS["predict"]]
     if "all" in requested:
         return available_methods()
-    unknown = [m for m in requested if m not in available_methods()]
-    if unknown:
-        raise LadderValidationError(
-            "--method", unknown[0], f"Use one of {', '.join(available_methods())} or 'all'."
-        )
+    for name in requested:
+        try:
+            method_description(name)  # the ablations load only when one is asked for
+        except ParameterError:
+            raise LadderValidationError(
+                "--method", name, f"Use one of {', '.join(available_methods())} or 'all'."
+            ) from None
     return list(dict.fromkeys(requested))
 
 
@@ -106,22 +114,21 @@ def run(args) -> int:
     else:
         compute = args.target_compute
         tokens_per_param = args.tokens_per_param
-    if not 0 < args.level < 1:
-        raise LadderValidationError("--level", args.level, "Use a coverage in (0, 1), e.g. 0.9.")
+    check_real("cod-monitor predict", "--level", args.level, 0.0, 1.0)
+    # only what the user set: a method's fixed configuration warns when overridden
+    options = {"anchors": args.anchor, "compute_unit": args.compute_unit,
+               "tokens_per_param": tokens_per_param, "fallback": args.fallback}
     results = compare_methods(
         ladder,
         args.benchmark,
         compute,
         _methods(args.method),
         level=args.level,
-        anchors=args.anchor,
-        compute_unit=args.compute_unit,
         checkpoints=args.checkpoints,
         smooth_checkpoints=args.smooth_checkpoints,
-        tokens_per_param=tokens_per_param,
-        fallback=args.fallback,
         n_bootstrap=args.n_bootstrap,
         random_state=args.seed,
+        **{k: v for k, v in options.items() if v is not None},
     )
     payload = predictions_json(args.benchmark, compute, results, observed=observed)
     try:

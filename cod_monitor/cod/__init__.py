@@ -3,8 +3,9 @@
 Data flows down one road: difficulty features -> :mod:`~cod_monitor.cod.clustering`
 -> per-cluster :mod:`~cod_monitor.cod.laws` -> :mod:`~cod_monitor.cod.filtering` ->
 :mod:`~cod_monitor.cod.mapping` -> :class:`CODForecaster`
-(:mod:`~cod_monitor.cod.forecaster`), with its intervals
-(:mod:`~cod_monitor.cod.resampling`), the recipe transport
+(:mod:`~cod_monitor.cod.forecaster`, named configurations in
+:mod:`~cod_monitor.cod.configs`), with its intervals
+(:mod:`~cod_monitor.cod.intervals`, shared with the baselines), the recipe transport
 (:mod:`~cod_monitor.cod.transport`, built on the (N, D) laws of
 :mod:`~cod_monitor.cod.laws_nd`), and :class:`TrajectoryForecaster`
 (:mod:`~cod_monitor.cod.trajectory`), the forecast for a checkpoint of a run in
@@ -17,6 +18,8 @@ from cod_monitor._lazy import lazy_attributes
 
 _EXPORTS: dict[str, str] = {
     "ImprovedMeanShift": "cod_monitor.cod.clustering",
+    "CONFIGURATIONS": "cod_monitor.cod.configs",
+    "DEFAULT_CONFIGURATIONS": "cod_monitor.cod.configs",
     "ExtrapolatableFilter": "cod_monitor.cod.filtering",
     "Verdict": "cod_monitor.cod.filtering",
     "CODForecaster": "cod_monitor.cod.forecaster",
@@ -34,6 +37,7 @@ _EXPORTS: dict[str, str] = {
 
 if TYPE_CHECKING:
     from cod_monitor.cod.clustering import ImprovedMeanShift
+    from cod_monitor.cod.configs import CONFIGURATIONS, DEFAULT_CONFIGURATIONS
     from cod_monitor.cod.filtering import ExtrapolatableFilter, Verdict
     from cod_monitor.cod.forecaster import CODForecaster
     from cod_monitor.cod.laws import LawFit, expected_accuracy, fit_law, fit_laws

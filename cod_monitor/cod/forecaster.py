@@ -16,7 +16,7 @@ ladder models, refits every law (warm-started) and the mapping, and keeps the cl
 and the filter decisions fixed.
 
 Beyond the paper (each option documented on :class:`CODForecaster`; the paper's
-configuration stays the default of the class and is registered as ``cod-paper``):
+configuration is the default of the class):
 
 - ``combine='share'`` replaces step 5 by the exact decomposition of the full-set
   accuracy into the predictable subset and the rest, weighted by their shares; the rest
@@ -25,7 +25,11 @@ configuration stays the default of the class and is registered as ``cod-paper``)
 - ``features='arcsine'`` clusters on the variance-stabilised pass rate;
 - ``interval='backtest'`` widens the bootstrap interval by the spread of the errors the
   same configuration makes when it forecasts the ladder's own largest runs from the
-  runs below them (:func:`backtest_forecaster`), which the bootstrap cannot see.
+  runs below them (:func:`~cod_monitor.cod.intervals.backtest_forecaster`), which the
+  bootstrap cannot see.
+
+Named configurations (this package's ``cod``, the paper's ``cod-paper``, ...) live in
+:mod:`cod_monitor.cod.configs`; build one with :meth:`CODForecaster.from_config`.
 """
 
 from __future__ import annotations
@@ -38,23 +42,27 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
-from cod_monitor.cod.clustering import make_clusterer
-from cod_monitor.exceptions import CODError, FitWarning, NoExtrapolatableClusterError
+from cod_monitor._io import to_jsonable
+from cod_monitor._validation import check_choice, check_real, invalid
+from cod_monitor.cod._docstrings import fill_doc
+from cod_monitor.cod.clustering import ImprovedMeanShift
+from cod_monitor.cod.configs import configuration
 from cod_monitor.cod.filtering import ClusterVerdict, ExtrapolatableFilter, Verdict
-from cod_monitor.ladder import Ladder, load_ladder
+from cod_monitor.cod.intervals import FITTED_LADDER_ATTRIBUTES, INTERVALS, ForecastMixin
 from cod_monitor.cod.laws import LAW_FORMS, LawFit, fit_laws, fit_local_trend
 from cod_monitor.cod.mapping import SubsetToFullMapping
-from cod_monitor.cod.resampling import backtest_halfwidth, ladder_bootstrap, widen_interval
-from cod_monitor.ladder.selection import final_checkpoints, select_fit_points
 from cod_monitor.cod.transport import transport_ladder
+from cod_monitor.exceptions import FitWarning, NoExtrapolatableClusterError
+from cod_monitor.ladder import load_ladder
 
 __all__ = [
     "CODForecaster",
     "cluster_means",
     "FALLBACKS",
     "COMBINES",
+    "FEATURES",
+    "INTERVALS",
     "REST_MODELS",
-    "backtest_forecaster",
 ]
 
 #: What to do when no cluster passes the filter.
@@ -65,15 +73,12 @@ COMBINES = ("mapping", "share")
 REST_MODELS = ("trend", "law")
 #: Difficulty features the clustering may see.
 FEATURES = ("pass_rate", "log", "arcsine")
-#: Interval constructions.
-INTERVALS = ("bootstrap", "backtest")
-
-
 
 
 @dataclass(frozen=True)
 class _Replicate:
-    """One bootstrap refit: cluster laws and mapping (or kept set, share and rest)."""
+    """The curve of the fit (``_state``) or of one bootstrap refit: cluster laws and
+    mapping (or kept set, share and rest)."""
 
     fits: list
     mapping: SubsetToFullMapping | None
@@ -82,78 +87,21 @@ class _Replicate:
     rest: object = None
 
 
-class _LadderIntervals:
-    """Unit conversion, backtests and the backtest widening, shared with the baselines.
-
-    The host is a fitted estimator with ``compute_unit_``, ``compute_`` (its ladder
-    points in that unit), ``benchmark_``, ``_ladder``, ``_backtest`` (``None`` until
-    computed) and the parameters ``interval`` and ``n_backtest``.
-    """
-
-    def _to_units(self, compute):
-        c = np.asarray(compute, dtype=float)
-        if not np.all(np.isfinite(c)) or np.any(c <= 0):
-            raise ValueError(f"`compute` should be positive and finite FLOPs, got {compute!r}")
-        return c / self.compute_unit_
-
-    def backtest(self) -> list[dict]:
-        """The backtests of this fit (computed once): see :func:`backtest_forecaster`.
-
-        Returns
-        -------
-        list of dict
-        """
-        check_is_fitted(self, "compute_")
-        if self._backtest is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FitWarning)
-                self._backtest = backtest_forecaster(
-                    self, self._ladder, self.benchmark_, n_backtest=int(self.n_backtest)
-                )
-            self.backtest_ = self._backtest
-        return self._backtest
-
-    def _backtest_halfwidth(self, compute, level):
-        """:math:`t_\\nu \\sigma(d)` of ``interval='backtest'`` at ``compute`` FLOPs."""
-        c = np.asarray(self._to_units(compute), dtype=float)
-        bt = self.backtest()
-        if not bt:
-            warnings.warn(
-                "no backtest was possible on this ladder (too few runs below its largest "
-                "ones): the interval is the bootstrap's alone",
-                FitWarning,
-                stacklevel=3,
-            )
-        return backtest_halfwidth(bt, c, self.compute_, level)
-
-    def _reset_lazy_intervals(self, ladder) -> None:
-        """At the end of ``fit``: keep the ladder for the backtests and the bootstrap, and
-        drop what a previous fit computed lazily."""
-        self._ladder = ladder
-        self._backtest = None
-        if hasattr(self, "backtest_"):
-            del self.backtest_  # belongs to the previous fit
-        self._replicates = None
-
-    def _finish_interval(self, point, lo, hi, compute, level):
-        """The bootstrap bounds, widened by the backtests when ``interval='backtest'``."""
-        if self.interval == "backtest":
-            lo, hi = widen_interval(point, lo, hi, self._backtest_halfwidth(compute, level))
-        return _scalar(lo), _scalar(hi)
-
-
-class CODForecaster(_LadderIntervals, BaseEstimator):
+@fill_doc(fitted_ladder_attributes=FITTED_LADDER_ATTRIBUTES)
+class CODForecaster(ForecastMixin, BaseEstimator):
     r"""Forecast full-set accuracy at a target compute with Clustering-On-Difficulty.
 
     Parameters
     ----------
-    clustering : str, default 'improved_meanshift'
-        Clusterer name for :func:`cod_monitor.cod.clustering.make_clusterer`
-        (``'improved_meanshift'``, ``'meanshift'``, ``'kmeans'``, ``'improved_kmeans'``,
-        ``'dbscan'``).
+    clustering : 'improved_meanshift' or clusterer, default 'improved_meanshift'
+        COD's :class:`~cod_monitor.cod.clustering.ImprovedMeanShift`, or an unfitted
+        clusterer with scikit-learn's ``get_params``/``set_params``, ``fit(X)`` and
+        ``labels_`` (label ``-1`` for outliers), cloned before each fit, e.g. the
+        ablations of :mod:`cod_monitor.methods.clustering`.
     clustering_params : dict, optional
         Extra parameters for the clusterer (e.g. ``{"min_cluster_size": 10,
-        "quantile": 0.1}``, the paper's K and Q).
+        "quantile": 0.1}``, the paper's K and Q). The clusterer's ``random_state``, if
+        it has one, is always this estimator's.
     features : {'pass_rate', 'log', 'arcsine'}, default 'pass_rate'
         What the clustering sees. ``'pass_rate'`` is the paper's difficulty vector.
         ``'arcsine'`` clusters on :math:`\tfrac{2}{\pi}\arcsin\sqrt{p}`, the
@@ -234,7 +182,8 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
         ``'bootstrap'``: quantiles of the bootstrap forecasts. ``'backtest'``: the
         bootstrap half-widths combined in quadrature with
         :math:`t_{\nu}\,\sigma(d)`, the spread of the backtest errors (see
-        :func:`backtest_forecaster`; :math:`\nu` backtests, Student's quantile) scaled
+        :func:`~cod_monitor.cod.intervals.backtest_forecaster`; :math:`\nu` backtests,
+        Student's quantile) scaled
         to the target's extrapolation distance :math:`d` (log of the compute ratio to
         the largest ladder point): :math:`\sigma(d)^2 = \mathrm{mean}_j\, r_j^2
         ((d + s)/(d_j + s))^2`, with :math:`r_j` and :math:`d_j` the error and the
@@ -250,12 +199,7 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
 
     Attributes
     ----------
-    benchmark_ : str
-    compute_unit_ : float
-    models_ : tuple of ModelInfo
-        The ladder points fitted, by compute.
-    compute_ : ndarray of shape (n_models,)
-        Their compute in ``compute_unit_``.
+    {fitted_ladder_attributes}
     sample_ids_ : ndarray of shape (n_samples,)
     labels_ : ndarray of shape (n_samples,)
         Cluster of every sample; -1 for outliers (including zero vectors).
@@ -282,7 +226,8 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
         The rest's forecast curve (compute in ``compute_unit_``).
     backtest_ : list of dict
         Only after :meth:`predict_interval` with ``interval='backtest'`` (or
-        :meth:`backtest`): the backtests of :func:`backtest_forecaster`.
+        :meth:`backtest`): the backtests of
+        :func:`~cod_monitor.cod.intervals.backtest_forecaster`.
     transport_ : RecipeTransport or None
         What the recipe transport did (``None`` without ``tokens_per_param``).
 
@@ -309,7 +254,7 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
     def __init__(
         self,
         *,
-        clustering: str = "improved_meanshift",
+        clustering="improved_meanshift",
         clustering_params: dict | None = None,
         features: str = "pass_rate",
         log_floor: float = 1e-4,
@@ -361,51 +306,59 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
 
-    def _validate_params(self):
-        def choice(name, valid):
-            value = getattr(self, name)
-            if value not in valid:
-                raise ValueError(
-                    f"The {name!r} parameter of CODForecaster must be one of "
-                    f"{list(valid)}. Got {value!r} instead."
-                )
+    @classmethod
+    def from_config(cls, name: str, **params) -> CODForecaster:
+        """The forecaster of the named configuration, with ``params`` changed.
 
-        choice("law", LAW_FORMS)
-        choice("features", FEATURES)
-        choice("combine", COMBINES)
-        choice("rest", REST_MODELS)
-        choice("interval", INTERVALS)
-        if not (isinstance(self.trend_window, (int, float)) and 0 < self.trend_window <= 1):
-            raise ValueError(
-                "The 'trend_window' parameter of CODForecaster must be a float in (0, 1]. "
-                f"Got {self.trend_window!r} instead."
+        Parameters
+        ----------
+        name : str
+            A configuration of :data:`cod_monitor.cod.configs.CONFIGURATIONS`
+            (``'cod'``, ``'cod-paper'``, ...).
+        **params
+            Parameters of :class:`CODForecaster`; they win over the configuration's.
+
+        Returns
+        -------
+        CODForecaster
+            Unfitted.
+
+        Raises
+        ------
+        ParameterError
+            An unknown configuration name.
+
+        Examples
+        --------
+        >>> CODForecaster.from_config("cod-paper-all-clusters", n_bootstrap=20)
+        CODForecaster(fallback='all_clusters', n_bootstrap=20)
+        """
+        return cls(**{**configuration(name), **params})
+
+    def _validate_params(self):
+        owner = type(self).__name__
+        if isinstance(self.clustering, str):
+            check_choice(owner, "clustering", self.clustering, ("improved_meanshift",))
+        elif not all(hasattr(self.clustering, a) for a in ("fit", "get_params", "set_params")):
+            raise invalid(
+                owner, "clustering", "'improved_meanshift' or an unfitted clusterer estimator",
+                self.clustering, "Pass e.g. cod_monitor.methods.clustering.DifficultyKMeans().",
             )
-        if isinstance(self.n_backtest, bool) or not isinstance(self.n_backtest, (int, np.integer)) or self.n_backtest < 0:
-            raise ValueError(
-                "The 'n_backtest' parameter of CODForecaster must be an int in [0, inf). "
-                f"Got {self.n_backtest!r} instead."
-            )
-        if not 0 < self.log_floor < 1:
-            raise ValueError(
-                "The 'log_floor' parameter of CODForecaster must be a float in (0, 1). "
-                f"Got {self.log_floor!r} instead."
-            )
-        choice("checkpoints", ("final", "all"))
-        choice("fallback", FALLBACKS)
-        if self.compute_unit not in (None, "ladder") and not (
-            isinstance(self.compute_unit, (int, float))
-            and np.isfinite(self.compute_unit)
-            and self.compute_unit > 0
-        ):
-            raise ValueError(
-                "The 'compute_unit' parameter of CODForecaster must be a float in "
-                f"(0, inf), 'ladder' or None. Got {self.compute_unit!r} instead."
-            )
-        if int(self.n_bootstrap) < 0:
-            raise ValueError(
-                "The 'n_bootstrap' parameter of CODForecaster must be an int in "
-                f"[0, inf). Got {self.n_bootstrap!r} instead."
-            )
+        check_choice(owner, "law", self.law, LAW_FORMS)
+        check_choice(owner, "features", self.features, FEATURES)
+        check_choice(owner, "combine", self.combine, COMBINES)
+        check_choice(owner, "rest", self.rest, REST_MODELS)
+        check_real(owner, "trend_window", self.trend_window, 0.0, 1.0, closed="right")
+        check_real(owner, "log_floor", self.log_floor, 0.0, 1.0)
+        check_choice(owner, "checkpoints", self.checkpoints, ("final", "all"))
+        check_choice(owner, "fallback", self.fallback, FALLBACKS)
+        if self.compute_unit not in (None, "ladder"):
+            try:
+                check_real(owner, "compute_unit", self.compute_unit, 0.0)
+            except ValueError:
+                raise invalid(owner, "compute_unit", "a float in the range (0, inf), 'ladder' "
+                              "or None", self.compute_unit) from None
+        self._check_interval_params()
 
     def _filter(self) -> ExtrapolatableFilter:
         return ExtrapolatableFilter(
@@ -429,6 +382,8 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
 
         Raises
         ------
+        ParameterError
+            A parameter is invalid.
         LadderValidationError
             Unknown benchmark, an anchor that is a target, too few ladder points.
         NoExtrapolatableClusterError
@@ -441,13 +396,7 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
             ladder, transport = transport_ladder(
                 ladder, benchmark, self.tokens_per_param, checkpoints=self.checkpoints,
                 smooth_checkpoints=self.smooth_checkpoints)
-        fit_matrix, anchor_matrix = select_fit_points(
-            ladder,
-            benchmark,
-            anchors=self.anchors,
-            checkpoints=self.checkpoints,
-            smooth_checkpoints=self.smooth_checkpoints,
-        )
+        fit_matrix, anchor_matrix = self._fit_points(ladder, benchmark)
         if self.compute_unit == "ladder":
             unit = float(fit_matrix.compute.min())
         else:
@@ -522,6 +471,7 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
         self.rest_accuracy_ = rest_acc
         self.rest_model_ = rest_model
         self.transport_ = transport
+        self._state = _Replicate(fits, mapping, kept, self.subset_share_, rest_model)
         self._reset_lazy_intervals(ladder)
         self._X = X
         self._anchor_X = None if anchor_matrix is None else anchor_matrix.pass_rates
@@ -529,7 +479,10 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
 
     def _cluster(self, X):
         params = dict(self.clustering_params or {})
-        clusterer = make_clusterer(self.clustering, **params)
+        if isinstance(self.clustering, str):
+            clusterer = ImprovedMeanShift(**params)
+        else:
+            clusterer = clone(self.clustering).set_params(**params)
         if "random_state" in clusterer.get_params():
             clusterer.set_params(random_state=self.random_state)
         if self.features == "log":
@@ -553,7 +506,7 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
         Parameters
         ----------
         compute : float or array_like
-            Training compute in FLOPs.
+            As :meth:`predict`.
 
         Returns
         -------
@@ -562,23 +515,6 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
         check_is_fitted(self, "mapping_")
         c = self._to_units(compute)
         return _subset_forecast(self.cluster_fits_, self.cluster_sizes_, self.kept_, c)
-
-    def predict(self, compute):
-        """Forecast full-set accuracy at ``compute`` FLOPs.
-
-        Parameters
-        ----------
-        compute : float or array_like
-            Training compute in FLOPs (positive).
-
-        Returns
-        -------
-        float or ndarray
-            Accuracy in [0, 1]; a float for scalar input.
-        """
-        check_is_fitted(self, "mapping_")
-        out = self.full_from_subset(self.predict_subset(compute), compute)
-        return float(out) if np.ndim(out) == 0 else out
 
     def full_from_subset(self, subset_accuracy, compute):
         """Full-set accuracy from a subset accuracy at ``compute`` FLOPs.
@@ -605,67 +541,24 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
             subset_accuracy, self._to_units(compute), self.subset_share_, self.rest_model_
         )
 
-    def predict_interval(self, compute, level: float = 0.9):
-        """Interval of the full-set forecast: bootstrap, widened by backtests if asked.
+    def _bootstrap(self) -> list[_Replicate]:
+        """The bootstrap replicates of :meth:`bootstrap_predictions`."""
+        return self._bootstrap_mapping() if self.combine_ == "mapping" else self._bootstrap_share()
 
-        With ``interval='bootstrap'`` the bounds are quantiles of
-        :meth:`bootstrap_predictions`. With ``interval='backtest'`` each half-width is
-        combined in quadrature with :math:`t_\\nu \\sigma(d)` from :meth:`backtest`
-        (see the class parameters); the first call runs the backtests.
+    def _label_groups(self) -> list[np.ndarray]:
+        """Rows of every cluster (outliers as one group): the bootstrap resamples within."""
+        return [np.flatnonzero(self.labels_ == k) for k in np.unique(self.labels_)]
 
-        Parameters
-        ----------
-        compute : float or array_like
-            Training compute in FLOPs.
-        level : float, default 0.9
-            Central coverage of the interval.
-
-        Returns
-        -------
-        (lower, upper) : tuple of float or ndarray
-        """
-        check_is_fitted(self, "mapping_")
-        if not 0 < level < 1:
-            raise ValueError(f"`level` should be in (0, 1), got {level!r}")
-        draws = self.bootstrap_predictions(compute)
-        point = np.asarray(self.predict(compute), dtype=float)
-        if draws.shape[0] == 0:
-            lo = hi = point
-        else:
-            lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-            # the point forecast belongs inside its own interval even when the bootstrap
-            # is skewed
-            lo, hi = np.minimum(lo, point), np.maximum(hi, point)
-        return self._finish_interval(point, lo, hi, compute, level)
-
-    def bootstrap_predictions(self, compute) -> np.ndarray:
-        """Full-set forecasts of every bootstrap replicate, shape (n_bootstrap, *shape).
-
-        The bootstrap alone: the backtest widening of ``interval='backtest'`` is applied
-        by :meth:`predict_interval`, not to these draws.
-        """
-        check_is_fitted(self, "mapping_")
-        c = self._to_units(compute)
-        if self._replicates is None:
-            self._replicates = (
-                self._bootstrap() if self.combine_ == "mapping" else self._bootstrap_share()
-            )
+    def _replicate_predict(self, rep: _Replicate, c):
+        """The full-set forecast of one replicate (or of the fit, ``_state``) at ``c``
+        compute units."""
         if self.combine_ == "mapping":
-            out = [
-                rep.mapping.predict(
-                    _subset_forecast(rep.fits, self.cluster_sizes_, self.kept_, c)
-                )
-                for rep in self._replicates
-            ]
-        else:
-            out = [
-                _share_forecast(
-                    _subset_forecast(rep.fits, self.cluster_sizes_, rep.kept, c),
-                    c, rep.share, rep.rest,
-                )
-                for rep in self._replicates
-            ]
-        return np.asarray(out, dtype=float).reshape((len(out),) + np.shape(c))
+            return rep.mapping.predict(
+                _subset_forecast(rep.fits, self.cluster_sizes_, self.kept_, c)
+            )
+        return _share_forecast(
+            _subset_forecast(rep.fits, self.cluster_sizes_, rep.kept, c), c, rep.share, rep.rest
+        )
 
     def _bootstrap_share(self) -> list[_Replicate]:
         """Bootstrap of ``combine='share'``: the filter and the rest are refitted too.
@@ -682,7 +575,7 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
         flt = self._filter()
         total = len(labels)
         replicates = []
-        for rows, cols in self._resamples():
+        for rows, cols in self._resamples(self._label_groups()):
             Xb, lb, cb = X[np.ix_(rows, cols)], labels[rows], self.compute_[cols]
             acc, _ = cluster_means(Xb, lb, n_clusters)
             fits = list(self.cluster_fits_)
@@ -709,19 +602,13 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
             replicates.append(_Replicate(fits, None, kept, share, rest))
         return replicates
 
-    def _resamples(self):
-        """Bootstrap draws: samples resampled within clusters (outliers as one group)."""
-        groups = [np.flatnonzero(self.labels_ == k) for k in np.unique(self.labels_)]
-        return ladder_bootstrap(
-            np.random.default_rng(self.random_state), groups, self.compute_, self.n_bootstrap
-        )
-
-    def _bootstrap(self) -> list[_Replicate]:
+    def _bootstrap_mapping(self) -> list[_Replicate]:
+        """Bootstrap of ``combine='mapping'``: the kept laws and the mapping are refitted."""
         X, labels = self._X, self.labels_
         kept_ids = np.flatnonzero(self.kept_)
         n_clusters = len(self.cluster_fits_)
         replicates = []
-        for rows, cols in self._resamples():
+        for rows, cols in self._resamples(self._label_groups()):
             Xb = X[np.ix_(rows, cols)]
             lb = labels[rows]
             acc, _ = cluster_means(Xb, lb, n_clusters)
@@ -772,7 +659,7 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
                     "cluster": k,
                     "size": int(self.cluster_sizes_[k]),
                     "accuracy": [round(float(a), 6) for a in self.cluster_accuracy_[k]],
-                    "law": _law_dict(fit),
+                    "law": to_jsonable(fit.as_dict()),
                     "verdict": v.verdict.value,
                     "detail": v.detail,
                 }
@@ -800,7 +687,7 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
             "rest": None if self.rest_model_ is None else {
                 "model": self.rest if self.rest_accuracy_ is not None else None,
                 "accuracy": [round(float(a), 6) for a in self.rest_accuracy_],
-                "curve": _law_dict(self.rest_model_),
+                "curve": to_jsonable(self.rest_model_.as_dict()),
             },
             "backtest": self._backtest,
             "transport": None if self.transport_ is None else self.transport_.as_dict(),
@@ -813,15 +700,6 @@ class CODForecaster(_LadderIntervals, BaseEstimator):
                 "points": self.mapping_.points_.round(6).tolist(),
             },
         }
-
-
-def _law_dict(fit: LawFit) -> dict:
-    d = fit.as_dict()
-    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()}
-
-
-def _scalar(x):
-    return float(x) if np.ndim(x) == 0 else x
 
 
 def cluster_means(X, labels, n_clusters):
@@ -849,111 +727,6 @@ def _share_forecast(subset, compute_units, share, rest):
     if rest is None or share >= 1:
         return np.clip(subset, 0.0, 1.0)
     return np.clip(share * subset + (1 - share) * rest(compute_units), 0.0, 1.0)
-
-
-def backtest_forecaster(
-    estimator, ladder, benchmark: str, *, n_backtest: int = 3, min_log_distance: float = 0.1
-) -> list[dict]:
-    """Forecast the ladder's own largest runs from the runs below them.
-
-    For each of the ``n_backtest`` largest runs of the fitted ``estimator``'s ladder
-    points (the final checkpoint of each run; a model without ``step`` is a run of its
-    own), an unfitted copy of the estimator, with the same parameters and no bootstrap,
-    is fitted on the ladder without that run and without every run that ends at or
-    beyond its compute (all their checkpoints: an early checkpoint of a larger run is
-    not a finished model; anchors included), and forecasts the run's final checkpoint. Runs whose
-    remaining ladder is too small to fit, or that lie less than ``min_log_distance``
-    beyond it (an interpolation, not an extrapolation), are skipped for the next
-    largest.
-
-    Parameters
-    ----------
-    estimator : fitted estimator
-        Any forecaster of :mod:`cod_monitor.methods` after ``fit`` (it has
-        ``models_``).
-    ladder : Ladder
-        The ladder it was fitted on.
-    benchmark : str
-    n_backtest : int, default 3
-        Largest runs to hold out, one at a time.
-    min_log_distance : float, default 0.1
-        Smallest log compute ratio between a held-out run and the largest model fitted
-        without it.
-
-    Returns
-    -------
-    list of dict
-        One per backtest, largest run first: ``model``, ``compute`` (FLOPs),
-        ``truth`` (its measured full-set accuracy), ``forecast``, ``residual``
-        (truth - forecast) and ``log_distance`` (log of its compute over the largest
-        compute fitted).
-
-    Notes
-    -----
-    The errors of these forecasts hold everything the bootstrap holds fixed or cannot
-    see: a wrong law or cluster structure, a filter decision, a ladder model off the
-    trend. ``CODForecaster(interval='backtest')`` scales their spread to the target's
-    extrapolation distance.
-
-    Examples
-    --------
-    >>> from cod_monitor.synthetic import synthetic_ladder
-    >>> syn = synthetic_ladder(n_samples=400, seed=0)
-    >>> cod = CODForecaster(combine="share", fallback="rest", n_bootstrap=0)
-    >>> bt = backtest_forecaster(cod.fit(syn.ladder, "synthetic"), syn.ladder, "synthetic")
-    >>> len(bt), all(abs(b["residual"]) < 0.05 for b in bt)
-    (3, True)
-    """
-    check_is_fitted(estimator, "models_")
-    ladder = load_ladder(ladder)
-    models = tuple(estimator.models_)
-    finals = sorted((models[i] for i in final_checkpoints(models)), key=lambda m: -m.compute)
-    raw = ladder.matrix(benchmark, roles=("ladder", "anchor"))
-    names = raw.model_names
-    params = estimator.get_params(deep=False)
-    # compute at which each run ends: a run ending beyond the held-out one goes entirely
-    run_end: dict[str, float] = {}
-    for m in ladder.models:
-        if m.step is not None and m.role in ("ladder", "anchor"):
-            run_end[m.run_key] = max(run_end.get(m.run_key, 0.0), m.compute)
-
-    def ends_at(m):
-        return run_end[m.run_key] if m.step is not None else m.compute
-
-    out = []
-    for held in finals:
-        if len(out) >= int(n_backtest):
-            break
-        drop = [
-            m.name for m in ladder.models
-            if m.role in ("ladder", "anchor")
-            and (ends_at(m) >= held.compute or (held.step is not None and m.step is not None
-                                                 and m.run_key == held.run_key))
-        ]
-        sub = ladder.without_models(drop)
-        copy = clone(estimator)
-        copy.set_params(**{k: v for k, v in (("n_bootstrap", 0), ("interval", "bootstrap"))
-                           if k in params})
-        try:
-            copy.fit(sub, benchmark)
-            forecast = float(copy.predict(held.compute))
-        except (CODError, ValueError, RuntimeError, FloatingPointError):
-            continue  # too few ladder points below this run, or the fit failed
-        distance = float(np.log(held.compute / max(m.compute for m in copy.models_)))
-        if distance < min_log_distance:
-            continue
-        truth = float(raw.pass_rates[:, names.index(held.name)].mean())
-        out.append(
-            {
-                "model": held.name,
-                "compute": float(held.compute),
-                "truth": truth,
-                "forecast": forecast,
-                "residual": truth - forecast,
-                "log_distance": distance,
-            }
-        )
-    return out
 
 
 def _subset_forecast(fits, sizes, kept, compute_units):

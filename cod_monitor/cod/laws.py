@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import least_squares
 
+from cod_monitor._validation import check_choice, check_real
 from cod_monitor.exceptions import FitWarning
 
 __all__ = [
@@ -149,11 +150,7 @@ class LawFit:
 
 
 def _check_form(form: str) -> tuple[str, ...]:
-    if form not in LAW_FORMS:
-        raise ValueError(
-            f"The 'form' parameter must be one of {sorted(LAW_FORMS)}. Got {form!r} instead."
-        )
-    return LAW_FORMS[form]
+    return LAW_FORMS[check_choice("fit_laws", "form", form, sorted(LAW_FORMS))]
 
 
 def _model(theta, x, free):
@@ -312,7 +309,7 @@ def _refine_warm(x, y, sw, theta, free, lower, upper, n_iter=60):
 
     Bootstrap replicates start next to the original fit, where one local refinement
     suffices; batching the 4x4 normal equations of all curves avoids the per-call
-    overhead of ``least_squares`` (about 10 ms a call), which dominated the bootstrap.
+    overhead of ``least_squares``.
     """
     theta = np.clip(theta, lower, upper)
     pred, J = _batch_model(theta, x, free)
@@ -529,8 +526,7 @@ def fit_local_trend(compute, accuracy, *, window: float = 0.5, min_points: int =
         raise ValueError(f"`compute` and `accuracy` should be 1D of one shape: {c.shape = } != {y.shape = }")
     if not np.all(np.isfinite(c)) or np.any(c <= 0) or not np.all(np.isfinite(y)):
         raise ValueError("`compute` should be positive and finite and `accuracy` finite")
-    if not 0 < window <= 1:
-        raise ValueError(f"The 'window' parameter must be a float in (0, 1]. Got {window!r} instead.")
+    check_real("fit_local_trend", "window", window, 0.0, 1.0, closed="right")
     order = np.argsort(c, kind="stable")
     x, y = np.log(c[order]), y[order]
     n_win = min(len(x), max(int(min_points), int(np.ceil(window * len(x)))))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import least_squares
 
+from cod_monitor._io import to_jsonable
 from cod_monitor.exceptions import FitWarning
 
 __all__ = ["TrajectoryLaw", "fit_trajectory_laws", "trajectory_accuracy"]
@@ -111,8 +112,7 @@ class TrajectoryLaw:
         out = {k: getattr(self, k) for k in _NAMES}
         out.update(rmse=self.rmse, success=self.success, n_points=self.n_points,
                    at_bound=list(self.at_bound))
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                for k, v in out.items()}
+        return to_jsonable(out)
 
 
 _FAILED = TrajectoryLaw(*(np.nan,) * 7, success=False, n_points=0)

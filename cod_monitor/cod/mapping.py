@@ -16,9 +16,13 @@ from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.utils.validation import check_is_fitted
 
+from cod_monitor._validation import check_choice
 from cod_monitor.exceptions import FitWarning
 
-__all__ = ["SubsetToFullMapping"]
+__all__ = ["MAPPINGS", "SubsetToFullMapping"]
+
+#: The mapping methods of :class:`SubsetToFullMapping`.
+MAPPINGS = ("spline", "quartic", "pchip", "linear_tail", "identity")
 
 _GRID = np.linspace(0.0, 1.0, 401)
 
@@ -94,12 +98,7 @@ class SubsetToFullMapping(BaseEstimator):
         -------
         self
         """
-        valid = ("spline", "quartic", "pchip", "linear_tail", "identity")
-        if self.method not in valid:
-            raise ValueError(
-                f"The 'method' parameter of SubsetToFullMapping must be one of {valid}. "
-                f"Got {self.method!r} instead."
-            )
+        check_choice(type(self).__name__, "method", self.method, MAPPINGS)
         x = np.asarray(subset_accuracy, dtype=float).ravel()
         y = np.asarray(full_accuracy, dtype=float).ravel()
         if x.shape != y.shape:

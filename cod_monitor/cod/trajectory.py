@@ -4,12 +4,10 @@ COD (:class:`~cod_monitor.cod.forecaster.CODForecaster`) fits the *finished* mod
 ladder: accuracy as a function of the compute :math:`C = 6ND` of a model trained to
 the end of its token budget. A checkpoint of a bigger run at compute :math:`C_t` is
 not such a model: it has more parameters and has seen far fewer tokens than a ladder
-model of equal compute. On a real tiny CPU run (checkpoints at 0.3x to 2.7x the
-largest ladder model's compute) the equal-compute COD forecast said 0.46-0.61 while
-the run measured 0.09-0.58. The modes:
+model of equal compute. The modes:
 
 ``'compute'``
-    The COD curve at the checkpoint's compute. Biased for intermediate
+    The finished-model forecast at the checkpoint's compute. Biased for intermediate
     checkpoints: an early checkpoint of a large model is a badly *under-trained*
     model for its compute, so the forecast is too high early in the run and the bias
     shrinks as the run approaches the ladder's tokens-per-parameter ratio. Useful for
@@ -32,49 +30,21 @@ the run measured 0.09-0.58. The modes:
     One such law fitted to the full-set accuracy directly (an ablation: no
     clustering, no mapping).
 ``'recipe'``
-    A forecaster of *finished* models (COD, or any method of
-    :mod:`cod_monitor.methods` named by ``method``) evaluated at the checkpoint's
-    *recipe-equivalent compute*: the compute of the finished model of the ladder's
-    recipe (the line :math:`\\log D = k \\log N + m` through the ladder runs' final
-    checkpoints) that the (N, D) law of ``'trajectory_e2e'`` rates as good as the
-    checkpoint (:func:`cod_monitor.cod.transport.recipe_compute`). The law only translates
-    an in-progress checkpoint into the finished model it equals; the level comes from
-    the finished-model forecaster, so at the end of a run trained by the recipe the
-    forecast is that forecaster's own (what ``cod-monitor predict`` says).
+    A forecaster of *finished* models (COD, or the estimator given as ``finished``)
+    evaluated at the checkpoint's *recipe-equivalent compute*: the compute of the
+    finished model of the ladder's recipe (the line :math:`\\log D = k \\log N + m`
+    through the ladder runs' final checkpoints) that the (N, D) law of
+    ``'trajectory_e2e'`` rates as good as the checkpoint
+    (:func:`cod_monitor.cod.transport.recipe_compute`). The law only translates an
+    in-progress checkpoint into the finished model it equals; the level comes from the
+    finished-model forecaster, so at the end of a run trained by the recipe the
+    forecast is that forecaster's own.
 ``'auto'``
     ``'trajectory_e2e'`` when the ladder has at least ``min_runs`` runs with at least
     ``min_checkpoints`` checkpoints each, else ``'compute'``.
 
-Measured (``benchmarks/bench_monitor.py``; mean absolute error of the forecast
-against the measured accuracy over a target run's 16 checkpoints; ``recipe:X`` is
-``mode='recipe', method='X'``)
-
-=====================  =======  ==========  ==============  ==========  ==============
-ladder                 compute  trajectory  trajectory_e2e  recipe:cod  recipe:e2e-exp
-=====================  =======  ==========  ==============  ==========  ==============
-synthetic, 10 seeds    0.044    0.010       0.008           0.012       0.014
-demo, 3 seeds/size     0.133    0.071       0.053           0.052       0.029
-demo, 1 seed/size      0.134    0.138       0.065           0.071       0.059
-=====================  =======  ==========  ==============  ==========  ==============
-
-(``demo, 3 seeds/size`` is the ladder shipped since session 5, ``demo, 1 seed/size``
-the one it replaced.)
-
-``'auto'`` resolves to ``'trajectory_e2e'``. ``'recipe'`` with ``method='e2e-exp'``
-halves the error on the shipped demo target run (the end-to-end law forecasts this
-target within 1 point where COD misses by 9), but on the synthetic runs it is less
-accurate and its band less well placed: 2 of 10 healthy runs raise a false alert
-(``'trajectory_e2e'``: 0 of 10), and it detects 3x slowdowns in 5 of 10 runs
-(8 of 10). A monitor's default must not alert on healthy runs, so it stays opt-in.
-``'trajectory_e2e'`` has the lowest error on the synthetic runs.
-
-Over the first quarter of a run the trajectory and recipe modes are within 0.03 where
-``'compute'`` is 0.10 to 0.20 too high (the bias that fires false drift alerts). On
-the shipped demo ladder every mode under-forecasts the target's last quarter: by 0.03
-(``'recipe'`` with ``'e2e-exp'``), 0.04 (``'trajectory'``), 0.09
-(``'trajectory_e2e'``), 0.10 (``'recipe'`` with COD) and 0.18 (``'compute'``). The
-target (4.2x the largest ladder run's compute) learns facts the ladder runs had barely
-started on.
+The accuracy of each mode on synthetic and demo runs is measured by
+``benchmarks/bench_monitor.py`` and reported in ``BENCHMARKS.md``.
 
 Intervals
 ---------
@@ -87,7 +57,7 @@ is added in quadrature. In ``'compute'`` mode the residuals are those of the
 finished ladder models, which COD fits closely, so its band stays narrow and its
 bias shows up as drift alerts. ``run_sd`` adds one more term in quadrature: how much a
 single healthy run varies with its seed. The ladder's residuals cannot show it when its
-points average several seeds (the shipped demo ladder averages three).
+points average several seeds.
 """
 
 from __future__ import annotations
@@ -96,16 +66,18 @@ import warnings
 
 import numpy as np
 from scipy.stats import norm
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
-from cod_monitor.exceptions import FitWarning
+from cod_monitor._validation import check_bool, check_choice, check_int, check_real, invalid
+from cod_monitor.cod.configs import DEFAULT_CONFIGURATIONS
 from cod_monitor.cod.forecaster import CODForecaster, cluster_means
-from cod_monitor.ladder import load_ladder
 from cod_monitor.cod.laws_nd import TrajectoryLaw, fit_trajectory_laws, trajectory_accuracy
-from cod_monitor.records import ForecastPoint
-from cod_monitor.ladder.selection import final_checkpoints
 from cod_monitor.cod.transport import recipe_compute
+from cod_monitor.exceptions import FitWarning
+from cod_monitor.ladder import load_ladder
+from cod_monitor.ladder.selection import final_checkpoints
+from cod_monitor.records import ForecastPoint
 
 __all__ = [
     "TRAJECTORY_MODES",
@@ -118,6 +90,9 @@ __all__ = [
 
 #: Modes of :class:`TrajectoryForecaster` (``'auto'`` resolves to one of the others).
 TRAJECTORY_MODES = ("auto", "compute", "trajectory", "trajectory_e2e", "recipe")
+# What a forecaster of finished models must offer (``finished``).
+_FINISHED_API = ("fit", "predict", "predict_interval", "bootstrap_predictions", "get_params")
+
 
 def ladder_runs(models) -> dict[str, list[int]]:
     """Column indices of every run's checkpoints, by step (models without ``step``
@@ -139,15 +114,18 @@ class TrajectoryForecaster(BaseEstimator):
     mode : {'auto', 'compute', 'trajectory', 'trajectory_e2e', 'recipe'}, default 'auto'
     cod_params : dict, optional
         Parameters of the underlying :class:`~cod_monitor.cod.forecaster.CODForecaster`
-        (clusters, filter, mapping, compute-mode forecasts). The default adds
-        ``fallback='all_clusters'`` so that a monitor keeps forecasting when no
-        cluster passes the filter.
-    method : str, optional
+        (clusters, filter, mapping, compute-mode forecasts), changed from the
+        monitor's configuration (``DEFAULT_CONFIGURATIONS["monitor"]`` of
+        :mod:`cod_monitor.cod.configs`); ``random_state`` and ``n_bootstrap`` come from
+        this object unless given here.
+    finished : estimator, optional
         The forecaster of finished models behind the ``'compute'`` and ``'recipe'``
-        modes: a name of :data:`cod_monitor.methods.METHODS` (``'cod'``,
-        ``'e2e-exp'``, ...), built with this object's ``n_bootstrap`` and
-        ``random_state`` (``cod_params`` do not reach it). ``None``: the underlying
-        :class:`~cod_monitor.cod.forecaster.CODForecaster` (``cod_`` above).
+        modes: an unfitted estimator with ``fit(ladder, benchmark)``,
+        ``predict(compute)``, ``predict_interval(compute, level)`` and
+        ``bootstrap_predictions(compute)`` (e.g. from
+        :func:`cod_monitor.methods.make_forecaster`), cloned before fitting
+        (``cod_params`` do not reach it). ``None``: the underlying
+        :class:`~cod_monitor.cod.forecaster.CODForecaster` (``cod_`` below).
     n_bootstrap : int, default 100
         Bootstrap replicates of the interval (0: residual spread only).
     noise : bool, default True
@@ -171,10 +149,10 @@ class TrajectoryForecaster(BaseEstimator):
         Why ``'auto'`` chose it.
     benchmark_ : str
     cod_ : CODForecaster
-        Clusters, filter, mapping and (without ``method``) the compute-mode curve.
+        Clusters, filter, mapping and (without ``finished``) the compute-mode curve.
     finished_ : estimator
         The forecaster of finished models of the ``'compute'`` and ``'recipe'`` modes
-        (``cod_`` unless ``method`` is given).
+        (``cod_`` unless ``finished`` is given).
     recipe_line_ : tuple of float or None
         ``(slope, intercept)`` of :math:`\\log D` against :math:`\\log N` over the
         ladder runs' final checkpoints; ``'recipe'`` mode only.
@@ -205,7 +183,7 @@ class TrajectoryForecaster(BaseEstimator):
         *,
         mode: str = "auto",
         cod_params: dict | None = None,
-        method: str | None = None,
+        finished=None,
         n_bootstrap: int = 100,
         noise: bool = True,
         run_sd: float = 0.0,
@@ -215,7 +193,7 @@ class TrajectoryForecaster(BaseEstimator):
     ):
         self.mode = mode
         self.cod_params = cod_params
-        self.method = method
+        self.finished = finished
         self.n_bootstrap = n_bootstrap
         self.noise = noise
         self.run_sd = run_sd
@@ -226,22 +204,17 @@ class TrajectoryForecaster(BaseEstimator):
     # ---------------------------------------------------------------- fitting
 
     def _validate_params(self):
-        if self.mode not in TRAJECTORY_MODES:
-            raise ValueError(
-                f"The 'mode' parameter of TrajectoryForecaster must be a str among "
-                f"{list(TRAJECTORY_MODES)}. Got {self.mode!r} instead."
-            )
-        check_finished_method(self.method, "The 'method' parameter of TrajectoryForecaster")
-        if not is_spread(self.run_sd):
-            raise ValueError(
-                "The 'run_sd' parameter of TrajectoryForecaster must be a float in [0, inf). "
-                f"Got {self.run_sd!r} instead."
-            )
-        if isinstance(self.n_bootstrap, bool) or int(self.n_bootstrap) < 0:
-            raise ValueError(
-                "The 'n_bootstrap' parameter of TrajectoryForecaster must be an int in "
-                f"[0, inf). Got {self.n_bootstrap!r} instead."
-            )
+        owner = type(self).__name__
+        check_choice(owner, "mode", self.mode, TRAJECTORY_MODES)
+        if self.finished is not None and not all(
+                hasattr(self.finished, a) for a in _FINISHED_API):
+            raise invalid(owner, "finished", "None or an unfitted forecaster of finished "
+                          f"models (with {', '.join(_FINISHED_API)})", self.finished)
+        check_int(owner, "n_bootstrap", self.n_bootstrap, 0)
+        check_bool(owner, "noise", self.noise)
+        check_real(owner, "run_sd", self.run_sd, 0.0, closed="left")
+        check_int(owner, "min_runs", self.min_runs, 1)
+        check_int(owner, "min_checkpoints", self.min_checkpoints, 1)
 
     def fit(self, ladder, benchmark: str):
         """Fit COD and, when the ladder allows, the per-cluster trajectory laws.
@@ -267,16 +240,13 @@ class TrajectoryForecaster(BaseEstimator):
         """
         self._validate_params()
         ladder = load_ladder(ladder)
-        cod_kw = {"fallback": "all_clusters", "random_state": self.random_state,
-                  "n_bootstrap": self.n_bootstrap}
-        cod_kw.update(self.cod_params or {})
-        cod = CODForecaster(**cod_kw).fit(ladder, benchmark)
+        cod = CODForecaster.from_config(
+            DEFAULT_CONFIGURATIONS["monitor"], random_state=self.random_state,
+            n_bootstrap=self.n_bootstrap, **(self.cod_params or {}),
+        ).fit(ladder, benchmark)
         finished = cod
-        if self.method is not None:
-            from cod_monitor.methods import make_forecaster  # the registry imports baselines
-
-            finished = make_forecaster(self.method, n_bootstrap=self.n_bootstrap,
-                                       random_state=self.random_state).fit(ladder, benchmark)
+        if self.finished is not None:
+            finished = clone(self.finished).fit(ladder, benchmark)
 
         full = ladder.matrix(benchmark, roles=("ladder",))
         runs = ladder_runs(full.models)
@@ -456,8 +426,7 @@ class TrajectoryForecaster(BaseEstimator):
         (lower, upper) : floats or ndarrays
         """
         check_is_fitted(self, "mode_")
-        if not 0 < level < 1:
-            raise ValueError(f"`level` should be in (0, 1), got {level!r}")
+        check_real(f"{type(self).__name__}.predict_interval", "level", level, 0.0, 1.0)
         p, t, c = self._args(params, tokens, compute)
         if self.mode_ == "recipe":
             # the equivalence (a root-find per checkpoint) once, for the point and the band
@@ -603,7 +572,7 @@ class TrajectoryForecaster(BaseEstimator):
         out["trajectory"] = {
             "mode": self.mode_,
             "reason": self.reason_,
-            "method": self.method,
+            "finished": None if self.finished is None else " ".join(repr(self.finished).split()),
             "recipe_line": None if self.recipe_line_ is None else {
                 "slope": self.recipe_line_[0], "intercept": self.recipe_line_[1]},
             "residual_sd": self.residual_sd_,
@@ -626,23 +595,3 @@ def _halfwidths(draws, point, level):
 def _flops(params, tokens, compute):
     """The checkpoint's compute when given, else the 6·N·D estimate."""
     return compute if compute is not None else 6.0 * np.asarray(params) * np.asarray(tokens)
-
-
-def check_finished_method(method, what: str) -> None:
-    """Raise ``ValueError`` unless ``method`` is ``None`` or a registered method name.
-
-    ``what`` names the parameter in the message (e.g. "The 'method' parameter of X").
-    """
-    if method is None:
-        return
-    from cod_monitor.methods import available_methods  # the registry imports baselines
-
-    if method not in available_methods():
-        raise ValueError(f"{what} must be None or a str among {available_methods()}. "
-                         f"Got {method!r} instead.")
-
-
-def is_spread(value) -> bool:
-    """Whether ``value`` is a usable standard deviation: a finite real number >= 0."""
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and bool(np.isfinite(value)) and value >= 0)

@@ -4,8 +4,8 @@ COD reads a ladder as one recipe, accuracy against compute. Real ladders often m
 recipes: OpenLM's (Gadre et al. 2024) trains each size at several token multipliers,
 and a sweep over intermediate checkpoints holds under-trained points. An over-trained
 small model gets less accuracy per FLOP than a model trained at the target's ratio,
-so a compute-only fit placed on such points under-forecasts a 1x target (measured:
-every method under-forecasts every held-out 1x 1B OpenLM run by 2.0-2.8 points).
+so a compute-only fit placed on such points under-forecasts a target trained at a
+lower ratio.
 
 The transport fits one law in parameters and tokens to the ladder's full-set accuracy
 (:func:`cod_monitor.cod.laws_nd.fit_trajectory_laws`),
@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import brentq
 
-from cod_monitor.exceptions import FitWarning, LadderValidationError
+from cod_monitor._validation import check_real
 from cod_monitor.cod.laws_nd import TrajectoryLaw, fit_trajectory_laws
+from cod_monitor.exceptions import FitWarning, LadderValidationError
 from cod_monitor.ladder.selection import select_fit_points
 
 __all__ = ["MIN_TOKENS_SPREAD", "RecipeTransport", "effective_compute", "recipe_compute",
@@ -142,13 +143,14 @@ def recipe_compute(params, tokens, compute, law: TrajectoryLaw, *, slope: float,
 
     Raises
     ------
-    ValueError
+    ParameterError
         ``slope <= 0`` (tokens must grow with parameters for the line to cross every
-        level of :math:`L` once), or no model on the line within :math:`e^{60}` of
-        :math:`N` matches (a law flat in both :math:`N` and :math:`D`).
+        level of :math:`L` once).
+    ValueError
+        No model on the line within :math:`e^{60}` of :math:`N` matches (a law flat in
+        both :math:`N` and :math:`D`).
     """
-    if not slope > 0:
-        raise ValueError(f"`slope` of the recipe line should be positive, got {slope!r}")
+    check_real("recipe_compute", "slope", slope, 0.0)
     n = np.atleast_1d(np.asarray(params, dtype=float))
     d = np.atleast_1d(np.asarray(tokens, dtype=float))
     c = np.atleast_1d(np.asarray(compute, dtype=float))

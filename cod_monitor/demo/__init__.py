@@ -7,8 +7,11 @@ Llama models trained from scratch by one recipe, plus the prebuilt ladder shippe
 - :mod:`cod_monitor.demo.tokenizer`: the char-level tokenizer (``tokenizers``);
 - :mod:`cod_monitor.demo.recipe`: model sizes, token and learning-rate schedules (no torch);
 - :mod:`cod_monitor.demo.train`: data set, model, training (HF ``Trainer`` or a
-  plain loop), exact pass rates, :func:`~cod_monitor.demo.train.train_target`;
-- :mod:`cod_monitor.demo.build`: :func:`~cod_monitor.demo.build.build_demo_ladder`.
+  plain loop), exact pass rates with ``HFEvaluator``
+  (:func:`~cod_monitor.demo.train.evaluate_model`),
+  :func:`~cod_monitor.demo.train.train_target`;
+- :mod:`cod_monitor.demo.build`: :func:`~cod_monitor.demo.build.build_demo_ladder`,
+  with its text report and curves from :mod:`cod_monitor.demo.report`.
 
 Importing this package imports neither torch nor transformers.
 """

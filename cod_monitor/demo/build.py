@@ -35,11 +35,15 @@ import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
+from cod_monitor._io import atomic_write, to_jsonable
+from cod_monitor._validation import check_choice, check_int, invalid
 from cod_monitor.demo.recipe import LADDER_SEEDS, RunSpec, ladder_specs, target_spec
-from cod_monitor.demo.tasks import FAMILIES, TaskGenerator, parse_sample_id
+from cod_monitor.demo.report import final_accuracy, ladder_report, plot_curves
+from cod_monitor.demo.tasks import TaskGenerator, parse_sample_id
 from cod_monitor.ladder import Ladder, ModelInfo, PassRateMatrix
 
 __all__ = ["BuildResult", "build_demo_ladder", "add_runs", "seed_variants", "ladder_report",
@@ -93,10 +97,11 @@ def _train_and_evaluate(spec, generator, *, backend, threads, on_step, keep_weig
     """Train one run; ``emit`` every checkpoint's pass rates and the run's timing."""
     import torch
 
+    from cod_monitor.demo.tokenizer import build_tokenizer
     from cod_monitor.demo.train import evaluate_model, train_run, validation_blocks, validation_loss
 
     val = validation_blocks(generator, spec.block_size)
-    tokenizer = None
+    tokenizer = build_tokenizer()
     eval_s = [0.0]
 
     def on_checkpoint(step, model):
@@ -178,8 +183,7 @@ def _run_all(specs, gen_kwargs, *, workers, threads, backend, keep_weights, out_
     cores = max(threads or 0, len(groups))
     # spawned workers inherit the environment: 1 thread each; and passive OpenMP waits,
     # because a worker whose partner finished goes to 2 threads, and with busy-waiting
-    # a 2-thread step is ~9x slower whenever anything else holds a core (measurement
-    # in cod_monitor/demo/live.py)
+    # a 2-thread step is many times slower whenever anything else holds a core
     saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -268,7 +272,7 @@ def add_runs(
     eval_size: int = 1200,
     workers: int = 2,
     threads: int = 2,
-    backend: str = "trainer",
+    backend: Literal["trainer", "loop"] = "trainer",
     score_decimals: int = 4,
     progress: bool = True,
 ) -> Ladder:
@@ -296,24 +300,24 @@ def add_runs(
 
     Raises
     ------
-    ValueError
+    ParameterError
         A run name already in `ladder`, or an evaluation set that differs from the
         ladder's (other sample ids).
     """
     taken = {m.run_key for m in ladder.models}
     clash = sorted(s.name for s in specs if s.name in taken)
     if clash:
-        raise ValueError(
-            f"The 'specs' parameter of add_runs names runs already in the ladder: {clash}. "
-            "Give the new runs other names."
-        )
+        raise invalid("add_runs", "specs", "runs whose names are new to the ladder",
+                      [s.name for s in specs],
+                      f"Runs {clash} are already in the ladder; give the new runs other names.")
     gen_kwargs = {"seed": seed, "eval_size": eval_size}
     generator = TaskGenerator(**gen_kwargs)
     demo = ladder.matrix("demo", roles=sorted({m.role for m in ladder.models}))
     if list(demo.sample_ids) != [sid for sid, _ in generator.eval_samples]:
-        raise ValueError(
-            f"The evaluation set of seed={seed}, eval_size={eval_size} is not the ladder's. "
-            "Pass the 'generator' settings recorded in the ladder's build.json."
+        raise invalid(
+            "add_runs", "seed", "the seed of the ladder's evaluation set", seed,
+            f"The evaluation set of seed={seed}, eval_size={eval_size} is not the ladder's; "
+            "pass the 'generator' settings recorded in the ladder's build.json.",
         )
     messages = _run_all(specs, gen_kwargs, workers=workers, threads=threads, backend=backend,
                         keep_weights="none", out_dir=None, progress=progress)
@@ -342,10 +346,9 @@ def seed_variants(specs: list[RunSpec], seeds: int) -> list[RunSpec]:
     data seed (``+ 10 k``) and initialisation seed (``+ k``).
 
     Why: which rare facts a tiny model memorises depends on its seeds, so a single
-    run's per-sample pass rates mix the sample's difficulty with the run's luck. On the
-    one-seed demo ladder 15 % of the samples a run solved were failed by the next
-    larger run (:func:`cod_monitor.difficulty_reversals`); averaged over three seeds,
-    0.4 % (``benchmarks/bench_demo_seeds.py``).
+    run's per-sample pass rates mix the sample's difficulty with the run's luck
+    (:func:`cod_monitor.difficulty_reversals` counts it); the mean over seeds keeps the
+    difficulty (``benchmarks/bench_demo_seeds.py``).
     """
     return [variant for variant, _ in _variant_bases(specs, seeds)]
 
@@ -403,8 +406,8 @@ def build_demo_ladder(
     eval_size: int = 1200,
     workers: int = 2,
     threads: int = 2,
-    backend: str = "trainer",
-    keep_weights: str = "final",
+    backend: Literal["trainer", "loop"] = "trainer",
+    keep_weights: Literal["final", "all", "none"] = "final",
     score_decimals: int = 4,
     compute_unit: float = DEMO_COMPUTE_UNIT,
     progress: bool = True,
@@ -423,8 +426,8 @@ def build_demo_ladder(
     seed : int, default 0
         Seed of the evaluation set (and of the training stream's mixing).
     eval_size : int, default 1200
-        Requested evaluation samples (levels are capped at half their instances; 1,190
-        result with the default benchmark).
+        Requested evaluation samples (levels are capped at half their instances, so a
+        few less may result).
     workers : int, default 2
         Worker processes (1 thread each; ``1`` trains in this process with
         ``threads`` threads).
@@ -440,25 +443,22 @@ def build_demo_ladder(
         Progress lines on stderr.
     command : str, optional
         The command line to record in ``build.json``.
-    seeds : int, default 1
+    seeds : int, default LADDER_SEEDS
         Training runs per ladder size, each with other data and initialisation seeds
         (see :func:`seed_variants`); a ladder checkpoint's pass rates and loss are the
-        mean over them. Targets and anchors are trained once. The shipped ladder has 1;
-        3 removes the run-specific noise of the per-sample pass rates (BENCHMARKS.md).
+        mean over them. Targets and anchors are trained once.
 
     Returns
     -------
     BuildResult
+
+    Raises
+    ------
+    ParameterError
+        `seeds` below 1 or an unknown `keep_weights`.
     """
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(
-            f"The 'seeds' parameter of build_demo_ladder must be an int >= 1. Got {seeds!r} instead."
-        )
-    if keep_weights not in ("final", "all", "none"):
-        raise ValueError(
-            "The 'keep_weights' parameter of build_demo_ladder must be one of "
-            f"['final', 'all', 'none']. Got {keep_weights!r} instead."
-        )
+    check_int("build_demo_ladder", "seeds", seeds, 1)
+    check_choice("build_demo_ladder", "keep_weights", keep_weights, ("final", "all", "none"))
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -480,7 +480,7 @@ def build_demo_ladder(
     path = ladder.save(out_dir / "ladder", compress=True)
     wall = time.perf_counter() - t0
     runs = {m["run"]: m for m in messages if m["kind"] == "run"}
-    final_acc = _final_accuracy(ladder)
+    final_acc = final_accuracy(ladder)
     seed_sd = _final_seed_spread(messages)
     summary = {
         "command": command,
@@ -516,9 +516,9 @@ def build_demo_ladder(
         "scores_bytes": (path / "scores.csv.gz").stat().st_size,
     }
     report = ladder_report(ladder)
-    (out_dir / "build.json").write_text(json.dumps(summary, indent=2))
+    atomic_write(out_dir / "build.json", json.dumps(to_jsonable(summary), indent=2))
     (out_dir / "report.txt").write_text(report)
-    _plot(ladder, out_dir / "curves.png")
+    plot_curves(ladder, out_dir / "curves.png")
     if progress:
         sys.stderr.write(report + f"\nbuilt {path} in {wall:.0f}s\n")
     return BuildResult(ladder=ladder, path=path, summary=summary, report=report)
@@ -532,136 +532,3 @@ def _versions() -> dict:
         except ImportError:  # pragma: no cover
             out[mod] = None
     return out
-
-
-# ---------------------------------------------------------------------------- report
-
-
-def _final_models(ladder: Ladder) -> list[ModelInfo]:
-    """The last checkpoint of every run, by compute."""
-    last: dict[str, ModelInfo] = {}
-    for m in ladder.models:
-        if m.run_key not in last or (m.step or 0) > (last[m.run_key].step or 0):
-            last[m.run_key] = m
-    return sorted(last.values(), key=lambda m: m.compute)
-
-
-def _all_rates(ladder: Ladder, benchmark: str = "demo"):
-    """(sample_ids, models, pass_rates) over every model, targets included."""
-    roles = sorted({m.role for m in ladder.models})
-    mat = ladder.matrix(benchmark, roles=roles)
-    return mat.sample_ids, mat.models, mat.pass_rates
-
-
-def _final_accuracy(ladder: Ladder) -> dict:
-    ids, models, X = _all_rates(ladder)
-    names = [m.name for m in models]
-    return {m.run_key: float(X[:, names.index(m.name)].mean()) for m in _final_models(ladder)}
-
-
-def ladder_report(ladder: Ladder, benchmark: str = "demo", *, n_clusters: int = 8) -> str:
-    """Text report: final-checkpoint accuracy per run by family, level and cluster.
-
-    Also checks that accuracy rises with compute (inversions between consecutive
-    runs) and how spread the samples' emergence points are (the first run whose
-    pass rate exceeds 0.5).
-    """
-    ids, models, X = _all_rates(ladder, benchmark)
-    finals = _final_models(ladder)
-    cols = [[m.name for m in models].index(f.name) for f in finals]
-    F = X[:, cols]
-    head = "".join(f"{f.run_key[:13]:>14}" for f in finals)
-    lines = [f"final-checkpoint mean pass rate on {benchmark!r} ({len(ids)} samples)", ""]
-    lines.append(f"{'':16}{head}")
-    lines.append(f"{'compute (FLOPs)':16}" + "".join(f"{f.compute:>14.3g}" for f in finals))
-    lines.append(f"{'role':16}" + "".join(f"{f.role:>14}" for f in finals))
-    lines.append(f"{'ALL':16}" + "".join(f"{v:>14.3f}" for v in F.mean(axis=0)))
-    fam = np.array([parse_sample_id(s)[0] for s in ids])
-    lev = np.array([parse_sample_id(s)[1] for s in ids])
-    for family in dict.fromkeys(fam.tolist()):
-        m = fam == family
-        lines.append(f"{family:16}" + "".join(f"{v:>14.3f}" for v in F[m].mean(axis=0)))
-        for level in FAMILIES.get(family, sorted(set(lev[m].tolist()))):
-            ml = m & (lev == level)
-            if ml.any():
-                lines.append(f"  {f'{family}-{level}':<14}" + "".join(
-                    f"{v:>14.3f}" for v in F[ml].mean(axis=0)))
-    acc = F.mean(axis=0)
-    inversions = [(finals[i].run_key, finals[i + 1].run_key)
-                  for i in range(len(finals) - 1) if acc[i + 1] < acc[i]]
-    lines += ["", f"accuracy rises with compute: {not inversions}"
-              + (f" (inversions: {inversions})" if inversions else "")]
-    ladder_cols = [j for j, f in enumerate(finals) if f.role == "ladder"]
-    L = F[:, ladder_cols]
-    emerged = (L > 0.5)
-    first = np.where(emerged.any(axis=1), emerged.argmax(axis=1), len(ladder_cols))
-    counts = np.bincount(first, minlength=len(ladder_cols) + 1)
-    lines.append("emergence (first ladder run with pass rate > 0.5): " + ", ".join(
-        f"{(finals[ladder_cols[k]].run_key if k < len(ladder_cols) else 'never')}: {c}"
-        for k, c in enumerate(counts)))
-    zero = int((L.max(axis=1) == 0).sum())
-    lines.append(f"all-zero difficulty vectors on the ladder: {zero} of {len(ids)}")
-    lines += ["", *_cluster_lines(L, F, finals, n_clusters)]
-    return "\n".join(lines) + "\n"
-
-
-def _cluster_lines(L, F, finals, n_clusters) -> list[str]:
-    """Mean curves of difficulty clusters (KMeans on the ladder's final vectors)."""
-    try:
-        from sklearn.cluster import KMeans
-    except ImportError:  # pragma: no cover
-        return []
-    k = min(n_clusters, len(np.unique(L, axis=0)))
-    if k < 2:
-        return []
-    labels = KMeans(n_clusters=k, n_init=4, random_state=0).fit_predict(L)
-    order = np.argsort([-F[labels == c].mean() for c in range(k)])
-    out = [f"difficulty clusters (KMeans k={k} on ladder final-checkpoint pass rates; "
-           "descriptive only, not COD's clustering)"]
-    for c in order:
-        m = labels == c
-        out.append(f"cluster n={int(m.sum()):<9}" + "".join(
-            f"{v:>14.3f}" for v in F[m].mean(axis=0)))
-    return out
-
-
-def _plot(ladder: Ladder, path: Path) -> bool:
-    """Per-family and per-level curves vs compute; False when matplotlib is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    ids, models, X = _all_rates(ladder)
-    finals = _final_models(ladder)
-    cols = [[m.name for m in models].index(f.name) for f in finals]
-    F = X[:, cols]
-    C = np.array([f.compute for f in finals])
-    is_t = np.array([f.role == "target" for f in finals])
-    fam = np.array([parse_sample_id(s)[0] for s in ids])
-    lev = np.array([parse_sample_id(s)[1] for s in ids])
-    families = list(dict.fromkeys(fam.tolist()))
-    fig, axes = plt.subplots(2, (len(families) + 2) // 2, figsize=(14, 7), squeeze=False)
-    ax = axes.flat[0]
-    ax.plot(C[~is_t], F[:, ~is_t].mean(0), "o-", label="ladder")
-    ax.plot(C[is_t], F[:, is_t].mean(0), "r*", ms=12, label="target")
-    for family in families:
-        ax.plot(C, F[fam == family].mean(0), ".--", alpha=0.6, label=family)
-    ax.set(xscale="log", title="all samples", xlabel="compute (FLOPs)", ylabel="mean pass rate")
-    ax.legend(fontsize=7)
-    for ax, family in zip(list(axes.flat)[1:], families):
-        for level in sorted(set(lev[fam == family].tolist())):
-            m = (fam == family) & (lev == level)
-            ax.plot(C, F[m].mean(0), "o-", ms=3, label=f"{family}-{level}")
-        ax.axvline(C[is_t].min() if is_t.any() else C.max(), color="r", lw=0.5)
-        ax.set(xscale="log", title=family, ylim=(-0.02, 1.02))
-        ax.legend(fontsize=6)
-    for ax in list(axes.flat)[len(families) + 1:]:
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return True
-

@@ -38,7 +38,6 @@ import importlib.util
 import inspect
 import json
 import logging
-import math
 import os
 import time
 import warnings
@@ -47,11 +46,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cod_monitor._io import atomic_write, json_default
+from cod_monitor._validation import check_int, check_real, invalid
+from cod_monitor.cod.configs import DEFAULT_CONFIGURATIONS
+from cod_monitor.exceptions import CODError, LadderValidationError, MissingExtraError
 
 __all__ = [
     "DEFAULT_OUT",
     "LiveDemoConfig",
     "ConsoleTracker",
+    "OutDirInUseError",
     "check_requirements",
     "demo_generator",
     "run_spread",
@@ -71,7 +74,8 @@ SUMMARY_KEYS = ("forecast_final", "observed_final", "abs_error_pts", "trajectory
 
 #: Finished-model forecasters the demo reports beside the monitor's forecast: COD and the
 #: baselines, as ``cod-monitor predict --target`` runs them.
-FINISHED_METHODS = ("cod", "e2e-exp", "e2e-passrate", "bnsl", "loss-intermediate")
+FINISHED_METHODS = (DEFAULT_CONFIGURATIONS["predict"], "e2e-exp", "e2e-passrate", "bnsl",
+                    "loss-intermediate")
 
 #: Evaluator of the shipped ladder's build (``cod_monitor.demo.train.evaluate_model``),
 #: used when the ladder's ``build.json`` does not record one.
@@ -97,21 +101,18 @@ def check_requirements(*, wandb: bool = True) -> None:
 
     Raises
     ------
-    ImportError
-        Naming the missing modules and the ``pip install`` command.
+    MissingExtraError
+        Naming the missing modules and the ``pip install`` command (an ``ImportError``).
     """
     need = ["hf"] + (["wandb"] if wandb else [])
     missing = {extra: [m for m in _EXTRAS[extra] if importlib.util.find_spec(m) is None]
                for extra in need}
     missing = {k: v for k, v in missing.items() if v}
     if missing:
-        mods = ", ".join(m for v in missing.values() for m in v)
-        extras = ",".join(missing)
-        raise ImportError(
-            f"The live demo requires the {' and '.join(missing)} extra(s) (missing: {mods}). "
-            f"Run `pip install 'cod_monitor[{extras}]' torch==2.13.0` (the CPU wheel), or "
-            "`make demo`, which installs them; `cod-monitor demo --synthetic` needs neither."
-        )
+        raise MissingExtraError(
+            "The live demo", [m for v in missing.values() for m in v], ",".join(missing),
+            note="with torch==2.13.0 for the CPU wheel, or `make demo`, which installs them; "
+                 "`cod-monitor demo --synthetic` needs neither")
 
 
 def fresh_out_dir(base=DEFAULT_OUT) -> Path:
@@ -213,7 +214,7 @@ def write_eval_sets(ladder, generator, benchmarks: Sequence[str], out_dir) -> di
 
     Raises
     ------
-    ValueError
+    LadderValidationError
         A ladder sample the generator does not produce (the ladder was built from
         another task generator).
     """
@@ -227,11 +228,11 @@ def write_eval_sets(ladder, generator, benchmarks: Sequence[str], out_dir) -> di
         ids = list(ladder.matrix(b).sample_ids)
         missing = [s for s in ids if s not in records]
         if missing:
-            raise ValueError(
-                f"benchmark {b!r} of the ladder has {len(missing)} sample(s) the demo task "
-                f"generator does not produce (first: {missing[0]!r}); the ladder was built "
-                "from another generator. Rebuild it with `cod-monitor ladder build-demo`."
-            )
+            raise LadderValidationError(
+                "sample_id", missing[0],
+                f"The demo task generator does not produce it ({len(missing)} such sample(s)): "
+                "the ladder was built from another generator. Rebuild it with "
+                "`cod-monitor ladder build-demo`.", where=f"benchmark {b!r} of the ladder")
         path = out_dir / f"{b}.jsonl"
         with open(path, "w", encoding="utf-8") as fh:
             for s in ids:
@@ -305,7 +306,7 @@ class _NoAlertEcho(logging.Filter):
     """Drop the monitor's own log line for an alert: :class:`ConsoleTracker` prints it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.funcName != "_emit_alert"
+        return False
 
 
 # ------------------------------------------------------------------ sabotage
@@ -380,8 +381,9 @@ class LiveDemoConfig:
     n_bootstrap : int, default 100
         Bootstrap replicates of the forecast interval.
     trajectory, trajectory_method : str, optional
-        The monitor's forecast of the run in progress (:class:`CODMonitor`'s parameters
-        of these names); ``None``: its defaults.
+        The monitor's forecast of the run in progress (the
+        :class:`~cod_monitor.monitor.ForecastConfig` fields of these names); ``None``:
+        their defaults.
     """
 
     out_dir: Path = DEFAULT_OUT
@@ -417,20 +419,19 @@ def _target_spec(cfg: LiveDemoConfig):
     return target_spec(**overrides)
 
 
+class OutDirInUseError(CODError, FileExistsError):
+    """The live demo's output directory already holds files."""
+
+
 def _validate(cfg: LiveDemoConfig) -> None:
-    if not 0 < cfg.sabotage_at < 1:
-        raise ValueError(f"The 'sabotage_at' setting must be a float in (0, 1). Got "
-                         f"{cfg.sabotage_at!r} instead.")
-    if not (math.isfinite(cfg.sabotage_factor) and cfg.sabotage_factor > 0):
-        raise ValueError(f"The 'sabotage_factor' setting must be a float in (0, inf). Got "
-                         f"{cfg.sabotage_factor!r} instead.")
+    owner = "LiveDemoConfig"
+    check_real(owner, "sabotage_at", cfg.sabotage_at, 0, 1)
+    check_real(owner, "sabotage_factor", cfg.sabotage_factor, 0)
     for name in ("tokens", "n_checkpoints", "threads", "eval_threads"):
-        v = getattr(cfg, name)
-        if v is not None and (isinstance(v, bool) or int(v) < 1):
-            raise ValueError(f"The {name!r} setting must be an int in [1, inf). Got {v!r} instead.")
+        check_int(owner, name, getattr(cfg, name), 1, none_ok=True)
     out = Path(cfg.out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(
+        raise OutDirInUseError(
             f"{out} already holds files; the demo needs a fresh directory (its monitor would "
             "resume from the journal there). Pass another --out or leave it out."
         )
@@ -545,8 +546,8 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
     benchmarks = list(cfg.benchmarks) if cfg.benchmarks else list(ladder.benchmarks)
     unknown = [b for b in benchmarks if b not in ladder.benchmarks]
     if unknown:
-        raise ValueError(f"benchmark(s) {unknown} are not in the ladder {ladder_dir} "
-                         f"(it has {ladder.benchmarks}).")
+        raise invalid("LiveDemoConfig", "benchmarks", f"benchmarks of the ladder {ladder_dir} "
+                      f"(it has {ladder.benchmarks})", list(cfg.benchmarks))
     main = cfg.main_benchmark or ("demo" if "demo" in benchmarks else benchmarks[0])
     if main not in benchmarks:
         benchmarks.insert(0, main)
@@ -577,12 +578,13 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
 
     from cod_monitor.demo.train import train_target
     from cod_monitor.integrations.hf import CODCallback
+    from cod_monitor.monitor.judging import ALERT_LOGGER
 
     run_name = f"demo-{spec.name}" + ("-sabotage" if cfg.sabotage else "")
     monitor_dir = out / "monitor"
     console = ConsoleTracker(main)
     echo_filter = _NoAlertEcho()
-    monitor_logger = logging.getLogger("cod_monitor.monitor.monitor")
+    monitor_logger = logging.getLogger(ALERT_LOGGER)
     monitor_logger.addFilter(echo_filter)
     monitor, wandb_run_dir, sabotage, finished = None, None, None, None
     t_train = time.perf_counter()
@@ -598,8 +600,8 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
                            config={"demo": {"target": spec.to_dict(), "sabotage": cfg.sabotage}})
             monitor = _build_monitor(cfg, spec, ladder_dir, eval_sets, evaluator, build,
                                      monitor_dir, console, run_name)
-            # Fit the forecasts before the first step: fitted on a thread of the training
-            # process while it trains, they slowed the first steps tenfold on 2 shared cores.
+            # Fit the forecasts before the first step, so the fit does not compete with
+            # training for the CPU cores.
             t_fit = time.perf_counter()
             monitor.start()
             monitor.refresh(wait=True)
@@ -655,7 +657,7 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
 def _build_monitor(cfg, spec, ladder_dir, eval_sets, evaluator, build, monitor_dir, console,
                    run_name):
     """The ``CODMonitor`` of the demo run: a CPU worker, local report, W&B, console."""
-    from cod_monitor.monitor import CODMonitor, QueuePolicy
+    from cod_monitor.monitor import CODMonitor, ForecastConfig, PoolConfig, QueuePolicy, RunGeometry
     from cod_monitor.trackers.local import LocalTracker
 
     # No PNG plots: matplotlib would render in the training process; report.html is SVG.
@@ -664,27 +666,24 @@ def _build_monitor(cfg, spec, ladder_dir, eval_sets, evaluator, build, monitor_d
         from cod_monitor.trackers.wandb import WandbTracker
 
         trackers.insert(1, WandbTracker())
-    return CODMonitor(
-        ladder=str(ladder_dir),
-        eval_sets=eval_sets,
-        evaluator=evaluator,
+    forecast = ForecastConfig(
+        **({"trajectory": cfg.trajectory} if cfg.trajectory else {}),
+        trajectory_method=cfg.trajectory_method,
+        n_bootstrap=int(cfg.n_bootstrap),
+        run_sd=run_spread(build),
+        refresh_interval=None,  # the shipped ladder does not change during the demo
+    )
+    pool = PoolConfig(
         devices=["cpu"],
         cpu_threads=int(cfg.eval_threads),
-        trackers=trackers,
-        out_dir=str(monitor_dir),
-        params=float(spec.params),
-        tokens_per_step=float(spec.tokens_per_step),
-        max_steps=int(spec.steps),
         # Evaluation falls behind training on two shared cores; every checkpoint is
         # still evaluated (the drain at the end catches up) so the trajectory is whole.
         queue_policy=QueuePolicy(max_pending=len(spec.checkpoint_steps) + 1),
-        refresh_interval=None,  # the shipped ladder does not change during the demo
-        n_bootstrap=int(cfg.n_bootstrap),
-        run_name=run_name,
-        run_sd=run_spread(build),
-        **({"trajectory": cfg.trajectory} if cfg.trajectory else {}),
-        trajectory_method=cfg.trajectory_method,
     )
+    run = RunGeometry(params=float(spec.params), tokens_per_step=float(spec.tokens_per_step),
+                      max_steps=int(spec.steps))
+    return CODMonitor(str(ladder_dir), eval_sets, evaluator, forecast=forecast, pool=pool,
+                      run=run, trackers=trackers, out_dir=str(monitor_dir), run_name=run_name)
 
 
 def _train(train_target, out, spec, generator, callbacks, cfg, run_name) -> None:

@@ -16,9 +16,7 @@ tokens D(N)             ``400e3 * (N / 25760) ** 0.3`` (sub-linear, as in
 compute C               ``6 * N * D`` FLOPs, N total parameters
 batch                   8 blocks x 64 tokens = 512 tokens per step
 learning rate η(N)      ``3e-3 * (N / 1e5) ** -0.35``: larger models need a
-                        lower constant rate (FACTS.md: 7.5e-4 at 3.17M params
-                        where 1.5e-3 failed); this power law gives 6.0e-3 at
-                        14k and 1.1e-3 at 1.8M params
+                        lower constant rate (FACTS.md)
 schedule                linear warm-up over 5% of the steps (at least 10),
                         then constant (the paper's ladder schedule; no decay)
 optimizer               AdamW, betas (0.9, 0.95), eps 1e-8, weight decay 0.1
@@ -30,16 +28,11 @@ checkpoints             8 per ladder run, 16 for the target, evenly spaced in st
                         (steps rounded up to a multiple of the checkpoint count)
 ======================  ======================================================
 
-Measured while choosing it (2 shared CPU cores): on knowledge recall graded by how
-often training text states a fact, per-sample emergence spreads over model sizes. A
-pilot on a fact-only stream (1,500 entities) put its five frequency buckets at [1.00,
-0.54, 0.14, 0.03, 0.02] for d32x2, [1.00, 0.93, 0.70, 0.23, 0.02] for d64x2 and
-[1.00, 1.00, 0.97, 0.76, 0.29] for d128x3; the shipped build's per-level curves are in
-its BUILD.md. The skill families (copy, reverse, key-value lookup) instead appear
-abruptly after ~500-2,000 optimizer steps nearly independently of size, which made
-the previous ladder emergence-dominated; they are kept out of the default benchmark.
-The sizes are chosen so that the target trains in about 5 minutes on 2 cores (the
-live demo trains it with the monitor attached: 303 s measured).
+Knowledge recall graded by how often training text states a fact spreads per-sample
+emergence over model sizes; the skill families (copy, reverse, key-value lookup)
+appear abruptly after a number of optimizer steps nearly independently of size, so
+they are kept out of the default benchmark (:mod:`cod_monitor.demo.tasks`). The sizes
+are chosen so that the target trains in minutes on 2 CPU cores.
 
 :data:`LADDER_SHAPES` and :data:`TARGET_SHAPE` list the sizes; :func:`ladder_specs`
 turns them into :class:`RunSpec` objects. Nothing here imports torch.
@@ -49,6 +42,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Literal
+
+from cod_monitor._validation import invalid
 
 __all__ = [
     "HEAD_DIM",
@@ -82,8 +78,8 @@ WEIGHT_DECAY = 0.1
 ADAM_BETAS = (0.9, 0.95)
 GRAD_CLIP = 1.0
 LADDER_CHECKPOINTS = 8
-#: Training runs per ladder size (other seeds), whose pass rates the build averages.
-#: The shipped ladder has 3 (one seed left 15 % difficulty reversals, BENCHMARKS.md).
+#: Training runs per ladder size (other seeds), whose pass rates the build averages
+#: (the shipped ladder's count; one seed mixes a sample's difficulty with a run's luck).
 LADDER_SEEDS = 3
 TARGET_CHECKPOINTS = 16
 
@@ -259,7 +255,7 @@ def make_spec(
     hidden: int,
     layers: int,
     *,
-    role: str = "ladder",
+    role: Literal["ladder", "target", "anchor"] = "ladder",
     tokens: int | None = None,
     n_checkpoints: int | None = None,
     learning_rate: float | None = None,
@@ -274,9 +270,7 @@ def make_spec(
     :func:`learning_rate_for`; ``n_checkpoints`` to 8 (ladder) or 16 (target).
     """
     if hidden % HEAD_DIM:
-        raise ValueError(
-            f"The 'hidden' parameter must be a multiple of {HEAD_DIM}. Got {hidden!r} instead."
-        )
+        raise invalid("make_spec", "hidden", f"a multiple of {HEAD_DIM}", hidden)
     params = count_params(hidden, layers)
     per_step = batch_size * block_size
     if tokens is None:
@@ -288,17 +282,14 @@ def make_spec(
     steps = spacing * n_checkpoints
     ckpts = tuple(spacing * (k + 1) for k in range(n_checkpoints))
     return RunSpec(
-        name=name,
-        hidden=hidden,
-        layers=layers,
-        params=params,
+        name, hidden, layers, params,
         tokens=steps * per_step,
         steps=steps,
         learning_rate=learning_rate_for(params) if learning_rate is None else learning_rate,
-        warmup_steps=min(steps, max(MIN_WARMUP, int(round(WARMUP_SHARE * steps)))),
         batch_size=batch_size,
         block_size=block_size,
         checkpoint_steps=ckpts,
+        warmup_steps=min(steps, max(MIN_WARMUP, int(round(WARMUP_SHARE * steps)))),
         role=role,
         data_seed=data_seed,
         init_seed=init_seed,

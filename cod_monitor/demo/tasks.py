@@ -23,9 +23,8 @@ emerge at graded points in compute, smoothly: the setting COD is built for.
 More families are available to :func:`make_sample` and :class:`TaskGenerator`
 (:data:`SKILL_FAMILIES`: copy, kv, rev, count, mod). They are out of the default
 benchmark because tiny models acquire them by an abrupt, size-independent phase
-change (an attend-and-copy mechanism after ~1,000-2,000 optimizer steps; the
-previous shipped ladder measured it), which no scaling law fitted below the change
-can foresee::
+change (an attend-and-copy mechanism after a number of optimizer steps), which no
+scaling law fitted below the change can foresee::
 
     copy  "c:kqzb="      -> "kqzb"     level = string length
     kv    "a3k7z1?k="    -> "7"        level = number of key-value pairs
@@ -50,10 +49,12 @@ import hashlib
 import json
 import random
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from cod_monitor._validation import check_choice, check_int
 
 __all__ = [
     "STOP",
@@ -108,7 +109,8 @@ QUESTION_SHARE = 0.4
 
 @dataclass(frozen=True)
 class TaskSample:
-    """One task instance.
+    """One task instance: a prompt of a family at a difficulty level, with its one
+    correct answer.
 
     Attributes
     ----------
@@ -161,11 +163,7 @@ class KnowledgeWorld:
 
     def __init__(self, seed: int = 0, *, n_entities: int = 1000, n_cities: int = 24,
                  zipf_offset: float = 3.0, n_levels: int = 5, first_rank: int = 6):
-        if not 2 * first_rank <= n_entities <= 26**3:
-            raise ValueError(
-                f"The 'n_entities' parameter must be in [{2 * first_rank}, {26**3}]. "
-                f"Got {n_entities!r} instead."
-            )
+        check_int("KnowledgeWorld", "n_entities", n_entities, 2 * first_rank, 26**3)
         rng = random.Random(f"cod-demo-world-{seed}")
         names: list[str] = []
         seen: set[str] = set()
@@ -214,11 +212,7 @@ class KnowledgeWorld:
 
     def ranks_of_level(self, level: int) -> range:
         """Frequency ranks that make up ``level`` (1-based)."""
-        if not 1 <= level < len(self.level_edges):
-            raise ValueError(
-                f"The 'level' parameter must be in [1, {len(self.level_edges) - 1}]. "
-                f"Got {level!r} instead."
-            )
+        check_int("KnowledgeWorld.ranks_of_level", "level", level, 1, len(self.level_edges) - 1)
         return range(self.level_edges[level - 1], self.level_edges[level])
 
     def draw_entity(self, family: str, rng: random.Random) -> int:
@@ -278,37 +272,39 @@ def make_sample(family: str, level: int, rng: random.Random,
 
     Raises
     ------
-    ValueError
+    ParameterError
         Unknown family or a level < 1.
     """
-    if family not in ALL_FAMILIES:
-        raise ValueError(
-            f"The 'family' parameter must be one of {list(ALL_FAMILIES)}. "
-            f"Got {family!r} instead."
-        )
-    if int(level) < 1:
-        raise ValueError(f"The 'level' parameter must be an int >= 1. Got {level!r} instead.")
+    check_choice("make_sample", "family", family, ALL_FAMILIES)
+    level = check_int("make_sample", "level", level, 1)
     if family in KNOWLEDGE_FAMILIES:
         world = world or _default_world(0)
-        ranks = world.ranks_of_level(int(level))
+        ranks = world.ranks_of_level(level)
         return world.question(family, world.by_rank[family][rng.choice(ranks)])
-    if family == "add":
-        a, b = _digits(rng, level), _digits(rng, level)
-        prompt = f"{a}+{b}="
-    elif family == "rev":
-        prompt = f"r:{_word(rng, level)}="
-    elif family == "copy":
-        prompt = f"c:{_word(rng, level)}="
-    elif family == "mod":
-        prompt = f"{_digits(rng, level)}%{rng.randrange(2, 10)}="
-    elif family == "kv":
-        keys = rng.sample(_LETTERS, level)
-        pairs = "".join(f"{k}{rng.randrange(10)}" for k in keys)
-        prompt = f"{pairs}?{rng.choice(keys)}="
-    else:  # count
-        target = rng.choice(_COUNT_ALPHABET)
-        prompt = f"#{target}:{_word(rng, level, _COUNT_ALPHABET)}="
-    return TaskSample(family, int(level), prompt, solve(family, prompt))
+    prompt = _SKILL_PROMPTS[family](rng, level)
+    return TaskSample(family, level, prompt, solve(family, prompt))
+
+
+def _kv_prompt(rng: random.Random, level: int) -> str:
+    keys = rng.sample(_LETTERS, level)
+    pairs = "".join(f"{k}{rng.randrange(10)}" for k in keys)
+    return f"{pairs}?{rng.choice(keys)}="
+
+
+def _count_prompt(rng: random.Random, level: int) -> str:
+    target = rng.choice(_COUNT_ALPHABET)
+    return f"#{target}:{_word(rng, level, _COUNT_ALPHABET)}="
+
+
+#: Prompt of a skill family at a level, drawn from ``rng`` (operands left to right).
+_SKILL_PROMPTS: dict[str, Callable[[random.Random, int], str]] = {
+    "add": lambda rng, level: f"{_digits(rng, level)}+{_digits(rng, level)}=",
+    "rev": lambda rng, level: f"r:{_word(rng, level)}=",
+    "copy": lambda rng, level: f"c:{_word(rng, level)}=",
+    "mod": lambda rng, level: f"{_digits(rng, level)}%{rng.randrange(2, 10)}=",
+    "kv": _kv_prompt,
+    "count": _count_prompt,
+}
 
 
 def solve(family: str, prompt: str, world: KnowledgeWorld | None = None) -> str:
@@ -460,11 +456,7 @@ class TaskGenerator:
         self.eval_size = eval_size
         self.families = tuple(FAMILIES if families is None else families)
         for family in self.families:
-            if family not in _ALL_LEVELS:
-                raise ValueError(
-                    f"The 'families' parameter must hold keys of FAMILIES {list(FAMILIES)} "
-                    f"or SKILL_FAMILIES {list(SKILL_FAMILIES)}. Got {family!r} instead."
-                )
+            check_choice("TaskGenerator", "families", family, ALL_FAMILIES)
         self.world = _default_world(seed)
         counts = default_eval_counts(eval_size, self.families, self.world)
         rng = random.Random(f"cod-demo-eval-{seed}")

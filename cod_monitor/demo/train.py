@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
-import numpy as np
-
+from cod_monitor._validation import check_choice
 from cod_monitor.demo.recipe import (
     ADAM_BETAS,
     GRAD_CLIP,
@@ -31,24 +32,22 @@ from cod_monitor.demo.recipe import (
     RunSpec,
     target_spec,
 )
-from cod_monitor.demo.tasks import STOP, TaskGenerator
-from cod_monitor.demo.tokenizer import encode_fast
+from cod_monitor.demo.tasks import TaskGenerator
+from cod_monitor.demo.tokenizer import build_tokenizer, encode_fast, save_tokenizer
+from cod_monitor.evaluators.hf import HFEvaluator
+from cod_monitor.exceptions import MissingExtraError
 from cod_monitor.records import Checkpoint, EvalResult
 
 try:
     import torch
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "cod_monitor.demo.train requires torch and transformers. "
-        "Run `pip install 'cod_monitor[hf]'`."
-    ) from exc
+    raise MissingExtraError("cod_monitor.demo.train", ("torch", "transformers"), "hf") from exc
 
 __all__ = [
     "TokenBlockDataset",
     "build_model",
     "train_run",
     "train_target",
-    "exact_pass_rates",
     "evaluate_model",
     "validation_loss",
 ]
@@ -120,87 +119,6 @@ def build_model(spec: RunSpec):
 # ----------------------------------------------------------------------- evaluation
 
 
-def _nucleus_log_probs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
-    """Log-probabilities of the sampling policy (temperature, then top-p as HF does).
-
-    ``TopPLogitsWarper`` semantics: sort ascending, drop tokens whose cumulative
-    probability is <= 1 - top_p, always keep the most likely token; renormalise.
-    """
-    logits = logits.float() / temperature
-    if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=False)
-        cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        remove = cum <= (1 - top_p)
-        remove[..., -1] = False
-        mask = remove.scatter(-1, order, remove)
-        logits = logits.masked_fill(mask, float("-inf"))
-    return torch.log_softmax(logits, dim=-1)
-
-
-@torch.no_grad()
-def exact_pass_rates(
-    model,
-    prompts: Sequence[str],
-    answers: Sequence[str],
-    *,
-    stop: str = STOP,
-    temperature: float = 1.0,
-    top_p: float = 0.7,
-    batch_size: int = 256,
-) -> np.ndarray:
-    """Teacher-forced probability that the sampling policy emits ``answer + stop``.
-
-    The ``exact`` pass rate of the design (no sampling noise), for the char-level
-    demo tokenizer. Used by the build when :mod:`cod_monitor.evaluators` is not
-    installed; :class:`cod_monitor.evaluators.HFEvaluator` computes the same number.
-
-    Parameters
-    ----------
-    model : transformers causal LM
-    prompts, answers : sequence of str
-    stop : str, default "\\n"
-    temperature : float, default 1.0
-    top_p : float, default 0.7
-    batch_size : int, default 256
-
-    Returns
-    -------
-    ndarray of shape (n_prompts,)
-    """
-    was_training = model.training
-    model.eval()
-    out = np.zeros(len(prompts))
-    items = [(encode_fast(p), encode_fast(a + stop)) for p, a in zip(prompts, answers)]
-    order = sorted(range(len(items)), key=lambda k: len(items[k][0]) + len(items[k][1]))
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        seqs = [items[k][0] + items[k][1] for k in idx]
-        width = max(map(len, seqs))
-        ids = torch.zeros((len(idx), width), dtype=torch.long)
-        attn = torch.zeros((len(idx), width), dtype=torch.long)
-        for r, s in enumerate(seqs):
-            ids[r, : len(s)] = torch.tensor(s)
-            attn[r, : len(s)] = 1
-        logp = _nucleus_log_probs(
-            model(input_ids=ids, attention_mask=attn).logits, temperature, top_p
-        )
-        for r, k in enumerate(idx):
-            p_len, a = len(items[k][0]), items[k][1]
-            pos = torch.arange(p_len - 1, p_len - 1 + len(a))
-            out[k] = float(logp[r, pos, torch.tensor(a)].sum().exp())
-    if was_training:
-        model.train()
-    return out
-
-
-def _evaluator_available() -> bool:
-    try:
-        from cod_monitor.evaluators import EvalSet, HFEvaluator  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def evaluate_model(
     model,
     generator: TaskGenerator,
@@ -208,49 +126,32 @@ def evaluate_model(
     tokenizer=None,
     temperature: float = 1.0,
     top_p: float = 0.7,
-    use_evaluators: bool | None = None,
 ) -> EvalResult:
     """Exact pass rates of ``model`` on every evaluation sample of ``generator``.
 
-    Uses ``HFEvaluator(mode="exact")`` from :mod:`cod_monitor.evaluators` when it is
-    importable (``use_evaluators=None``), else :func:`exact_pass_rates`.
+    ``HFEvaluator(mode="exact", batch_size=256)`` with the demo tokenizer: the evaluator
+    of the demo ladder's build. The model's training mode is left as it was.
+
+    Parameters
+    ----------
+    model : transformers causal LM
+        In memory, on its own device.
+    generator : TaskGenerator
+        Its :meth:`~cod_monitor.demo.tasks.TaskGenerator.eval_set` is evaluated.
+    tokenizer : transformers tokenizer, optional
+        Default :func:`~cod_monitor.demo.tokenizer.build_tokenizer`.
+    temperature : float, default 1.0
+    top_p : float, default 0.7
 
     Returns
     -------
     EvalResult
         ``eval_set="demo"``, sample ids in the generator's order.
     """
-    if use_evaluators is None:
-        use_evaluators = _evaluator_available()
-    t0 = time.perf_counter()
-    if use_evaluators:
-        from cod_monitor.evaluators import HFEvaluator
-
-        if tokenizer is None:
-            from cod_monitor.demo.tokenizer import build_tokenizer
-
-            tokenizer = build_tokenizer()
-        was_training = model.training
-        evaluator = HFEvaluator(mode="exact", temperature=temperature, top_p=top_p,
-                                batch_size=256)
-        result = evaluator.evaluate((model, tokenizer), generator.eval_set())
-        if was_training:
-            model.train()
-        return result
-    records = generator.eval_records()
-    rates = exact_pass_rates(
-        model, [r["prompt"] for r in records], [r["answer"] for r in records],
-        temperature=temperature, top_p=top_p,
-    )
-    return EvalResult(
-        eval_set="demo",
-        sample_ids=tuple(r["id"] for r in records),
-        pass_rates=rates,
-        mode="exact",
-        wall_s=time.perf_counter() - t0,
-        meta={"backend": "cod_monitor.demo.train.exact_pass_rates", "temperature": temperature,
-              "top_p": top_p},
-    )
+    if tokenizer is None:
+        tokenizer = build_tokenizer()
+    evaluator = HFEvaluator(mode="exact", temperature=temperature, top_p=top_p, batch_size=256)
+    return evaluator.evaluate((model, tokenizer), generator.eval_set())
 
 
 @torch.no_grad()
@@ -390,7 +291,7 @@ def train_run(
     spec: RunSpec,
     generator: TaskGenerator,
     *,
-    backend: str = "trainer",
+    backend: Literal["trainer", "loop"] = "trainer",
     on_checkpoint: Callable | None = None,
     on_step: Callable | None = None,
     threads: int | None = None,
@@ -433,11 +334,7 @@ def train_run(
     info : dict
         ``losses`` (per logged step), ``wall_s``, ``tokens_per_s``.
     """
-    if backend not in ("trainer", "loop"):
-        raise ValueError(
-            f"The 'backend' parameter of train_run must be one of ['trainer', 'loop']. "
-            f"Got {backend!r} instead."
-        )
+    check_choice("train_run", "backend", backend, ("trainer", "loop"))
     if threads is not None:
         torch.set_num_threads(int(threads))
     model = build_model(spec)
@@ -448,8 +345,6 @@ def train_run(
     if backend == "loop":
         losses = _train_loop(spec, model, dataset, on_checkpoint, on_step, bar)
     else:
-        import tempfile
-
         with tempfile.TemporaryDirectory(prefix="cod-demo-") as tmp:
             losses = _train_trainer(spec, model, dataset, on_checkpoint, on_step, bar,
                                     output_dir or tmp, save_checkpoints, resume, callbacks)
@@ -499,9 +394,7 @@ def train_target(
         One per checkpoint directory present at the end, by step (``compute =
         6 * params * tokens``).
     """
-    from transformers import Trainer
-
-    from cod_monitor.demo.tokenizer import save_tokenizer
+    from transformers import Trainer, TrainerCallback
 
     spec = spec or target_spec()
     generator = generator or TaskGenerator(seed=0)
@@ -512,13 +405,9 @@ def train_target(
     model = build_model(spec)
     dataset = TokenBlockDataset(generator, spec.steps * spec.batch_size, spec.block_size,
                                 seed=spec.data_seed)
-    from cod_monitor.demo.tokenizer import build_tokenizer
-
     tokenizer = build_tokenizer()
     args = spec.training_arguments(output_dir, **training_overrides)
     bar = _Progress(spec.name, spec.steps, progress)
-
-    from transformers import TrainerCallback
 
     class _Bar(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):

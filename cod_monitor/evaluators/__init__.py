@@ -1,48 +1,78 @@
 """Evaluators: per-sample pass rates of a checkpoint on an evaluation set.
 
-- :class:`EvalSet` / :class:`EvalSample`: prompts, reference answers, a scorer and a
-  stop marker (JSONL on disk).
-- :class:`Evaluator`: the Protocol the monitor and worker pool use, with
-  :func:`make_evaluator` building one from a plain config dict.
+- :class:`EvalSet` / :class:`EvalSample` (:mod:`~cod_monitor.evaluators.evalset`):
+  prompts, reference answers, a scorer and a stop marker (JSONL on disk); the scorers
+  are in :mod:`~cod_monitor.evaluators.scoring`.
+- :class:`Evaluator` (:mod:`~cod_monitor.evaluators.base`): the Protocol the monitor
+  and the worker pool use, with :class:`BaseEvaluator` and the errors.
+- :func:`make_evaluator`, :func:`register_backend`
+  (:mod:`~cod_monitor.evaluators.registry`): an evaluator from a plain config dict.
 - :class:`HFEvaluator` (transformers, CPU or CUDA) and :class:`VLLMEvaluator` (vLLM,
-  engine in a subprocess).
+  engine in a subprocess), built on :mod:`~cod_monitor.evaluators.tokens` (token ids)
+  and :mod:`~cod_monitor.evaluators.policy` (the sampling policy's log-probabilities).
 
-Importing this package does not import torch, transformers or vllm; the backends
-import them when they evaluate.
+Names are loaded on first use (PEP 562): importing this package imports no backend,
+and neither torch nor transformers nor vllm; the backends import them when they
+evaluate.
 """
 
-from cod_monitor.evaluators.base import (
-    BaseEvaluator,
-    Evaluator,
-    EvaluatorConfigError,
-    ExactModeError,
-    make_evaluator,
-)
-from cod_monitor.evaluators.evalset import (
-    SCORERS,
-    EvalSample,
-    EvalSet,
-    EvalSetValidationError,
-    cut_at_stop,
-    normalize_text,
-    resolve_scorer,
-)
-from cod_monitor.evaluators.hf import HFEvaluator
-from cod_monitor.evaluators.vllm import VLLMEvaluator
+from typing import TYPE_CHECKING
+
+from cod_monitor._lazy import lazy_attributes
+
+_BASE = "cod_monitor.evaluators.base"
+_SCORING = "cod_monitor.evaluators.scoring"
+_EXPORTS: dict[str, str] = {
+    "BaseEvaluator": _BASE,
+    "CheckpointError": _BASE,
+    "Evaluator": _BASE,
+    "EvaluatorConfigError": _BASE,
+    "EvalSetValidationError": _BASE,
+    "ExactModeError": _BASE,
+    "make_evaluator": "cod_monitor.evaluators.registry",
+    "register_backend": "cod_monitor.evaluators.registry",
+    "SCORERS": _SCORING,
+    "cut_at_stop": _SCORING,
+    "normalize_text": _SCORING,
+    "resolve_scorer": _SCORING,
+    "EvalSample": "cod_monitor.evaluators.evalset",
+    "EvalSet": "cod_monitor.evaluators.evalset",
+    "HFEvaluator": "cod_monitor.evaluators.hf",
+    "VLLMEvaluator": "cod_monitor.evaluators.vllm",
+}
+
+if TYPE_CHECKING:
+    from cod_monitor.evaluators.base import (
+        BaseEvaluator,
+        CheckpointError,
+        EvalSetValidationError,
+        Evaluator,
+        EvaluatorConfigError,
+        ExactModeError,
+    )
+    from cod_monitor.evaluators.evalset import EvalSample, EvalSet
+    from cod_monitor.evaluators.hf import HFEvaluator
+    from cod_monitor.evaluators.registry import make_evaluator, register_backend
+    from cod_monitor.evaluators.scoring import SCORERS, cut_at_stop, normalize_text, resolve_scorer
+    from cod_monitor.evaluators.vllm import VLLMEvaluator
 
 __all__ = [
-    "BaseEvaluator",
-    "Evaluator",
-    "EvaluatorConfigError",
-    "ExactModeError",
-    "make_evaluator",
     "SCORERS",
+    "BaseEvaluator",
+    "CheckpointError",
     "EvalSample",
     "EvalSet",
     "EvalSetValidationError",
-    "cut_at_stop",
-    "normalize_text",
-    "resolve_scorer",
+    "Evaluator",
+    "EvaluatorConfigError",
+    "ExactModeError",
     "HFEvaluator",
     "VLLMEvaluator",
+    "cut_at_stop",
+    "make_evaluator",
+    "normalize_text",
+    "register_backend",
+    "resolve_scorer",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, globals())

@@ -9,200 +9,24 @@ Fields other than ``id``, ``prompt`` and ``answer`` are kept in
 :attr:`EvalSample.meta`. The scorer and the stop marker belong to the set, not to the
 file, and are passed to :meth:`EvalSet.from_jsonl`.
 
-Every scorer sees the completion *cut at the stop marker*: the text generated after
-the prompt, up to (not including) the first occurrence of :attr:`EvalSet.stop`.
+Every scorer (:mod:`~cod_monitor.evaluators.scoring`) sees the completion *cut at the
+stop marker*: the text generated after the prompt, up to (not including) the first
+occurrence of :attr:`EvalSet.stop`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
-import string
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
-from cod_monitor.exceptions import LadderValidationError
+from cod_monitor.evaluators.base import EvalSetValidationError
+from cod_monitor.evaluators.scoring import ScorerSpec, cut_at_stop, parse_number, resolve_scorer
+from cod_monitor.exceptions import MissingExtraError
 
-__all__ = [
-    "EvalSample",
-    "EvalSet",
-    "EvalSetValidationError",
-    "SCORERS",
-    "cut_at_stop",
-    "normalize_text",
-    "score_exact",
-    "score_normalized",
-    "score_last_number",
-    "make_regex_scorer",
-    "resolve_scorer",
-]
-
-Scorer = Callable[[str, str], bool]
-ScorerSpec = Union[str, Scorer]
-
-
-class EvalSetValidationError(LadderValidationError):
-    """An evaluation set (or its JSONL file) breaks the data contract.
-
-    A :class:`~cod_monitor.exceptions.LadderValidationError` (and so a ``ValueError``):
-    the message names the field, the value found and the fix.
-    """
-
-
-# --------------------------------------------------------------------------- scorers
-
-
-def cut_at_stop(completion: str, stop: str | None) -> str:
-    """Return `completion` up to (not including) the first `stop` marker.
-
-    Parameters
-    ----------
-    completion : str
-        Text generated after the prompt.
-    stop : str or None
-        Stop marker; ``None`` or ``""`` leaves the completion unchanged.
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> cut_at_stop("42\\nQ: next", "\\n")
-    '42'
-    """
-    if not stop:
-        return completion
-    i = completion.find(stop)
-    return completion if i < 0 else completion[:i]
-
-
-_PUNCT = str.maketrans("", "", string.punctuation)
-
-
-def normalize_text(text: str) -> str:
-    """Lower-case, drop ASCII punctuation and collapse whitespace.
-
-    Examples
-    --------
-    >>> normalize_text("  The  Answer: Paris! ")
-    'the answer paris'
-    """
-    return " ".join(text.lower().translate(_PUNCT).split())
-
-
-def score_exact(completion: str, answer: str) -> bool:
-    """``completion == answer`` (the completion already cut at the stop marker)."""
-    return completion == answer
-
-
-def score_normalized(completion: str, answer: str) -> bool:
-    """Equality after :func:`normalize_text` (case, whitespace, punctuation)."""
-    return normalize_text(completion) == normalize_text(answer)
-
-
-_NUMBER = re.compile(r"[-+]?(?:\d[\d,]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-
-
-def _parse_number(text: str) -> float | None:
-    try:
-        return float(text.replace(",", ""))
-    except ValueError:
-        return None
-
-
-def score_last_number(completion: str, answer: str) -> bool:
-    """The last number in the completion equals the answer numerically.
-
-    Thousands separators (``1,234``) are accepted; the comparison uses
-    :func:`math.isclose` with ``rel_tol=1e-9, abs_tol=1e-9``.
-
-    Examples
-    --------
-    >>> score_last_number("3 apples + 4 apples = 7 apples", "7")
-    True
-    """
-    target = _parse_number(answer.strip())
-    if target is None:
-        return False
-    found = _NUMBER.findall(completion)
-    while found:
-        value = _parse_number(found.pop().rstrip(".,"))
-        if value is not None:
-            return math.isclose(value, target, rel_tol=1e-9, abs_tol=1e-9)
-    return False
-
-
-def make_regex_scorer(pattern: str) -> Scorer:
-    """Scorer comparing the first regex match (its first group if any) with the answer.
-
-    The extracted text and the answer are compared after stripping surrounding
-    whitespace. A completion without a match is wrong.
-
-    Examples
-    --------
-    >>> make_regex_scorer(r"answer is (\\w+)")("the answer is B.", "B")
-    True
-    """
-    rx = re.compile(pattern)
-
-    def score_regex(completion: str, answer: str) -> bool:
-        m = rx.search(completion)
-        if m is None:
-            return False
-        got = m.group(1) if rx.groups else m.group(0)
-        return got is not None and got.strip() == answer.strip()
-
-    score_regex.pattern = pattern  # type: ignore[attr-defined]
-    return score_regex
-
-
-#: Named scorers; ``"regex:<pattern>"`` is accepted besides these.
-SCORERS: dict[str, Scorer] = {
-    "exact": score_exact,
-    "normalized": score_normalized,
-    "last_number": score_last_number,
-}
-
-
-def resolve_scorer(scorer: ScorerSpec, *, where: str | None = None) -> Scorer:
-    """Turn a scorer name (or callable) into a ``(completion, answer) -> bool`` callable.
-
-    Parameters
-    ----------
-    scorer : str or callable
-        ``"exact"``, ``"normalized"``, ``"last_number"``, ``"regex:<pattern>"`` or a
-        callable ``(completion, answer) -> bool``.
-    where : str, optional
-        Location prepended to error messages.
-
-    Raises
-    ------
-    EvalSetValidationError
-        Unknown name or invalid regular expression.
-    """
-    if callable(scorer):
-        return scorer
-    if isinstance(scorer, str):
-        if scorer in SCORERS:
-            return SCORERS[scorer]
-        if scorer.startswith("regex:"):
-            try:
-                return make_regex_scorer(scorer[len("regex:"):])
-            except re.error as exc:
-                raise EvalSetValidationError(
-                    "scorer", scorer, f"Fix the regular expression ({exc}).", where=where
-                ) from None
-    raise EvalSetValidationError(
-        "scorer",
-        scorer,
-        "Use one of 'exact', 'normalized', 'last_number', 'regex:<pattern>' or a "
-        "callable (completion, answer) -> bool.",
-        where=where,
-    )
+__all__ = ["EvalSample", "EvalSet"]
 
 
 # --------------------------------------------------------------------------- samples
@@ -228,6 +52,10 @@ class EvalSample:
     prompt: str
     answer: str
     meta: dict = field(default_factory=dict, compare=True)
+
+    def to_record(self) -> dict:
+        """The sample as one JSON-lines record: ``id``, ``prompt``, ``answer``, then ``meta``."""
+        return {"id": self.id, "prompt": self.prompt, "answer": self.answer, **self.meta}
 
 
 @dataclass(frozen=True)
@@ -317,7 +145,7 @@ class EvalSet:
                     f"The answer contains the stop marker {self.stop!r}, so no cut completion can match it; "
                     "choose a stop marker that never occurs inside an answer.", where,
                 )
-            if self.scorer == "last_number" and _parse_number(s.answer.strip()) is None:
+            if self.scorer == "last_number" and parse_number(s.answer.strip()) is None:
                 raise EvalSetValidationError(
                     "answer", s.answer, "Scorer 'last_number' needs numeric answers; use another scorer.", where
                 )
@@ -463,6 +291,7 @@ class EvalSet:
         Returns
         -------
         EvalSet
+            The records in file order; blank lines are skipped.
 
         Raises
         ------
@@ -494,8 +323,7 @@ class EvalSet:
         """
         with open(os.fspath(path), "w", encoding="utf-8") as fh:
             for s in self.samples:
-                rec = {"id": s.id, "prompt": s.prompt, "answer": s.answer, **s.meta}
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                fh.write(json.dumps(s.to_record(), ensure_ascii=False) + "\n")
 
     def to_dict(self) -> dict:
         """Plain-Python view, for shipping to worker processes as JSON.
@@ -513,9 +341,7 @@ class EvalSet:
             "name": self.name,
             "scorer": self.scorer,
             "stop": self.stop,
-            "samples": [
-                {"id": s.id, "prompt": s.prompt, "answer": s.answer, **s.meta} for s in self.samples
-            ],
+            "samples": [s.to_record() for s in self.samples],
         }
 
     @classmethod
@@ -566,7 +392,7 @@ class EvalSet:
 
         Raises
         ------
-        ImportError
+        MissingExtraError
             ``lm_eval`` is not installed.
         EvalSetValidationError
             Unknown split, or a task without documents in it.
@@ -576,12 +402,7 @@ class EvalSet:
         Datasets are fetched by lm-eval itself (``datasets``), from its cache or the
         hub; nothing here downloads anything else.
         """
-        from importlib.util import find_spec
-
-        if find_spec("lm_eval") is None:
-            raise ImportError(
-                "EvalSet.from_lm_eval_task requires lm-evaluation-harness. Run `pip install lm_eval`."
-            )
+        MissingExtraError.check("EvalSet.from_lm_eval_task", "lm_eval", "lmeval")
         from lm_eval.tasks import TaskManager, get_task_dict
 
         tm = task_manager if task_manager is not None else TaskManager()

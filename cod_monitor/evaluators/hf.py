@@ -6,101 +6,28 @@ torch and transformers are imported on first use, so importing this module is ch
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
-import math
 import os
 import time
 from contextlib import contextmanager
-from importlib.util import find_spec
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from cod_monitor.evaluators.base import (
-    BaseEvaluator,
-    EvaluatorConfigError,
+from cod_monitor.evaluators.base import BaseEvaluator, EvaluatorConfigError, checkpoint_location
+from cod_monitor.evaluators.loading import load_hf_checkpoint, require_hf
+from cod_monitor.evaluators.policy import processed_logprobs
+from cod_monitor.evaluators.tokens import (
     eos_token_ids,
     exact_plan,
     generation_budget,
+    left_pad,
     sum_alternatives,
     tokenize_samples,
 )
-from cod_monitor.records import Checkpoint, EvalResult
+from cod_monitor.records import EvalResult
 
-__all__ = ["HFEvaluator", "processed_logprobs", "load_hf_checkpoint"]
-
-logger = logging.getLogger(__name__)
-
-_INSTALL_HINT = "HFEvaluator requires torch and transformers. Run `pip install 'cod_monitor[hf]'`."
-
-
-def _require_hf() -> None:
-    missing = [m for m in ("torch", "transformers") if find_spec(m) is None]
-    if missing:
-        raise ImportError(f"{_INSTALL_HINT} (missing: {', '.join(missing)})")
-
-
-def processed_logprobs(logits: Any, temperature: float = 1.0, top_p: float = 1.0) -> Any:
-    """Log-probabilities of the sampling policy: temperature, then nucleus (top-p).
-
-    Reproduces HF ``generate(do_sample=True)``: ``TemperatureLogitsWarper`` (divide
-    by the temperature), ``TopPLogitsWarper`` (drop the tokens whose ascending
-    cumulative probability is ``<= 1 - top_p``, always keeping the top token), then a
-    softmax over what is left. Computed in float32, as ``generate`` does.
-
-    Parameters
-    ----------
-    logits : torch.Tensor of shape (..., vocab)
-    temperature : float, default=1.0
-    top_p : float, default=1.0
-
-    Returns
-    -------
-    torch.Tensor of shape (..., vocab)
-        ``-inf`` for tokens outside the nucleus.
-
-    Notes
-    -----
-    With :math:`q = \\mathrm{softmax}(z / T)` sorted in decreasing order, token
-    :math:`i` is kept iff :math:`\\sum_{j<i} q_j < p` (the smallest prefix whose mass
-    reaches `top_p`), and the policy is :math:`q_i / \\sum_{kept} q_j` on kept tokens.
-
-    Examples
-    --------
-    >>> import torch
-    >>> lp = processed_logprobs(torch.tensor([2.0, 1.0, 0.0]), top_p=0.7)
-    >>> [round(float(v), 3) for v in lp.exp()]
-    [0.731, 0.269, 0.0]
-    """
-    import torch
-
-    scores = logits.to(torch.float32)
-    if temperature != 1.0:
-        scores = scores / temperature
-    if top_p < 1.0:
-        sorted_logits, sorted_idx = torch.sort(scores, descending=False)
-        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        remove = cumulative <= (1 - top_p)
-        remove[..., -1:] = False
-        remove = remove.scatter(-1, sorted_idx, remove)
-        scores = scores.masked_fill(remove, -math.inf)
-    return torch.log_softmax(scores, dim=-1)
-
-
-def _resolve_dtype(dtype: Any) -> Any:
-    import torch
-
-    if dtype is None or dtype == "auto":
-        return "auto"
-    if isinstance(dtype, str):
-        value = getattr(torch, dtype, None)
-        if not isinstance(value, torch.dtype):
-            raise EvaluatorConfigError(
-                f"The 'dtype' parameter of HFEvaluator must be a torch dtype, its name or None. Got {dtype!r} instead."
-            )
-        return value
-    return dtype
+__all__ = ["HFEvaluator"]
 
 
 #: Tokenized eval sets an HFEvaluator keeps (one per eval set and tokenizer).
@@ -112,8 +39,7 @@ _TOKENIZER_FILE_PREFIXES = ("tokenizer", "special_tokens_map", "added_tokens", "
 
 def _tokenizer_key(checkpoint: Any, tokenizer: Any) -> tuple:
     """What identifies the tokenizer a checkpoint was loaded with."""
-    if isinstance(checkpoint, Checkpoint):
-        checkpoint = checkpoint.path
+    checkpoint = checkpoint_location(checkpoint, "HFEvaluator.evaluate")
     if isinstance(checkpoint, dict):
         checkpoint = checkpoint.get("config_dir")
     if isinstance(checkpoint, (str, os.PathLike)) and os.path.isdir(checkpoint):
@@ -147,115 +73,6 @@ class _Identity:
         return isinstance(other, _Identity) and other.obj is self.obj
 
 
-def _plain_safetensors_dir(path: str) -> bool:
-    """A single-file, unquantised safetensors checkpoint that the quick load can read."""
-    if not (os.path.isfile(os.path.join(path, "model.safetensors"))
-            and os.path.isfile(os.path.join(path, "config.json"))):
-        return False
-    try:
-        with open(os.path.join(path, "config.json")) as fh:
-            config = json.load(fh)
-    except (OSError, ValueError):
-        return False
-    # quantised and remote-code models need from_pretrained's machinery
-    return "quantization_config" not in config and "auto_map" not in config
-
-
-def _model_from_state_dict(config_dir: str, state_dict: dict, dtype: Any) -> Any:
-    """Build the model of ``config_dir`` and load ``state_dict`` into it.
-
-    Half the cost of ``from_pretrained`` on the tiny checkpoints the monitor evaluates
-    every few hundred steps (5 vs 9 ms for 88k parameters), with the same weights.
-    """
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
-
-    config = AutoConfig.from_pretrained(config_dir)
-    model = AutoModelForCausalLM.from_config(config)
-    td = _resolve_dtype(dtype)
-    if td == "auto":
-        # as from_pretrained(dtype="auto"): the config's dtype, else the saved tensors'
-        td = getattr(config, "dtype", None)
-        if not isinstance(td, torch.dtype):
-            saved = [t.dtype for t in state_dict.values() if t.is_floating_point()]
-            td = saved[0] if saved else "auto"
-    if td != "auto":
-        model = model.to(td)
-    result = model.load_state_dict(state_dict, strict=False)
-    tied = set(getattr(model, "_tied_weights_keys", None) or ())
-    missing = sorted(set(result.missing_keys) - tied)
-    if missing or result.unexpected_keys:
-        raise EvaluatorConfigError(
-            f"The state_dict does not fit the config in {config_dir}: missing {missing[:5]}, "
-            f"unexpected {sorted(result.unexpected_keys)[:5]}."
-        )
-    model.tie_weights()
-    if os.path.isfile(os.path.join(config_dir, "generation_config.json")):
-        model.generation_config = GenerationConfig.from_pretrained(config_dir)
-    return model
-
-
-def load_hf_checkpoint(checkpoint: Any, *, device: str = "cpu", dtype: Any = None) -> tuple:
-    """Load a checkpoint in any form :class:`HFEvaluator` accepts.
-
-    Parameters
-    ----------
-    checkpoint : path-like, Checkpoint, (model, tokenizer) or dict
-        A ``save_pretrained`` directory (or a :class:`~cod_monitor.records.Checkpoint`
-        with its ``path``), an in-memory ``(model, tokenizer)`` pair (used as is, on
-        its own device), or ``{"state_dict": ..., "config_dir": path}`` (a model built
-        from the config and tokenizer in `config_dir`, then the state dict loaded).
-    device : str, default='cpu'
-        Device for models this function builds.
-    dtype : torch.dtype, str or None
-        Dtype for models this function builds; ``None`` keeps the saved dtype.
-
-    Returns
-    -------
-    model, tokenizer, owned : tuple
-        `owned` is False for an in-memory pair (the caller's model).
-    label : str
-        A short description for ``EvalResult.meta["checkpoint"]``.
-    """
-    _require_hf()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if isinstance(checkpoint, Checkpoint):
-        if checkpoint.path is None:
-            raise EvaluatorConfigError(
-                f"Checkpoint at step {checkpoint.step} has no path; save it or pass (model, tokenizer)."
-            )
-        checkpoint = checkpoint.path
-    if isinstance(checkpoint, (tuple, list)) and len(checkpoint) == 2:
-        model, tokenizer = checkpoint
-        return model, tokenizer, False, "<in-memory>"
-    if isinstance(checkpoint, dict):
-        if "state_dict" not in checkpoint or "config_dir" not in checkpoint:
-            raise EvaluatorConfigError(
-                f"A dict checkpoint needs keys 'state_dict' and 'config_dir'. Got {sorted(checkpoint)} instead."
-            )
-        config_dir = os.fspath(checkpoint["config_dir"])
-        model = _model_from_state_dict(config_dir, checkpoint["state_dict"], dtype)
-        tokenizer = AutoTokenizer.from_pretrained(config_dir)
-        return model.to(device).eval(), tokenizer, True, f"<state_dict:{config_dir}>"
-    if isinstance(checkpoint, (str, os.PathLike)):
-        path = os.fspath(checkpoint)
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"checkpoint directory {path!r} does not exist.")
-        if _plain_safetensors_dir(path):
-            from safetensors.torch import load_file
-
-            model = _model_from_state_dict(path, load_file(os.path.join(path, "model.safetensors")), dtype)
-        else:
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=_resolve_dtype(dtype))
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        return model.to(device).eval(), tokenizer, True, path
-    raise EvaluatorConfigError(
-        "checkpoint must be a directory, a Checkpoint with a path, a (model, tokenizer) pair or "
-        f"{{'state_dict': ..., 'config_dir': ...}}. Got {type(checkpoint).__name__} instead."
-    )
-
-
 @contextmanager
 def _torch_threads(num_threads: int | None):
     import torch
@@ -274,19 +91,7 @@ def _torch_threads(num_threads: int | None):
         torch.set_num_threads(old)
 
 
-def _left_pad(seqs: list, pad_id: int, device: Any) -> tuple:
-    import torch
-
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for r, s in enumerate(seqs):
-        if s:
-            ids[r, width - len(s):] = torch.tensor(s, dtype=torch.long)
-            mask[r, width - len(s):] = 1
-    return ids.to(device), mask.to(device)
-
-
+@dataclass(eq=False, kw_only=True)
 class HFEvaluator(BaseEvaluator):
     """Per-sample pass rates with HF transformers, on CPU or CUDA.
 
@@ -340,7 +145,7 @@ class HFEvaluator(BaseEvaluator):
     the scorer is ``'exact'`` and the answer has one tokenisation (true for
     character-level tokenisers; with BPE, other segmentations of the same text
     are not counted, so the value is a lower bound). See
-    :func:`processed_logprobs` for :math:`\\pi`.
+    :func:`~cod_monitor.evaluators.policy.processed_logprobs` for :math:`\\pi`.
 
     References
     ----------
@@ -356,44 +161,11 @@ class HFEvaluator(BaseEvaluator):
     """
 
     backend = "hf"
-    _param_names = (
-        "mode", "n", "temperature", "top_p", "max_new_tokens", "batch_size",
-        "device", "seed", "dtype", "num_threads", "force_exact",
-    )
 
-    def __init__(
-        self,
-        mode: str = "sampled",
-        n: int = 100,
-        temperature: float = 1.0,
-        top_p: float = 0.7,
-        max_new_tokens: int | None = None,
-        batch_size: int | None = None,
-        device: str = "cpu",
-        seed: int = 0,
-        dtype: Any = None,
-        num_threads: int | None = None,
-        force_exact: bool = False,
-    ):
-        self.mode = mode
-        self.n = n
-        self.temperature = temperature
-        self.top_p = top_p
-        self.max_new_tokens = max_new_tokens
-        self.batch_size = batch_size
-        self.device = device
-        self.seed = seed
-        self.dtype = dtype
-        self.num_threads = num_threads
-        self.force_exact = force_exact
-        self._validate_common()
+    def __post_init__(self) -> None:
+        super().__post_init__()
         # tokenized eval sets, least recently used first (see _tokenized)
         self._token_cache: dict = {}
-        b = batch_size
-        if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
-            raise EvaluatorConfigError(
-                f"The 'batch_size' parameter of HFEvaluator must be an int in [1, inf) or None. Got {b!r} instead."
-            )
 
     def _batch(self) -> int:
         if self.batch_size is not None:
@@ -406,7 +178,7 @@ class HFEvaluator(BaseEvaluator):
         Parameters
         ----------
         checkpoint : path-like, Checkpoint, (model, tokenizer) or dict
-            See :func:`load_hf_checkpoint`.
+            See :func:`~cod_monitor.evaluators.loading.load_hf_checkpoint`.
         eval_set : EvalSet
 
         Returns
@@ -420,16 +192,20 @@ class HFEvaluator(BaseEvaluator):
         ExactModeError
             ``exact`` mode with a scorer other than ``'exact'`` (unless
             `force_exact`), or nothing marking the end of an answer.
-        ImportError
+        MissingExtraError
             torch or transformers is missing.
+        EvaluatorConfigError
+            A CUDA `device` where torch sees none, or a checkpoint of another form.
         """
-        _require_hf()
+        require_hf()
         import torch
 
         self._check_scorer(eval_set)
         if str(self.device).startswith("cuda") and not torch.cuda.is_available():
-            raise EvaluatorConfigError(f"device={self.device!r} but torch sees no CUDA device; use device='cpu'.")
+            raise EvaluatorConfigError("HFEvaluator", "device", "'cpu' where torch sees no CUDA device",
+                                       self.device)
         t0 = time.perf_counter()
+        completions = rates = None
         with _torch_threads(self.num_threads):
             model, tokenizer, owned, label = load_hf_checkpoint(checkpoint, device=self.device, dtype=self.dtype)
             was_training = model.training
@@ -437,21 +213,13 @@ class HFEvaluator(BaseEvaluator):
             try:
                 eos = eos_token_ids(tokenizer, getattr(model, "generation_config", None))
                 samples = self._tokenized(checkpoint, tokenizer, eval_set, eos)
-                meta = {
-                    "backend": self.backend, "mode": self.mode, "temperature": float(self.temperature),
-                    "top_p": float(self.top_p), "seed": self.seed, "scorer": eval_set.scorer_name,
-                    "stop": eval_set.stop, "checkpoint": label, "device": str(model.device),
-                    "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
-                }
+                meta = self._meta(eval_set, checkpoint=label, device=str(model.device),
+                                  dtype=str(next(model.parameters()).dtype).replace("torch.", ""))
                 with torch.inference_mode():
                     if self.mode == "exact":
                         rates = self._exact(model, tokenizer, samples)
-                        extra = {}
                     else:
                         completions, budget = self._sample(model, tokenizer, samples, eos, eval_set.stop)
-                        correct = np.asarray(eval_set.count_correct(completions), dtype=int)
-                        rates = correct / self.n
-                        extra = {"n_samples": np.full(len(samples), self.n, dtype=int), "n_correct": correct}
                         meta.update(n=self.n, max_new_tokens=budget)
             finally:
                 if was_training:
@@ -460,18 +228,12 @@ class HFEvaluator(BaseEvaluator):
                     del model
                     if str(self.device).startswith("cuda"):
                         torch.cuda.empty_cache()
-        wall = time.perf_counter() - t0
-        logger.debug("HFEvaluator %s on %r: %d samples in %.2fs", self.mode, eval_set.name, len(samples), wall)
-        return EvalResult(
-            eval_set=eval_set.name, sample_ids=eval_set.ids, pass_rates=np.asarray(rates, dtype=float),
-            mode=self.mode, wall_s=wall, meta=meta, **extra,
-        )
+        return self._result(eval_set, rates, meta, t0, completions)
 
     def _tokenized(self, checkpoint: Any, tokenizer: Any, eval_set: Any, eos: list) -> list:
         """``tokenize_samples`` of the eval set, reused while the tokenizer is the same.
 
-        A monitor evaluates the same sets with the same tokenizer at every checkpoint;
-        tokenizing them again was about a quarter of an exact evaluation of a tiny model.
+        A monitor evaluates the same sets with the same tokenizer at every checkpoint.
         The key compares the eval set's text and the tokenizer's files (or, in memory,
         the tokenizer object), so a different tokenizer or set is never served stale ids.
         """
@@ -500,7 +262,7 @@ class HFEvaluator(BaseEvaluator):
         for start in range(0, len(order), bs):
             batch = order[start:start + bs]
             seqs, conts, lookups, terms = exact_plan([samples[i] for i in batch])
-            ids, mask = _left_pad(seqs, pad, device)
+            ids, mask = left_pad(seqs, pad, device)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             keep = max(len(c) for c in conts) + 1
             try:
@@ -557,7 +319,7 @@ class HFEvaluator(BaseEvaluator):
                 torch.manual_seed(self.seed)
                 for start in range(0, len(order), bs):
                     batch = order[start:start + bs]
-                    ids, mask = _left_pad([samples[i].prompt_ids for i in batch], pad, device)
+                    ids, mask = left_pad([samples[i].prompt_ids for i in batch], pad, device)
                     seqs = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen)
                     new = seqs[:, ids.shape[1]:].tolist()
                     for b, i in enumerate(batch):

@@ -8,25 +8,34 @@ and nothing in the core imports it.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
 import os
 import time
 import weakref
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
-if importlib.util.find_spec("transformers") is None:  # pragma: no cover - exercised without hf
-    raise ImportError("CODCallback requires transformers. Run `pip install 'cod_monitor[hf]'`.")
+from cod_monitor.exceptions import CODError, MissingExtraError
+
+MissingExtraError.check("CODCallback", "transformers", "hf")  # before importing it
 
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-if TYPE_CHECKING:
-    from cod_monitor.monitor import CODMonitor
+from cod_monitor._validation import check_bool, check_real, invalid  # noqa: E402
+from cod_monitor.monitor import (
+    CheckpointConfig,
+    CODMonitor,
+    DriftConfig,
+    ForecastConfig,
+    PoolConfig,
+    RunGeometry,
+)
+from cod_monitor.records import Alert
 
-__all__ = ["CODCallback"]
+__all__ = ["CODCallback", "CallbackArgumentsError"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +43,10 @@ logger = logging.getLogger(__name__)
 _LIVE: list[weakref.ref] = []
 _RESTORE_KEY = "_cod_restored"
 _COMPUTE_FROM = ("auto", "tokens", "total_flos")
+
+
+class CallbackArgumentsError(CODError, TypeError):
+    """:class:`CODCallback` was given both a monitor and arguments to build one."""
 
 
 class CODCallback(TrainerCallback, ExportableState):
@@ -46,9 +59,9 @@ class CODCallback(TrainerCallback, ExportableState):
 
     Events (all on the world-rank-0 process only; other ranks do nothing):
 
-    - first event (normally ``on_train_begin``): build the monitor from
-      ``monitor_kwargs`` unless one was passed, and start it (workers, forecaster).
-      Done once, lazily.
+    - first event (normally ``on_train_begin``): build the monitor from the monitor
+      arguments unless one was passed, and start it (workers, forecaster). Done once,
+      lazily.
     - ``on_save``: the ``Trainer`` has written ``<output_dir>/checkpoint-<global_step>``
       and may delete it at the next save (``save_total_limit``), so the monitor
       snapshots it now (hard links) and queues its evaluation:
@@ -65,17 +78,29 @@ class CODCallback(TrainerCallback, ExportableState):
     Parameters
     ----------
     monitor : CODMonitor, optional
-        The monitor to drive. When omitted, one is built from ``monitor_kwargs`` on
-        the first event.
+        The monitor to drive (any :class:`~cod_monitor.monitor.CODMonitor` setting is
+        reachable this way). When omitted, one is built on the first event from the
+        monitor arguments below; passing both is an error.
+    ladder, eval_sets, evaluator, forecast, pool, run, drift, checkpoints, alert_callback
+        As in :class:`~cod_monitor.monitor.CODMonitor`; ``None`` (the default) keeps
+        the monitor's default. ``run.max_steps`` defaults to ``state.max_steps``.
+    trackers : sequence of Tracker, optional
+        Default: a :class:`~cod_monitor.trackers.local.LocalTracker` in ``out_dir``
+        plus a :class:`~cod_monitor.trackers.wandb.WandbTracker` when ``report_to``
+        includes ``"wandb"`` (it logs into the ``Trainer``'s own W&B run). ``[]``: none.
+    out_dir : str or path, optional
+        The monitor's directory; default ``<output_dir>/cod_monitor``.
+    run_name : str, optional
+        Default: ``args.run_name``.
     stop_on_drift : bool, default False
         Stop training (``control.should_training_stop = True``) once the monitor
         raises a below-band alert. Multi-process runs stop at the next checkpoint: the
         decision is broadcast from rank 0 in ``on_save`` so that every rank leaves the
         loop together.
-    drain_timeout : float, default 600
-        Seconds ``on_train_end`` waits for queued evaluations; jobs still running stay
-        pending in the monitor's journal and are resumed by the next monitor on the same
-        ``out_dir``.
+    drain_timeout : float or None, default 600
+        Seconds ``on_train_end`` waits for queued evaluations (``None``: no limit);
+        jobs still running stay pending in the monitor's journal and are resumed by the
+        next monitor on the same ``out_dir``.
     compute_from : {'auto', 'tokens', 'total_flos'} or callable, default 'auto'
         Training compute (FLOPs) passed with each checkpoint. It must follow the
         ladder's convention (``compute`` in ``ladder.json``, normally :math:`6ND`).
@@ -92,19 +117,23 @@ class CODCallback(TrainerCallback, ExportableState):
 
         Tokens (``state.num_input_tokens_seen``, when counted) are always passed too,
         so the monitor can use its trajectory law in :math:`(N, D)`.
-    **monitor_kwargs
-        Passed to :class:`~cod_monitor.monitor.CODMonitor` when the callback builds
-        it. Defaults filled in from the ``Trainer``: ``out_dir`` =
-        ``<output_dir>/cod_monitor``, ``run_name`` = ``args.run_name``,
-        ``max_steps`` = ``state.max_steps``, and ``trackers`` = a
-        :class:`~cod_monitor.trackers.local.LocalTracker` in ``out_dir`` plus a
-        :class:`~cod_monitor.trackers.wandb.WandbTracker` when ``report_to``
-        includes ``"wandb"`` (it logs into the ``Trainer``'s own W&B run).
+    _cod_restored : bool, default False
+        Set only by the ``Trainer`` when it rebuilds the callback from
+        ``trainer_state.json`` (see Notes).
+
+    Raises
+    ------
+    ParameterError
+        An invalid ``compute_from``, ``stop_on_drift`` or ``drain_timeout``.
+    CallbackArgumentsError
+        Both a monitor and arguments to build one.
 
     Attributes
     ----------
     monitor : CODMonitor or None
-        The monitor (``None`` before the first event when built from kwargs).
+        The monitor (``None`` before the first event when built from arguments).
+    monitor_kwargs : dict
+        The monitor arguments given (those not ``None``).
     submitted_steps : list of int
         Checkpoint steps handed to the monitor.
     n_observations : int
@@ -137,8 +166,7 @@ class CODCallback(TrainerCallback, ExportableState):
 
     The callback never raises into the training loop after setup: a failing
     ``poll`` or ``close`` is logged as a warning. Errors in building the monitor
-    (bad arguments, an unreadable ladder path) raise at the first event, before any
-    compute is spent.
+    (bad arguments) raise at the first event, before any compute is spent.
 
     Environment variables: those of W&B when a ``WandbTracker`` is used
     (``WANDB_MODE``, ``WANDB_DIR``, ``WANDB_PROJECT``, ...); none of its own.
@@ -148,6 +176,7 @@ class CODCallback(TrainerCallback, ExportableState):
     >>> from transformers import Trainer, TrainingArguments  # doctest: +SKIP
     >>> cb = CODCallback(ladder="ladder/", eval_sets={"gsm8k": "gsm8k.jsonl"},
     ...                  evaluator={"backend": "hf", "mode": "exact"},
+    ...                  pool=PoolConfig(devices=["cuda:7"]),
     ...                  stop_on_drift=True)  # doctest: +SKIP
     >>> Trainer(model, TrainingArguments("out", save_steps=500, report_to="wandb",
     ...                                  include_num_input_tokens_seen=True),
@@ -156,22 +185,47 @@ class CODCallback(TrainerCallback, ExportableState):
 
     poll_every_s: float = 2.0
 
-    def __init__(self, monitor: CODMonitor | None = None, *, stop_on_drift: bool = False,
-                 drain_timeout: float = 600.0, compute_from="auto", **monitor_kwargs):
-        restored = bool(monitor_kwargs.pop(_RESTORE_KEY, False))
+    def __init__(
+        self,
+        monitor: CODMonitor | None = None,
+        *,
+        ladder=None,
+        eval_sets: Mapping | None = None,
+        evaluator: dict | None = None,
+        forecast: ForecastConfig | None = None,
+        pool: PoolConfig | None = None,
+        run: RunGeometry | None = None,
+        drift: DriftConfig | None = None,
+        checkpoints: CheckpointConfig | None = None,
+        trackers: Sequence | None = None,
+        alert_callback: Callable[[Alert], None] | None = None,
+        out_dir=None,
+        run_name: str | None = None,
+        stop_on_drift: bool = False,
+        drain_timeout: float | None = 600.0,
+        compute_from: str | Callable = "auto",
+        _cod_restored: bool = False,
+    ):
+        owner = "CODCallback"
         if not (callable(compute_from) or compute_from in _COMPUTE_FROM):
-            raise ValueError(
-                "The 'compute_from' parameter of CODCallback must be a str among "
-                f"{set(_COMPUTE_FROM)} or a callable. Got {compute_from!r} instead."
-            )
+            raise invalid(owner, "compute_from", "a str among {'auto', 'tokens', 'total_flos'} "
+                          "or a callable", compute_from)
+        given = {
+            "ladder": ladder, "eval_sets": eval_sets, "evaluator": evaluator,
+            "forecast": forecast, "pool": pool, "run": run, "drift": drift,
+            "checkpoints": checkpoints, "trackers": trackers, "alert_callback": alert_callback,
+            "out_dir": out_dir, "run_name": run_name,
+        }
+        monitor_kwargs = {k: v for k, v in given.items() if v is not None}
         if monitor is not None and monitor_kwargs:
-            raise TypeError(
+            raise CallbackArgumentsError(
                 "CODCallback takes either a monitor or CODMonitor keyword arguments, not both; "
                 f"got a monitor and {sorted(monitor_kwargs)}."
             )
         self.monitor = monitor
-        self.stop_on_drift = stop_on_drift
-        self.drain_timeout = drain_timeout
+        self.stop_on_drift = check_bool(owner, "stop_on_drift", stop_on_drift)
+        self.drain_timeout = check_real(owner, "drain_timeout", drain_timeout, 0, closed="left",
+                                        none_ok=True)
         self.compute_from = compute_from
         self.monitor_kwargs = monitor_kwargs
         self.submitted_steps: list[int] = []
@@ -183,8 +237,8 @@ class CODCallback(TrainerCallback, ExportableState):
         self._closed = False
         self._last_poll = -math.inf
         self._pending_save: int | None = None
-        self._restored = restored
-        if restored:
+        self._restored = bool(_cod_restored)
+        if self._restored:
             self._adopt()
         else:
             _LIVE[:] = [r for r in _LIVE if r() is not None]
@@ -245,15 +299,14 @@ class CODCallback(TrainerCallback, ExportableState):
         logger.debug("CODCallback set up: %s", type(self.monitor).__name__)
         return True
 
-    def _build_monitor(self, args, state):
-        from cod_monitor.monitor import CODMonitor
-
+    def _build_monitor(self, args, state) -> CODMonitor:
         kwargs = dict(self.monitor_kwargs)
         kwargs.setdefault("out_dir", os.path.join(args.output_dir, "cod_monitor"))
         if getattr(args, "run_name", None):
             kwargs.setdefault("run_name", args.run_name)
-        if getattr(state, "max_steps", 0):
-            kwargs.setdefault("max_steps", int(state.max_steps))
+        run = kwargs.get("run", RunGeometry())
+        if getattr(state, "max_steps", 0) and run.max_steps is None:
+            kwargs["run"] = replace(run, max_steps=int(state.max_steps))
         if "trackers" not in kwargs:
             from cod_monitor.trackers.local import LocalTracker
 

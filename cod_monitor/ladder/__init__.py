@@ -1,26 +1,26 @@
 """The ladder: models of one recipe and their per-sample pass rates, on disk and in memory.
 
-- :mod:`~cod_monitor.ladder.model`: :class:`ModelInfo`, :class:`PassRateMatrix`,
-  :class:`Ladder`, the on-disk format, :func:`load_ladder` and :func:`ladder_fingerprint`.
-- :mod:`~cod_monitor.ladder.importers`: long tables and lm-evaluation-harness samples.
-- :mod:`~cod_monitor.ladder.selection`: which ladder points a forecaster fits.
+- :mod:`~cod_monitor.ladder.model`: :class:`ModelInfo` and :class:`PassRateMatrix`;
+- :mod:`~cod_monitor.ladder.ladder`: :class:`Ladder` and :func:`load_ladder`;
+- :mod:`~cod_monitor.ladder.builder`: long tables (columns or records) to a ladder's tables;
+- :mod:`~cod_monitor.ladder.storage`: the on-disk format and :func:`ladder_fingerprint`;
+- :mod:`~cod_monitor.ladder.importers`: long tables and lm-evaluation-harness samples;
+- :mod:`~cod_monitor.ladder.selection`: which ladder points a forecaster fits;
 - :mod:`~cod_monitor.ladder.diagnostics`: checks of COD's premise on a ladder.
 
 Needs numpy only.
 """
 
+from cod_monitor.ladder.ladder import Ladder, load_ladder
 from cod_monitor.ladder.model import (
     COUNT_COLUMNS,
     DEFAULT_COMPUTE_UNIT,
     ROLES,
-    SCHEMA_VERSION,
     SCORE_COLUMNS,
-    Ladder,
     ModelInfo,
     PassRateMatrix,
-    ladder_fingerprint,
-    load_ladder,
 )
+from cod_monitor.ladder.storage import SCHEMA_VERSION, ladder_fingerprint
 
 __all__ = [
     "COUNT_COLUMNS",

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cod_monitor.ladder.model import Ladder
+from cod_monitor._validation import invalid
+from cod_monitor.ladder.ladder import Ladder
 from cod_monitor.ladder.selection import final_checkpoints
 
 __all__ = ["DifficultyReversals", "difficulty_reversals", "reversal_summary", "REVERSAL_WARNING"]
 
-#: Reversal rate above which ``cod-monitor ladder info`` flags a benchmark. Measured:
-#: Pythia MATH pass@100 (LLMonkeys) 0-3 % per pair of runs; the shipped demo ladder's
-#: knowledge-recall families 12-22 %, where every method misses the target by 4-21 points.
+#: Reversal rate above which ``cod-monitor ladder info`` flags a benchmark (the rates
+#: measured on real and demo ladders are in ``BENCHMARKS.md``).
 REVERSAL_WARNING = 0.10
 
 
@@ -96,9 +96,10 @@ def difficulty_reversals(
 
     Raises
     ------
+    ParameterError
+        ``failed`` not below ``solved``, or either outside [0, 1].
     ValueError
-        ``failed`` not below ``solved``, either outside [0, 1], or fewer than two
-        ladder runs.
+        Fewer than two ladder runs.
 
     Examples
     --------
@@ -108,10 +109,8 @@ def difficulty_reversals(
     True
     """
     if not (0.0 <= failed < solved <= 1.0):
-        raise ValueError(
-            "difficulty_reversals needs 0 <= failed < solved <= 1. "
-            f"Got failed={failed!r}, solved={solved!r} instead."
-        )
+        raise invalid("difficulty_reversals", "failed, solved", "two floats with "
+                      "0 <= failed < solved <= 1", (failed, solved))
     mat = ladder.matrix(benchmark, roles=("ladder",))
     finals = sorted(final_checkpoints(mat.models), key=lambda j: mat.models[j].compute)
     if len(finals) < 2:

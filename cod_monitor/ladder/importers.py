@@ -22,13 +22,8 @@ from os import PathLike
 from pathlib import Path
 
 from cod_monitor.exceptions import LadderValidationError
-from cod_monitor.ladder.model import (
-    COUNT_COLUMNS,
-    DEFAULT_COMPUTE_UNIT,
-    SCORE_COLUMNS,
-    Ladder,
-    ModelInfo,
-)
+from cod_monitor.ladder.ladder import Ladder
+from cod_monitor.ladder.model import COUNT_COLUMNS, DEFAULT_COMPUTE_UNIT, SCORE_COLUMNS, ModelInfo
 
 __all__ = [
     "read_models_table",
@@ -355,6 +350,7 @@ def import_long_table(
     Returns
     -------
     Ladder
+        The table's benchmarks (or ``benchmark``), on the models it scores.
 
     Raises
     ------

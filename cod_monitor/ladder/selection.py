@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from cod_monitor._validation import check_choice
 from cod_monitor.exceptions import LadderValidationError
-from cod_monitor.ladder.model import Ladder, ModelInfo, PassRateMatrix
+from cod_monitor.ladder.ladder import Ladder
+from cod_monitor.ladder.model import ModelInfo, PassRateMatrix
 
 __all__ = ["select_fit_points", "final_checkpoints", "smooth_over_neighbours"]
 
@@ -73,7 +75,7 @@ def select_fit_points(
     elif checkpoints == "final":
         chosen = final_checkpoints(candidates.models)
     else:
-        raise ValueError(f"`checkpoints` should be 'final' or 'all', got {checkpoints!r}")
+        check_choice("select_fit_points", "checkpoints", checkpoints, ("final", "all"))
     if len({candidates.models[i].compute for i in chosen}) < MIN_LADDER_POINTS:
         raise LadderValidationError(
             "models",

@@ -1,29 +1,38 @@
 """Registry of forecasting methods selectable by name (``--method`` on the command line).
 
 Every method is an estimator with ``fit(ladder, benchmark)``, ``predict(compute)`` and
-``predict_interval(compute, level)``.  ``cod`` is COD with this package's defaults
-(:data:`COD_DEFAULTS`); ``cod-paper`` is the strict configuration of the paper, and the
-``cod-no-mapping`` ... ``cod-plain-law`` entries are the paper's ablations of it
-(mapping, clustering, law form).  The ``cod-spline-mapping`` ... ``cod-bootstrap-interval``
-entries undo one of the changes of ``cod`` each, so that the benchmark measures every
-change on its own.
+``predict_interval(compute, level)``. ``cod`` and ``cod-paper`` are the configurations
+of the same names in :mod:`cod_monitor.cod.configs` (this package's COD and the
+paper's); the baselines (``e2e-exp``, ``e2e-passrate``, ``bnsl``,
+``loss-intermediate``) use the interval construction of ``cod``. The ablations of
+``cod`` and ``cod-paper`` (:mod:`cod_monitor.methods.ablations`, one changed setting
+each) are registered too, and loaded on the first request of one of them or of the full
+list: the default path (``cod``) never imports them.
 
-A caller's ``tokens_per_param`` (the target's recipe) reaches ``cod`` and its one-change
-ablations, which then apply the recipe transport (:mod:`cod_monitor.cod.transport`);
-``cod-no-transport`` ignores it, and so do ``cod-paper`` and the paper's ablations.
+A method's configuration is fixed: a common argument of :func:`make_forecaster` that
+it sets to another value is not applied, with a
+:class:`~cod_monitor.exceptions.ConfigurationWarning`. A caller's ``tokens_per_param``
+(the target's recipe) reaches ``cod`` and its one-change ablations, which then apply
+the recipe transport (:mod:`cod_monitor.cod.transport`); ``cod-paper``, the paper's
+ablations and ``cod-no-transport`` do not take it.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import importlib
+import warnings
+from collections.abc import Mapping
+from functools import cache
+from types import MappingProxyType
 
-from cod_monitor.methods.baselines import BNSL, EndToEndExp, EndToEndPassRate, LossIntermediate
-from cod_monitor.exceptions import CODError
-from cod_monitor.cod.forecaster import CODForecaster
+from cod_monitor._validation import invalid
+from cod_monitor.exceptions import CODError, ConfigurationWarning, LadderValidationError
+from cod_monitor.methods.bnsl import BNSL
+from cod_monitor.methods.end_to_end import EndToEndExp, EndToEndPassRate
+from cod_monitor.methods.entries import PAPER, Method, baseline_method, cod_method
+from cod_monitor.methods.loss_intermediate import LossIntermediate
 
 __all__ = [
-    "BASELINE_DEFAULTS",
-    "COD_DEFAULTS",
     "METHODS",
     "available_methods",
     "compare_methods",
@@ -32,162 +41,98 @@ __all__ = [
 ]
 
 
-def _method(cls, **overrides) -> Callable:
-    """Factory building ``cls(**overrides)`` plus whichever common arguments it accepts."""
-
-    def build(**common):
-        estimator = cls(**overrides)
-        accepted = estimator.get_params(deep=False)
-        estimator.set_params(
-            **{k: v for k, v in common.items() if k in accepted and k not in overrides}
-        )
-        return estimator
-
-    return build
-
-
-#: The configuration of ``cod``: where it departs from the paper (``cod-paper``).
-#: One configuration for every ladder, not tuned per case; see the benchmark notes.
-#: These win over the common arguments (``compute_unit``, ``fallback``) of
-#: :func:`make_forecaster`: pass them to ``cod-paper`` to choose them yourself.
-COD_DEFAULTS: dict = {
-    # cluster on the variance-stabilised pass rate, not the raw one
-    "features": "arcsine",
-    # filter thresholds read against the smallest ladder model, whatever the FLOPs unit
-    "compute_unit": "ladder",
-    # no ceiling test (the paper's c < 1): a kept cluster is forecast by its own law at
-    # its own share, so a low ceiling contradicts nothing; the paper needs it for the
-    # mapping pinned at (1, 1), which `combine='share'` does not use
-    "c_max": float("inf"),
-    # full = share * subset law forecast + (1 - share) * rest's local trend, no mapping
-    "combine": "share",
-    "rest": "trend",
-    # no extrapolatable cluster: forecast everything with the rest model, never fail
-    "fallback": "rest",
-    # bootstrap interval widened by the spread of backtests on the ladder's largest runs
-    "interval": "backtest",
-}
-
-
-#: What the registry's baselines change from their class defaults: the same interval
-#: construction as ``cod`` (bootstrap widened by backtests on the ladder's largest runs),
-#: so that the benchmark compares the coverage of equally built intervals.
-BASELINE_DEFAULTS: dict = {"interval": "backtest"}
-
-
-def _cod(**changes):
-    return _method(CODForecaster, **{**COD_DEFAULTS, **changes})
-
-
-def _paper(**changes):
-    # the paper fits compute alone: a caller's tokens_per_param does not reach it
-    return _method(CODForecaster, tokens_per_param=None, **changes)
-
-
-#: name -> (factory taking the common keyword arguments, one-line description)
-METHODS: dict[str, tuple[Callable, str]] = {
-    "cod": (
-        _cod(),
+_COD_METHODS: dict[str, Method] = {
+    "cod": cod_method(
+        "cod",
         "COD: arcsine features, filter in ladder units without the ceiling test, subset "
         "laws + rest local trend by share, backtest-widened interval",
     ),
-    "cod-paper": (
-        _paper(),
-        "COD as in the paper: Improved MeanShift, full law, filter (1e18 FLOPs), spline mapping",
-    ),
-    "cod-no-mapping": (
-        _paper(mapping="identity"),
-        "cod-paper without the subset-to-full mapping",
-    ),
-    "cod-quartic": (
-        _paper(mapping="quartic"),
-        "cod-paper with the monotone quartic mapping",
-    ),
-    "cod-meanshift": (
-        _paper(clustering="meanshift"),
-        "cod-paper with plain MeanShift clustering",
-    ),
-    "cod-kmeans": (_paper(clustering="kmeans"), "cod-paper with KMeans clustering"),
-    "cod-improved-kmeans": (
-        _paper(clustering="improved_kmeans"),
-        "cod-paper with improved KMeans (radius and size filtering)",
-    ),
-    "cod-dbscan": (_paper(clustering="dbscan"), "cod-paper with DBSCAN clustering"),
-    "cod-no-g": (_paper(law="no_g"), "cod-paper with the law without the floor g"),
-    "cod-no-c": (_paper(law="no_c"), "cod-paper with the law without the constant c"),
-    "cod-plain-law": (
-        _paper(law="plain"),
-        "cod-paper with the plain law exp(-a C^-b)",
-    ),
-    "cod-spline-mapping": (
-        _cod(combine="mapping"),
-        "cod with the paper's spline mapping through (1, 1) instead of the share combination",
-    ),
-    "cod-linear-tail": (
-        _cod(combine="mapping", mapping="linear_tail"),
-        "cod with a monotone mapping whose tail follows the top ladder points' slope",
-    ),
-    "cod-rest-law": (
-        _cod(rest="law"),
-        "cod with the rest forecast by one COD law (end-to-end on the rest), not its trend",
-    ),
-    "cod-pass-rate-features": (
-        _cod(features="pass_rate"),
-        "cod clustering on the raw pass rates (the paper's features)",
-    ),
-    "cod-paper-unit": (
-        _cod(compute_unit=None),
-        "cod with the filter thresholds in the ladder's compute unit (1e18 FLOPs)",
-    ),
-    "cod-ceiling-filter": (
-        _cod(c_max=1.0),
-        "cod with the paper's ceiling test c < 1 in the filter",
-    ),
-    "cod-no-transport": (
-        _cod(tokens_per_param=None),
-        "cod without the recipe transport (compute alone, even when the target's tokens "
-        "per parameter are given)",
-    ),
-    "cod-bootstrap-interval": (
-        _cod(interval="bootstrap"),
-        "cod with the plain bootstrap interval (no backtest widening)",
-    ),
-    "e2e-exp": (
-        _method(EndToEndExp, **BASELINE_DEFAULTS),
-        "Baseline: the COD law fitted once to the full-set accuracy",
-    ),
-    "e2e-passrate": (
-        _method(EndToEndPassRate, **BASELINE_DEFAULTS),
-        "Baseline: -log(pass rate) = alpha C^-k on the full set (GPT-4 / PassUntil)",
-    ),
-    "bnsl": (
-        _method(BNSL, **BASELINE_DEFAULTS),
-        "Baseline: broken neural scaling law (1 break) of the full-set error",
-    ),
-    "loss-intermediate": (
-        _method(LossIntermediate, **BASELINE_DEFAULTS),
-        "Baseline: compute -> loss power law -> accuracy sigmoid (needs `loss` per model)",
+    "cod-paper": cod_method(
+        description="COD as in the paper: Improved MeanShift, full law, filter (1e18 FLOPs), "
+        "spline mapping", **PAPER,
     ),
 }
 
+_BASELINES: dict[str, Method] = {
+    "e2e-exp": baseline_method(
+        EndToEndExp, "Baseline: the COD law fitted once to the full-set accuracy"),
+    "e2e-passrate": baseline_method(
+        EndToEndPassRate,
+        "Baseline: -log(pass rate) = alpha C^-k on the full set (GPT-4 / PassUntil)"),
+    "bnsl": baseline_method(
+        BNSL, "Baseline: broken neural scaling law (1 break) of the full-set error"),
+    "loss-intermediate": baseline_method(
+        LossIntermediate,
+        "Baseline: compute -> loss power law -> accuracy sigmoid (needs `loss` per model)"),
+}
+
+@cache
+def _all_methods() -> Mapping[str, Method]:
+    """Every method, ``cod`` first; loads the ablations on first use."""
+    ablations = importlib.import_module("cod_monitor.methods.ablations").ABLATIONS
+    return MappingProxyType({**_COD_METHODS, **ablations, **_BASELINES})
+
+
+def __getattr__(name: str):
+    # METHODS is built on first access, so that importing the registry leaves the
+    # ablations (and their clusterers) unimported
+    if name == "METHODS":
+        return _all_methods()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _method(name: str) -> Method:
+    entry = _COD_METHODS.get(name) or _BASELINES.get(name)
+    if entry is None:
+        methods = _all_methods()
+        if name not in methods:
+            listed = "{" + ", ".join(repr(m) for m in methods) + "}"
+            raise invalid("make_forecaster", "name", f"a str among {listed}", name)
+        entry = methods[name]
+    return entry
+
 
 def available_methods() -> list[str]:
-    """Names of every registered method, ``cod`` first."""
-    return list(METHODS)
+    """Names of every registered method, ``cod`` first (loads the ablations)."""
+    return list(_all_methods())
 
 
 def method_description(name: str) -> str:
     """One-line description of a registered method."""
-    return METHODS[_check(name)][1]
+    return _method(name).description
 
 
-def _check(name: str) -> str:
-    if name not in METHODS:
-        raise ValueError(
-            f"The 'method' parameter must be one of {available_methods()} or 'all'. "
-            f"Got {name!r} instead."
-        )
-    return name
+def _same(a, b) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+def _build(name: str, common: Mapping):
+    """The estimator of ``name`` with the common arguments it takes; warns (pointing at
+    the caller of the public function that called this one) about fixed ones."""
+    entry = _method(name)
+    estimator = entry.factory()
+    accepted = estimator.get_params(deep=False)
+    applied = {}
+    for key, value in common.items():
+        if key in entry.ignores or key not in accepted:
+            continue
+        if key in entry.fixed:
+            if not _same(value, entry.fixed[key]):
+                warnings.warn(
+                    f"method {name!r} fixes {key}={entry.fixed[key]!r}; {key}={value!r} is "
+                    f"not applied. Build the estimator yourself to change it (e.g. "
+                    f"CODForecaster.from_config('cod', {key}=...)).",
+                    ConfigurationWarning,
+                    stacklevel=3,
+                )
+            continue
+        applied[key] = value
+    return estimator.set_params(**applied)
 
 
 def make_forecaster(name: str, **common):
@@ -196,18 +141,34 @@ def make_forecaster(name: str, **common):
     Parameters
     ----------
     name : str
-        A key of :data:`METHODS`.
+        A name of :func:`available_methods`.
     **common
         Keyword arguments shared by the methods (e.g. ``anchors``, ``compute_unit``,
         ``n_bootstrap``, ``random_state``, ``fallback``); each method takes the ones
-        among its parameters, and its own overrides win.
+        among its parameters, and its own configuration wins.
 
     Returns
     -------
     estimator
         Unfitted.
+
+    Raises
+    ------
+    ParameterError
+        An unknown name.
+
+    Warns
+    -----
+    ConfigurationWarning
+        A common argument that the method's configuration sets to another value (it
+        is not applied).
+
+    Examples
+    --------
+    >>> make_forecaster("e2e-exp", n_bootstrap=20)
+    EndToEndExp(interval='backtest', n_bootstrap=20)
     """
-    return METHODS[_check(name)][0](**common)
+    return _build(name, common)
 
 
 def compare_methods(ladder, benchmark: str, compute: float, methods=None, *, level=0.9, **common):
@@ -215,7 +176,8 @@ def compare_methods(ladder, benchmark: str, compute: float, methods=None, *, lev
 
     A method that cannot forecast (e.g. COD with no extrapolatable cluster, or a fit
     that fails numerically) gets ``value=None`` and an ``error`` string instead of
-    aborting the others; errors in the ladder itself still raise.
+    aborting the others; a :class:`~cod_monitor.exceptions.LadderValidationError`
+    (the ladder itself is wrong: every method would fail the same way) is raised.
 
     Parameters
     ----------
@@ -228,7 +190,7 @@ def compare_methods(ladder, benchmark: str, compute: float, methods=None, *, lev
     level : float, default 0.9
         Interval coverage.
     **common
-        Passed to every method's constructor.
+        Passed to every method's constructor, as :func:`make_forecaster`.
 
     Returns
     -------
@@ -238,14 +200,14 @@ def compare_methods(ladder, benchmark: str, compute: float, methods=None, *, lev
     """
     out = {}
     for name in available_methods() if methods is None else methods:
-        estimator = make_forecaster(name, **common)
+        estimator = _build(name, common)
         try:
             estimator.fit(ladder, benchmark)
             value = float(estimator.predict(compute))
             lo, hi = estimator.predict_interval(compute, level=level)
             out[name] = {"value": value, "interval": [float(lo), float(hi)], "estimator": estimator}
+        except LadderValidationError:
+            raise
         except (CODError, ValueError, RuntimeError, FloatingPointError) as exc:
-            if isinstance(exc, CODError) and getattr(exc, "field", None) is not None:
-                raise  # the ladder itself is wrong: every method would fail the same way
             out[name] = {"value": None, "interval": None, "error": str(exc), "estimator": None}
     return out

@@ -2,12 +2,19 @@
 
 - :class:`CODMonitor` (:mod:`~cod_monitor.monitor.monitor`): the object a training loop
   talks to: ``on_checkpoint`` / ``poll`` / ``close``.
+- :class:`ForecastConfig`, :class:`PoolConfig`, :class:`RunGeometry`,
+  :class:`CheckpointConfig` (:mod:`~cod_monitor.monitor.config`): its typed settings.
 - :func:`decide`, :class:`DriftConfig`, :class:`DriftState`
   (:mod:`~cod_monitor.monitor.drift`): the pure drift decision.
 - :class:`Journal` (:mod:`~cod_monitor.monitor.journal`): the durable record a
   restarted monitor resumes from.
 - :class:`QueuePolicy` (from :mod:`cod_monitor.runtime.pool`): what happens when
   evaluation falls behind.
+
+The monitor's parts (:mod:`~cod_monitor.monitor.intake`,
+:mod:`~cod_monitor.monitor.forecasts`, :mod:`~cod_monitor.monitor.judging`,
+:mod:`~cod_monitor.monitor.ledger`) are wired by :class:`CODMonitor` and need not be
+used directly.
 
 Importing this package imports neither torch nor transformers nor wandb.
 """
@@ -17,6 +24,10 @@ from typing import TYPE_CHECKING
 from cod_monitor._lazy import lazy_attributes
 
 _EXPORTS: dict[str, str] = {
+    "CheckpointConfig": "cod_monitor.monitor.config",
+    "ForecastConfig": "cod_monitor.monitor.config",
+    "PoolConfig": "cod_monitor.monitor.config",
+    "RunGeometry": "cod_monitor.monitor.config",
     "DriftConfig": "cod_monitor.monitor.drift",
     "DriftState": "cod_monitor.monitor.drift",
     "decide": "cod_monitor.monitor.drift",
@@ -24,11 +35,19 @@ _EXPORTS: dict[str, str] = {
     "Journal": "cod_monitor.monitor.journal",
     "JournalState": "cod_monitor.monitor.journal",
     "read_journal": "cod_monitor.monitor.journal",
+    "ALERT_LOGGER": "cod_monitor.monitor.judging",
     "CODMonitor": "cod_monitor.monitor.monitor",
+    "MonitorClosedError": "cod_monitor.monitor.monitor",
     "QueuePolicy": "cod_monitor.runtime.pool",
 }
 
 if TYPE_CHECKING:
+    from cod_monitor.monitor.config import (
+        CheckpointConfig,
+        ForecastConfig,
+        PoolConfig,
+        RunGeometry,
+    )
     from cod_monitor.monitor.drift import (
         DriftConfig,
         DriftState,
@@ -36,16 +55,23 @@ if TYPE_CHECKING:
         evaluation_failure_alert,
     )
     from cod_monitor.monitor.journal import Journal, JournalState, read_journal
-    from cod_monitor.monitor.monitor import CODMonitor
+    from cod_monitor.monitor.judging import ALERT_LOGGER
+    from cod_monitor.monitor.monitor import CODMonitor, MonitorClosedError
     from cod_monitor.runtime.pool import QueuePolicy
 
 __all__ = [
+    "ALERT_LOGGER",
     "CODMonitor",
+    "CheckpointConfig",
     "DriftConfig",
     "DriftState",
+    "ForecastConfig",
     "Journal",
     "JournalState",
+    "MonitorClosedError",
+    "PoolConfig",
     "QueuePolicy",
+    "RunGeometry",
     "decide",
     "evaluation_failure_alert",
     "read_journal",

@@ -4,8 +4,8 @@
 forecast band of its checkpoint and returns an optional :class:`~cod_monitor.records.Alert`
 and the next :class:`DriftState`; it performs no I/O and reads no clock, so the
 wiring (journal, trackers, logging, user callback, ``stop_requested``) lives in
-:class:`~cod_monitor.monitor.monitor.CODMonitor` and a decision can be replayed from
-the journal. The shape follows Lightning's ``EarlyStopping._evaluate_stopping_criteria``
+:class:`~cod_monitor.monitor.judging.Judge` and a decision can be replayed from the
+journal. The shape follows Lightning's ``EarlyStopping._evaluate_stopping_criteria``
 (a decision with a reason enum and a full-sentence message holding the numbers).
 
 The rule, with the band ``[lower - tolerance, upper + tolerance]`` of a
@@ -40,10 +40,10 @@ alert for a job that kept failing in the evaluation pool.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 from statistics import NormalDist
 
+from cod_monitor._validation import check_int, check_real, invalid
 from cod_monitor.records import Alert, AlertReason, ForecastPoint, Observation
 
 __all__ = [
@@ -52,12 +52,6 @@ __all__ = [
     "decide",
     "evaluation_failure_alert",
 ]
-
-
-def _real(value) -> bool:
-    """A finite int or float (not a bool)."""
-    return (not isinstance(value, bool) and isinstance(value, (int, float))
-            and math.isfinite(value))
 
 
 @dataclass(frozen=True)
@@ -83,8 +77,7 @@ class DriftConfig:
     cusum_threshold : float or None, default 5.0
         Cumulative standardised shortfall that raises an alert; ``None`` turns the
         rule off (band rule only). 5 with a slack of 0.5 is the textbook one-sided
-        CUSUM for a one-standard-deviation shift (in-control run length ~465
-        evaluations for normal errors).
+        CUSUM for a one-standard-deviation shift.
     cusum_slack : float, default 0.5
         Shortfall, in standard deviations, forgiven at every evaluation.
     band_level : float, default 0.9
@@ -96,22 +89,10 @@ class DriftConfig:
 
     Raises
     ------
-    ValueError
+    ParameterError
         A negative tolerance or margin, a patience below 1, a negative ``min_step``,
         a non-positive CUSUM threshold or ``sd_floor``, a negative slack, a
         ``band_level`` outside (0, 1).
-
-    Notes
-    -----
-    Measured with ``benchmarks/bench_monitor.py`` on synthetic runs with a known (N, D)
-    law and ``'trajectory_e2e'`` forecasts at ``level=0.9`` (whose band already holds
-    the ladder's checkpoint-to-checkpoint spread): no false alert on 10 healthy runs
-    (160 evaluations); on runs whose learning slows 10x (3x) from 35% of their tokens,
-    an alert in 9 (8) of 10 runs, a median of 4 (6) evaluations after the slowdown
-    (band rule alone: 7 (6) of 10, 5 (9) evaluations). In a sweep of the band rule,
-    ``tolerance=0.02`` also gave no false alert but detected fewer slowdowns;
-    ``patience=1`` with no tolerance raised false alerts in 3 of 10 healthy runs. No
-    alert on the (healthy) demo target run either.
 
     Examples
     --------
@@ -130,39 +111,16 @@ class DriftConfig:
     sd_floor: float = 0.005
 
     def __post_init__(self):
-        for name in ("tolerance", "recovery_margin"):
-            value = getattr(self, name)
-            if not (_real(value) and value >= 0):
-                raise ValueError(
-                    f"The {name!r} parameter of DriftConfig must be a float in [0, inf). "
-                    f"Got {value!r} instead."
-                )
-        for name in ("patience", "recovery_patience"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"The {name!r} parameter of DriftConfig must be an int in [1, inf). "
-                    f"Got {value!r} instead."
-                )
-        if isinstance(self.min_step, bool) or not isinstance(self.min_step, int) or self.min_step < 0:
-            raise ValueError(
-                "The 'min_step' parameter of DriftConfig must be an int in [0, inf). "
-                f"Got {self.min_step!r} instead."
-            )
-        checks = (
-            ("cusum_threshold", lambda v: v is None or (_real(v) and v > 0),
-             "a float in (0, inf) or None"),
-            ("cusum_slack", lambda v: _real(v) and v >= 0, "a float in [0, inf)"),
-            ("band_level", lambda v: _real(v) and 0 < v < 1, "a float in (0, 1)"),
-            ("sd_floor", lambda v: _real(v) and v > 0, "a float in (0, inf)"),
-        )
-        for name, ok, expected in checks:
-            value = getattr(self, name)
-            if not ok(value):
-                raise ValueError(
-                    f"The {name!r} parameter of DriftConfig must be {expected}. "
-                    f"Got {value!r} instead."
-                )
+        owner = "DriftConfig"
+        check_real(owner, "tolerance", self.tolerance, 0, closed="left")
+        check_int(owner, "patience", self.patience, 1)
+        check_real(owner, "recovery_margin", self.recovery_margin, 0, closed="left")
+        check_int(owner, "recovery_patience", self.recovery_patience, 1)
+        check_int(owner, "min_step", self.min_step, 0)
+        check_real(owner, "cusum_threshold", self.cusum_threshold, 0, none_ok=True)
+        check_real(owner, "cusum_slack", self.cusum_slack, 0, closed="left")
+        check_real(owner, "band_level", self.band_level, 0, 1)
+        check_real(owner, "sd_floor", self.sd_floor, 0)
 
 
 @dataclass(frozen=True)
@@ -275,10 +233,9 @@ def decide(
         step = forecast.step if step is None else step
         benchmark = forecast.benchmark if benchmark is None else benchmark
     if step is None or benchmark is None:
-        raise ValueError(
-            "decide needs the step and benchmark: pass an Observation, a ForecastPoint, "
-            "or the step= and benchmark= keywords."
-        )
+        raise invalid("decide", "observed", "an Observation", observed,
+                      "decide needs the step and benchmark: pass an Observation, a "
+                      "ForecastPoint, or the step= and benchmark= keywords.")
     where = f"cod/{benchmark} at step {step}"
     state = replace(state, last_step=int(step))
     if step < config.min_step:
@@ -287,16 +244,9 @@ def decide(
     if forecast is None:
         if state.forecast_missing:
             return None, state
-        alert = Alert(
-            step=int(step),
-            benchmark=benchmark,
-            reason=AlertReason.FORECAST_UNAVAILABLE,
-            message=(
-                f"{where}: no forecast is available, so the observed accuracy "
-                f"{accuracy:.3f} cannot be checked for drift."
-            ),
-            observed=accuracy,
-        )
+        message = (f"{where}: no forecast is available, so the observed accuracy "
+                   f"{accuracy:.3f} cannot be checked for drift.")
+        alert = _alert(step, benchmark, AlertReason.FORECAST_UNAVAILABLE, message, accuracy)
         return alert, replace(state, forecast_missing=True)
 
     state = replace(state, forecast_missing=False)
@@ -317,20 +267,11 @@ def decide(
         if accuracy >= threshold:
             recovered = state.recovered + 1
             if recovered >= config.recovery_patience:
-                alert = Alert(
-                    step=int(step),
-                    benchmark=benchmark,
-                    reason=AlertReason.RECOVERED,
-                    message=(
-                        f"{where}: observed accuracy {accuracy:.3f} is back above "
-                        f"{threshold:.3f}, {what}, for "
-                        f"{_plural(recovered, 'evaluation')}; the alert raised at step "
-                        f"{state.alert_step} is cleared."
-                    ),
-                    observed=accuracy,
-                    lower=lower,
-                    upper=upper,
-                )
+                message = (f"{where}: observed accuracy {accuracy:.3f} is back above "
+                           f"{threshold:.3f}, {what}, for {_plural(recovered, 'evaluation')}; "
+                           f"the alert raised at step {state.alert_step} is cleared.")
+                alert = _alert(step, benchmark, AlertReason.RECOVERED, message, accuracy,
+                               lower, upper)
                 return alert, DriftState(last_step=int(step))
             return None, replace(state, recovered=recovered)
         below = state.below + 1 if accuracy < lower else state.below
@@ -350,13 +291,17 @@ def decide(
                    f"standard deviations beyond the slack of {config.cusum_slack:g} per "
                    f"evaluation (threshold {config.cusum_threshold:g}).")
     if message is not None:
-        alert = Alert(step=int(step), benchmark=benchmark, reason=AlertReason.BELOW_BAND,
-                      message=message, observed=accuracy, lower=lower, upper=upper)
+        alert = _alert(step, benchmark, AlertReason.BELOW_BAND, message, accuracy, lower, upper)
         return alert, replace(state, below=below, alerting=True, alert_step=int(step),
                               recovered=0, shortfall=0.0, shortfall_evaluations=0,
                               alert_rule=rule)
     return None, replace(state, below=below, shortfall=shortfall,
                          shortfall_evaluations=n_short)
+
+
+def _alert(step, benchmark, reason, message, accuracy, lower=None, upper=None) -> Alert:
+    return Alert(step=int(step), benchmark=benchmark, reason=reason, message=message,
+                 observed=accuracy, lower=lower, upper=upper)
 
 
 def _cusum(accuracy: float, forecast: ForecastPoint, state: DriftState,

@@ -12,12 +12,9 @@ Why JSON lines rather than SQLite
   line; :func:`read_journal` drops it (with a warning) and :class:`Journal` truncates
   it before appending again. ``flush`` + ``os.fsync`` after each record makes a record
   durable once :meth:`Journal.append` returns.
-* One writer process, a few records per checkpoint: SQLite's transactions, locking
-  and schema buy nothing here, while a text file can be read with ``tail -f``,
-  ``jq`` or ``grep`` by someone debugging a run at 3 a.m., copied while the run is
-  live, and parsed without cod_monitor.
-* Per-sample pass rates (a few thousand floats per result) are small next to a
-  checkpoint; the file grows by tens of kB per evaluated checkpoint.
+* One writer process and a few records per checkpoint need no transactions or
+  locking, and a text file can be read with ``tail -f``, ``jq`` or ``grep`` while the
+  run is live, and parsed without cod_monitor.
 
 Record kinds
 ------------
@@ -28,13 +25,13 @@ Every record has ``kind``, ``seq`` (0, 1, 2, ... per file) and ``time`` (Unix se
                  ``benchmarks`` (the jobs submitted for it)
 ``result``       ``step``, ``benchmark``, ``accuracy``, ``compute``, ``tokens``,
                  ``result`` (:meth:`EvalResult.to_dict`), ``attempts``, ``wall_s``
-``decision``     ``step``, ``benchmark``, ``forecast`` (a ForecastPoint dict or
-                 null), ``drift`` (the DriftState after it), ``alert`` (reason or null)
+``decision``     ``step``, ``benchmark``, ``forecast``
+                 (:meth:`ForecastPoint.to_dict` or null), ``drift`` (the DriftState after it), ``alert`` (reason or null)
 ``failed``       ``step``, ``benchmark``, ``error``, ``attempts``
 ``skipped``      ``step``, ``benchmark``, ``reason`` (the queue policy dropped it)
 ``snapshot_deleted``  ``step``, ``snapshot``
 ``forecast``     ``benchmark``, ``version``, ``mode``, ``fingerprint``, ``report``
-``alert``        an :class:`~cod_monitor.records.Alert` as a dict
+``alert``        :meth:`Alert.to_dict() <cod_monitor.records.Alert.to_dict>`
 ``error``        ``where``, ``error`` (a failure inside the monitor, e.g. a snapshot)
 ``close``        ``summary``
 """
@@ -43,34 +40,23 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from cod_monitor.records import (
-    Alert,
-    AlertReason,
-    EvalResult,
-    ForecastPoint,
-    Observation,
-)
+from cod_monitor._io import json_default
+from cod_monitor.records import Observation
 
 __all__ = [
     "JOURNAL_NAME",
     "Journal",
     "JournalState",
     "JournalWarning",
-    "alert_from_dict",
-    "alert_to_dict",
-    "forecast_from_dict",
-    "forecast_to_dict",
     "read_journal",
+    "replay_records",
 ]
 
 logger = logging.getLogger(__name__)
@@ -83,48 +69,6 @@ _TERMINAL = ("result", "failed", "skipped")
 
 class JournalWarning(UserWarning):
     """The journal had a torn or unreadable line, which was skipped."""
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, AlertReason):
-        return obj.value
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"journal records must be JSON-serialisable, got {type(obj).__name__}")
-
-
-def _finite_or_none(x):
-    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
-
-
-def forecast_to_dict(fp: ForecastPoint | None) -> dict | None:
-    """A :class:`~cod_monitor.records.ForecastPoint` as a JSON-ready dict."""
-    return None if fp is None else {k: _finite_or_none(v) for k, v in asdict(fp).items()}
-
-
-def forecast_from_dict(d: dict | None) -> ForecastPoint | None:
-    """Inverse of :func:`forecast_to_dict` (unknown keys ignored)."""
-    if d is None:
-        return None
-    return ForecastPoint(**{k: d[k] for k in ForecastPoint.__dataclass_fields__ if k in d})
-
-
-def alert_to_dict(alert: Alert) -> dict:
-    """An :class:`~cod_monitor.records.Alert` as a JSON-ready dict."""
-    d = asdict(alert)
-    d["reason"] = alert.reason.value
-    return d
-
-
-def alert_from_dict(d: dict) -> Alert:
-    """Inverse of :func:`alert_to_dict`."""
-    kw = {k: d[k] for k in Alert.__dataclass_fields__ if k in d}
-    kw["reason"] = AlertReason(kw["reason"])
-    return Alert(**kw)
 
 
 def read_journal(path) -> list[dict]:
@@ -222,22 +166,23 @@ class JournalState:
         """(step, benchmark) pairs with a result but no drift decision yet, by step."""
         return sorted(k for k in self.results if k not in self.decisions)
 
-    def observations(self) -> list[Observation]:
-        """Every evaluated checkpoint, by step then benchmark."""
-        out = []
-        for key in sorted(self.results):
-            rec = self.results[key]
-            out.append(
-                Observation(
-                    step=int(rec["step"]),
-                    compute=float(rec.get("compute") or float("nan")),
-                    benchmark=rec["benchmark"],
-                    accuracy=float(rec["accuracy"]),
-                    result=None if rec.get("result") is None else EvalResult.from_dict(rec["result"]),
-                    tokens=rec.get("tokens"),
-                )
-            )
-        return out
+    def observations(self, *, with_results: bool = True) -> list[Observation]:
+        """Every evaluated checkpoint, by step then benchmark.
+
+        Parameters
+        ----------
+        with_results : bool, default True
+            Attach the per-sample :class:`~cod_monitor.records.EvalResult`; without
+            it the observations are light (what a resumed monitor keeps in memory).
+        """
+        return [self.observation(key, with_results=with_results) for key in sorted(self.results)]
+
+    def observation(self, key: tuple[int, str], *, with_results: bool = True) -> Observation:
+        """The observation of the ``result`` record of ``key`` = (step, benchmark)."""
+        rec = self.results[key]
+        if not with_results:
+            rec = {k: v for k, v in rec.items() if k != "result"}
+        return Observation.from_dict(rec)
 
 
 class Journal:
@@ -331,7 +276,7 @@ class Journal:
             self.open()
         with self._lock:
             rec = {"kind": kind, "seq": self._seq, "time": round(time.time(), 3), **fields}
-            line = json.dumps(rec, default=_json_default, separators=(",", ":"), allow_nan=False)
+            line = json.dumps(rec, default=json_default, separators=(",", ":"), allow_nan=False)
             self._file.write(line.encode("utf-8") + b"\n")
             self._file.flush()
             if self.fsync:

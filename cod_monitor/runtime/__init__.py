@@ -1,7 +1,12 @@
 """Where evaluations run: the worker pool and the checkpoint snapshots it reads.
 
-- :class:`EvalPool`, :class:`Job`, :class:`JobOutcome`, :class:`QueuePolicy`
-  (:mod:`~cod_monitor.runtime.pool`): evaluation worker processes on held-out devices.
+- :class:`EvalPool` (:mod:`~cod_monitor.runtime.pool`): the bookkeeping (queue and
+  policy, attempts, timeouts, outcomes) over a worker backend.
+- :class:`Job`, :class:`JobOutcome`, :class:`QueuePolicy`
+  (:mod:`~cod_monitor.runtime.jobs`): what the pool queues and reports.
+- :class:`LocalProcesses`, :func:`device_env` (:mod:`~cod_monitor.runtime.local`): the
+  backend of spawn-started worker processes on held-out devices.
+- :func:`run_evaluation` (:mod:`~cod_monitor.runtime.worker`): what a worker runs.
 - :func:`snapshot_directory`, :class:`SnapshotWriter`
   (:mod:`~cod_monitor.runtime.snapshots`): private copies of checkpoints.
 
@@ -15,10 +20,12 @@ from cod_monitor._lazy import lazy_attributes
 
 _EXPORTS: dict[str, str] = {
     "EvalPool": "cod_monitor.runtime.pool",
-    "Job": "cod_monitor.runtime.pool",
-    "JobOutcome": "cod_monitor.runtime.pool",
-    "QueuePolicy": "cod_monitor.runtime.pool",
-    "run_evaluation": "cod_monitor.runtime.pool",
+    "Job": "cod_monitor.runtime.jobs",
+    "JobOutcome": "cod_monitor.runtime.jobs",
+    "QueuePolicy": "cod_monitor.runtime.jobs",
+    "LocalProcesses": "cod_monitor.runtime.local",
+    "device_env": "cod_monitor.runtime.local",
+    "run_evaluation": "cod_monitor.runtime.worker",
     "Snapshot": "cod_monitor.runtime.snapshots",
     "SnapshotWriter": "cod_monitor.runtime.snapshots",
     "cpu_state_dict": "cod_monitor.runtime.snapshots",
@@ -27,7 +34,9 @@ _EXPORTS: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
-    from cod_monitor.runtime.pool import EvalPool, Job, JobOutcome, QueuePolicy, run_evaluation
+    from cod_monitor.runtime.jobs import Job, JobOutcome, QueuePolicy
+    from cod_monitor.runtime.local import LocalProcesses, device_env
+    from cod_monitor.runtime.pool import EvalPool
     from cod_monitor.runtime.snapshots import (
         Snapshot,
         SnapshotWriter,
@@ -35,15 +44,18 @@ if TYPE_CHECKING:
         snapshot_directory,
         write_state_dict,
     )
+    from cod_monitor.runtime.worker import run_evaluation
 
 __all__ = [
     "EvalPool",
     "Job",
     "JobOutcome",
+    "LocalProcesses",
     "QueuePolicy",
     "Snapshot",
     "SnapshotWriter",
     "cpu_state_dict",
+    "device_env",
     "run_evaluation",
     "snapshot_directory",
     "write_state_dict",

@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from cod_monitor._io import atomic_write, json_default
+from cod_monitor._io import atomic_write, json_default, to_jsonable
 from cod_monitor.cod.laws import expected_accuracy
 
 __all__ = ["cluster_curves", "render_report", "write_report"]
@@ -617,27 +617,12 @@ def render_report(
 
     data = {"run_info": run_info, "benchmarks": benchmarks, "alerts": alerts,
             "summary": summary or {}, "finished": finished, "generated_at": generated_at}
-    blob = json.dumps(_json_safe(data), default=json_default, allow_nan=False)
+    blob = json.dumps(to_jsonable(data), default=json_default, allow_nan=False)
     # Inert inside <script type="application/json">: no "<" can open or close a tag.
     blob = blob.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     parts.append(f'<script type="application/json" id="cod-report-data">{blob}</script>')
     parts.append("</body></html>")
     return "".join(parts)
-
-
-def _json_safe(x):
-    """Replace non-finite floats (invalid JSON) with None, recursively."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _json_safe(x.tolist())
-    if isinstance(x, np.generic):
-        return _json_safe(x.item())
-    return x
 
 
 def write_report(path, **kwargs) -> str:

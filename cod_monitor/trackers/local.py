@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib.util
 import json
 import logging
 import math
@@ -20,6 +19,8 @@ from datetime import datetime, timezone
 import numpy as np
 
 from cod_monitor._io import atomic_write, json_default
+from cod_monitor._validation import check_real, invalid
+from cod_monitor.exceptions import MissingExtraError
 from cod_monitor.records import Alert, ForecastPoint, Observation
 from cod_monitor.trackers.html import (
     PALETTE,
@@ -38,7 +39,7 @@ OBSERVATION_FIELDS = (
 FORECAST_FIELDS = ("time", "benchmark", "version", "mode", "step", "compute", "value", "lower", "upper")
 ALERT_FIELDS = ("time", "benchmark", "step", "reason", "observed", "lower", "upper", "message")
 
-_MATPLOTLIB_HINT = "LocalTracker plots require matplotlib. Run `pip install 'cod_monitor[report]'`."
+_PLOTS = ("LocalTracker plots", "matplotlib", "report")  # MissingExtraError arguments
 
 
 def _now() -> str:
@@ -105,11 +106,9 @@ class LocalTracker:
         Draw PNG plots. ``'auto'`` draws them when matplotlib is installed; ``True``
         raises :class:`ImportError` without it.
     render_interval_s : float, default 5.0
-        Minimum seconds between HTML re-renders triggered by observations (a render
-        takes milliseconds).
+        Minimum seconds between HTML re-renders triggered by observations.
     plot_interval_s : float, default 300.0
-        Minimum seconds between PNG re-draws triggered by observations (a draw takes
-        about a second per benchmark).
+        Minimum seconds between PNG re-draws triggered by observations.
     title : str, default 'COD monitor report'
         Title of the HTML page.
 
@@ -133,17 +132,17 @@ class LocalTracker:
 
     def __init__(self, out_dir, *, plots="auto", render_interval_s: float = 5.0,
                  plot_interval_s: float = 300.0, title: str = "COD monitor report"):
-        if plots not in ("auto", True, False):
-            raise ValueError(
-                "The 'plots' parameter of LocalTracker must be a str among {'auto'} or a bool. "
-                f"Got {plots!r} instead."
-            )
-        if plots is True and importlib.util.find_spec("matplotlib") is None:
-            raise ImportError(_MATPLOTLIB_HINT)
+        owner = "LocalTracker"
+        if not (plots == "auto" or isinstance(plots, bool)):
+            raise invalid(owner, "plots", "a str among {'auto'} or a bool", plots)
+        if plots is True:
+            MissingExtraError.check(*_PLOTS)
         self.out_dir = os.fspath(out_dir)
         self.plots = plots
-        self.render_interval_s = render_interval_s
-        self.plot_interval_s = plot_interval_s
+        self.render_interval_s = check_real(owner, "render_interval_s", render_interval_s, 0,
+                                            closed="left")
+        self.plot_interval_s = check_real(owner, "plot_interval_s", plot_interval_s, 0,
+                                          closed="left")
         self.title = title
         self.report_path = os.path.join(self.out_dir, "report.html")
         self._lock = threading.RLock()
@@ -349,7 +348,7 @@ class LocalTracker:
                     self._plot(name, b)
                 except ImportError:
                     self._plots_ok = False
-                    logger.warning("%s PNG plots are off.", _MATPLOTLIB_HINT)
+                    logger.warning("%s PNG plots are off.", MissingExtraError(*_PLOTS))
                     break
                 except Exception:  # a plot must never take the monitor down
                     logger.warning("Plotting %r failed.", name, exc_info=True)
@@ -360,8 +359,7 @@ class LocalTracker:
         )
 
     def _plot(self, name: str, b: dict) -> str | None:
-        if importlib.util.find_spec("matplotlib") is None:
-            raise ImportError(_MATPLOTLIB_HINT)
+        MissingExtraError.check(*_PLOTS)
         # The object-oriented API with an Agg canvas: no pyplot, no global backend switch.
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure

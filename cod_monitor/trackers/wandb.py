@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import logging
 import math
 import os
@@ -10,13 +10,15 @@ import threading
 import time
 from datetime import timedelta
 
+from cod_monitor._io import json_default, to_jsonable
+from cod_monitor._validation import check_real
+from cod_monitor.exceptions import CODError, MissingExtraError
 from cod_monitor.records import Alert, AlertReason, ForecastPoint, Observation
 
-__all__ = ["WandbTracker"]
+__all__ = ["TrackerFinishedError", "WandbTracker"]
 
 logger = logging.getLogger(__name__)
 
-_HINT = "WandbTracker requires wandb. Run `pip install 'cod_monitor[wandb]'`."
 
 #: Custom x-axes. Results arrive asynchronously, after the trainer's step has moved on,
 #: so rows never pass ``step=`` (W&B drops a step older than its current one).
@@ -39,27 +41,20 @@ _LEVELS = {
 }
 
 
+class TrackerFinishedError(CODError, RuntimeError):
+    """An event was logged to a tracker after its ``finish``."""
+
+
 def _import_wandb():
-    if importlib.util.find_spec("wandb") is None:
-        raise ImportError(_HINT)
+    MissingExtraError.check("WandbTracker", "wandb", "wandb")
     import wandb
 
     return wandb
 
 
 def _plain(x):
-    """JSON-safe copy for ``run.config`` and ``run.summary``."""
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if x is None or isinstance(x, (bool, int, str)):
-        return x
-    if hasattr(x, "item"):  # numpy scalar
-        return _plain(x.item())
-    return str(x)
+    """JSON-safe copy for ``run.config`` and ``run.summary`` (other objects as ``str``)."""
+    return json.loads(json.dumps(to_jsonable(x), default=json_default))
 
 
 def _flatten(d: dict, prefix: str) -> dict:
@@ -146,17 +141,18 @@ class WandbTracker:
                  entity: str | None = None, name: str | None = None, tags=None,
                  config: dict | None = None, dir: str | None = None,
                  chart_interval_s: float = 300.0, clock=time.monotonic):
-        if importlib.util.find_spec("wandb") is None:
-            raise ImportError(_HINT)
+        MissingExtraError.check("WandbTracker", "wandb", "wandb")
         self.project = project
         self.run = run
-        self.alert_cooldown_s = alert_cooldown_s
+        self.alert_cooldown_s = check_real("WandbTracker", "alert_cooldown_s", alert_cooldown_s,
+                                           0, closed="left")
         self.entity = entity
         self.name = name
         self.tags = tags
         self.config = config
         self.dir = dir
-        self.chart_interval_s = chart_interval_s
+        self.chart_interval_s = check_real("WandbTracker", "chart_interval_s", chart_interval_s,
+                                           0, closed="left")
         self.clock = clock
         self._lock = threading.RLock()
         self._run = None
@@ -335,7 +331,7 @@ class WandbTracker:
         if self._run is None:
             self.start({})
         if self._finished:
-            raise RuntimeError("WandbTracker.finish() was called; no more events can be logged.")
+            raise TrackerFinishedError("WandbTracker.finish() was called; no more events can be logged.")
         self._define(benchmark)
         return self._run
 

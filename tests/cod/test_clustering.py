@@ -1,33 +1,19 @@
-"""Tests of cod_monitor.cod.clustering: Algorithm 1, its fast path, and the ablations."""
+"""Tests of cod_monitor.cod.clustering: Algorithm 1 and its fast path, against the reference loop."""
 
-import csv
 import math
-import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose, assert_array_equal
+from numpy.testing import assert_array_equal
 from sklearn.base import clone
-from sklearn.cluster import DBSCAN, MeanShift, estimate_bandwidth
+from sklearn.cluster import estimate_bandwidth
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score
 
-from cod_monitor.cod.clustering import (
-    CLUSTERERS,
-    DifficultyDBSCAN,
-    DifficultyKMeans,
-    ImprovedKMeans,
-    ImprovedMeanShift,
-    PlainMeanShift,
-    make_clusterer,
-    reference_improved_meanshift,
-)
+from cod_monitor.cod.clustering import ImprovedMeanShift
 from cod_monitor.exceptions import FitWarning
+from cod_monitor.methods.reference import reference_improved_meanshift
 from cod_monitor.synthetic import synthetic_pass_rates
-
-MONKEYS = Path(__file__).resolve().parents[3] / "shared" / "cod_data" / "pythia_monkeys"
-
 
 @pytest.fixture(scope="module")
 def X():
@@ -38,25 +24,6 @@ def X():
 @pytest.fixture(scope="module")
 def fitted(X):
     return ImprovedMeanShift().fit(X)
-
-
-def _monkeys_matrix():
-    """MATH pass rates of 7 Pythia models x 128 problems, columns by model size."""
-    if not (MONKEYS / "math_llmonkeys.csv").exists():
-        pytest.skip("../shared/cod_data/pythia_monkeys is not available")
-    with open(MONKEYS / "models.csv", newline="") as f:
-        params = {r["model"]: float(r["params_total"]) for r in csv.DictReader(f)}
-    with open(MONKEYS / "math_llmonkeys.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    models = sorted({r["model"] for r in rows}, key=params.__getitem__)
-    problems = sorted({r["problem_id"] for r in rows})
-    col = {m: j for j, m in enumerate(models)}
-    row = {p: i for i, p in enumerate(problems)}
-    M = np.full((len(problems), len(models)), np.nan)
-    for r in rows:
-        M[row[r["problem_id"]], col[r["model"]]] = float(r["pass_rate"])
-    assert not np.isnan(M).any()
-    return M
 
 
 # --------------------------------------------------------------------------- Algorithm 1
@@ -74,40 +41,30 @@ def _monkeys_matrix():
         (dict(n_samples=600, n_models=9, seed=4), dict(bandwidth=0.15, min_cluster_size=5)),
     ],
 )
-def test_same_partition_as_reference_loop(data, params):
+def test_same_partition_as_reference_loop(data, params, check_clusters):
     X = synthetic_pass_rates(**data)
     labels, centers, radius = reference_improved_meanshift(X, **params)
     est = ImprovedMeanShift(**params).fit(X)
     assert est.radius_ == pytest.approx(radius, rel=1e-12)
     assert adjusted_rand_score(labels, est.labels_) >= 0.95
-    _check_invariants(X, est, params.get("min_cluster_size", 10))
+    check_clusters(X, est, params.get("min_cluster_size", 10))
 
 
-def test_same_partition_as_reference_on_real_ladder():
-    M = _monkeys_matrix()
+def test_same_partition_as_reference_on_real_ladder(monkeys, check_clusters):
+    M = monkeys
     for K in (10, 3):
         labels, _, radius = reference_improved_meanshift(M, min_cluster_size=K)
         est = ImprovedMeanShift(min_cluster_size=K).fit(M)
         assert est.radius_ == pytest.approx(radius, rel=1e-12)
         assert adjusted_rand_score(labels, est.labels_) >= 0.95
-        _check_invariants(M, est, K)
-
-
-def _check_invariants(X, est, K):
-    members = est.labels_ >= 0
-    sizes = np.bincount(est.labels_[members], minlength=est.n_clusters_)
-    assert sizes.shape == (est.n_clusters_,)
-    assert est.cluster_centers_.shape == (est.n_clusters_, X.shape[1])
-    assert np.all(sizes >= K)
-    dist = np.linalg.norm(X[members] - est.cluster_centers_[est.labels_[members]], axis=1)
-    assert np.all(dist <= est.radius_)
+        check_clusters(M, est, K)
 
 
 @pytest.mark.parametrize("K", [5, 10, 40])
-def test_clusters_are_big_enough_and_members_within_radius(X, K):
+def test_clusters_are_big_enough_and_members_within_radius(X, K, check_clusters):
     est = ImprovedMeanShift(min_cluster_size=K).fit(X)
     assert est.n_clusters_ > 0
-    _check_invariants(X, est, K)
+    check_clusters(X, est, K)
 
 
 def test_radius_is_capped_estimate_bandwidth(X, fitted):
@@ -233,82 +190,3 @@ def test_bad_params(X, params, match):
 def test_predict_checks_columns(fitted):
     with pytest.raises(ValueError, match=r"as many columns .* X\.shape = \(2, 3\)"):
         fitted.predict(np.zeros((2, 3)))
-
-
-# --------------------------------------------------------------------------- ablations
-
-
-@pytest.mark.parametrize("name", sorted(CLUSTERERS))
-def test_every_clusterer_gives_sensible_labels(X, name):
-    est = make_clusterer(name)
-    assert isinstance(est, CLUSTERERS[name])
-    assert "random_state" in est.get_params()  # CODForecaster forwards its seed
-    labels = est.fit_predict(X)
-    assert labels.shape == (len(X),)
-    assert np.all(labels[~X.any(axis=1)] == -1)
-    assert 1 <= est.n_clusters_ == labels.max() + 1
-    assert set(np.unique(labels[labels >= 0])) == set(range(est.n_clusters_))
-    assert est.cluster_centers_.shape == (est.n_clusters_, X.shape[1])
-    assert np.all(np.diff(est.cluster_centers_.mean(axis=1)) >= 0)
-    assert_array_equal(clone(est).fit(X).labels_, labels)
-
-
-def test_make_clusterer_unknown_name():
-    match = (
-        r"The 'name' parameter of make_clusterer must be a str among \{'dbscan', "
-        r"'improved_kmeans', 'improved_meanshift', 'kmeans', 'meanshift'\}. "
-        r"Got 'optics' instead."
-    )
-    with pytest.raises(ValueError, match=match):
-        make_clusterer("optics")
-
-
-def test_make_clusterer_passes_params():
-    est = make_clusterer("improved_meanshift", min_cluster_size=7)
-    assert est.min_cluster_size == 7
-    with pytest.raises(TypeError):
-        make_clusterer("dbscan", n_clusters=3)
-
-
-def test_plain_meanshift_is_one_sklearn_run(X):
-    est = PlainMeanShift().fit(X)
-    nonzero = X.any(axis=1)
-    sk = MeanShift(bandwidth=est.radius_, bin_seeding=True).fit(X[nonzero])
-    assert adjusted_rand_score(sk.labels_, est.labels_[nonzero]) >= 0.95
-    assert np.all(est.labels_[nonzero] >= 0)  # no filtering: every sample is clustered
-
-
-def test_kmeans_defaults_to_improved_meanshift_cluster_count(X, fitted):
-    assert DifficultyKMeans().fit(X).n_clusters_ == fitted.n_clusters_
-    assert DifficultyKMeans(n_clusters=3).fit(X).n_clusters_ == 3
-    with pytest.raises(ValueError, match="'n_clusters' parameter of DifficultyKMeans"):
-        DifficultyKMeans(n_clusters=0).fit(X)
-
-
-def test_improved_kmeans_filters_like_algorithm_1(X):
-    est = ImprovedKMeans(n_clusters=12).fit(X)
-    _check_invariants(X, est, 10)
-    assert est.n_iter_ >= 1
-
-
-def test_dbscan_matches_sklearn(X):
-    est = DifficultyDBSCAN().fit(X)
-    nonzero = X.any(axis=1)
-    sk = DBSCAN(eps=est.radius_, min_samples=10).fit(X[nonzero])
-    assert adjusted_rand_score(sk.labels_, est.labels_[nonzero]) == pytest.approx(1.0)
-    assert_array_equal(sk.labels_ == -1, est.labels_[nonzero] == -1)
-    members = est.labels_ >= 0
-    for j in range(est.n_clusters_):
-        assert_allclose(est.cluster_centers_[j], X[est.labels_ == j].mean(axis=0))
-    assert members.sum() > 0
-
-
-def test_ablations_on_real_ladder():
-    M = _monkeys_matrix()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no convergence or fallback warnings
-        for name in sorted(CLUSTERERS):
-            est = make_clusterer(name, **({} if name == "meanshift" else {"min_cluster_size": 3}))
-            labels = est.fit_predict(M)
-            assert labels.shape == (M.shape[0],)
-            assert np.all(labels[~M.any(axis=1)] == -1)

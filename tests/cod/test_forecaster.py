@@ -195,7 +195,7 @@ def test_law_ablations_fit(syn, law):
 
 # ----------------------------------------------------------- beyond the paper's pipeline
 
-#: The options the ``cod`` method adds to the paper (see cod_monitor.methods.COD_DEFAULTS).
+#: The options the ``cod`` configuration adds to the paper (cod_monitor.cod.configs).
 IMPROVED = dict(
     features="arcsine", compute_unit="ladder", combine="share", rest="trend",
     fallback="rest", interval="backtest", c_max=float("inf"),
@@ -335,8 +335,8 @@ def test_share_bootstrap_refits_the_rest_and_rejudges_the_filter(shared_cod, syn
 
 
 def test_backtest_forecaster_works_for_a_baseline(syn):
-    from cod_monitor.methods.baselines import EndToEndExp
-    from cod_monitor.cod.forecaster import backtest_forecaster
+    from cod_monitor.cod.intervals import backtest_forecaster
+    from cod_monitor.methods.end_to_end import EndToEndExp
 
     e2e = EndToEndExp(n_bootstrap=0).fit(syn.ladder, syn.benchmark)
     bt = backtest_forecaster(e2e, syn.ladder, syn.benchmark, n_backtest=2)

@@ -108,11 +108,14 @@ def test_recipe_mode_forecasts_the_equally_good_finished_model(run):
     assert rep["recipe_line"]["slope"] == pytest.approx(tf.recipe_line_[0])
 
 
-def test_recipe_mode_takes_a_named_finished_model_method(run):
-    from cod_monitor.methods.baselines import EndToEndExp
+def test_recipe_mode_takes_a_finished_model_forecaster(run):
+    from cod_monitor.methods import make_forecaster
+    from cod_monitor.methods.end_to_end import EndToEndExp
 
-    tf = TrajectoryForecaster(mode="recipe", method="e2e-exp", n_bootstrap=0).fit(
+    e2e = make_forecaster("e2e-exp", n_bootstrap=0)
+    tf = TrajectoryForecaster(mode="recipe", finished=e2e, n_bootstrap=0).fit(
         run.ladder, run.benchmark)
+    assert not hasattr(e2e, "models_")  # cloned, not fitted in place
     assert isinstance(tf.finished_, EndToEndExp)
     ref = EndToEndExp(n_bootstrap=0).fit(run.ladder, run.benchmark)
     # on the recipe line the equivalent compute is the compute itself
@@ -120,7 +123,7 @@ def test_recipe_mode_takes_a_named_finished_model_method(run):
     d = float(np.exp(tf.recipe_line_[1]) * n ** tf.recipe_line_[0])
     assert tf.predict(n, d, compute=6 * n * d) == pytest.approx(float(ref.predict(6 * n * d)), rel=1e-9)
     assert np.abs(trajectory_errors(tf, run)).mean() < 0.03
-    compute_mode = TrajectoryForecaster(mode="compute", method="e2e-exp", n_bootstrap=0).fit(
+    compute_mode = TrajectoryForecaster(mode="compute", finished=e2e, n_bootstrap=0).fit(
         run.ladder, run.benchmark)
     assert compute_mode.predict(compute=6 * n * d) == pytest.approx(float(ref.predict(6 * n * d)))
 
@@ -128,7 +131,10 @@ def test_recipe_mode_takes_a_named_finished_model_method(run):
 def test_recipe_interval_contains_the_finished_forecasters_own(run):
     """On the recipe line the equivalent compute is the compute itself, and the band adds
     the equivalence's spread and the residual spread to the method's own interval."""
-    tf = TrajectoryForecaster(mode="recipe", method="e2e-exp", n_bootstrap=20).fit(
+    from cod_monitor.methods import make_forecaster
+
+    e2e = make_forecaster("e2e-exp", n_bootstrap=20, random_state=0)
+    tf = TrajectoryForecaster(mode="recipe", finished=e2e, n_bootstrap=20).fit(
         run.ladder, run.benchmark)
     n = 2e6
     d = float(np.exp(tf.recipe_line_[1]) * n ** tf.recipe_line_[0])
@@ -161,5 +167,5 @@ def test_recipe_mode_needs_runs_of_several_sizes():
     syn = synthetic_ladder(n_samples=300, seed=0)
     with pytest.raises(ValueError, match="needs at least 3 ladder runs"):
         TrajectoryForecaster(mode="recipe").fit(syn.ladder, syn.benchmark)
-    with pytest.raises(ValueError, match="'method' parameter of TrajectoryForecaster"):
-        TrajectoryForecaster(mode="recipe", method="no-such-method").fit(syn.ladder, syn.benchmark)
+    with pytest.raises(ValueError, match="'finished' parameter of TrajectoryForecaster"):
+        TrajectoryForecaster(mode="recipe", finished="e2e-exp").fit(syn.ladder, syn.benchmark)

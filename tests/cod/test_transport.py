@@ -8,7 +8,7 @@ import pytest
 from cod_monitor.exceptions import LadderValidationError
 from cod_monitor.cod.forecaster import CODForecaster
 from cod_monitor.cod.laws_nd import TrajectoryLaw
-from cod_monitor.methods.registry import COD_DEFAULTS, make_forecaster
+from cod_monitor.methods.registry import make_forecaster
 from cod_monitor.synthetic import synthetic_ladder, synthetic_mixed_recipe_ladder
 from cod_monitor.cod.transport import effective_compute, recipe_compute, transport_ladder
 
@@ -43,8 +43,8 @@ def test_transport_fixes_a_mixed_recipe_ladder(seed):
     ladder, target, truth = mixed_recipe_ladder(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        plain = CODForecaster(**COD_DEFAULTS, n_bootstrap=0).fit(ladder, "b")
-        moved = CODForecaster(**COD_DEFAULTS, n_bootstrap=0, tokens_per_param=2.0).fit(ladder, "b")
+        plain = CODForecaster.from_config("cod", n_bootstrap=0).fit(ladder, "b")
+        moved = CODForecaster.from_config("cod", n_bootstrap=0, tokens_per_param=2.0).fit(ladder, "b")
     err_plain = abs(plain.predict(target.compute) - truth)
     err_moved = abs(moved.predict(target.compute) - truth)
     assert err_plain > 0.04  # compute alone under-forecasts: over-trained points lead

@@ -27,7 +27,6 @@ from cod_monitor.demo.train import (  # noqa: E402
     TokenBlockDataset,
     build_model,
     evaluate_model,
-    exact_pass_rates,
     train_run,
     train_target,
 )
@@ -106,19 +105,16 @@ def test_blocks_are_deterministic_start_at_a_sample_and_never_hold_eval_prompts(
         ds[200]
 
 
-def test_exact_pass_rates_match_the_hf_evaluator(gen):
-    pytest.importorskip("cod_monitor.evaluators")
+def test_evaluate_model_gives_exact_pass_rates_and_keeps_the_training_mode(gen):
     spec = micro_specs()[1]
     model, _ = train_run(spec, gen, backend="loop", threads=1)
-    ours = evaluate_model(model, gen, use_evaluators=False)
-    theirs = evaluate_model(model, gen, use_evaluators=True)
-    assert ours.sample_ids == theirs.sample_ids
-    np.testing.assert_allclose(ours.pass_rates, theirs.pass_rates, atol=1e-5)
-    # a model that always answers right has pass rate 1 (sanity of the bookkeeping)
-    records = gen.eval_records()[:5]
-    rates = exact_pass_rates(model, [r["prompt"] for r in records],
-                             [r["answer"] for r in records], top_p=1.0)
-    assert ((rates > 0) & (rates < 1)).all()
+    model.train()
+    result = evaluate_model(model, gen, top_p=1.0)
+    assert model.training
+    assert result.mode == "exact" and result.eval_set == "demo"
+    assert result.sample_ids == gen.eval_set().ids
+    # a tiny model neither always nor never answers right (sanity of the bookkeeping)
+    assert ((result.pass_rates[:5] > 0) & (result.pass_rates[:5] < 1)).all()
 
 
 @pytest.mark.parametrize("backend", ["loop", "trainer"])

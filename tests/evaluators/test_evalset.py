@@ -1,20 +1,9 @@
 import json
-import subprocess
-import sys
 
 import pytest
 
-from cod_monitor.evaluators import (
-    EvalSample,
-    EvalSet,
-    EvalSetValidationError,
-    EvaluatorConfigError,
-    HFEvaluator,
-    VLLMEvaluator,
-    cut_at_stop,
-    make_evaluator,
-)
-from cod_monitor.exceptions import LadderValidationError
+from cod_monitor.evaluators import EvalSample, EvalSet, EvalSetValidationError
+from cod_monitor.exceptions import CODError, LadderValidationError
 
 RECORDS = [
     {"id": "a", "prompt": "1+1=", "answer": "2", "family": "add"},
@@ -23,55 +12,10 @@ RECORDS = [
 ]
 
 
-# ---------------------------------------------------------------------- scorers
-
-
-@pytest.mark.parametrize(
-    "scorer, completion, answer, expected",
-    [
-        ("exact", "42", "42", True),
-        ("exact", " 42", "42", False),
-        ("exact", "42\nQ: next", "42", True),  # cut at the stop marker
-        ("exact", "4", "42", False),
-        ("normalized", "  The ANSWER:  Paris!", "the answer paris", True),
-        ("normalized", "Pariss", "Paris", False),
-        ("last_number", "3 + 4 = 7.", "7", True),
-        ("last_number", "so 1,234 apples", "1234", True),
-        ("last_number", "7 then 8", "7", False),
-        ("last_number", "-3.50", "-3.5", True),
-        ("last_number", "no number", "3", False),
-        ("regex:answer is (\\w+)", "the answer is B.", "B", True),
-        ("regex:answer is (\\w+)", "the answer is C.", "B", False),
-        ("regex:\\d+", "x 12 y", "12", True),
-        ("regex:\\d+", "nothing", "12", False),
-    ],
-)
-def test_scorers(scorer, completion, answer, expected):
-    es = EvalSet.from_records([{"id": "s", "prompt": "p", "answer": answer}], name="t", scorer=scorer, stop="\n")
-    assert es.score(completion, answer) is expected
-
-
-def test_callable_scorer_sees_the_cut_completion():
-    seen = []
-
-    def scorer(completion, answer):
-        seen.append(completion)
-        return completion.startswith(answer)
-
-    es = EvalSet.from_records(RECORDS[:1], name="t", scorer=scorer, stop=".")
-    assert es.score("2 apples. More text", "2")
-    assert seen == ["2 apples"]
-    assert es.scorer_name.endswith("scorer")
-
-
-@pytest.mark.parametrize("text, stop, expected", [("42\n7", "\n", "42"), ("42", "\n", "42"), ("4.2", None, "4.2")])
-def test_cut_at_stop(text, stop, expected):
-    assert cut_at_stop(text, stop) == expected
-
-
 def test_count_correct():
     es = EvalSet.from_records(RECORDS, name="t", stop="\n")
     assert es.count_correct([["2\n", "3", "2"], ["ab\nx", "a"], []]) == [2, 1, 0]
+
 
 
 # ---------------------------------------------------------------------- containers and files
@@ -125,6 +69,7 @@ def test_validation_errors_name_field_value_and_fix(records, kwargs, field, matc
     assert info.value.field == field
     assert f"invalid {field} = " in str(info.value)
     assert isinstance(info.value, LadderValidationError) and isinstance(info.value, ValueError)
+    assert isinstance(info.value, CODError)
 
 
 def test_bad_json_line_names_file_and_line(tmp_path):
@@ -195,49 +140,5 @@ def test_lm_eval_missing_gives_install_hint(monkeypatch):
     # as on a machine without lm-evaluation-harness (installed here for the tests above)
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "lm_eval" else real(name, *a))
-    with pytest.raises(ImportError, match="pip install lm_eval"):
+    with pytest.raises(ImportError, match=r"pip install 'cod_monitor\[lmeval\]'"):
         EvalSet.from_lm_eval_task("gsm8k")
-
-
-# ---------------------------------------------------------------------- factory and params
-
-
-def test_import_is_light():
-    code = (
-        "import sys, json, cod_monitor.evaluators;"
-        "print(json.dumps([m for m in ('torch', 'transformers', 'vllm', 'tokenizers') if m in sys.modules]))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout) == []
-
-
-@pytest.mark.parametrize("backend, cls", [("hf", HFEvaluator), ("vllm", VLLMEvaluator)])
-def test_make_evaluator_round_trips_config(backend, cls):
-    cfg = {"backend": backend, "mode": "exact", "n": 100, "temperature": 1.0, "top_p": 0.7,
-           "max_new_tokens": None, "batch_size": 16, "seed": 0, "device": "cpu"}
-    ev = make_evaluator(cfg)
-    assert isinstance(ev, cls)
-    full = ev.get_config()
-    assert {k: full[k] for k in cfg} == cfg
-    assert make_evaluator(full).get_config() == full
-    with ev as same:
-        assert same is ev
-
-
-@pytest.mark.parametrize(
-    "cfg, match",
-    [
-        ({"backend": "jax"}, "'backend' key .* Got 'jax'"),
-        ({"backend": "hf", "beams": 4}, r"Unknown key\(s\) \['beams'\]"),
-        ({"mode": "greedy"}, "'mode' parameter of HFEvaluator must be a str among"),
-        ({"top_p": 0.0}, r"'top_p' parameter of HFEvaluator must be a float in \(0, 1\]. Got 0.0 instead."),
-        ({"temperature": -1}, "'temperature' parameter"),
-        ({"n": 0}, r"'n' parameter of HFEvaluator must be an int in \[1, inf\)"),
-        ({"max_new_tokens": 0}, "'max_new_tokens' parameter"),
-        ({"batch_size": 0}, "'batch_size' parameter"),
-        ({"backend": "vllm", "exact_topk": 0}, "'exact_topk' parameter of VLLMEvaluator"),
-    ],
-)
-def test_invalid_config(cfg, match):
-    with pytest.raises(EvaluatorConfigError, match=match):
-        make_evaluator(cfg)

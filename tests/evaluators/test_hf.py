@@ -11,7 +11,6 @@ pytest.importorskip("tokenizers")
 from tinylm import N_SAMPLED, assert_binomial_agreement  # noqa: E402
 
 from cod_monitor.evaluators import EvalSet, ExactModeError, HFEvaluator  # noqa: E402
-from cod_monitor.evaluators.hf import processed_logprobs  # noqa: E402
 from cod_monitor.records import Checkpoint, EvalResult  # noqa: E402
 
 
@@ -30,25 +29,6 @@ def direct_probability(model, tok, prompt, answer, stop, temperature):
     log_stop = sum(float(rows[len(ans) + j][t]) for j, t in enumerate(stop_ids))
     log_eos = float(rows[len(ans)][tok.eos_token_id])
     return math.exp(log_ans + log_stop) + math.exp(log_ans + log_eos)
-
-
-def test_processed_logprobs_matches_hf_warpers():
-    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
-
-    g = torch.Generator().manual_seed(0)
-    logits = torch.randn(64, 50, generator=g) * 3
-    for t, p in [(1.0, 1.0), (0.7, 1.0), (1.0, 0.7), (1.3, 0.5), (0.8, 0.95)]:
-        ref = logits.clone()
-        if t != 1.0:
-            ref = TemperatureLogitsWarper(t)(None, ref)
-        if p < 1.0:
-            ref = TopPLogitsWarper(p)(None, ref)
-        assert_allclose(processed_logprobs(logits, t, p).exp().numpy(), ref.softmax(-1).numpy(), atol=1e-7)
-
-
-def test_nucleus_always_keeps_the_top_token():
-    lp = processed_logprobs(torch.tensor([[5.0, 0.0, 0.0]]), top_p=0.01)
-    assert_allclose(lp.exp().numpy(), [[1.0, 0.0, 0.0]])
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
@@ -122,7 +102,7 @@ def test_directory_load_matches_from_pretrained(tiny_lm, tmp_path, dtype, tied):
     from tinylm import build_tiny_llama, save_checkpoint
     from transformers import AutoModelForCausalLM
 
-    from cod_monitor.evaluators.hf import _plain_safetensors_dir, load_hf_checkpoint
+    from cod_monitor.evaluators.loading import _plain_safetensors_dir, load_hf_checkpoint
 
     _, tok = tiny_lm
     model = build_tiny_llama(len(tok), seed=3)
@@ -148,7 +128,7 @@ def test_directory_load_matches_from_pretrained(tiny_lm, tmp_path, dtype, tied):
 def test_directory_load_falls_back_to_from_pretrained_for_sharded_checkpoints(tiny_lm, tmp_path):
     from tinylm import save_checkpoint
 
-    from cod_monitor.evaluators.hf import _plain_safetensors_dir, load_hf_checkpoint
+    from cod_monitor.evaluators.loading import _plain_safetensors_dir, load_hf_checkpoint
 
     model, tok = tiny_lm
     path = save_checkpoint(model, tok, tmp_path / "ckpt")

@@ -29,7 +29,14 @@ from transformers import (
 )
 
 from cod_monitor.integrations.hf import CODCallback
-from cod_monitor.monitor import CODMonitor, DriftConfig, QueuePolicy, read_journal
+from cod_monitor.monitor import (
+    CODMonitor,
+    DriftConfig,
+    ForecastConfig,
+    PoolConfig,
+    QueuePolicy,
+    read_journal,
+)
 from cod_monitor.synthetic import synthetic_ladder
 
 pytestmark = pytest.mark.slow
@@ -74,8 +81,9 @@ def monitor_kwargs(out_dir, output_dir, *, accuracy=0.5, wait_rotated=(), **kw):
         eval_sets={BENCH: BENCH},
         evaluator={"output_dir": str(output_dir), "accuracy": accuracy,
                    "wait_rotated": list(wait_rotated)},
-        job_fn="hf_jobs:read_weights", out_dir=str(out_dir), trajectory="compute",
-        n_bootstrap=10, queue_policy=QueuePolicy(max_pending=10), refresh_interval=None, **kw)
+        forecast=ForecastConfig(trajectory="compute", n_bootstrap=10, refresh_interval=None),
+        pool=PoolConfig(job_fn="hf_jobs:read_weights", queue_policy=QueuePolicy(max_pending=10)),
+        out_dir=str(out_dir), **kw)
 
 
 def _events():

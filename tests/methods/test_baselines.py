@@ -7,16 +7,10 @@ from numpy.testing import assert_allclose
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from cod_monitor.methods.baselines import (
-    BNSL,
-    EndToEndExp,
-    EndToEndPassRate,
-    LossIntermediate,
-    broken_power_law,
-    passrate_power_law,
-    sigmoid_link,
-)
-from cod_monitor.exceptions import FitWarning, MethodUnavailableError
+from cod_monitor.exceptions import ConfigurationWarning, FitWarning, MethodUnavailableError
+from cod_monitor.methods.bnsl import BNSL, broken_power_law
+from cod_monitor.methods.end_to_end import EndToEndExp, EndToEndPassRate, passrate_power_law
+from cod_monitor.methods.loss_intermediate import LossIntermediate, sigmoid_link
 from cod_monitor.ladder import Ladder, ModelInfo
 from cod_monitor.cod.laws import expected_accuracy
 from cod_monitor.methods import compare_methods, make_forecaster
@@ -310,16 +304,17 @@ def test_clone_and_params(cls):
 @pytest.mark.parametrize(
     "cls, params, message",
     [
-        (EndToEndExp, {"law": "cubic"}, "The 'law' parameter of EndToEndExp must be one of"),
-        (EndToEndPassRate, {"eps": 0.7},
-         r"The 'eps' parameter of EndToEndPassRate must be a float in \(0, 0.5\). Got 0.7"),
-        (BNSL, {"n_breaks": 4}, r"The 'n_breaks' parameter of BNSL must be an int in \[0, 3\]"),
+        (EndToEndExp, {"law": "cubic"}, "The 'law' parameter of EndToEndExp must be a str among"),
+        (EndToEndPassRate, {"eps": 0.7}, r"The 'eps' parameter of EndToEndPassRate must be a "
+         r"float in the range \(0, 0.5\). Got 0.7"),
+        (BNSL, {"n_breaks": 4},
+         r"The 'n_breaks' parameter of BNSL must be an int in the range \[0, 3\]"),
         (BNSL, {"n_breaks": 1.5}, "The 'n_breaks' parameter of BNSL must be an int"),
         (BNSL, {"n_refine": 0}, "The 'n_refine' parameter of BNSL"),
         (LossIntermediate, {"link": "cubic"}, "The 'link' parameter of LossIntermediate"),
         (EndToEndExp, {"n_bootstrap": -1}, "The 'n_bootstrap' parameter of EndToEndExp"),
         (BNSL, {"compute_unit": 0.0},
-         r"The 'compute_unit' parameter of BNSL must be a float in \(0, inf\) or None"),
+         r"The 'compute_unit' parameter of BNSL must be a float in the range \(0, inf\) or None"),
         (EndToEndPassRate, {"checkpoints": "last"}, "The 'checkpoints' parameter"),
     ],
 )
@@ -374,8 +369,9 @@ def test_backtest_interval_is_refreshed_by_a_new_fit(syn600):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"interval": "conformal"}, "The 'interval' parameter of BNSL must be one of"),
-    ({"n_backtest": -1}, r"The 'n_backtest' parameter of BNSL must be an int in \[0, inf\)"),
+    ({"interval": "conformal"}, "The 'interval' parameter of BNSL must be a str among"),
+    ({"n_backtest": -1},
+     r"The 'n_backtest' parameter of BNSL must be an int in the range \[0, inf\)"),
 ])
 def test_bad_interval_params(params, message, syn600):
     with pytest.raises(ValueError, match=message):
@@ -385,4 +381,5 @@ def test_bad_interval_params(params, message, syn600):
 def test_registry_baselines_use_the_backtest_interval():
     for name in ("e2e-exp", "e2e-passrate", "bnsl", "loss-intermediate"):
         assert make_forecaster(name).interval == "backtest"
-        assert make_forecaster(name, interval="bootstrap").interval == "backtest"
+        with pytest.warns(ConfigurationWarning, match="interval"):
+            assert make_forecaster(name, interval="bootstrap").interval == "backtest"

@@ -1,15 +1,22 @@
+import subprocess
+import sys
+import warnings
+
 import numpy as np
 import pytest
 
+from cod_monitor.cod.configs import CONFIGURATIONS
 from cod_monitor.cod.forecaster import CODForecaster
+from cod_monitor.exceptions import ConfigurationWarning
 from cod_monitor.methods.registry import (
-    COD_DEFAULTS,
     METHODS,
     available_methods,
     compare_methods,
     make_forecaster,
     method_description,
 )
+
+COD_DEFAULTS = dict(CONFIGURATIONS["cod"])
 
 #: Ablations of ``cod``: the one parameter each changes back (or elsewhere).
 COD_ABLATIONS = {
@@ -24,7 +31,7 @@ COD_ABLATIONS = {
 
 
 def _changed(estimator, reference):
-    a, b = estimator.get_params(), reference.get_params()
+    a, b = estimator.get_params(deep=False), reference.get_params(deep=False)
     return {k: a[k] for k in a if a[k] != b[k]}
 
 
@@ -53,16 +60,42 @@ def test_paper_ablations_stay_on_the_paper_configuration():
 
 
 def test_cod_settings_win_over_common_arguments_the_rest_apply():
-    est = make_forecaster("cod", compute_unit=1e15, fallback="error", n_bootstrap=7, random_state=3)
+    with pytest.warns(ConfigurationWarning) as record:
+        est = make_forecaster("cod", compute_unit=1e15, fallback="error", n_bootstrap=7,
+                              random_state=3)
     assert est.compute_unit == "ladder" and est.fallback == "rest"
+    assert {str(w.message).split(";")[0] for w in record} == {
+        "method 'cod' fixes compute_unit='ladder'", "method 'cod' fixes fallback='rest'"}
+    assert all(w.filename == __file__ for w in record)  # points at the caller
     assert est.n_bootstrap == 7 and est.random_state == 3
     paper = make_forecaster("cod-paper", compute_unit=1e15, fallback="end_to_end")
     assert paper.compute_unit == 1e15 and paper.fallback == "end_to_end"
 
 
+def test_equal_or_ignored_arguments_do_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_forecaster("cod", fallback="rest", compute_unit="ladder", tokens_per_param=20.0)
+        make_forecaster("cod-paper", tokens_per_param=20.0)  # the paper fits compute alone
+        make_forecaster("e2e-exp", fallback="error")  # not a parameter of the baseline
+
+
+def test_configurations_are_the_registry_entries():
+    assert make_forecaster("cod").get_params() == CODForecaster.from_config("cod").get_params()
+    assert make_forecaster("cod-paper").get_params() == CODForecaster().get_params()
+
+
 def test_unknown_method_names_the_choices():
-    with pytest.raises(ValueError, match="'method' parameter must be one of"):
+    with pytest.raises(ValueError, match="'name' parameter of make_forecaster must be a str among"):
         make_forecaster("cod-magic")
+
+
+def test_default_path_does_not_import_the_ablations():
+    code = ("import sys, cod_monitor.cli.predict, cod_monitor.methods as m; m.make_forecaster('cod');"
+            "m.make_forecaster('e2e-exp');"
+            "print([n for n in sys.modules if 'ablations' in n or 'methods.clustering' in n])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_cod_beats_cod_paper_on_a_ladder_with_an_unpredictable_rest(syn):

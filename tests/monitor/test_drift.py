@@ -138,13 +138,13 @@ def test_state_round_trips_through_dict():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"tolerance": -0.1}, "'tolerance' parameter of DriftConfig must be a float in \\[0, inf\\)"),
-        ({"patience": 0}, "'patience' parameter of DriftConfig must be an int in \\[1, inf\\)"),
+        ({"tolerance": -0.1}, "'tolerance' parameter of DriftConfig must be a float in the range \\[0, inf\\)"),
+        ({"patience": 0}, "'patience' parameter of DriftConfig must be an int in the range \\[1, inf\\)"),
         ({"recovery_patience": 1.5}, "'recovery_patience'"),
         ({"min_step": -1}, "'min_step'"),
-        ({"cusum_threshold": 0.0}, "'cusum_threshold' parameter of DriftConfig must be a float in \\(0, inf\\) or None"),
+        ({"cusum_threshold": 0.0}, "'cusum_threshold' parameter of DriftConfig must be a float in the range \\(0, inf\\) or None"),
         ({"cusum_slack": -1.0}, "'cusum_slack'"),
-        ({"band_level": 1.0}, "'band_level' parameter of DriftConfig must be a float in \\(0, 1\\)"),
+        ({"band_level": 1.0}, "'band_level' parameter of DriftConfig must be a float in the range \\(0, 1\\)"),
         ({"sd_floor": 0.0}, "'sd_floor'"),
         ({"cusum_threshold": True}, "'cusum_threshold'"),
     ],

@@ -11,16 +11,8 @@ import warnings
 import numpy as np
 import pytest
 
-from cod_monitor.monitor.journal import (
-    Journal,
-    JournalWarning,
-    alert_from_dict,
-    alert_to_dict,
-    forecast_from_dict,
-    forecast_to_dict,
-    read_journal,
-)
-from cod_monitor.records import Alert, AlertReason, EvalResult, ForecastPoint
+from cod_monitor.monitor.journal import Journal, JournalWarning, read_journal
+from cod_monitor.records import EvalResult
 
 
 def _result(acc):
@@ -111,14 +103,6 @@ def test_records_survive_sigkill_of_the_writer(tmp_path):
         steps = [r["step"] for r in read_journal(path)]
     assert steps[: acked + 1] == list(range(acked + 1))  # nothing acknowledged is lost
     assert steps == sorted(set(steps))  # and nothing is duplicated
-
-
-def test_record_helpers_round_trip():
-    fp = ForecastPoint(10, 1e20, "gsm8k", 0.5, 0.4, 0.6, version=2, mode="trajectory", tokens=1e9)
-    assert forecast_from_dict(json.loads(json.dumps(forecast_to_dict(fp)))) == fp
-    alert = Alert(10, "gsm8k", AlertReason.BELOW_BAND, "msg", 0.3, 0.4, 0.6)
-    d = json.loads(json.dumps(alert_to_dict(alert)))
-    assert d["reason"] == "below_band" and alert_from_dict(d) == alert
 
 
 def test_numpy_values_are_written_as_json(tmp_path):

@@ -7,6 +7,7 @@ the checkpoint at once (as ``save_total_limit`` would); the pool's job function
 """
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -18,7 +19,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cod_monitor.monitor import CODMonitor, DriftConfig, QueuePolicy, read_journal
+from cod_monitor.monitor import (
+    ALERT_LOGGER,
+    CheckpointConfig,
+    CODMonitor,
+    DriftConfig,
+    ForecastConfig,
+    PoolConfig,
+    QueuePolicy,
+    RunGeometry,
+    read_journal,
+)
 from cod_monitor.records import AlertReason
 from cod_monitor.synthetic import synthetic_run
 from cod_monitor.trackers.base import Tracker
@@ -87,12 +98,17 @@ def sabotaged(tmp_path_factory):
     return run, _ladder_dir(tmp_path_factory, run, "sabotaged")
 
 
-def _monitor(ladder_dir, out_dir, run, **kw):
-    kw.setdefault("n_bootstrap", 20)
-    kw.setdefault("queue_policy", QueuePolicy(max_pending=100))
-    kw.setdefault("refresh_interval", None)
-    return CODMonitor(ladder=ladder_dir, eval_sets={run.benchmark: run.benchmark}, job_fn=JOB,
-                      evaluator={}, out_dir=out_dir, params=run.target_params, **kw)
+def _monitor(ladder_dir, out_dir, run, *, n_bootstrap=20, refresh_interval=None,
+             trajectory="auto", trajectory_method=None, run_sd=None, max_steps=None,
+             tokens_per_step=None, config_dir=None, **kw):
+    forecast = ForecastConfig(trajectory=trajectory, trajectory_method=trajectory_method,
+                              n_bootstrap=n_bootstrap, run_sd=run_sd,
+                              refresh_interval=refresh_interval)
+    return CODMonitor(ladder_dir, {run.benchmark: run.benchmark}, {}, forecast=forecast,
+                      pool=PoolConfig(job_fn=JOB, queue_policy=QueuePolicy(max_pending=100)),
+                      run=RunGeometry(params=run.target_params, tokens_per_step=tokens_per_step,
+                                      max_steps=max_steps),
+                      checkpoints=CheckpointConfig(config_dir=config_dir), out_dir=out_dir, **kw)
 
 
 def _train(monitor, run, ckpt_root, indices=None, delete=True):
@@ -165,9 +181,10 @@ def test_recipe_mode_with_a_named_method_reaches_the_forecaster(healthy, tmp_pat
     assert json.loads((out / "summary.json").read_text())["benchmarks"][run.benchmark]["mode"] == "recipe"
 
 
-def test_sabotaged_run_raises_a_below_band_alert(sabotaged, tmp_path):
+def test_sabotaged_run_raises_a_below_band_alert(sabotaged, tmp_path, caplog):
     run, ladder_dir = sabotaged
     rec, alerts = Recorder(), []
+    caplog.set_level(logging.WARNING, logger=ALERT_LOGGER)
     with _monitor(ladder_dir, tmp_path / "cod", run, trackers=[rec], alert_callback=alerts.append,
                   drift=DriftConfig(tolerance=0.02, patience=2)) as monitor:
         _train(monitor, run, tmp_path / "ckpt")
@@ -182,6 +199,9 @@ def test_sabotaged_run_raises_a_below_band_alert(sabotaged, tmp_path):
     # shortfall, whichever sees the slowdown first
     assert ("for 2 consecutive evaluations." in below[0].message
             or "standard deviations beyond the slack" in below[0].message)
+    # every alert is logged, on the one logger an application may filter
+    assert [r.getMessage() for r in caplog.records if r.name == ALERT_LOGGER] == [
+        a.message for a in alerts]
 
 
 def test_state_dict_snapshots_and_failures_never_raise(healthy, tmp_path):
@@ -189,9 +209,11 @@ def test_state_dict_snapshots_and_failures_never_raise(healthy, tmp_path):
     rec = Recorder()
     cfg = _write_checkpoint(tmp_path / "cfg", run, 0)  # pass_rates.json travels as a config file
     with _monitor(ladder_dir, tmp_path / "cod", run, trackers=[rec], config_dir=cfg,
-                  background=False) as monitor:
+                  poll_interval=None) as monitor:
         monitor.on_checkpoint(run.target[0]["step"], tokens=run.target[0]["tokens"],
                               state_dict={"w": np.ones((4, 4), np.float32)})
+        assert monitor.wait_for_snapshots(timeout=60)
+        assert (tmp_path / "cod" / "snapshots" / f"step-{run.target[0]['step']:012d}").is_dir()
         monitor.on_checkpoint(999, tokens=1e6, path=tmp_path / "missing")  # no exception
         monitor.on_checkpoint(1000, tokens=1e6)  # neither path nor state_dict: no exception
         assert monitor.wait(timeout=120)
@@ -284,19 +306,20 @@ def test_kill_and_resume_loses_and_duplicates_nothing(healthy, tmp_path):
 def test_parameter_errors(tmp_path):
     with pytest.raises(ValueError, match="'eval_sets' parameter of CODMonitor"):
         CODMonitor("ladder", {})
-    with pytest.raises(ValueError, match="'trajectory' parameter of CODMonitor must be a str among"):
-        CODMonitor("ladder", {"b": "b.jsonl"}, trajectory="nope")
-    with pytest.raises(ValueError, match="'trajectory_method' parameter of CODMonitor"):
-        CODMonitor("ladder", {"b": "b.jsonl"}, trajectory="recipe", trajectory_method="nope")
-    with pytest.raises(ValueError, match="'run_sd' parameter of CODMonitor"):
-        CODMonitor("ladder", {"b": "b.jsonl"}, run_sd={"b": -1.0})
-    m = CODMonitor("ladder", {"b": "b.jsonl"}, run_sd={"b": 0.02})
-    assert (m._run_sd("b"), m._run_sd("other")) == (0.02, 0.0)
+    with pytest.raises(ValueError, match="'trajectory' parameter of ForecastConfig must be a str among"):
+        ForecastConfig(trajectory="nope")
+    with pytest.raises(ValueError, match="'trajectory_method' parameter of ForecastConfig"):
+        ForecastConfig(trajectory="recipe", trajectory_method="nope")
+    with pytest.raises(ValueError, match="'run_sd' parameter of ForecastConfig"):
+        ForecastConfig(run_sd={"b": -1.0})
+    config = ForecastConfig(run_sd={"b": 0.02})
+    assert (config.run_sd_for("b"), config.run_sd_for("other")) == (0.02, 0.0)
     with pytest.raises(ValueError, match="'every' parameter"):
-        CODMonitor("ladder", {"b": "b.jsonl"}, every=0)
+        CheckpointConfig(every=0)
     assert isinstance(Recorder(), Tracker)
     # the drift decision reads the band at the coverage the monitor makes it at
-    m = CODMonitor("ladder", {"b": "b.jsonl"}, level=0.8, drift=DriftConfig(patience=3))
+    m = CODMonitor("ladder", {"b": "b.jsonl"}, forecast=ForecastConfig(level=0.8),
+                   drift=DriftConfig(patience=3))
     assert m.drift.band_level == 0.8 and m.drift.patience == 3
 
 

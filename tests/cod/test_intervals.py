@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cod_monitor.cod.resampling import backtest_halfwidth, ladder_bootstrap, widen_interval
+from cod_monitor.cod.intervals import backtest_halfwidth, ladder_bootstrap, widen_interval
 
 
 def test_ladder_bootstrap_resamples_within_groups_and_keeps_sizes():

@@ -1,0 +1,170 @@
+"""Loading a checkpoint for the HF backend, in every form :class:`HFEvaluator` accepts.
+
+:func:`load_hf_checkpoint` takes a ``save_pretrained`` directory (or a
+:class:`~cod_monitor.records.Checkpoint` with its path), an in-memory
+``(model, tokenizer)`` pair, or ``{"state_dict": ..., "config_dir": path}``.
+torch and transformers are imported on first use (:func:`require_hf` says how to
+install them when they are missing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from cod_monitor.evaluators.base import CheckpointError, EvaluatorConfigError, checkpoint_location
+from cod_monitor.exceptions import MissingExtraError
+
+__all__ = ["load_hf_checkpoint", "require_hf", "resolve_dtype"]
+
+
+def require_hf() -> None:
+    """Raise :class:`~cod_monitor.exceptions.MissingExtraError` unless torch and
+    transformers are installed (nothing is imported)."""
+    MissingExtraError.check("HFEvaluator", ("torch", "transformers"), "hf")
+
+
+def resolve_dtype(dtype: Any, owner: str = "HFEvaluator") -> Any:
+    """A torch dtype from a dtype, its name, ``'auto'`` or ``None`` (``'auto'`` for both).
+
+    Raises
+    ------
+    EvaluatorConfigError
+        A name that is not a torch dtype.
+    """
+    import torch
+
+    if dtype is None or dtype == "auto":
+        return "auto"
+    if isinstance(dtype, str):
+        value = getattr(torch, dtype, None)
+        if not isinstance(value, torch.dtype):
+            raise EvaluatorConfigError(owner, "dtype", "a torch dtype, its name or None", dtype)
+        return value
+    return dtype
+
+
+def _plain_safetensors_dir(path: str) -> bool:
+    """A single-file, unquantised safetensors checkpoint that the quick load can read."""
+    if not (os.path.isfile(os.path.join(path, "model.safetensors"))
+            and os.path.isfile(os.path.join(path, "config.json"))):
+        return False
+    try:
+        with open(os.path.join(path, "config.json")) as fh:
+            config = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    # quantised and remote-code models need from_pretrained's machinery
+    return "quantization_config" not in config and "auto_map" not in config
+
+
+def _model_from_state_dict(config_dir: str, state_dict: dict, dtype: Any) -> Any:
+    """Build the model of ``config_dir`` and load ``state_dict`` into it.
+
+    The same weights as ``from_pretrained``, without its per-call machinery (hub
+    lookups, sharding, quantisation), which dominates on the tiny checkpoints a
+    monitor evaluates often.
+
+    Raises
+    ------
+    CheckpointError
+        Keys of the state dict that the model lacks, or model weights it misses.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+
+    config = AutoConfig.from_pretrained(config_dir)
+    model = AutoModelForCausalLM.from_config(config)
+    td = resolve_dtype(dtype)
+    if td == "auto":
+        # as from_pretrained(dtype="auto"): the config's dtype, else the saved tensors'
+        td = getattr(config, "dtype", None)
+        if not isinstance(td, torch.dtype):
+            saved = [t.dtype for t in state_dict.values() if t.is_floating_point()]
+            td = saved[0] if saved else "auto"
+    if td != "auto":
+        model = model.to(td)
+    result = model.load_state_dict(state_dict, strict=False)
+    tied = set(getattr(model, "_tied_weights_keys", None) or ())
+    missing = sorted(set(result.missing_keys) - tied)
+    if missing or result.unexpected_keys:
+        raise CheckpointError(
+            f"The state_dict does not fit the config in {config_dir}: missing {missing[:5]}, "
+            f"unexpected {sorted(result.unexpected_keys)[:5]}."
+        )
+    model.tie_weights()
+    if os.path.isfile(os.path.join(config_dir, "generation_config.json")):
+        model.generation_config = GenerationConfig.from_pretrained(config_dir)
+    return model
+
+
+def load_hf_checkpoint(checkpoint: Any, *, device: str = "cpu", dtype: Any = None) -> tuple:
+    """Load a checkpoint in any form :class:`~cod_monitor.evaluators.hf.HFEvaluator` accepts.
+
+    Parameters
+    ----------
+    checkpoint : path-like, Checkpoint, (model, tokenizer) or dict
+        A ``save_pretrained`` directory (or a :class:`~cod_monitor.records.Checkpoint`
+        with its ``path``), an in-memory ``(model, tokenizer)`` pair (used as is, on
+        its own device), or ``{"state_dict": ..., "config_dir": path}`` (a model built
+        from the config and tokenizer in `config_dir`, then the state dict loaded).
+    device : str, default='cpu'
+        Device for models this function builds.
+    dtype : torch.dtype, str or None
+        Dtype for models this function builds; ``None`` keeps the saved dtype.
+
+    Returns
+    -------
+    model, tokenizer, owned : tuple
+        `owned` is False for an in-memory pair (the caller's model).
+    label : str
+        A short description for ``EvalResult.meta["checkpoint"]``.
+
+    Raises
+    ------
+    MissingExtraError
+        torch or transformers is not installed.
+    EvaluatorConfigError
+        A checkpoint of another form, a ``Checkpoint`` without a path, or a dict
+        without both keys.
+    FileNotFoundError
+        The directory does not exist.
+    CheckpointError
+        A state dict that does not fit its config.
+    """
+    require_hf()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    owner = "load_hf_checkpoint"
+    checkpoint = checkpoint_location(checkpoint, owner)
+    if isinstance(checkpoint, (tuple, list)) and len(checkpoint) == 2:
+        model, tokenizer = checkpoint
+        return model, tokenizer, False, "<in-memory>"
+    if isinstance(checkpoint, dict):
+        if "state_dict" not in checkpoint or "config_dir" not in checkpoint:
+            raise EvaluatorConfigError(
+                owner, "checkpoint", "a dict with keys 'state_dict' and 'config_dir'",
+                f"a dict with keys {sorted(checkpoint)}",
+            )
+        config_dir = os.fspath(checkpoint["config_dir"])
+        model = _model_from_state_dict(config_dir, checkpoint["state_dict"], dtype)
+        tokenizer = AutoTokenizer.from_pretrained(config_dir)
+        return model.to(device).eval(), tokenizer, True, f"<state_dict:{config_dir}>"
+    if isinstance(checkpoint, (str, os.PathLike)):
+        path = os.fspath(checkpoint)
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"checkpoint directory {path!r} does not exist.")
+        if _plain_safetensors_dir(path):
+            from safetensors.torch import load_file
+
+            model = _model_from_state_dict(path, load_file(os.path.join(path, "model.safetensors")), dtype)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype))
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        return model.to(device).eval(), tokenizer, True, path
+    raise EvaluatorConfigError(
+        owner, "checkpoint",
+        "a directory, a Checkpoint with a path, a (model, tokenizer) pair or "
+        "{'state_dict': ..., 'config_dir': ...}", type(checkpoint),
+    )

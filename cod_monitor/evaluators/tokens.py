@@ -1,0 +1,236 @@
+"""Token ids of an evaluation set as the backends score and generate them.
+
+Shared by :mod:`~cod_monitor.evaluators.hf` and the vLLM engine process
+(:mod:`~cod_monitor.evaluators.vllm_engine`): the encoding of prompts and of the
+continuations that count as "the answer, then the end", the generation budget, the
+plan of teacher-forced sequences of ``exact`` mode and the sum over its alternatives,
+and left padding. torch is imported only by :func:`left_pad`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cod_monitor.evaluators.base import ExactModeError
+
+__all__ = [
+    "TokenizedSample",
+    "tokenize_samples",
+    "eos_token_ids",
+    "generation_budget",
+    "exact_plan",
+    "sum_alternatives",
+    "left_pad",
+]
+
+
+@dataclass(frozen=True)
+class TokenizedSample:
+    """Token ids of one sample, as both backends score and generate it: the prompt,
+    and the continuations that count as its answer.
+
+    Attributes
+    ----------
+    prompt_ids : list of int
+        The prompt, encoded with the tokenizer's special tokens (e.g. BOS).
+    alternatives : tuple of tuple of int
+        Continuations that count as "the answer, then the end": the answer followed
+        by the stop marker, and the answer followed by each end-of-sequence id.
+        ``exact`` mode sums their probabilities.
+    """
+
+    prompt_ids: list
+    alternatives: tuple
+
+    @property
+    def max_continuation(self) -> int:
+        """Length of the longest alternative (the generation budget it needs)."""
+        return max(len(a) for a in self.alternatives)
+
+
+def _encode(tokenizer: Any, texts: list, special: bool) -> list:
+    if not texts:
+        return []
+    return [list(ids) for ids in tokenizer(list(texts), add_special_tokens=special)["input_ids"]]
+
+
+def _split_continuation(tokenizer: Any, prompt_ids: list, whole: list, cont: str) -> list:
+    # lm-eval's split: encode the whole text, keep what follows the prompt's tokens;
+    # when the boundary merges (BPE), encode the continuation alone.
+    if whole[: len(prompt_ids)] == prompt_ids and len(whole) > len(prompt_ids):
+        return whole[len(prompt_ids):]
+    return _encode(tokenizer, [cont], False)[0]
+
+
+def eos_token_ids(tokenizer: Any, generation_config: Any = None) -> list:
+    """End-of-sequence ids: the tokenizer's plus any in the model's generation config."""
+    ids = []
+    if getattr(tokenizer, "eos_token_id", None) is not None:
+        ids.append(int(tokenizer.eos_token_id))
+    extra = getattr(generation_config, "eos_token_id", None) if generation_config is not None else None
+    if extra is not None:
+        for e in ([extra] if isinstance(extra, int) else list(extra)):
+            if int(e) not in ids:
+                ids.append(int(e))
+    return ids
+
+
+def tokenize_samples(
+    tokenizer: Any,
+    prompts: Sequence[str],
+    answers: Sequence[str],
+    stop: str | None,
+    eos_ids: Sequence[int],
+    *,
+    require_end: bool = True,
+) -> list:
+    """Encode prompts and the accepted continuations of their answers.
+
+    Parameters
+    ----------
+    tokenizer : transformers tokenizer
+        Called as ``tokenizer(text, add_special_tokens=...)["input_ids"]``.
+    prompts, answers : sequence of str
+    stop : str or None
+        Stop marker following the answer.
+    eos_ids : sequence of int
+        End-of-sequence ids that also end a completion.
+    require_end : bool, default=True
+        Raise when nothing marks the end of an answer (``exact`` mode needs it);
+        otherwise the answer alone is the only alternative.
+
+    Returns
+    -------
+    list of TokenizedSample
+
+    Raises
+    ------
+    ExactModeError
+        Neither a stop marker nor an end-of-sequence id ends an answer.
+    """
+    if not stop and not eos_ids and require_end:
+        raise ExactModeError(
+            "the eval set has no stop marker and the tokenizer no end-of-sequence token, so nothing marks "
+            "where an answer ends; give the EvalSet a stop marker (e.g. stop='\\n')."
+        )
+    prompts, answers = list(prompts), list(answers)
+    if len(prompts) != len(answers):
+        raise ValueError(f"{len(prompts) = } != {len(answers) = }")
+    p_ids = _encode(tokenizer, prompts, True)
+    with_stop = _encode(tokenizer, [p + a + stop for p, a in zip(prompts, answers)], True) if stop else None
+    bare = _encode(tokenizer, [p + a for p, a in zip(prompts, answers)], True)
+    out = []
+    for i, (prompt_ids, answer) in enumerate(zip(p_ids, answers)):
+        alts = []
+        if stop:
+            alts.append(tuple(_split_continuation(tokenizer, prompt_ids, with_stop[i], answer + stop)))
+        a_ids = tuple(_split_continuation(tokenizer, prompt_ids, bare[i], answer)) if answer else ()
+        for e in eos_ids:
+            alt = a_ids + (int(e),)
+            if alt not in alts:
+                alts.append(alt)
+        if not alts:
+            alts.append(a_ids)
+        out.append(TokenizedSample(prompt_ids, tuple(alts)))
+    return out
+
+
+def generation_budget(samples: Sequence[TokenizedSample], max_new_tokens: int | None = None) -> int:
+    """New-token budget for sampled mode: the longest answer plus its end marker.
+
+    A shorter budget truncates answers (and can score a truncated answer as right
+    when no stop marker is set), so the default is sized from the data.
+    """
+    if max_new_tokens is not None:
+        return int(max_new_tokens)
+    return max(s.max_continuation for s in samples)
+
+
+def exact_plan(batch: Sequence[TokenizedSample], *, share_rows: bool = True) -> tuple:
+    """Sequences to run for a batch of samples, and how to sum each alternative.
+
+    Each sample runs its first alternative (the trunk). Another alternative whose
+    tokens but the last are a prefix of the trunk is read off the trunk's rows (one
+    extra lookup, e.g. EOS after the answer); otherwise, or when `share_rows` is
+    False (a backend that only returns the log-probability of the tokens it is
+    given), it runs as its own sequence.
+
+    Returns
+    -------
+    seqs : list of list of int
+        Prompt + continuation per sequence.
+    conts : list of tuple of int
+        Continuation per sequence.
+    lookups : list of (seq, row, token)
+        Extra (sequence, continuation row, token) log-probabilities to read.
+    terms : list of list of (seq, upto, lookup)
+        Per sample, its alternatives: the sum of the first `upto` continuation
+        log-probabilities of `seq`, plus ``lookups[lookup]`` unless `lookup` is None.
+    """
+    seqs, conts, lookups, terms = [], [], [], []
+    for smp in batch:
+        trunk = tuple(smp.alternatives[0])
+        t_idx = len(seqs)
+        seqs.append(list(smp.prompt_ids) + list(trunk))
+        conts.append(trunk)
+        t = [(t_idx, len(trunk), None)]
+        for alt in smp.alternatives[1:]:
+            alt = tuple(alt)
+            if share_rows and len(alt) <= len(trunk) and alt[:-1] == trunk[: len(alt) - 1]:
+                lookups.append((t_idx, len(alt) - 1, alt[-1]))
+                t.append((t_idx, len(alt) - 1, len(lookups) - 1))
+            else:
+                seqs.append(list(smp.prompt_ids) + list(alt))
+                conts.append(alt)
+                t.append((len(seqs) - 1, len(alt), None))
+        terms.append(t)
+    return seqs, conts, lookups, terms
+
+
+def sum_alternatives(conts: list, terms: list, cont_lp: np.ndarray, lookup_lp: np.ndarray) -> np.ndarray:
+    """Probability per sample: sum over alternatives of exp(sum of log-probs)."""
+    cum, offset = [], 0
+    for c in conts:
+        cum.append(np.concatenate([[0.0], np.cumsum(cont_lp[offset:offset + len(c)])]))
+        offset += len(c)
+    out = np.zeros(len(terms))
+    for k, sample_terms in enumerate(terms):
+        total = 0.0
+        for s, upto, look in sample_terms:
+            v = cum[s][upto] + (0.0 if look is None else lookup_lp[look])
+            if np.isfinite(v):
+                total += math.exp(v)
+        out[k] = total
+    return out
+
+
+def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device: Any = "cpu") -> tuple:
+    """Token ids and attention mask of `seqs`, padded on the left to one width.
+
+    Parameters
+    ----------
+    seqs : sequence of sequence of int
+    pad_id : int
+        Id written into the padding.
+    device : torch.device or str, default='cpu'
+
+    Returns
+    -------
+    ids, mask : torch.Tensor of shape (len(seqs), max length), dtype long
+        ``mask`` is 1 on tokens and 0 on padding.
+    """
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        if s:
+            ids[r, width - len(s):] = torch.tensor(list(s), dtype=torch.long)
+            mask[r, width - len(s):] = 1
+    return ids.to(device), mask.to(device)

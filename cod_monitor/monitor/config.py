@@ -1,0 +1,288 @@
+"""Typed configuration of a :class:`~cod_monitor.monitor.CODMonitor`.
+
+Each object groups the settings of one part of the monitor and validates them when it
+is built, so a mistake fails where it is written, not at the first checkpoint:
+
+- :class:`ForecastConfig`: how the forecast of the run is made and refreshed;
+- :class:`PoolConfig`: the evaluation workers (devices, timeouts, retries, queue);
+- :class:`RunGeometry`: what is known of the monitored run (size, tokens per step,
+  length);
+- :class:`CheckpointConfig`: which checkpoints are evaluated and how they are
+  snapshotted.
+
+The drift decision has its own :class:`~cod_monitor.monitor.drift.DriftConfig`, and
+the queue policy its :class:`~cod_monitor.runtime.pool.QueuePolicy`. All are frozen
+dataclasses: change one with :func:`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from cod_monitor._validation import check_bool, check_choice, check_int, check_real, invalid
+from cod_monitor.cod.trajectory import TRAJECTORY_MODES
+from cod_monitor.exceptions import ParameterError
+from cod_monitor.methods import available_methods
+from cod_monitor.runtime.pool import QueuePolicy, device_env
+
+__all__ = ["CheckpointConfig", "ForecastConfig", "PoolConfig", "RunGeometry"]
+
+
+def _store(obj, **values) -> None:
+    """Set normalised values on a frozen dataclass from its ``__post_init__``."""
+    for name, value in values.items():
+        object.__setattr__(obj, name, value)
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """How the monitor forecasts the run, and how often it re-reads the ladder.
+
+    Parameters
+    ----------
+    trajectory : {'auto', 'compute', 'trajectory', 'trajectory_e2e', 'recipe'}, default 'auto'
+        How a checkpoint's forecast is made (see :mod:`cod_monitor.cod.trajectory`);
+        ``'auto'`` uses the (N, D) trajectory law on the full set
+        (``'trajectory_e2e'``) when the ladder has runs of intermediate checkpoints,
+        else ``'compute'``.
+    trajectory_method : str, optional
+        The forecaster of finished models behind the ``'compute'`` and ``'recipe'``
+        modes, a name of :func:`cod_monitor.methods.available_methods` (``'cod'``,
+        ``'e2e-exp'``, ...), built with ``n_bootstrap`` and ``random_state=0``;
+        ``None``: COD with ``cod_params``.
+    level : float, default 0.9
+        Coverage of the forecast interval, in (0, 1). The drift decision reads the
+        band at this coverage.
+    n_bootstrap : int, default 100
+        Bootstrap replicates of the forecast interval (0: residual spread only).
+    cod_params : dict, optional
+        Extra :class:`~cod_monitor.cod.forecaster.CODForecaster` parameters.
+    run_sd : float or mapping of str to float, optional
+        How much one healthy run's accuracy varies with its seed (a standard deviation,
+        per benchmark when a mapping), added to the forecast band; see
+        :class:`~cod_monitor.cod.trajectory.TrajectoryForecaster`. Estimate it from
+        runs of one ladder size trained with several seeds. ``None``: 0.
+    refresh_interval : float or None, default 60
+        Seconds between checks of a ladder directory for changes (a change is re-fitted
+        and logged as a new forecast version); ``None`` never re-reads it.
+
+    Raises
+    ------
+    ParameterError
+        A value outside its range, an unknown mode or method name.
+
+    Examples
+    --------
+    >>> ForecastConfig(level=0.8, run_sd={"gsm8k": 0.01}).run_sd_for("gsm8k")
+    0.01
+    """
+
+    trajectory: str = "auto"
+    trajectory_method: str | None = None
+    level: float = 0.9
+    n_bootstrap: int = 100
+    cod_params: dict | None = None
+    run_sd: float | Mapping[str, float] | None = None
+    refresh_interval: float | None = 60.0
+
+    def __post_init__(self):
+        owner = "ForecastConfig"
+        check_choice(owner, "trajectory", self.trajectory, TRAJECTORY_MODES)
+        if self.trajectory_method is not None:
+            check_choice(owner, "trajectory_method", self.trajectory_method,
+                         available_methods(), none_ok=True)
+        if self.cod_params is not None and not isinstance(self.cod_params, Mapping):
+            raise invalid(owner, "cod_params", "a dict of CODForecaster parameters or None",
+                          self.cod_params)
+        _store(
+            self,
+            level=check_real(owner, "level", self.level, 0, 1),
+            n_bootstrap=check_int(owner, "n_bootstrap", self.n_bootstrap, 0),
+            cod_params=None if self.cod_params is None else dict(self.cod_params),
+            run_sd=self._checked_run_sd(owner),
+            refresh_interval=check_real(owner, "refresh_interval", self.refresh_interval, 0,
+                                        none_ok=True),
+        )
+
+    def _checked_run_sd(self, owner):
+        value = self.run_sd
+        try:
+            if isinstance(value, Mapping):
+                return {str(b): check_real(owner, "run_sd", v, 0, closed="left")
+                        for b, v in value.items()}
+            return check_real(owner, "run_sd", value, 0, closed="left", none_ok=True)
+        except ParameterError:
+            raise invalid(owner, "run_sd", "None, a float in the range [0, inf) or a mapping "
+                          "of benchmark name to such floats", value) from None
+
+    def run_sd_for(self, benchmark: str) -> float:
+        """The run-to-run standard deviation of ``benchmark`` (0 when not given)."""
+        if isinstance(self.run_sd, Mapping):
+            return float(self.run_sd.get(benchmark, 0.0))
+        return float(self.run_sd or 0.0)
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """The evaluation workers (see :class:`~cod_monitor.runtime.pool.EvalPool`).
+
+    Parameters
+    ----------
+    devices : sequence of str or int, default ('cpu',)
+        One evaluation worker per entry (``'cpu'``, ``'cuda:1'``, ``'cuda:0,1'``, a GPU
+        index); a single entry may be given alone.
+    timeout : float, optional
+        Seconds one evaluation attempt may take before its worker is killed.
+    max_retries : int, default 2
+        Retries after the first attempt before a job is reported failed.
+    queue_policy : QueuePolicy or str, default 'latest'
+        What happens when evaluation falls behind (``'latest'``, ``'every_nth'``,
+        ``'every_nth:<n>'`` or a :class:`~cod_monitor.runtime.pool.QueuePolicy`);
+        stored as a ``QueuePolicy``.
+    cpu_threads : int, optional
+        Threads of CPU evaluation workers.
+    job_fn : callable or str, optional
+        Replaces the evaluator in the workers: ``job_fn(snapshot, eval_set, config) ->
+        EvalResult``, a picklable module-level function or ``'module:function'``.
+
+    Raises
+    ------
+    ParameterError
+        An unknown device, a non-positive timeout, a negative retry count, an unknown
+        queue policy.
+
+    Examples
+    --------
+    >>> PoolConfig(devices="cuda:1", queue_policy="every_nth:3").queue_policy.n
+    3
+    """
+
+    devices: Sequence = ("cpu",)
+    timeout: float | None = None
+    max_retries: int = 2
+    queue_policy: QueuePolicy | str = "latest"
+    cpu_threads: int | None = None
+    job_fn: Callable | str | None = None
+
+    def __post_init__(self):
+        owner = "PoolConfig"
+        devices = self.devices
+        devices = (devices,) if isinstance(devices, (str, int)) else tuple(devices)
+        if not devices:
+            raise invalid(owner, "devices", "a non-empty sequence", self.devices)
+        for d in devices:
+            try:
+                device_env(d)  # fail here, not in the first on_checkpoint
+            except ParameterError:
+                raise invalid(owner, "devices", "a sequence of 'cpu', 'cuda[:ids]' or GPU "
+                              "indices", self.devices) from None
+        if not (self.job_fn is None or callable(self.job_fn) or isinstance(self.job_fn, str)):
+            raise invalid(owner, "job_fn", "a callable, a 'module:function' str or None",
+                          self.job_fn)
+        _store(
+            self,
+            devices=devices,
+            timeout=check_real(owner, "timeout", self.timeout, 0, none_ok=True),
+            max_retries=check_int(owner, "max_retries", self.max_retries, 0),
+            queue_policy=self._checked_policy(owner),
+            cpu_threads=check_int(owner, "cpu_threads", self.cpu_threads, 1, none_ok=True),
+        )
+
+    def _checked_policy(self, owner) -> QueuePolicy:
+        try:
+            return QueuePolicy.parse(self.queue_policy)
+        except ParameterError:
+            raise invalid(owner, "queue_policy", "a QueuePolicy or a str among {'latest', "
+                          "'every_nth', 'every_nth:<n>'}", self.queue_policy) from None
+
+
+@dataclass(frozen=True)
+class RunGeometry:
+    """What is known of the monitored run before it starts.
+
+    Parameters
+    ----------
+    params : float, optional
+        Parameters of the monitored model; otherwise ``compute / (6 * tokens)`` of the
+        first checkpoint that gives both.
+    tokens_per_step : float, optional
+        Tokens per optimizer step, for checkpoints given without ``tokens``.
+    max_steps : int, optional
+        Length of the run, to draw the forecast curve to its end and forecast its
+        final accuracy.
+
+    Raises
+    ------
+    ParameterError
+        A non-positive value.
+
+    Examples
+    --------
+    >>> RunGeometry(tokens_per_step=2048).tokens_at(100)
+    204800.0
+    """
+
+    params: float | None = None
+    tokens_per_step: float | None = None
+    max_steps: int | None = None
+
+    def __post_init__(self):
+        owner = "RunGeometry"
+        _store(
+            self,
+            params=check_real(owner, "params", self.params, 0, none_ok=True),
+            tokens_per_step=check_real(owner, "tokens_per_step", self.tokens_per_step, 0,
+                                       none_ok=True),
+            max_steps=check_int(owner, "max_steps", self.max_steps, 1, none_ok=True),
+        )
+
+    def tokens_at(self, step: int) -> float | None:
+        """``step * tokens_per_step``, or ``None`` when tokens per step are unknown."""
+        return None if self.tokens_per_step is None else float(step) * self.tokens_per_step
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """Which checkpoints the monitor evaluates, and how it snapshots them.
+
+    Parameters
+    ----------
+    every : int, default 1
+        Evaluate one checkpoint in ``every`` calls of
+        :meth:`~cod_monitor.monitor.CODMonitor.on_checkpoint`.
+    config_dir : str or path, optional
+        Configuration (and tokenizer) files of the model: required for state-dict
+        snapshots, and fills in files a checkpoint directory lacks.
+    keep_snapshots : bool, default False
+        Keep snapshots after their evaluation.
+    link : bool, default True
+        Hard link checkpoint files into snapshots (copy when ``False``).
+
+    Raises
+    ------
+    ParameterError
+        ``every`` below 1, a ``config_dir`` that is not a path.
+
+    Examples
+    --------
+    >>> CheckpointConfig(every=5, keep_snapshots=True).every
+    5
+    """
+
+    every: int = 1
+    config_dir: str | os.PathLike | None = None
+    keep_snapshots: bool = False
+    link: bool = True
+
+    def __post_init__(self):
+        owner = "CheckpointConfig"
+        if self.config_dir is not None and not isinstance(self.config_dir, (str, os.PathLike)):
+            raise invalid(owner, "config_dir", "a directory path or None", self.config_dir)
+        _store(
+            self,
+            every=check_int(owner, "every", self.every, 1),
+            keep_snapshots=check_bool(owner, "keep_snapshots", self.keep_snapshots),
+            link=check_bool(owner, "link", self.link),
+        )

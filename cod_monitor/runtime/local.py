@@ -1,0 +1,313 @@
+"""The local worker backend: one spawn-started process per held-out device.
+
+:class:`LocalProcesses` starts, feeds, watches and stops worker processes on this
+machine for the pool's bookkeeping (:class:`~cod_monitor.runtime.pool.EvalPool`).
+Isolation:
+
+* Workers are started with the ``spawn`` method, so they share no state (and no CUDA
+  context) with the training process.
+* ``CUDA_VISIBLE_DEVICES`` is set in the worker's environment before anything else
+  runs in it (torch initialises CUDA lazily, so this is before any CUDA call);
+  ``"cpu"`` workers also hide every GPU and run at a lower priority (``os.nice``).
+* Workers ignore ``SIGINT``, so Ctrl-C in the training terminal leaves the parent free
+  to drain or cancel them, and exit on their own when the parent process dies.
+
+The worker protocol, as :meth:`LocalProcesses.wait` reports it to the bookkeeping, is
+a list of events per worker: ``("ready", pid)``, ``("dead", traceback)`` (the job
+function could not be loaded), ``("ok", job_id, result, wall_s)``,
+``("error", job_id, traceback, wall_s)``, and last ``("exit", why)`` when the process
+ended or its pipe broke.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from multiprocessing.connection import wait as mp_wait
+
+from cod_monitor._validation import invalid
+from cod_monitor.exceptions import ParameterError
+from cod_monitor.runtime.worker import resolve_job_fn
+
+__all__ = ["LocalProcesses", "LocalWorker", "device_env"]
+
+logger = logging.getLogger(__name__)
+
+
+def device_env(device) -> tuple[str, dict]:
+    """Normalised device name and the environment a worker on it gets.
+
+    Parameters
+    ----------
+    device : str or int
+        ``'cpu'``, ``'cuda'`` (GPU 0), ``'cuda:1'``, ``'cuda:0,1'`` (a worker spanning
+        two GPUs, e.g. tensor-parallel vLLM), or a GPU index.
+
+    Returns
+    -------
+    name : str
+        ``'cpu'`` or ``'cuda:<ids>'``.
+    env : dict
+        ``CUDA_VISIBLE_DEVICES`` (empty for CPU workers) and ``COD_MONITOR_DEVICE``
+        (``'cpu'`` or ``'cuda'``, what the evaluator should use inside the worker).
+
+    Raises
+    ------
+    ParameterError
+        Any other value.
+
+    Examples
+    --------
+    >>> device_env("cuda:1")
+    ('cuda:1', {'CUDA_VISIBLE_DEVICES': '1', 'COD_MONITOR_DEVICE': 'cuda'})
+    """
+    if isinstance(device, bool):
+        raise invalid("device_env", "device", "'cpu', 'cuda[:ids]' or a GPU index", device)
+    dev = f"cuda:{device}" if isinstance(device, int) else str(device).strip().lower()
+    if dev == "cpu":
+        return "cpu", {"CUDA_VISIBLE_DEVICES": "", "COD_MONITOR_DEVICE": "cpu"}
+    parts = [p.strip() for p in ("cuda:0" if dev == "cuda" else dev).removeprefix("cuda:").split(",")]
+    if not all(p.isdigit() for p in parts):
+        raise invalid("device_env", "device", "'cpu', 'cuda[:ids]' or a GPU index", device)
+    ids = ",".join(parts)
+    return f"cuda:{ids}", {"CUDA_VISIBLE_DEVICES": ids, "COD_MONITOR_DEVICE": "cuda"}
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent_pid:
+            os._exit(3)  # orphaned: the training process is gone
+
+
+def _worker_main(conn, env: dict, nice: int, job_fn, parent_pid: int) -> None:
+    """Entry point of a worker process."""
+    os.environ.update(env)  # first: CUDA_VISIBLE_DEVICES before any CUDA import
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if nice:
+        try:
+            os.nice(nice)
+        except OSError:  # pragma: no cover - not permitted
+            pass
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    try:
+        fn = resolve_job_fn(job_fn)
+    except BaseException:
+        conn.send(("dead", traceback.format_exc()))
+        return
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            result = fn(job.snapshot, job.eval_set, job.config)
+            msg = ("ok", job.job_id, result, time.perf_counter() - t0)
+        except BaseException:
+            msg = ("error", job.job_id, traceback.format_exc(), time.perf_counter() - t0)
+        try:
+            conn.send(msg)
+        except (EOFError, OSError):
+            return
+        except Exception:  # the result does not pickle
+            conn.send(("error", job.job_id, traceback.format_exc(), time.perf_counter() - t0))
+
+
+@dataclass(eq=False)
+class LocalWorker:
+    """One worker process on one device: the handle :class:`LocalProcesses` gives out.
+
+    Attributes
+    ----------
+    device : str
+        Normalised device name (:func:`device_env`).
+    env : dict
+        Environment variables set in the process before anything else runs.
+    nice : int
+        Niceness added to the process.
+    process : multiprocessing.Process or None
+        None while not started.
+    conn : multiprocessing.connection.Connection or None
+        The parent's end of the pipe to the process.
+    """
+
+    device: str
+    env: dict
+    nice: int
+    process: Any = None
+    conn: Any = None
+
+    @property
+    def started(self) -> bool:
+        """A process was started and not stopped since."""
+        return self.process is not None
+
+    @property
+    def pid(self) -> int | None:
+        """Process id, None while not started."""
+        return None if self.process is None else self.process.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        """Exit code of an ended process, else None."""
+        return None if self.process is None else self.process.exitcode
+
+    def send(self, job) -> None:
+        """Send a job; raises when it does not pickle or the pipe is closed."""
+        self.conn.send(job)
+
+
+class LocalProcesses:
+    """Worker backend: spawn-started processes on this machine, one per device.
+
+    Parameters
+    ----------
+    job_fn : callable, str or None
+        What the workers run (see :func:`~cod_monitor.runtime.worker.resolve_job_fn`).
+    nice : int, default 10
+        Niceness added to CPU workers.
+    """
+
+    def __init__(self, job_fn: Callable | str | None = None, *, nice: int = 10):
+        self.job_fn = job_fn
+        self.nice = int(nice)
+        self._ctx = multiprocessing.get_context("spawn")
+        self._wake_lock = threading.Lock()
+        self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
+
+    def worker(self, device, *, cpu_threads: int | None = None, env: dict | None = None,
+               owner: str = "LocalProcesses") -> LocalWorker:
+        """The handle of a worker on `device` (not started).
+
+        Parameters
+        ----------
+        device : str or int
+            See :func:`device_env`.
+        cpu_threads : int, optional
+            ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` of a CPU worker.
+        env : dict, optional
+            Extra environment variables (they win over the defaults).
+        owner : str
+            Named in the error for an invalid device.
+
+        Raises
+        ------
+        ParameterError
+            An invalid device.
+        """
+        try:
+            name, denv = device_env(device)
+        except ParameterError:
+            raise invalid(owner, "devices", "a sequence of 'cpu', 'cuda[:ids]' or GPU indices",
+                          device) from None
+        # progress bars of model loading would interleave with the training logs
+        denv = {"HF_HUB_DISABLE_PROGRESS_BARS": os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+                **denv}
+        if name == "cpu" and cpu_threads is not None:
+            denv.update(OMP_NUM_THREADS=str(cpu_threads), MKL_NUM_THREADS=str(cpu_threads))
+        if name == "cpu":
+            # a CPU worker shares cores with training: busy-waiting OpenMP threads on an
+            # oversubscribed core slow both sides many times over
+            denv.setdefault("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+        denv.update(env or {})
+        return LocalWorker(name, denv, self.nice if name == "cpu" else 0)
+
+    def start(self, w: LocalWorker) -> None:
+        """Start `w`'s process; it reports ``("ready", pid)`` once it can take jobs."""
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(
+            target=_worker_main,
+            args=(child, w.env, w.nice, self.job_fn, os.getpid()),
+            name=f"cod-eval-{w.device}",
+            daemon=True,
+        )
+        proc.start()
+        child.close()
+        w.process, w.conn = proc, parent
+        logger.debug("started evaluation worker pid %s on %s", proc.pid, w.device)
+
+    def stop(self, w: LocalWorker, *, kill: bool) -> None:
+        """Stop `w`'s process: at once (``kill``) or after its current job; idempotent."""
+        if w.process is None:
+            return
+        if kill:
+            w.process.kill()
+        else:
+            try:
+                w.conn.send(None)
+            except (OSError, EOFError):
+                pass
+            w.process.join(5.0)
+            if w.process.is_alive():
+                w.process.kill()
+        w.process.join(5.0)
+        try:
+            w.conn.close()
+        except OSError:  # pragma: no cover
+            pass
+        w.process, w.conn = None, None
+
+    def wake(self) -> None:
+        """Make a :meth:`wait` in progress return now (thread-safe)."""
+        try:
+            with self._wake_lock:
+                self._wake_w.send_bytes(b"x")
+        except OSError:  # pragma: no cover - closed at shutdown
+            pass
+
+    def wait(self, workers: Sequence[LocalWorker], timeout: float) -> list[tuple[LocalWorker, tuple]]:
+        """Events of the started `workers`, waiting up to `timeout` s (or a :meth:`wake`).
+
+        Returns
+        -------
+        list of (worker, event)
+            In arrival order per worker; an ``("exit", why)`` event comes last for its
+            worker (see the module docstring).
+        """
+        objs = {self._wake_r: None}
+        for w in workers:
+            if w.process is not None:
+                objs[w.conn] = w
+                objs[w.process.sentinel] = w
+        events: list[tuple[LocalWorker, tuple]] = []
+        exited: set = set()
+        for obj in mp_wait(list(objs), timeout=timeout):
+            w = objs[obj]
+            if w is None:
+                self._drain_wake()
+                continue
+            if id(w) in exited:
+                continue  # already reported through its other handle
+            try:
+                while w.conn.poll():
+                    events.append((w, w.conn.recv()))
+                broken = False
+            except (EOFError, OSError):
+                broken = True
+            if obj is w.conn:
+                why = "pipe closed" if broken else None
+            else:  # its sentinel: it exited, after sending what was read above
+                why = None if w.process.is_alive() else "process exited"
+            if why is not None:
+                exited.add(id(w))
+                events.append((w, ("exit", why)))
+        return events
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.poll():
+                self._wake_r.recv_bytes()
+        except (EOFError, OSError):  # pragma: no cover
+            pass

@@ -1,0 +1,76 @@
+"""What runs inside an evaluation worker, whichever backend started it.
+
+A worker calls ``job_fn(snapshot, eval_set, config)`` for each :class:`~cod_monitor.
+runtime.jobs.Job`; the default :func:`run_evaluation` builds the evaluator from the
+config (:func:`cod_monitor.evaluators.make_evaluator`) and keeps it, and the loaded
+evaluation sets, for the worker's later jobs. Importing this module imports the
+evaluators' light modules only: no torch, no scikit-learn, no forecasting stack.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+
+from cod_monitor.evaluators.evalset import EvalSet
+from cod_monitor.evaluators.registry import make_evaluator
+
+__all__ = ["resolve_job_fn", "run_evaluation"]
+
+_EVALUATORS: dict = {}  # per worker process: evaluator per config (engines are reused)
+_EVAL_SETS: dict = {}
+
+
+def _load_eval_set(spec) -> EvalSet:
+    if isinstance(spec, EvalSet):
+        return spec
+    key = repr(sorted(spec.items())) if isinstance(spec, dict) else os.fspath(spec)
+    if key not in _EVAL_SETS:
+        kwargs = dict(spec) if isinstance(spec, dict) else {"path": spec}
+        _EVAL_SETS[key] = EvalSet.from_jsonl(kwargs.pop("path"), **kwargs)
+    return _EVAL_SETS[key]
+
+
+def run_evaluation(snapshot: str, eval_set, config: dict):
+    """The default job function: build the evaluator from ``config`` and evaluate.
+
+    Runs inside a worker process. The evaluator is built once per distinct config and
+    reused for later jobs (so an engine or a tokenizer is loaded once). An HF config
+    without a ``device`` gets the worker's device (``COD_MONITOR_DEVICE``).
+
+    Parameters
+    ----------
+    snapshot : str
+        Checkpoint directory.
+    eval_set : EvalSet, str or dict
+        See :attr:`~cod_monitor.runtime.jobs.Job.eval_set`.
+    config : dict
+        Evaluator config for :func:`cod_monitor.evaluators.make_evaluator`.
+
+    Returns
+    -------
+    EvalResult
+    """
+    cfg = dict(config)
+    if cfg.get("backend", "hf") == "hf" and "device" not in cfg:
+        cfg["device"] = os.environ.get("COD_MONITOR_DEVICE", "cpu")
+    key = repr(sorted(cfg.items(), key=lambda kv: kv[0]))
+    evaluator = _EVALUATORS.get(key)
+    if evaluator is None:
+        evaluator = _EVALUATORS[key] = make_evaluator(cfg)
+    return evaluator.evaluate(snapshot, _load_eval_set(eval_set))
+
+
+def resolve_job_fn(job_fn: Callable | str | None) -> Callable:
+    """The job function: :func:`run_evaluation` for ``None``, a ``'module:function'``
+    string imported, or the callable itself."""
+    if job_fn is None:
+        return run_evaluation
+    if isinstance(job_fn, str):
+        module, _, name = job_fn.partition(":")
+        obj = importlib.import_module(module)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        return obj
+    return job_fn
