@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 
 import numpy as np

@@ -17,7 +17,8 @@ from cod_monitor.cod.transport import MIN_TOKENS_SPREAD, tokens_spread
 from cod_monitor.exceptions import LadderValidationError
 from cod_monitor.ladder import DEFAULT_COMPUTE_UNIT, ROLES, Ladder
 from cod_monitor.ladder.diagnostics import reversal_summary
-from cod_monitor.ladder.importers import import_lm_eval_samples, import_long_table, read_models_table
+from cod_monitor.ladder.importers import import_long_table, read_models_table
+from cod_monitor.ladder.lm_eval import import_lm_eval_samples
 from cod_monitor.ladder.selection import final_checkpoints
 
 __all__ = ["add_parser", "run_import", "run_info", "run_validate", "parse_pairs"]

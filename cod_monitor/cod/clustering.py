@@ -31,7 +31,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted
 
 from cod_monitor._validation import check_bool, check_int, check_real, invalid
-from cod_monitor.cod._docstrings import fill_doc
+from cod_monitor._docstrings import fill_doc
 from cod_monitor.cod._meanshift import (
     check_pass_rates,
     distinct_rows,

@@ -44,7 +44,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from cod_monitor._io import to_jsonable
 from cod_monitor._validation import check_choice, check_real, invalid
-from cod_monitor.cod._docstrings import fill_doc
+from cod_monitor._docstrings import fill_doc
 from cod_monitor.cod.clustering import ImprovedMeanShift
 from cod_monitor.cod.configs import configuration
 from cod_monitor.cod.filtering import ClusterVerdict, ExtrapolatableFilter, Verdict

@@ -4,8 +4,8 @@
   JSON list of ladder.json-style model objects.
 - :func:`import_long_table`: a long table of per-sample scores, CSV (optionally
   gzipped) or JSON lines, with a column mapping.
-- :func:`import_lm_eval_samples`: the ``samples_<task>_<timestamp>.jsonl`` files that
-  lm-evaluation-harness writes with ``--log_samples``.
+- :func:`~cod_monitor.ladder.lm_eval.import_lm_eval_samples` (in
+  :mod:`~cod_monitor.ladder.lm_eval`): lm-evaluation-harness ``--log_samples`` output.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import gzip
 import io
 import json
 import logging
-import math
-import re
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -28,10 +26,8 @@ from cod_monitor.ladder.model import COUNT_COLUMNS, DEFAULT_COMPUTE_UNIT, SCORE_
 __all__ = [
     "read_models_table",
     "import_long_table",
-    "import_lm_eval_samples",
     "MODEL_FIELDS",
     "SCORE_FIELDS",
-    "LM_EVAL_DEFAULT_METRICS",
 ]
 
 logger = logging.getLogger(__name__)
@@ -41,14 +37,6 @@ logger = logging.getLogger(__name__)
 MODEL_FIELDS = ("name", "params", "tokens", "compute", "step", "role", "run", "loss")
 #: Fields of a long score table (``score`` may be derived from the two counts).
 SCORE_FIELDS = SCORE_COLUMNS + COUNT_COLUMNS
-#: Metrics tried, in order, when an lm-eval record does not list its metrics.
-LM_EVAL_DEFAULT_METRICS = ("exact_match", "acc", "pass@1")
-
-# lm-eval names files samples_<task>_<datetime.now().isoformat() with ':' -> '-'>.jsonl
-_LM_EVAL_FILE = re.compile(
-    r"^samples_(?P<task>.+)_(?P<stamp>\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?)"
-    r"\.jsonl?(?:\.gz)?$"
-)
 
 
 # ----------------------------------------------------------------------- helpers
@@ -64,7 +52,7 @@ def _existing_file(path, field: str) -> Path:
     return path
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     """The file's text; gunzipped when the name ends in ``.gz``."""
     try:
         raw = path.read_bytes()
@@ -80,7 +68,7 @@ def _read_text(path: Path) -> str:
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
     """Header, rows and the line number of each row (blank lines skipped)."""
-    text = _read_text(path)
+    text = read_text(path)
     try:
         reader = csv.reader(io.StringIO(text, newline=""))
         header = next(reader, None)
@@ -104,10 +92,10 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
     return header, rows, lines
 
 
-def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
+def read_jsonl(path: Path) -> list[tuple[int, dict]]:
     """``(line number, object)`` for every non-blank line."""
     out = []
-    for line_no, line in enumerate(_read_text(path).splitlines(), 1):
+    for line_no, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -278,7 +266,7 @@ def _models_from_csv(path, columns):
 
 def _models_from_json(path, columns):
     try:
-        data = json.loads(_read_text(path))
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise LadderValidationError("file", str(path), f"Fix the JSON syntax ({exc}).") from None
     if isinstance(data, dict) and "models" in data:
@@ -297,7 +285,7 @@ def _models_from_json(path, columns):
         yield where, {theirs_to_ours.get(k, k): v for k, v in obj.items()}
 
 
-def _coerce_models(models) -> list[ModelInfo]:
+def coerce_models(models) -> list[ModelInfo]:
     if isinstance(models, (str, PathLike)):
         return read_models_table(models)
     models = list(models)
@@ -378,7 +366,7 @@ def import_long_table(
     """
     path = _existing_file(path, "scores")
     columns = _check_mapping(columns, SCORE_FIELDS)
-    models = _coerce_models(models)
+    models = coerce_models(models)
     if _is_jsonl(path):
         cols, lines = _long_from_jsonl(path, columns)
     else:
@@ -466,7 +454,7 @@ def _long_from_csv(path, columns):
 
 
 def _long_from_jsonl(path, columns):
-    records = _read_jsonl(path)
+    records = read_jsonl(path)
     lines = [n for n, _ in records]
     keys = dict.fromkeys(k for _, r in records for k in r)
     header = list(keys)
@@ -497,240 +485,3 @@ def _long_from_jsonl(path, columns):
                 col = [v if isinstance(v, str) else str(v) for v in col]
         cols[ours] = col
     return cols, lines
-
-
-# ------------------------------------------------------------------------ lm-eval
-
-
-def import_lm_eval_samples(
-    paths: Mapping[str, str | PathLike | Sequence[str | PathLike]],
-    models,
-    *,
-    metric: str | None = None,
-    filter_name: str | None = None,
-    compute_unit: float = DEFAULT_COMPUTE_UNIT,
-    benchmark_names: Mapping[str, str] | None = None,
-    drop_incomplete: bool = False,
-) -> Ladder:
-    """Build a ladder from lm-evaluation-harness ``--log_samples`` output.
-
-    lm-eval writes, per model and task, ``samples_<task>_<timestamp>.jsonl``
-    (timestamp like ``2024-05-01T12-00-00.123456``) with one JSON object per
-    document and filter: ``doc_id``, ``doc``, ``target``, ``arguments``, ``resps``,
-    ``filtered_resps``, ``filter``, ``metrics`` (the metric names) and each metric's
-    value at the top level (e.g. ``"exact_match": 1.0``, ``"acc": 0.0``).
-
-    Parameters
-    ----------
-    paths : mapping of str to path or list of paths
-        Model name -> that model's samples files. A directory stands for every
-        ``samples_*.jsonl`` (or ``.json``, optionally ``.gz``) directly inside it.
-    models : sequence of ModelInfo, or path
-        Model metadata (a path is read with :func:`read_models_table`); only the
-        models named in ``paths`` are kept.
-    metric : str, optional
-        The per-sample metric to read. Default: per task, the first entry of the
-        first record's ``metrics`` list, else the first of ``exact_match``, ``acc``,
-        ``pass@1`` present in the record.
-    filter_name : str, optional
-        The filter whose records to read when a task logs several (lm-eval writes
-        one record per document *and filter*, e.g. ``strict-match`` and
-        ``flexible-extract`` for GSM8K). Default: per task, the first filter seen in
-        the first file read.
-    compute_unit : float, default 1e18
-        FLOPs per compute unit.
-    benchmark_names : mapping of str to str, optional
-        Task name -> benchmark name; other tasks keep their task name.
-    drop_incomplete : bool, default False
-        Drop documents missing for some model (with a warning) instead of raising.
-
-    Returns
-    -------
-    Ladder
-        One benchmark per task; ``sample_id`` is ``str(doc_id)``.
-
-    Raises
-    ------
-    LadderValidationError
-        A missing path, a file whose name does not give a task, malformed JSON,
-        a record without ``doc_id`` or without the metric, a metric value that is
-        not a number in [0, 1] (or a list of them), an unknown filter, a model
-        absent from ``models``, and every check of :meth:`Ladder.from_columns`.
-
-    Notes
-    -----
-    The score of a document is the mean of its metric values. Several values arise
-    when the metric is a list (one value per repeat) or when the same document
-    appears in several files of the same model and task (e.g. runs with different
-    seeds): all are pooled. When every value is 0 or 1, ``n_samples`` and
-    ``n_correct`` are set to the number of values and of ones, so pass@k can be
-    computed later.
-
-    Examples
-    --------
-    >>> ladder = import_lm_eval_samples(  # doctest: +SKIP
-    ...     {"pythia-70m": "out/pythia-70m", "pythia-160m": "out/pythia-160m",
-    ...      "pythia-410m": "out/pythia-410m"},
-    ...     "models.csv",
-    ...     metric="exact_match",
-    ...     filter_name="strict-match",
-    ... )
-    """
-    models = _coerce_models(models)
-    by_name = {m.name: m for m in models}
-    names = dict(benchmark_names or {})
-    if not paths:
-        raise LadderValidationError("paths", {}, "Give at least one model's samples files.")
-    # values[(benchmark, doc_id, model)] -> list of per-repeat metric values
-    values: dict[tuple[str, str, str], list[float]] = {}
-    metric_of: dict[str, str] = {}
-    filter_of: dict[str, str | None] = {}
-    for model_name, spec in paths.items():
-        if model_name not in by_name:
-            raise LadderValidationError(
-                "model", model_name, "Add this model to the models table (or fix its name). "
-                f"Known models: {', '.join(map(repr, list(by_name)[:8]))}"
-                f"{', ...' if len(by_name) > 8 else ''}.",
-            )
-        for file in _lm_eval_files(spec, model_name):
-            task = _task_of(file)
-            bench = names.get(task, task)
-            _read_lm_eval_file(file, bench, model_name, metric, filter_name,
-                               metric_of, filter_of, values)
-    for bench in filter_of:
-        logger.info("lm-eval task %s: metric %r, filter %r", bench, metric_of[bench],
-                    filter_of[bench])
-
-    n = len(values)
-    cols: dict[str, list] = {k: [None] * n for k in SCORE_FIELDS}
-    for i, ((bench, doc, model_name), vals) in enumerate(values.items()):
-        cols["benchmark"][i] = bench
-        cols["sample_id"][i] = doc
-        cols["model"][i] = model_name
-        cols["score"][i] = math.fsum(vals) / len(vals)
-        if all(v == 0 or v == 1 for v in vals):
-            cols["n_samples"][i] = len(vals)
-            cols["n_correct"][i] = int(sum(vals))
-    used = [by_name[name] for name in paths]
-    return Ladder.from_columns(
-        used, cols, compute_unit=compute_unit, drop_incomplete=drop_incomplete,
-        source="lm-eval samples",
-    )
-
-
-def _lm_eval_files(spec, model_name) -> list[Path]:
-    specs = [spec] if isinstance(spec, (str, PathLike)) else list(spec)
-    files = []
-    for item in specs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(
-                f for f in p.iterdir()
-                if f.is_file() and f.name.startswith("samples_")
-                and f.name.lower().removesuffix(".gz").endswith((".jsonl", ".json"))
-            )
-            if not found:
-                raise LadderValidationError(
-                    "paths", str(p), f"No samples_*.jsonl file in this directory (model "
-                    f"{model_name!r}); run lm-eval with --log_samples or give the files.",
-                )
-            files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise LadderValidationError(
-                "paths", str(p), f"Give existing samples files or directories (model "
-                f"{model_name!r}).",
-            )
-    return files
-
-
-def _task_of(file: Path) -> str:
-    match = _LM_EVAL_FILE.match(file.name)
-    if match:
-        return match["task"]
-    # lm-eval's own rule (utils.get_file_task_name): between the first and last "_"
-    stem = file.name
-    first, last = stem.find("_"), stem.rfind("_")
-    if stem.startswith("samples_") and last > first:
-        return stem[first + 1 : last]
-    raise LadderValidationError(
-        "file", file.name, "Name lm-eval samples files samples_<task>_<timestamp>.jsonl, as "
-        "lm-eval writes them.",
-    )
-
-
-def _lm_eval_records(file: Path) -> list[tuple[int, dict]]:
-    text = _read_text(file).lstrip()
-    if text.startswith("["):  # lm-eval 0.4.0-0.4.2 wrote a JSON list
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise LadderValidationError("file", str(file), f"Fix the JSON ({exc}).") from None
-        return [(i + 1, r) for i, r in enumerate(data) if isinstance(r, dict)]
-    return _read_jsonl(file)
-
-
-def _read_lm_eval_file(file, bench, model_name, metric, filter_name, metric_of, filter_of,
-                       values) -> None:
-    records = _lm_eval_records(file)
-    if not records:
-        raise LadderValidationError("file", str(file), "The samples file has no records.")
-    if bench not in filter_of:
-        filter_of[bench] = filter_name if filter_name is not None else records[0][1].get("filter")
-    chosen = filter_of[bench]
-    seen_filters = dict.fromkeys(r.get("filter") for _, r in records)
-    if chosen not in seen_filters:
-        raise LadderValidationError(
-            "filter", chosen, f"Choose one of the filters in this file: "
-            f"{', '.join(map(repr, seen_filters))} (filter_name= / --filter).",
-            where=str(file),
-        )
-    for line, rec in records:
-        if rec.get("filter") != chosen:
-            continue
-        where = f"{file}:{line}"
-        if bench not in metric_of:
-            metric_of[bench] = metric or _default_metric(rec, where)
-        name = metric_of[bench]
-        if "doc_id" not in rec:
-            raise LadderValidationError("doc_id", None, "Every record needs a doc_id.",
-                                        where=where)
-        if name not in rec:
-            raise LadderValidationError(
-                "metric", name, f"The record has no such metric; its metrics are "
-                f"{rec.get('metrics')}. Choose one with metric= (--metric).", where=where,
-            )
-        vals = _metric_values(rec[name], name, where)
-        key = (bench, str(rec["doc_id"]), model_name)
-        values.setdefault(key, []).extend(vals)
-
-
-def _default_metric(rec, where) -> str:
-    listed = rec.get("metrics")
-    if isinstance(listed, list) and listed and isinstance(listed[0], str):
-        return listed[0]
-    for name in LM_EVAL_DEFAULT_METRICS:
-        if name in rec:
-            return name
-    raise LadderValidationError(
-        "metric", None, f"The record lists no metrics and has none of "
-        f"{', '.join(LM_EVAL_DEFAULT_METRICS)}; choose one with metric= (--metric).",
-        where=where,
-    )
-
-
-def _metric_values(value, name, where) -> list[float]:
-    items = value if isinstance(value, list) else [value]
-    out = []
-    for v in items:
-        # bools are ints: exact_match may be logged as true/false
-        if not isinstance(v, (int, float)) or not (0 <= float(v) <= 1):  # rejects NaN too
-            raise LadderValidationError(
-                name, value, "The metric must be a per-sample number in [0, 1] (or a list of "
-                "them, one per repeat); choose another with metric= (--metric).", where=where,
-            )
-        out.append(float(v))
-    if not out:
-        raise LadderValidationError(name, value, "The metric has no value.", where=where)
-    return out

@@ -154,14 +154,16 @@ class LadderBaseline(ForecastMixin, BaseEstimator):
     def __init__(self, *, anchors=None, compute_unit=None, checkpoints="final",
                  smooth_checkpoints=False, n_bootstrap=200, random_state=0,
                  interval="bootstrap", n_backtest=3):
-        self.anchors = anchors
-        self.compute_unit = compute_unit
-        self.checkpoints = checkpoints
-        self.smooth_checkpoints = smooth_checkpoints
-        self.n_bootstrap = n_bootstrap
-        self.random_state = random_state
-        self.interval = interval
-        self.n_backtest = n_backtest
+        self._store_params(locals())
+
+    def _store_params(self, arguments: dict) -> None:
+        """Store every parameter of the signature from ``__init__``'s ``locals()``.
+
+        scikit-learn reads the parameters off ``__init__``'s signature, so each baseline
+        lists them there; storing them by name keeps every ``__init__`` to that list.
+        """
+        for name in self._get_param_names():
+            setattr(self, name, arguments[name])
 
     # -------------------------------------------------------------- validation
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cod_monitor._validation import check_int
-from cod_monitor.cod._docstrings import fill_doc
+from cod_monitor._docstrings import fill_doc
 from cod_monitor.methods.base import (
     COMMON_ATTRIBUTES,
     COMMON_PARAMETERS,
@@ -180,13 +180,7 @@ class BNSL(LadderBaseline):
     def __init__(self, *, n_breaks: int = 1, n_refine: int = 3, anchors=None, compute_unit=None,
                  checkpoints="final", smooth_checkpoints=False, n_bootstrap=200,
                  random_state=0, interval="bootstrap", n_backtest=3):
-        self.n_breaks = n_breaks
-        self.n_refine = n_refine
-        super().__init__(
-            anchors=anchors, compute_unit=compute_unit, checkpoints=checkpoints,
-            smooth_checkpoints=smooth_checkpoints, n_bootstrap=n_bootstrap,
-            random_state=random_state, interval=interval, n_backtest=n_backtest,
-        )
+        self._store_params(locals())
 
     def _validate_own(self):
         owner = type(self).__name__

@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.cluster import DBSCAN, KMeans
 
 from cod_monitor._validation import check_choice, check_int
-from cod_monitor.cod._docstrings import fill_doc
+from cod_monitor._docstrings import fill_doc
 from cod_monitor.cod._meanshift import flat_mean_shift
 from cod_monitor.cod.clustering import (
     BANDWIDTH_PARAMETERS,
@@ -117,19 +117,15 @@ class DifficultyKMeans(CentrePredictMixin, DifficultyClusterer):
         Passed to :class:`sklearn.cluster.KMeans`.
     random_state : int, RandomState instance or None, default 0
         Seeds KMeans and the bandwidth shortcut.
-    n_jobs : int or None, default None
-        Threads of the bandwidth estimate's neighbour queries.
+    n_jobs
+        As in :class:`PlainMeanShift`.
 
     Attributes
     ----------
-    labels_ : ndarray of shape (n_samples,)
-        Cluster of every sample; ``-1`` only for dropped all-zero rows.
     cluster_centers_ : ndarray of shape (n_clusters_, n_models)
         KMeans centroids (the members' weighted means), numbered by ascending mean.
-    n_clusters_ : int
-        Number of clusters.
-    n_features_in_ : int
-        Number of ladder models.
+    labels_, n_clusters_, n_features_in_
+        As in :class:`PlainMeanShift`.
 
     Notes
     -----
@@ -281,10 +277,8 @@ class DifficultyDBSCAN(DifficultyClusterer):
         Mean of each cluster's members, clusters numbered by ascending centre mean.
     radius_ : float
         ``eps`` used (the radius ``R`` of :class:`ImprovedMeanShift`).
-    n_clusters_ : int
-        Number of clusters.
-    n_features_in_ : int
-        Number of ladder models.
+    n_clusters_, n_features_in_
+        As in :class:`PlainMeanShift`.
 
     Notes
     -----

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cod_monitor._validation import check_choice, check_real
-from cod_monitor.cod._docstrings import fill_doc
+from cod_monitor._docstrings import fill_doc
 from cod_monitor.cod.laws import LAW_FORMS, LawFit, fit_laws
 from cod_monitor.exceptions import FitWarning
 from cod_monitor.methods.base import COMMON_ATTRIBUTES, COMMON_PARAMETERS, LadderBaseline
@@ -95,12 +95,7 @@ class EndToEndExp(LadderBaseline):
     def __init__(self, *, law: str = "full", anchors=None, compute_unit=None,
                  checkpoints="final", smooth_checkpoints=False, n_bootstrap=200,
                  random_state=0, interval="bootstrap", n_backtest=3):
-        self.law = law
-        super().__init__(
-            anchors=anchors, compute_unit=compute_unit, checkpoints=checkpoints,
-            smooth_checkpoints=smooth_checkpoints, n_bootstrap=n_bootstrap,
-            random_state=random_state, interval=interval, n_backtest=n_backtest,
-        )
+        self._store_params(locals())
 
     def _validate_own(self):
         check_choice(type(self).__name__, "law", self.law, LAW_FORMS)
@@ -192,12 +187,7 @@ class EndToEndPassRate(LadderBaseline):
     def __init__(self, *, eps: float = 1e-4, anchors=None, compute_unit=None,
                  checkpoints="final", smooth_checkpoints=False, n_bootstrap=200,
                  random_state=0, interval="bootstrap", n_backtest=3):
-        self.eps = eps
-        super().__init__(
-            anchors=anchors, compute_unit=compute_unit, checkpoints=checkpoints,
-            smooth_checkpoints=smooth_checkpoints, n_bootstrap=n_bootstrap,
-            random_state=random_state, interval=interval, n_backtest=n_backtest,
-        )
+        self._store_params(locals())
 
     def _validate_own(self):
         check_real(type(self).__name__, "eps", self.eps, 0.0, 0.5)

@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from cod_monitor._validation import check_choice
-from cod_monitor.cod._docstrings import fill_doc
+from cod_monitor._docstrings import fill_doc
 from cod_monitor.cod.intervals import as_scalar
 from cod_monitor.exceptions import FitWarning, MethodUnavailableError
 from cod_monitor.methods.base import (
@@ -187,12 +187,7 @@ class LossIntermediate(LadderBaseline):
     def __init__(self, *, link: str = "sigmoid", anchors=None, compute_unit=None,
                  checkpoints="final", smooth_checkpoints=False, n_bootstrap=200,
                  random_state=0, interval="bootstrap", n_backtest=3):
-        self.link = link
-        super().__init__(
-            anchors=anchors, compute_unit=compute_unit, checkpoints=checkpoints,
-            smooth_checkpoints=smooth_checkpoints, n_bootstrap=n_bootstrap,
-            random_state=random_state, interval=interval, n_backtest=n_backtest,
-        )
+        self._store_params(locals())
 
     def _validate_own(self):
         check_choice(type(self).__name__, "link", self.link, _LINKS)
