@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from cod_monitor.demo import SHIPPED_LADDER
-    from cod_monitor.demo.live import demo_generator, write_eval_sets
+    from cod_monitor.demo.live_config import demo_generator, write_eval_sets
     from cod_monitor.demo.recipe import BATCH_SIZE, BLOCK_SIZE, target_spec
     from cod_monitor.demo.train import train_target
     from cod_monitor.ladder import Ladder

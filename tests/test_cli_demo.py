@@ -17,12 +17,8 @@ from pathlib import Path
 import pytest
 
 from cod_monitor.cli import main
-from cod_monitor.demo.live import (
-    FINISHED_METHODS,
-    SUMMARY_KEYS,
-    finished_forecasts,
-    fresh_out_dir,
-)
+from cod_monitor.demo.live_config import fresh_out_dir
+from cod_monitor.demo.live_summary import FINISHED_METHODS, SUMMARY_KEYS, finished_forecasts
 
 
 def test_synthetic_demo_prints_the_forecast_and_writes_the_summary(tmp_path, capsys):

@@ -106,7 +106,8 @@ def run(args) -> int:
 
 def run_live(args) -> int:
     """The live demo (:func:`cod_monitor.demo.live.run_live_demo`)."""
-    from cod_monitor.demo.live import fresh_out_dir, run_live_demo
+    from cod_monitor.demo.live import run_live_demo
+    from cod_monitor.demo.live_config import fresh_out_dir
     from cod_monitor.exceptions import CODError
 
     out = args.out if args.out is not None else fresh_out_dir()

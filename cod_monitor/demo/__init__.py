@@ -11,7 +11,10 @@ Llama models trained from scratch by one recipe, plus the prebuilt ladder shippe
   (:func:`~cod_monitor.demo.train.evaluate_model`),
   :func:`~cod_monitor.demo.train.train_target`;
 - :mod:`cod_monitor.demo.build`: :func:`~cod_monitor.demo.build.build_demo_ladder`,
-  with its text report and curves from :mod:`cod_monitor.demo.report`.
+  with its text report and curves from :mod:`cod_monitor.demo.report`;
+- :mod:`cod_monitor.demo.live`: the live demo (``cod-monitor demo``), with its settings
+  and evaluation sets in :mod:`cod_monitor.demo.live_config` and its console lines and
+  summary in :mod:`cod_monitor.demo.live_summary`.
 
 Importing this package imports neither torch nor transformers.
 """

@@ -27,55 +27,46 @@ Layout of ``out_dir``::
     monitor/              the monitor's journal, CSVs, report.html, summary.json
     wandb/                the offline W&B run (``wandb sync`` it to upload)
 
+The demo's settings and the inputs its ladder's build fixes (task generator,
+evaluation sets) are in :mod:`cod_monitor.demo.live_config`; its console lines, summary
+and finished-model forecasts in :mod:`cod_monitor.demo.live_summary`. This module runs
+it: monitor, training, sabotage and the offline W&B run.
+
 Requires the ``hf`` and ``wandb`` extras (``pip install 'cod_monitor[hf,wandb]'``);
-:func:`check_requirements` says what is missing. Importing this module imports
-neither torch nor transformers nor wandb.
+:func:`~cod_monitor.demo.live_config.check_requirements` says what is missing.
+Importing this module imports neither torch nor transformers nor wandb.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
 import json
 import logging
 import os
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from cod_monitor._io import atomic_write, json_default
-from cod_monitor._validation import check_int, check_real, invalid
-from cod_monitor.cod.configs import DEFAULT_CONFIGURATIONS
-from cod_monitor.exceptions import CODError, LadderValidationError, MissingExtraError
+from cod_monitor._validation import invalid
+from cod_monitor.demo.live_config import (
+    LiveDemoConfig,
+    check_requirements,
+    demo_generator,
+    run_spread,
+    validate_config,
+    write_eval_sets,
+)
+from cod_monitor.demo.live_summary import (
+    ConsoleTracker,
+    echo,
+    finished_forecasts,
+    print_summary,
+    summarize,
+)
 
-__all__ = [
-    "DEFAULT_OUT",
-    "LiveDemoConfig",
-    "ConsoleTracker",
-    "OutDirInUseError",
-    "check_requirements",
-    "demo_generator",
-    "run_spread",
-    "fresh_out_dir",
-    "run_live_demo",
-    "write_eval_sets",
-]
+__all__ = ["run_live_demo"]
 
 logger = logging.getLogger(__name__)
-
-#: Default output directory (a numbered sibling when it already holds files).
-DEFAULT_OUT = Path("cod_demo_out")
-
-#: Keys of ``summary.json`` that the CLI documents (others may be added).
-SUMMARY_KEYS = ("forecast_final", "observed_final", "abs_error_pts", "trajectory_mae_pts",
-                "alerts", "wandb_run_dir", "report_html", "wall_s")
-
-#: Finished-model forecasters the demo reports beside the monitor's forecast: COD and the
-#: baselines, as ``cod-monitor predict --target`` runs them.
-FINISHED_METHODS = (DEFAULT_CONFIGURATIONS["predict"], "e2e-exp", "e2e-passrate", "bnsl",
-                    "loss-intermediate")
 
 #: Evaluator of the shipped ladder's build (``cod_monitor.demo.train.evaluate_model``),
 #: used when the ladder's ``build.json`` does not record one.
@@ -87,219 +78,7 @@ _BUILD_EVALUATOR = {"backend": "hf", "mode": "exact", "temperature": 1.0, "top_p
 _WANDB_ENV = {"WANDB_MODE": "offline", "WANDB_DIR": "", "WANDB_PROJECT": "cod-monitor-demo",
               "WANDB_SILENT": "true", "WANDB_CONSOLE": "off"}
 
-_EXTRAS = {"hf": ("torch", "transformers", "accelerate", "safetensors", "tokenizers"),
-           "wandb": ("wandb",)}
-
-
-def check_requirements(*, wandb: bool = True) -> None:
-    """Raise ``ImportError`` with the install command when an extra is missing.
-
-    Parameters
-    ----------
-    wandb : bool, default True
-        Also require the ``wandb`` extra.
-
-    Raises
-    ------
-    MissingExtraError
-        Naming the missing modules and the ``pip install`` command (an ``ImportError``).
-    """
-    need = ["hf"] + (["wandb"] if wandb else [])
-    missing = {extra: [m for m in _EXTRAS[extra] if importlib.util.find_spec(m) is None]
-               for extra in need}
-    missing = {k: v for k, v in missing.items() if v}
-    if missing:
-        raise MissingExtraError(
-            "The live demo", [m for v in missing.values() for m in v], ",".join(missing),
-            note="with torch==2.13.0 for the CPU wheel, or `make demo`, which installs them; "
-                 "`cod-monitor demo --synthetic` needs neither")
-
-
-def fresh_out_dir(base=DEFAULT_OUT) -> Path:
-    """``base`` if it is missing or empty, else the first missing ``base-2``, ``base-3``...
-
-    A demo never writes into a directory that already holds a run: the monitor would
-    resume from the journal it finds there.
-    """
-    base = Path(base)
-    if not base.exists() or (base.is_dir() and not any(base.iterdir())):
-        return base
-    k = 2
-    while True:
-        cand = base.with_name(f"{base.name}-{k}")
-        if not cand.exists():
-            return cand
-        k += 1
-
-
-# ------------------------------------------------------------------ evaluation sets
-
-
-def demo_generator(ladder_dir):
-    """The :class:`~cod_monitor.demo.tasks.TaskGenerator` that built a demo ladder.
-
-    Reads ``build.json`` beside the ladder: its ``generator`` entry (the generator's
-    keyword arguments) when present; otherwise its ``seed`` with the build's default
-    evaluation size (the signature default of
-    :func:`~cod_monitor.demo.build.build_demo_ladder`, which is what the shipped
-    ladder was built with). :func:`write_eval_sets` checks the result against the
-    ladder's sample ids.
-
-    Parameters
-    ----------
-    ladder_dir : path
-        A ladder directory written by ``cod-monitor ladder build-demo``.
-
-    Returns
-    -------
-    TaskGenerator
-    """
-    from cod_monitor.demo.build import build_demo_ladder
-    from cod_monitor.demo.tasks import TaskGenerator
-
-    build = {}
-    path = Path(ladder_dir) / "build.json"
-    if path.exists():
-        build = json.loads(path.read_text())
-    kwargs = build.get("generator")
-    if not isinstance(kwargs, dict):
-        default_size = inspect.signature(build_demo_ladder).parameters["eval_size"].default
-        kwargs = {"seed": int(build.get("seed", 0)), "eval_size": default_size}
-    return TaskGenerator(**kwargs)
-
-
-def run_spread(build: dict) -> dict | None:
-    """How much one run's final accuracy varies with its seeds, per benchmark.
-
-    ``final_seed_sd`` of the largest ladder run of a demo build, which
-    ``build-demo --seeds K`` (K > 1) records. The live demo passes it to
-    :class:`~cod_monitor.monitor.CODMonitor` as ``run_sd``: the monitored target is one
-    run, the ladder's points are means over K seeds.
-
-    Parameters
-    ----------
-    build : dict
-        The build's ``build.json``, parsed (``{}`` when there is none).
-
-    Returns
-    -------
-    dict or None
-        Benchmark -> standard deviation; ``None`` when the build recorded none.
-    """
-    runs = [r for r in build.get("runs", [])
-            if r.get("role") == "ladder" and isinstance(r.get("final_seed_sd"), dict)]
-    if not runs:
-        return None
-    largest = max(runs, key=lambda r: r.get("compute", 0.0))
-    return {b: float(v) for b, v in largest["final_seed_sd"].items()}
-
-
-def write_eval_sets(ladder, generator, benchmarks: Sequence[str], out_dir) -> dict:
-    """Write one JSON-lines evaluation set per benchmark, matching the ladder's samples.
-
-    Parameters
-    ----------
-    ladder : Ladder
-    generator : TaskGenerator
-    benchmarks : sequence of str
-        Ladder benchmarks to write.
-    out_dir : path
-        Files go to ``out_dir/<benchmark>.jsonl``.
-
-    Returns
-    -------
-    dict
-        Benchmark -> ``{"path", "stop", "name"}``, the eval-set spec the monitor's
-        workers read (:attr:`cod_monitor.monitor.Job.eval_set`).
-
-    Raises
-    ------
-    LadderValidationError
-        A ladder sample the generator does not produce (the ladder was built from
-        another task generator).
-    """
-    from cod_monitor.demo.tasks import STOP
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    records = {r["id"]: r for r in generator.eval_records()}
-    specs = {}
-    for b in benchmarks:
-        ids = list(ladder.matrix(b).sample_ids)
-        missing = [s for s in ids if s not in records]
-        if missing:
-            raise LadderValidationError(
-                "sample_id", missing[0],
-                f"The demo task generator does not produce it ({len(missing)} such sample(s)): "
-                "the ladder was built from another generator. Rebuild it with "
-                "`cod-monitor ladder build-demo`.", where=f"benchmark {b!r} of the ladder")
-        path = out_dir / f"{b}.jsonl"
-        with open(path, "w", encoding="utf-8") as fh:
-            for s in ids:
-                r = records[s]
-                fh.write(json.dumps({"id": r["id"], "prompt": r["prompt"], "answer": r["answer"]})
-                         + "\n")
-        specs[b] = {"path": str(path), "stop": STOP, "name": b}
-    return specs
-
-
 # ------------------------------------------------------------------ console output
-
-
-class ConsoleTracker:
-    """A :class:`~cod_monitor.trackers.base.Tracker` that prints the run as it goes.
-
-    One line per evaluated checkpoint of the main benchmark (observed accuracy against
-    the forecast band) and one per alert of any benchmark; alerts are also kept in
-    :attr:`alerts` for the summary.
-
-    Parameters
-    ----------
-    benchmark : str
-        The benchmark whose observations are printed (all alerts are printed).
-    write : callable, default print to stdout
-        ``write(line)``.
-
-    Attributes
-    ----------
-    alerts : list of dict
-        ``{"reason", "message", "step", "benchmark"}`` per alert, in order.
-    """
-
-    def __init__(self, benchmark: str, write: Callable[[str], None] | None = None):
-        self.benchmark = benchmark
-        self.write = write or _print
-        self.alerts: list[dict] = []
-
-    def start(self, run_info: dict) -> None:  # noqa: D102 - see Tracker
-        pass
-
-    def log_forecast(self, benchmark, version, curve, report) -> None:  # noqa: D102
-        if benchmark == self.benchmark and curve:
-            last = curve[-1]
-            self.write(f"forecast v{version} for {benchmark!r}: {last.value:.3f} "
-                       f"[{last.lower:.3f}, {last.upper:.3f}] at step {last.step} "
-                       f"({report.get('trajectory', {}).get('mode', '?')} mode)")
-
-    def log_observation(self, observation, forecast) -> None:  # noqa: D102
-        if observation.benchmark != self.benchmark:
-            return
-        band = ("no forecast" if forecast is None else
-                f"forecast {forecast.value:.3f} [{forecast.lower:.3f}, {forecast.upper:.3f}]")
-        self.write(f"  step {observation.step:>6}  {self.benchmark}: observed "
-                   f"{observation.accuracy:.3f}  {band}")
-
-    def log_alert(self, alert) -> None:  # noqa: D102
-        self.alerts.append({"reason": alert.reason.value, "message": alert.message,
-                            "step": int(alert.step), "benchmark": alert.benchmark})
-        self.write(f"ALERT [{alert.reason.value}] {alert.message}")
-
-    def finish(self, summary: dict) -> None:  # noqa: D102
-        pass
-
-
-def _print(line: str) -> None:
-    print(line, flush=True)
 
 
 class _NoAlertEcho(logging.Filter):
@@ -342,70 +121,6 @@ def _lr_spike_callback(at_step: int, factor: float, write):
 # ------------------------------------------------------------------ the demo
 
 
-@dataclass
-class LiveDemoConfig:
-    """Settings of :func:`run_live_demo` (the CLI's options).
-
-    Attributes
-    ----------
-    out_dir : path
-        Where everything is written (see the module docstring); should be fresh.
-    ladder : path, optional
-        A demo ladder directory (default: the shipped one).
-    benchmarks : sequence of str, optional
-        Benchmarks to monitor (default: every benchmark of the ladder).
-    main_benchmark : str, optional
-        The benchmark of the summary's top-level numbers (default ``'demo'`` when
-        monitored, else the first).
-    tokens : int, optional
-        Training tokens of the target run (default: the recipe's). Fewer tokens give a
-        shorter run of the same model, learning rate and schedule.
-    n_checkpoints : int, optional
-        Evaluated checkpoints (default: the recipe's).
-    seed : int, optional
-        Initialisation and data seed of the target run (default: the recipe's, the
-        seeds the ladder's own target run was trained with).
-    sabotage : bool, default False
-        Multiply the learning rate by ``sabotage_factor`` from ``sabotage_at`` of the run.
-    sabotage_at : float, default 0.5
-        Share of the training steps after which the sabotage starts.
-    sabotage_factor : float, default 30
-    threads : int, optional
-        Torch threads of the training process (default: every core).
-    eval_threads : int, default 1
-        Threads of the evaluation worker.
-    wandb : bool, default True
-        Log to an offline W&B run (needs the ``wandb`` extra).
-    progress : bool, default True
-        Training progress lines on stderr.
-    n_bootstrap : int, default 100
-        Bootstrap replicates of the forecast interval.
-    trajectory, trajectory_method : str, optional
-        The monitor's forecast of the run in progress (the
-        :class:`~cod_monitor.monitor.ForecastConfig` fields of these names); ``None``:
-        their defaults.
-    """
-
-    out_dir: Path = DEFAULT_OUT
-    ladder: Path | None = None
-    benchmarks: Sequence[str] | None = None
-    main_benchmark: str | None = None
-    tokens: int | None = None
-    n_checkpoints: int | None = None
-    seed: int | None = None
-    sabotage: bool = False
-    sabotage_at: float = 0.5
-    sabotage_factor: float = 30.0
-    threads: int | None = None
-    eval_threads: int = 1
-    wandb: bool = True
-    progress: bool = True
-    n_bootstrap: int = 100
-    trajectory: str | None = None
-    trajectory_method: str | None = None
-    extra_callbacks: Sequence = field(default_factory=tuple)
-
-
 def _target_spec(cfg: LiveDemoConfig):
     from cod_monitor.demo.recipe import seed_overrides, target_spec
 
@@ -419,75 +134,16 @@ def _target_spec(cfg: LiveDemoConfig):
     return target_spec(**overrides)
 
 
-class OutDirInUseError(CODError, FileExistsError):
-    """The live demo's output directory already holds files."""
-
-
-def _validate(cfg: LiveDemoConfig) -> None:
-    owner = "LiveDemoConfig"
-    check_real(owner, "sabotage_at", cfg.sabotage_at, 0, 1)
-    check_real(owner, "sabotage_factor", cfg.sabotage_factor, 0)
-    for name in ("tokens", "n_checkpoints", "threads", "eval_threads"):
-        check_int(owner, name, getattr(cfg, name), 1, none_ok=True)
-    out = Path(cfg.out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise OutDirInUseError(
-            f"{out} already holds files; the demo needs a fresh directory (its monitor would "
-            "resume from the journal there). Pass another --out or leave it out."
-        )
-
-
-def _reference_accuracy(ladder, benchmark: str, spec) -> dict:
-    """The build's own measurement of the target run at each step, when it is this run."""
-    targets = {m.step: m for m in ladder.models
-               if m.role == "target" and m.step is not None and m.params == spec.params}
-    if not targets:
-        return {}
-    mat = ladder.matrix(benchmark, roles=("ladder", "anchor", "target"))
-    acc = dict(zip(mat.model_names, mat.pass_rates.mean(axis=0)))
-    return {int(s): float(acc[m.name]) for s, m in targets.items() if m.name in acc}
-
-
-def finished_forecasts(ladder, benchmark: str, spec, methods=FINISHED_METHODS) -> dict:
-    """Forecasts of the run's final checkpoint as a finished model of the ladder's recipe.
-
-    Every method of ``methods`` is fitted on the ladder's runs and forecasts the
-    benchmark at the run's final compute, given its tokens per parameter, as ``cod-monitor
-    predict --target`` does (point forecasts, no bootstrap). They are the baselines of the
-    monitor's forecast, made from the same ladder before training.
-
-    Parameters
-    ----------
-    ladder : Ladder
-    benchmark : str
-    spec : RunSpec
-        The monitored run; meaningful when it follows the ladder's recipe.
-    methods : sequence of str, default FINISHED_METHODS
-
-    Returns
-    -------
-    dict
-        Method name -> ``{"value": float or None, "error": str or None}`` (``error`` says
-        why a method could not forecast).
-    """
-    from cod_monitor.methods import compare_methods
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fit warnings belong to `cod-monitor predict`
-        res = compare_methods(ladder, benchmark, spec.compute, list(methods), n_bootstrap=0,
-                              random_state=0, tokens_per_param=spec.tokens / spec.params)
-    return {name: {"value": None if r["value"] is None else float(r["value"]),
-                   "error": r.get("error")} for name, r in res.items()}
-
-
 def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
     """Train the demo target with ``CODCallback`` and compare the forecast with the run.
 
     Parameters
     ----------
     config : LiveDemoConfig, optional
+        See :class:`~cod_monitor.demo.live_config.LiveDemoConfig`.
     **settings
-        Fields of :class:`LiveDemoConfig` (instead of, or overriding, ``config``).
+        Fields of :class:`~cod_monitor.demo.live_config.LiveDemoConfig` (instead of, or
+        overriding, ``config``).
 
     Returns
     -------
@@ -514,13 +170,13 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
         ``sabotage`` (``None`` or step and factor), ``train_s``, ``out_dir`` and
         ``finished_forecasts``: for a run of the recipe's length (no ``tokens``
         override), the final checkpoint forecast as a finished model by COD and the
-        baselines (:func:`finished_forecasts`; per method ``value``, ``error`` and
-        ``abs_error_pts``), else ``None``.
+        baselines (:func:`~cod_monitor.demo.live_summary.finished_forecasts`; per
+        method ``value``, ``error`` and ``abs_error_pts``), else ``None``.
 
     Raises
     ------
     ImportError
-        A missing extra (see :func:`check_requirements`).
+        A missing extra (see :func:`~cod_monitor.demo.live_config.check_requirements`).
     FileExistsError
         ``out_dir`` already holds files.
     """
@@ -533,7 +189,7 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
     cfg = config if config is not None else LiveDemoConfig()
     if settings:
         cfg = LiveDemoConfig(**{**cfg.__dict__, **settings})
-    _validate(cfg)
+    validate_config(cfg)
     check_requirements(wandb=cfg.wandb)
 
     from cod_monitor.demo import SHIPPED_LADDER
@@ -562,11 +218,11 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
         build = json.loads((ladder_dir / "build.json").read_text())
     evaluator = dict(build.get("evaluator") or _BUILD_EVALUATOR)
 
-    _print(f"ladder {ladder_dir}: {len(ladder.models_with_role('ladder'))} ladder checkpoints, "
-           f"benchmarks {', '.join(benchmarks)}")
-    _print(f"training {spec.name} from scratch: {spec.params:,} params, {spec.tokens:,} tokens, "
-           f"{spec.steps} steps, lr {spec.learning_rate:.3g}, {len(spec.checkpoint_steps)} "
-           f"checkpoints evaluated in a CPU worker (HFEvaluator, exact); writing to {out}")
+    echo(f"ladder {ladder_dir}: {len(ladder.models_with_role('ladder'))} ladder checkpoints, "
+         f"benchmarks {', '.join(benchmarks)}")
+    echo(f"training {spec.name} from scratch: {spec.params:,} params, {spec.tokens:,} tokens, "
+         f"{spec.steps} steps, lr {spec.learning_rate:.3g}, {len(spec.checkpoint_steps)} "
+         f"checkpoints evaluated in a CPU worker (HFEvaluator, exact); writing to {out}")
 
     saved_env = {k: os.environ.get(k) for k in _WANDB_ENV}
     if cfg.wandb:
@@ -609,15 +265,15 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
             # a run of the recipe's length is the finished model they forecast
             finished = (finished_forecasts(ladder, main, spec) if cfg.tokens is None
                         else None)
-            _print(f"forecasts of {len(benchmarks)} benchmark(s) fitted in "
-                   f"{time.perf_counter() - t_fit:.0f} s; training starts")
+            echo(f"forecasts of {len(benchmarks)} benchmark(s) fitted in "
+                 f"{time.perf_counter() - t_fit:.0f} s; training starts")
             callbacks = [CODCallback(monitor), *cfg.extra_callbacks]
             if cfg.sabotage:
                 at = max(1, int(round(cfg.sabotage_at * spec.steps)))
-                callbacks.append(_lr_spike_callback(at, float(cfg.sabotage_factor), _print))
+                callbacks.append(_lr_spike_callback(at, float(cfg.sabotage_factor), echo))
                 sabotage = {"kind": "lr_spike", "factor": float(cfg.sabotage_factor), "step": at}
-                _print(f"sabotage armed: learning rate x{cfg.sabotage_factor:g} from step {at} "
-                       f"({cfg.sabotage_at:.0%} of the run)")
+                echo(f"sabotage armed: learning rate x{cfg.sabotage_factor:g} from step {at} "
+                     f"({cfg.sabotage_at:.0%} of the run)")
             t_train = time.perf_counter()
             _train(train_target, out, spec, generator, callbacks, cfg, run_name)
         finally:
@@ -633,7 +289,7 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
                 else:
                     os.environ[k] = v
 
-    summary = _summarize(monitor, benchmarks, main, spec, console.alerts, ladder)
+    summary = summarize(monitor, benchmarks, main, spec, console.alerts, ladder)
     if finished is not None:
         obs = summary["observed_final"]
         for f in finished.values():
@@ -650,7 +306,7 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
     )
     summary["wall_s"] = time.perf_counter() - t_start
     atomic_write(out / "summary.json", json.dumps(summary, indent=2, default=json_default))
-    _print_final(summary)
+    print_summary(summary)
     return summary
 
 
@@ -725,88 +381,3 @@ def _finish_wandb(out: Path) -> str | None:
         found = sorted((out / "wandb").glob("offline-run-*"))
         run_dir = str(found[-1]) if found else None
     return run_dir
-
-
-def _summarize(monitor, benchmarks, main, spec, alerts, ladder) -> dict:
-    """Forecast against observation per benchmark, from the closed monitor."""
-    final_step = int(spec.steps)
-    per = {}
-    for b in benchmarks:
-        rows = []
-        for o in sorted((o for o in monitor.observations if o.benchmark == b), key=lambda o: o.step):
-            fp = monitor.forecast_point(b, o.step, tokens=o.tokens)
-            rows.append({"step": int(o.step), "observed": float(o.accuracy),
-                         "forecast": None if fp is None else fp.value,
-                         "lower": None if fp is None else fp.lower,
-                         "upper": None if fp is None else fp.upper})
-        final = monitor.forecast_point(b, final_step, tokens=float(final_step * spec.tokens_per_step))
-        last = next((r for r in rows if r["step"] == final_step), None)
-        errs = [abs(r["observed"] - r["forecast"]) for r in rows if r["forecast"] is not None]
-        fc = None if final is None else float(final.value)
-        obs = None if last is None else last["observed"]
-        per[b] = {
-            "forecast_final": fc,
-            "forecast_interval": None if final is None else [float(final.lower), float(final.upper)],
-            "observed_final": obs,
-            "abs_error_pts": None if fc is None or obs is None else 100 * abs(fc - obs),
-            "trajectory_mae_pts": 100 * sum(errs) / len(errs) if errs else None,
-            "n_checkpoints": len(rows),
-            "checkpoints": rows,
-        }
-    m = per[main]
-    reference = _reference_accuracy(ladder, main, spec).get(final_step)
-    return {
-        "benchmark": main,
-        "forecast_final": m["forecast_final"],
-        "forecast_interval": m["forecast_interval"],
-        "observed_final": m["observed_final"],
-        "abs_error_pts": m["abs_error_pts"],
-        "trajectory_mae_pts": m["trajectory_mae_pts"],
-        "alerts": list(alerts),
-        "final_step": final_step,
-        "reference_observed_final": reference,
-        "checkpoints": m["checkpoints"],
-        "per_benchmark": {b: {k: v for k, v in d.items() if k != "checkpoints"}
-                          for b, d in per.items()},
-    }
-
-
-def _fmt(x, spec=".3f") -> str:
-    return "n/a" if x is None else format(x, spec)
-
-
-def _print_final(s: dict) -> None:
-    b = s["benchmark"]
-    lo, hi = s["forecast_interval"] or (None, None)
-    lines = [
-        "",
-        f"{b!r} at the final checkpoint (step {s['final_step']}): forecast {_fmt(s['forecast_final'])} "
-        f"[{_fmt(lo)}, {_fmt(hi)}] vs measured {_fmt(s['observed_final'])}: error "
-        f"{_fmt(s['abs_error_pts'], '.1f')} points; trajectory error (mean over "
-        f"{len(s['checkpoints'])} checkpoints) {_fmt(s['trajectory_mae_pts'], '.1f')} points.",
-    ]
-    if s.get("reference_observed_final") is not None:
-        lines.append(f"(the ladder build measured {s['reference_observed_final']:.3f} for the same "
-                     "run; small differences come from thread counts)")
-    lines.append(f"{'benchmark':10s} {'forecast':>9s} {'measured':>9s} {'error':>7s} {'traj MAE':>9s}")
-    for name, d in s["per_benchmark"].items():
-        lines.append(f"{name:10s} {_fmt(d['forecast_final']):>9s} {_fmt(d['observed_final']):>9s} "
-                     f"{_fmt(d['abs_error_pts'], '.1f'):>7s} {_fmt(d['trajectory_mae_pts'], '.1f'):>9s}")
-    if s.get("finished_forecasts"):
-        parts = [f"{name} {_fmt(f['value'])} ({_fmt(f['abs_error_pts'], '.1f')})"
-                 for name, f in s["finished_forecasts"].items()]
-        lines.append(f"{b!r} final checkpoint forecast as a finished recipe model from the same "
-                     f"ladder (error in points): " + ", ".join(parts))
-    alerts = s["alerts"]
-    drift = [a for a in alerts if a["reason"] == "below_band"]
-    lines.append(f"alerts: {len(alerts)} ({len(drift)} below-band drift)" if alerts else "alerts: none")
-    for a in alerts:
-        lines.append(f"  step {a['step']} [{a['reason']}] {a['message']}")
-    lines.append(f"report: {s['report_html']}")
-    if s.get("wandb_run_dir"):
-        lines.append(f"W&B offline run: {s['wandb_run_dir']} (upload: wandb sync {s['wandb_run_dir']}; "
-                     f"inspect: wandb leet inspect --summary {s['wandb_run_dir']})")
-    lines.append(f"summary: {Path(s['out_dir']) / 'summary.json'}   wall time {s['wall_s']:.0f} s "
-                 f"(training {s['train_s']:.0f} s)")
-    _print("\n".join(lines))
-

@@ -3,7 +3,9 @@
 One file, no network: charts are inline SVG drawn here, styles are inline, and no
 script runs (the data behind the page is embedded as an inert
 ``<script type="application/json" id="cod-report-data">`` block so tools can read the
-numbers back). Needs only numpy and the standard library.
+numbers back). Needs only numpy and the standard library. The markup's building blocks
+(escaping, number formats, the SVG chart frame, tables, the stylesheet) are in
+:mod:`cod_monitor.trackers._html_markup`; this module decides what the report shows.
 
 The input is plain Python (dicts, lists, numbers, strings), the shape that
 :class:`~cod_monitor.trackers.local.LocalTracker` keeps in memory:
@@ -23,7 +25,6 @@ The input is plain Python (dicts, lists, numbers, strings), the shape that
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import os
@@ -33,6 +34,23 @@ import numpy as np
 
 from cod_monitor._io import atomic_write, json_default, to_jsonable
 from cod_monitor.cod.laws import expected_accuracy
+from cod_monitor.trackers._html_markup import (
+    HEIGHT,
+    MARGIN_BOTTOM,
+    STYLESHEET,
+    Axes,
+    card,
+    chart_legend,
+    esc,
+    fmt_acc,
+    fmt_num,
+    html_table,
+    is_finite,
+    kv_table,
+    svg_chart,
+    svg_frame,
+    svg_polyline,
+)
 
 __all__ = ["cluster_curves", "render_report", "write_report"]
 
@@ -47,150 +65,16 @@ _IN_BAND = "#1a9850"
 _BELOW = "#d73027"
 _ABOVE = "#4575b4"
 
-_W, _H = 560, 300
-_ML, _MR, _MT, _MB = 60, 18, 14, 44
-
-
-# --------------------------------------------------------------------------- helpers
-def _esc(x) -> str:
-    return html.escape(str(x), quote=True)
-
-
-def _finite(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _fmt_acc(x) -> str:
-    return f"{x:.3f}" if _finite(x) else "–"
-
-
-def _fmt_num(x) -> str:
-    if isinstance(x, bool) or x is None:
-        return _esc(x)
-    if isinstance(x, int):
-        return f"{x:,}" if abs(x) < 1e7 else f"{x:.3g}"
-    if isinstance(x, float):
-        if not math.isfinite(x):
-            return "–"
-        if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
-            return f"{x:.3g}"
-        return f"{x:.4g}"
-    return _esc(x)
-
 
 def _status(observed, lower, upper) -> str:
     """``'in band'``, ``'below'``, ``'above'`` or ``''`` when there is no band."""
-    if not (_finite(observed) and _finite(lower) and _finite(upper)):
+    if not (is_finite(observed) and is_finite(lower) and is_finite(upper)):
         return ""
     if observed < lower:
         return "below"
     if observed > upper:
         return "above"
     return "in band"
-
-
-def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        return [lo]
-    raw = (hi - lo) / max(n, 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=10 * mag)
-    start = math.ceil(lo / step - 1e-9) * step
-    ticks = []
-    t = start
-    while t <= hi + 1e-9 * step:
-        ticks.append(round(t, 12))
-        t += step
-    return ticks
-
-
-class _Axes:
-    """Maps data to SVG pixels for one chart."""
-
-    def __init__(self, xlo, xhi, ylo, yhi, *, logx=False):
-        self.logx = logx
-        self.xlo, self.xhi = self._tx(xlo), self._tx(xhi)
-        if self.xhi <= self.xlo:
-            self.xlo, self.xhi = self.xlo - 0.5, self.xhi + 0.5
-        self.ylo, self.yhi = ylo, (yhi if yhi > ylo else ylo + 1.0)
-
-    def _tx(self, x):
-        return math.log10(x) if self.logx else x
-
-    def x(self, v) -> float:
-        t = (self._tx(v) - self.xlo) / (self.xhi - self.xlo)
-        return _ML + t * (_W - _ML - _MR)
-
-    def y(self, v) -> float:
-        t = (v - self.ylo) / (self.yhi - self.ylo)
-        return _H - _MB - t * (_H - _MT - _MB)
-
-
-def _frame(ax: _Axes, xlabel: str, ylabel: str) -> list[str]:
-    out = [
-        (f'<rect x="{_ML}" y="{_MT}" width="{_W - _ML - _MR}" height="{_H - _MT - _MB}" '
-         'fill="#fff" stroke="#bbb"/>')
-    ]
-    for t in _nice_ticks(ax.ylo, ax.yhi, 5):
-        y = ax.y(t)
-        out.append(f'<line x1="{_ML}" x2="{_W - _MR}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>')
-        out.append(
-            f'<text x="{_ML - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{t:.2f}</text>'
-        )
-    if ax.logx:
-        xt = [10.0**k for k in range(math.ceil(ax.xlo), math.floor(ax.xhi) + 1)]
-        labels = [f"1e{round(math.log10(t))}" for t in xt]
-    else:
-        xt = _nice_ticks(ax.xlo, ax.xhi, 6)
-        labels = [_fmt_num(int(t)) if float(t).is_integer() else f"{t:g}" for t in xt]
-    for t, lab in zip(xt, labels):
-        x = ax.x(t)
-        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{_MT}" y2="{_H - _MB}" stroke="#f3f3f3"/>')
-        out.append(
-            f'<text x="{x:.1f}" y="{_H - _MB + 16}" text-anchor="middle" class="tick">{_esc(lab)}</text>'
-        )
-    out.append(
-        f'<text x="{(_ML + _W - _MR) / 2:.0f}" y="{_H - 8}" text-anchor="middle" class="axis">'
-        f"{_esc(xlabel)}</text>"
-    )
-    out.append(
-        f'<text transform="translate(14,{(_MT + _H - _MB) / 2:.0f}) rotate(-90)" '
-        f'text-anchor="middle" class="axis">{_esc(ylabel)}</text>'
-    )
-    return out
-
-
-def _polyline(points, color, *, width=2.0, dash=None, opacity=1.0, cls="") -> str:
-    pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-    d = f' stroke-dasharray="{dash}"' if dash else ""
-    c = f' class="{cls}"' if cls else ""
-    return (
-        f'<polyline{c} points="{pts}" fill="none" stroke="{color}" stroke-width="{width}"'
-        f' stroke-opacity="{opacity}"{d}/>'
-    )
-
-
-def _legend(items) -> str:
-    """items: (color, label, kind) with kind in line|dash|dot|band."""
-    parts = []
-    for color, label, kind in items:
-        if kind == "band":
-            sw = f'<span class="sw" style="background:{color};opacity:.6"></span>'
-        elif kind == "dot":
-            sw = f'<span class="sw dot" style="background:{color}"></span>'
-        elif kind == "dash":
-            sw = f'<span class="sw" style="border-top:2px dashed {color};height:0;margin-top:6px"></span>'
-        else:
-            sw = f'<span class="sw" style="border-top:2px solid {color};height:0;margin-top:6px"></span>'
-        parts.append(f"<span class=\"li\">{sw}{_esc(label)}</span>")
-    return f'<div class="legend">{"".join(parts)}</div>'
-
-
-def _svg(body: list[str], label: str) -> str:
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" width="{_W}" '
-        f'height="{_H}" role="img" aria-label="{_esc(label)}">' + "".join(body) + "</svg>"
-    )
 
 
 # --------------------------------------------------------------------------- numerics
@@ -215,7 +99,7 @@ def cluster_curves(report: dict, compute) -> dict:
     for cl in report.get("clusters", []):
         law = cl.get("law") or {}
         params = [law.get(k) for k in ("a", "b", "c", "g")]
-        if not all(_finite(p) for p in params):
+        if not all(is_finite(p) for p in params):
             continue
         a, b, cc, g = params
         out[int(cl["cluster"])] = np.clip(expected_accuracy(c, a, b, cc, g), 0.0, 1.0)
@@ -223,9 +107,9 @@ def cluster_curves(report: dict, compute) -> dict:
 
 
 def _compute_range(report, curve, observations):
-    vals = [m["compute"] for m in (report or {}).get("models", []) if _finite(m.get("compute"))]
-    vals += [p["compute"] for p in curve if _finite(p.get("compute")) and p["compute"] > 0]
-    vals += [o["compute"] for o in observations if _finite(o.get("compute")) and o["compute"] > 0]
+    vals = [m["compute"] for m in (report or {}).get("models", []) if is_finite(m.get("compute"))]
+    vals += [p["compute"] for p in curve if is_finite(p.get("compute")) and p["compute"] > 0]
+    vals += [o["compute"] for o in observations if is_finite(o.get("compute")) and o["compute"] > 0]
     vals = [v for v in vals if v > 0]
     if not vals:
         return None
@@ -238,11 +122,11 @@ def _merge_curve(curve, observations) -> list[dict]:
     A monitor that does not know the run's length sends a curve that ends at the last
     evaluated checkpoint; the forecasts of later observations extend it.
     """
-    pts = {p["step"]: p for p in curve if _finite(p.get("step"))}
+    pts = {p["step"]: p for p in curve if is_finite(p.get("step"))}
     version = max((p.get("version", 0) for p in curve), default=None)
     for o in observations:
-        if (o.get("step") not in pts and _finite(o.get("forecast")) and _finite(o.get("lower"))
-                and _finite(o.get("upper")) and (version is None or o.get("version") == version)):
+        if (o.get("step") not in pts and is_finite(o.get("forecast")) and is_finite(o.get("lower"))
+                and is_finite(o.get("upper")) and (version is None or o.get("version") == version)):
             pts[o["step"]] = {"step": o["step"], "compute": o.get("compute"),
                               "value": o["forecast"], "lower": o["lower"], "upper": o["upper"]}
     return [pts[s] for s in sorted(pts)]
@@ -258,17 +142,17 @@ def forecast_chart(curve: list, observations: list, alerts: list = ()) -> str:
         An inline ``<svg>`` element (empty string when there is nothing to draw).
     """
     pts = _merge_curve(curve, observations)
-    obs = sorted((o for o in observations if _finite(o.get("accuracy"))), key=lambda o: o["step"])
+    obs = sorted((o for o in observations if is_finite(o.get("accuracy"))), key=lambda o: o["step"])
     if not pts and not obs:
         return ""
     xs = [p["step"] for p in pts] + [o["step"] for o in obs]
-    ys = [v for p in pts for v in (p["lower"], p["upper"], p["value"]) if _finite(v)]
+    ys = [v for p in pts for v in (p["lower"], p["upper"], p["value"]) if is_finite(v)]
     ys += [o["accuracy"] for o in obs]
     ylo, yhi = min(ys), max(ys)
     pad = max(0.02, 0.08 * (yhi - ylo))
-    ax = _Axes(min(0, min(xs)), max(xs), max(0.0, ylo - pad), min(1.0, yhi + pad))
-    body = _frame(ax, "training step", "accuracy")
-    band = [p for p in pts if _finite(p["lower"]) and _finite(p["upper"])]
+    ax = Axes(min(0, min(xs)), max(xs), max(0.0, ylo - pad), min(1.0, yhi + pad))
+    body = svg_frame(ax, "training step", "accuracy")
+    band = [p for p in pts if is_finite(p["lower"]) and is_finite(p["upper"])]
     if band:
         poly = [(ax.x(p["step"]), ax.y(p["upper"])) for p in band]
         poly += [(ax.x(p["step"]), ax.y(p["lower"])) for p in reversed(band)]
@@ -279,31 +163,33 @@ def forecast_chart(curve: list, observations: list, alerts: list = ()) -> str:
         )
     if pts:
         body.append(
-            _polyline([(ax.x(p["step"]), ax.y(p["value"])) for p in pts], _FORECAST,
-                      cls="forecast")
+            svg_polyline([(ax.x(p["step"]), ax.y(p["value"])) for p in pts], _FORECAST,
+                         cls="forecast")
         )
     for a in alerts:
-        if a.get("reason") == "below_band" and _finite(a.get("step")):
+        if a.get("reason") == "below_band" and is_finite(a.get("step")):
             x = ax.x(a["step"])
             body.append(
-                f'<path class="alert-mark" d="M{x:.1f},{_H - _MB - 1} l-5,-9 h10 z" fill="{_BELOW}">'
-                f"<title>{_esc(a.get('message', ''))}</title></path>"
+                f'<path class="alert-mark" d="M{x:.1f},{HEIGHT - MARGIN_BOTTOM - 1} l-5,-9 h10 z" '
+                f'fill="{_BELOW}">'
+                f"<title>{esc(a.get('message', ''))}</title></path>"
             )
     for o in obs:
         st = _status(o["accuracy"], o.get("lower"), o.get("upper"))
         color = {"below": _BELOW, "above": _ABOVE}.get(st, _IN_BAND if st else "#333")
         tip = f"step {o['step']}: observed {o['accuracy']:.3f}"
-        if _finite(o.get("forecast")):
-            tip += f", forecast {o['forecast']:.3f} [{_fmt_acc(o.get('lower'))}, {_fmt_acc(o.get('upper'))}]"
+        if is_finite(o.get("forecast")):
+            tip += (f", forecast {o['forecast']:.3f} "
+                    f"[{fmt_acc(o.get('lower'))}, {fmt_acc(o.get('upper'))}]")
         body.append(
             f'<circle class="obs" cx="{ax.x(o["step"]):.1f}" cy="{ax.y(o["accuracy"]):.1f}" r="4" '
             f'fill="{color}" stroke="#fff" stroke-width="1" data-step="{o["step"]}" '
-            f'data-accuracy="{o["accuracy"]:.6f}"><title>{_esc(tip)}</title></circle>'
+            f'data-accuracy="{o["accuracy"]:.6f}"><title>{esc(tip)}</title></circle>'
         )
     legend = [(_BAND, "forecast interval", "band"), (_FORECAST, "forecast", "line"),
               (_IN_BAND, "observed (in band)", "dot"), (_BELOW, "observed (below)", "dot"),
               (_ABOVE, "observed (above)", "dot")]
-    return _svg(body, "forecast versus observed accuracy") + _legend(legend)
+    return svg_chart(body, "forecast versus observed accuracy") + chart_legend(legend)
 
 
 def cluster_chart(report: dict, curve: list = (), observations: list = ()) -> str:
@@ -320,9 +206,9 @@ def cluster_chart(report: dict, curve: list = (), observations: list = ()) -> st
         return ""
     grid = np.logspace(math.log10(rng[0]), math.log10(rng[1]), 80)
     curves = cluster_curves(report, grid)
-    models = [m for m in report.get("models", []) if _finite(m.get("compute")) and m["compute"] > 0]
-    ax = _Axes(rng[0], rng[1], 0.0, 1.0, logx=True)
-    body = _frame(ax, "training compute (FLOPs)", "accuracy")
+    models = [m for m in report.get("models", []) if is_finite(m.get("compute")) and m["compute"] > 0]
+    ax = Axes(rng[0], rng[1], 0.0, 1.0, logx=True)
+    body = svg_frame(ax, "training compute (FLOPs)", "accuracy")
     legend = []
     for cl in report["clusters"]:
         k = int(cl["cluster"])
@@ -330,12 +216,12 @@ def cluster_chart(report: dict, curve: list = (), observations: list = ()) -> st
         kept = cl.get("verdict") == "kept"
         if k in curves:
             body.append(
-                _polyline([(ax.x(c), ax.y(v)) for c, v in zip(grid, curves[k])], color,
-                          width=1.8 if kept else 1.4, dash=None if kept else "5,4",
-                          opacity=1.0 if kept else 0.6, cls=f"cluster-curve c{k}")
+                svg_polyline([(ax.x(c), ax.y(v)) for c, v in zip(grid, curves[k])], color,
+                             width=1.8 if kept else 1.4, dash=None if kept else "5,4",
+                             opacity=1.0 if kept else 0.6, cls=f"cluster-curve c{k}")
             )
         for m, acc in zip(models, cl.get("accuracy", [])):
-            if _finite(acc):
+            if is_finite(acc):
                 body.append(
                     f'<circle cx="{ax.x(m["compute"]):.1f}" cy="{ax.y(acc):.1f}" r="2.6" '
                     f'fill="{color}" fill-opacity="{1.0 if kept else 0.5}"/>'
@@ -343,57 +229,50 @@ def cluster_chart(report: dict, curve: list = (), observations: list = ()) -> st
         legend.append((color, f"C{k} (n={cl.get('size')}, {cl.get('verdict')})",
                        "line" if kept else "dash"))
     for m in models:
-        if _finite(m.get("full_accuracy")):
+        if is_finite(m.get("full_accuracy")):
             x, y = ax.x(m["compute"]), ax.y(m["full_accuracy"])
             body.append(
                 f'<rect class="ladder" x="{x - 3.5:.1f}" y="{y - 3.5:.1f}" width="7" height="7" '
-                f'fill="#222"><title>{_esc(m.get("name", ""))}: {m["full_accuracy"]:.3f}</title></rect>'
+                f'fill="#222"><title>{esc(m.get("name", ""))}: {m["full_accuracy"]:.3f}</title></rect>'
             )
-    pts = sorted((p for p in curve if _finite(p.get("compute")) and p["compute"] > 0),
+    pts = sorted((p for p in curve if is_finite(p.get("compute")) and p["compute"] > 0),
                  key=lambda p: p["compute"])
     if pts:
-        body.append(_polyline([(ax.x(p["compute"]), ax.y(p["value"])) for p in pts], "#222",
-                              width=2.2, cls="run-forecast"))
+        body.append(svg_polyline([(ax.x(p["compute"]), ax.y(p["value"])) for p in pts], "#222",
+                                 width=2.2, cls="run-forecast"))
     for o in observations:
-        if _finite(o.get("compute")) and o["compute"] > 0 and _finite(o.get("accuracy")):
+        if is_finite(o.get("compute")) and o["compute"] > 0 and is_finite(o.get("accuracy")):
             body.append(
                 f'<circle cx="{ax.x(o["compute"]):.1f}" cy="{ax.y(o["accuracy"]):.1f}" r="3" '
                 f'fill="#fff" stroke="#222" stroke-width="1.2"/>'
             )
     legend += [("#222", "ladder (full set)", "dot"), ("#222", "run forecast", "line")]
-    return _svg(body, "per-cluster scaling laws") + _legend(legend)
+    return svg_chart(body, "per-cluster scaling laws") + chart_legend(legend)
 
 
 # --------------------------------------------------------------------------- tables
-def _table(headers, rows, cls="") -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    c = f' class="{cls}"' if cls else ""
-    return f"<table{c}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _cluster_table(report: dict, final_compute) -> str:
     at = {}
-    if _finite(final_compute):
+    if is_finite(final_compute):
         at = {k: float(v[0]) for k, v in cluster_curves(report, [final_compute]).items()}
     rows = []
     for cl in report.get("clusters", []):
         k = int(cl["cluster"])
         law = cl.get("law") or {}
         g, c = law.get("g"), law.get("c")
-        ceiling = g + (1 - g) * math.exp(-c) if _finite(g) and _finite(c) else None
+        ceiling = g + (1 - g) * math.exp(-c) if is_finite(g) and is_finite(c) else None
         verdict = cl.get("verdict", "")
         rows.append([
             f'<span class="sw dot" style="background:{PALETTE[k % len(PALETTE)]}"></span>C{k}',
-            _fmt_num(cl.get("size")),
-            f'<span class="verdict {"kept" if verdict == "kept" else "dropped"}">{_esc(verdict)}</span>',
-            *(_fmt_num(law.get(p)) for p in ("a", "b", "c", "g")),
-            _fmt_num(law.get("rmse")),
-            _fmt_acc(ceiling),
-            _fmt_acc(at.get(k)),
-            _esc(cl.get("detail", "")),
+            fmt_num(cl.get("size")),
+            f'<span class="verdict {"kept" if verdict == "kept" else "dropped"}">{esc(verdict)}</span>',
+            *(fmt_num(law.get(p)) for p in ("a", "b", "c", "g")),
+            fmt_num(law.get("rmse")),
+            fmt_acc(ceiling),
+            fmt_acc(at.get(k)),
+            esc(cl.get("detail", "")),
         ])
-    return _table(
+    return html_table(
         ["cluster", "size", "verdict", "a", "b", "c", "g", "rmse", "ceiling",
          "at final compute", "detail"],
         rows, "clusters",
@@ -404,74 +283,19 @@ def _observation_table(observations, limit: int = 200) -> str:
     rows = []
     for o in sorted(observations, key=lambda o: o["step"], reverse=True)[:limit]:
         st = _status(o.get("accuracy"), o.get("lower"), o.get("upper"))
-        resid = (o["accuracy"] - o["forecast"]) if _finite(o.get("forecast")) else None
+        resid = (o["accuracy"] - o["forecast"]) if is_finite(o.get("forecast")) else None
         rows.append([
-            _fmt_num(o["step"]), _fmt_num(o.get("compute")), _fmt_acc(o.get("accuracy")),
-            _fmt_acc(o.get("forecast")),
-            f"[{_fmt_acc(o.get('lower'))}, {_fmt_acc(o.get('upper'))}]" if _finite(o.get("lower")) else "–",
+            fmt_num(o["step"]), fmt_num(o.get("compute")), fmt_acc(o.get("accuracy")),
+            fmt_acc(o.get("forecast")),
+            f"[{fmt_acc(o.get('lower'))}, {fmt_acc(o.get('upper'))}]" if is_finite(o.get("lower")) else "–",
             f"{resid:+.3f}" if resid is not None else "–",
-            f'<span class="st {st.replace(" ", "-")}">{_esc(st or "–")}</span>',
+            f'<span class="st {st.replace(" ", "-")}">{esc(st or "–")}</span>',
         ])
-    return _table(["step", "compute", "observed", "forecast", "interval", "residual", "status"],
-                  rows, "observations")
-
-
-def _flatten(d, prefix=""):
-    for k, v in (d or {}).items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            yield from _flatten(v, key + ".")
-        else:
-            yield key, v
-
-
-def _kv_table(d) -> str:
-    rows = []
-    for k, v in _flatten(d):
-        if isinstance(v, (list, tuple)):
-            v = ", ".join(_fmt_num(x) if isinstance(x, (int, float)) else _esc(x) for x in v[:20])
-        elif isinstance(v, (int, float)):
-            v = _fmt_num(v)
-        else:
-            v = _esc(v)
-        rows.append([_esc(k), v])
-    return _table(["key", "value"], rows, "kv")
+    return html_table(["step", "compute", "observed", "forecast", "interval", "residual", "status"],
+                      rows, "observations")
 
 
 # --------------------------------------------------------------------------- page
-_CSS = """
-body{font:14px/1.45 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#222;
-margin:0;background:#f6f7f9}
-header{background:#12263a;color:#fff;padding:14px 24px}
-header h1{margin:0;font-size:20px} header .meta{opacity:.8;font-size:12.5px}
-main{padding:12px 24px;max-width:1240px}
-section{background:#fff;border:1px solid #e1e4e8;border-radius:6px;margin:14px 0;padding:12px 16px}
-h2{font-size:17px;margin:4px 0 10px} h3{font-size:14.5px;margin:14px 0 6px;color:#444}
-.cards{display:flex;flex-wrap:wrap;gap:10px}
-.card{border:1px solid #e1e4e8;border-radius:5px;padding:8px 12px;min-width:120px}
-.card .v{font-size:19px;font-weight:600} .card .l{font-size:11.5px;color:#666}
-.charts{display:flex;flex-wrap:wrap;gap:18px}
-.tick{font-size:10.5px;fill:#555} .axis{font-size:11.5px;fill:#333}
-.legend{font-size:11.5px;color:#333;margin:2px 0 0 56px;max-width:500px}
-.li{display:inline-block;margin-right:12px}
-.sw{display:inline-block;width:16px;height:11px;margin-right:4px;vertical-align:top}
-.sw.dot{width:9px;height:9px;border-radius:50%;margin-top:2px}
-table{border-collapse:collapse;font-size:12.5px;margin:4px 0}
-th,td{border-bottom:1px solid #eee;padding:3px 8px;text-align:right;white-space:nowrap}
-th{background:#fafbfc;color:#444} td:last-child,th:last-child{text-align:left;white-space:normal}
-table.kv td,table.kv th{text-align:left}
-.verdict.kept{color:#1a7f37;font-weight:600} .verdict.dropped{color:#8a8a8a}
-.st.below{color:#d73027;font-weight:600} .st.above{color:#4575b4} .st.in-band{color:#1a9850}
-.alerts li{margin:4px 0} .alerts .below_band,.alerts .evaluation_failing{color:#b31d15}
-.alerts .recovered{color:#1a7f37} .muted{color:#888}
-details summary{cursor:pointer;color:#0366d6}
-"""
-
-
-def _card(value, label) -> str:
-    return f'<div class="card"><div class="v">{value}</div><div class="l">{_esc(label)}</div></div>'
-
-
 def _benchmark_section(name: str, b: dict, alerts: list) -> str:
     curve = list(b.get("curve") or [])
     obs = list(b.get("observations") or [])
@@ -481,27 +305,27 @@ def _benchmark_section(name: str, b: dict, alerts: list) -> str:
     final = max(curve, key=lambda p: p["step"]) if curve else None
     cards = []
     if last is not None:
-        cards.append(_card(_fmt_acc(last["accuracy"]), f"observed @ step {_fmt_num(last['step'])}"))
-        if _finite(last.get("forecast")):
-            cards.append(_card(
-                f"{_fmt_acc(last['forecast'])} <small>[{_fmt_acc(last.get('lower'))}, "
-                f"{_fmt_acc(last.get('upper'))}]</small>", "forecast there"))
+        cards.append(card(fmt_acc(last["accuracy"]), f"observed @ step {fmt_num(last['step'])}"))
+        if is_finite(last.get("forecast")):
+            cards.append(card(
+                f"{fmt_acc(last['forecast'])} <small>[{fmt_acc(last.get('lower'))}, "
+                f"{fmt_acc(last.get('upper'))}]</small>", "forecast there"))
             st = _status(last["accuracy"], last.get("lower"), last.get("upper"))
-            cards.append(_card(f'<span class="st {st.replace(" ", "-")}">{_esc(st)}</span>', "status"))
+            cards.append(card(f'<span class="st {st.replace(" ", "-")}">{esc(st)}</span>', "status"))
     if final is not None:
-        cards.append(_card(
-            f"{_fmt_acc(final['value'])} <small>[{_fmt_acc(final['lower'])}, "
-            f"{_fmt_acc(final['upper'])}]</small>", f"final forecast @ step {_fmt_num(final['step'])}"))
+        cards.append(card(
+            f"{fmt_acc(final['value'])} <small>[{fmt_acc(final['lower'])}, "
+            f"{fmt_acc(final['upper'])}]</small>", f"final forecast @ step {fmt_num(final['step'])}"))
     if b.get("version") is not None:
-        cards.append(_card(_esc(b["version"]), "forecast version"))
+        cards.append(card(esc(b["version"]), "forecast version"))
     if report:
-        cards.append(_card(f"{report.get('n_kept', '–')}/{report.get('n_clusters', '–')}",
-                           "clusters kept"))
-        if _finite(report.get("subset_share")):
-            cards.append(_card(f"{report['subset_share']:.0%}", "predictable subset"))
-    cards.append(_card(str(len(bench_alerts)), "alerts"))
+        cards.append(card(f"{report.get('n_kept', '–')}/{report.get('n_clusters', '–')}",
+                          "clusters kept"))
+        if is_finite(report.get("subset_share")):
+            cards.append(card(f"{report['subset_share']:.0%}", "predictable subset"))
+    cards.append(card(str(len(bench_alerts)), "alerts"))
 
-    parts = [f'<section class="benchmark" id="bench-{_esc(name)}"><h2>{_esc(name)}</h2>',
+    parts = [f'<section class="benchmark" id="bench-{esc(name)}"><h2>{esc(name)}</h2>',
              f'<div class="cards">{"".join(cards)}</div>', '<div class="charts">']
     fc = forecast_chart(curve, obs, bench_alerts)
     if fc:
@@ -511,22 +335,22 @@ def _benchmark_section(name: str, b: dict, alerts: list) -> str:
         parts.append(f"<div><h3>Per-cluster laws (compute view)</h3>{cc}</div>")
     parts.append("</div>")
     if report.get("clusters"):
-        parts.append(f"<h3>Clusters (forecast version {_esc(b.get('version'))})</h3>")
+        parts.append(f"<h3>Clusters (forecast version {esc(b.get('version'))})</h3>")
         parts.append(_cluster_table(report, final["compute"] if final else None))
         mp = report.get("mapping") or {}
         if mp:
             parts.append(
-                f'<p class="muted">Subset-to-full mapping: {_esc(mp.get("method"))}, '
-                f'rmse {_fmt_num(mp.get("rmse"))}; outliers {_esc(report.get("n_outliers"))} of '
-                f'{_esc(report.get("n_samples"))} samples.</p>'
+                f'<p class="muted">Subset-to-full mapping: {esc(mp.get("method"))}, '
+                f'rmse {fmt_num(mp.get("rmse"))}; outliers {esc(report.get("n_outliers"))} of '
+                f'{esc(report.get("n_samples"))} samples.</p>'
             )
     versions = b.get("versions") or []
     if len(versions) > 1:
-        rows = [[_esc(v["version"]), _esc(v.get("time", "")), _fmt_acc(v.get("final_value")),
-                 f"[{_fmt_acc(v.get('final_lower'))}, {_fmt_acc(v.get('final_upper'))}]"]
+        rows = [[esc(v["version"]), esc(v.get("time", "")), fmt_acc(v.get("final_value")),
+                 f"[{fmt_acc(v.get('final_lower'))}, {fmt_acc(v.get('final_upper'))}]"]
                 for v in versions]
         parts.append("<h3>Forecast versions</h3>")
-        parts.append(_table(["version", "time", "final forecast", "interval"], rows, "versions"))
+        parts.append(html_table(["version", "time", "final forecast", "interval"], rows, "versions"))
     if obs:
         shown = f"latest 200 of {len(obs)}" if len(obs) > 200 else str(len(obs))
         parts.append(f"<details open><summary>Observations ({shown})</summary>")
@@ -572,16 +396,16 @@ def render_report(
     run_info, benchmarks, alerts = run_info or {}, benchmarks or {}, alerts or []
     generated_at = generated_at or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     status = "finished" if finished else "running"
-    meta = [f"status: <b>{status}</b>", f"generated {_esc(generated_at)}"]
+    meta = [f"status: <b>{status}</b>", f"generated {esc(generated_at)}"]
     for key in ("run_name", "out_dir"):
         if run_info.get(key):
-            meta.append(f"{key.replace('_', ' ')}: {_esc(run_info[key])}")
+            meta.append(f"{key.replace('_', ' ')}: {esc(run_info[key])}")
     parts = [
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-        f"<title>{_esc(title)}</title>",
+        f"<title>{esc(title)}</title>",
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<style>{_CSS}</style></head><body>",
-        f'<header><h1>{_esc(title)}</h1><div class="meta">{" · ".join(meta)}</div></header><main>',
+        f"<style>{STYLESHEET}</style></head><body>",
+        f'<header><h1>{esc(title)}</h1><div class="meta">{" · ".join(meta)}</div></header><main>',
     ]
     if not benchmarks:
         parts.append('<section><p class="muted">No forecast or observation yet.</p></section>')
@@ -596,9 +420,9 @@ def render_report(
         for a in reversed(alerts):
             sup = ' <span class="muted">(suppressed by cooldown)</span>' if a.get("suppressed") else ""
             items.append(
-                f'<li class="{_esc(a.get("reason", ""))}"><b>{_esc(a.get("benchmark", ""))}</b> · '
-                f'step {_fmt_num(a.get("step"))} · {_esc(a.get("reason", ""))} · '
-                f'<span class="muted">{_esc(a.get("time", ""))}</span><br>{_esc(a.get("message", ""))}{sup}</li>'
+                f'<li class="{esc(a.get("reason", ""))}"><b>{esc(a.get("benchmark", ""))}</b> · '
+                f'step {fmt_num(a.get("step"))} · {esc(a.get("reason", ""))} · '
+                f'<span class="muted">{esc(a.get("time", ""))}</span><br>{esc(a.get("message", ""))}{sup}</li>'
             )
         parts.append(f'<ul class="alerts">{"".join(items)}</ul>')
     else:
@@ -607,10 +431,10 @@ def render_report(
 
     parts.append('<section id="summary"><h2>Run summary</h2>')
     if summary:
-        parts.append(_kv_table(summary))
+        parts.append(kv_table(summary))
     info = {k: v for k, v in run_info.items() if k not in ("run_name", "out_dir")}
     if info:
-        parts.append("<h3>Run info</h3>" + _kv_table(info))
+        parts.append("<h3>Run info</h3>" + kv_table(info))
     if not summary and not info:
         parts.append('<p class="muted">The run has not finished.</p>')
     parts.append("</section></main>")

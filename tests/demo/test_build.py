@@ -83,7 +83,7 @@ def test_micro_build_trains_every_ladder_size_once_per_seed(micro):
     ladder_runs = [r for r in s["runs"] if r["role"] == "ladder"]
     assert all(set(r["final_seed_sd"]) == {"demo", *FAMILIES} for r in ladder_runs)
     assert all(v >= 0 for r in ladder_runs for v in r["final_seed_sd"].values())
-    from cod_monitor.demo.live import run_spread
+    from cod_monitor.demo.live_config import run_spread
 
     largest = max(ladder_runs, key=lambda r: r["compute"])
     build = json.loads((micro.path.parent / "build.json").read_text())
