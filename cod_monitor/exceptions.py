@@ -12,6 +12,8 @@ __all__ = [
     "CODError",
     "ParameterError",
     "LadderValidationError",
+    "InputError",
+    "FitFailedError",
     "NoExtrapolatableClusterError",
     "MethodUnavailableError",
     "MissingExtraError",
@@ -91,6 +93,23 @@ class LadderValidationError(CODError, ValueError):
         self.where = where
         prefix = f"{where}: " if where else ""
         super().__init__(f"{prefix}invalid {field} = {value!r}. {fix}")
+
+
+class InputError(CODError, ValueError):
+    """An input cannot be used: an array of the wrong shape or values, a checkpoint without
+    the numbers a forecast needs, a ladder that cannot serve the mode asked for.
+
+    The message says what was expected and what was found (scipy's one-liners with
+    shapes), and what to do where that is not obvious.
+    """
+
+
+class FitFailedError(CODError, ValueError):
+    """A numerical fit failed on this data from every starting point.
+
+    :func:`~cod_monitor.methods.compare_methods` reports it for the method that raised
+    it and goes on with the others.
+    """
 
 
 class NoExtrapolatableClusterError(CODError):

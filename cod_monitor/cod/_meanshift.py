@@ -15,6 +15,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 from sklearn.utils import check_random_state
 
+from cod_monitor.exceptions import InputError
+
 __all__ = [
     "check_pass_rates",
     "distinct_rows",
@@ -51,19 +53,19 @@ def check_pass_rates(X):
     """Validate a difficulty matrix: 2D, non-empty, finite, within [0, 1]."""
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(
+        raise InputError(
             f"``X`` should be a non-empty 2D array of shape (n_samples, n_models); "
             f"got {X.shape = }"
         )
     finite = np.isfinite(X)
     if not finite.all():
-        raise ValueError(
+        raise InputError(
             f"``X`` should be finite; found {int(X.size - finite.sum())} NaN or inf "
             f"values in an array of {X.shape = }"
         )
     lo, hi = float(X.min()), float(X.max())
     if lo < 0.0 or hi > 1.0:
-        raise ValueError(f"``X`` should hold pass rates in [0, 1]; got {lo = } and {hi = }")
+        raise InputError(f"``X`` should hold pass rates in [0, 1]; got {lo = } and {hi = }")
     return np.ascontiguousarray(X)
 
 
@@ -145,7 +147,7 @@ def resolve_bandwidth(owner, X_used, unique, counts, params):
         _workers(params["n_jobs"]),
     )
     if not R > 0.0:
-        raise ValueError(
+        raise InputError(
             f"{owner}: estimate_bandwidth(quantile={params['quantile']}) is 0 on these "
             f"{X_used.shape[0]} samples: the int(quantile * n_samples)-th nearest neighbour "
             f"of each sample is an identical difficulty vector (or the sample itself when "

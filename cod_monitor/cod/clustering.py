@@ -42,7 +42,7 @@ from cod_monitor.cod._meanshift import (
     outside,
     resolve_bandwidth,
 )
-from cod_monitor.exceptions import FitWarning
+from cod_monitor.exceptions import FitWarning, InputError
 
 __all__ = [
     "BANDWIDTH_PARAMETERS",
@@ -216,7 +216,7 @@ class CentrePredictMixin:
         check_is_fitted(self)
         X = check_pass_rates(X)
         if X.shape[1] != self.n_features_in_:
-            raise ValueError(
+            raise InputError(
                 f"``X`` should have as many columns as the fitted data; got {X.shape = } "
                 f"and {self.n_features_in_ = }"
             )

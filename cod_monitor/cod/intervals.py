@@ -29,7 +29,7 @@ from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
 from cod_monitor._validation import check_choice, check_int, check_real
-from cod_monitor.exceptions import CODError, FitWarning
+from cod_monitor.exceptions import CODError, FitWarning, InputError
 from cod_monitor.ladder import load_ladder
 from cod_monitor.ladder.selection import final_checkpoints, select_fit_points
 
@@ -80,7 +80,7 @@ class ForecastMixin:
     def _to_units(self, compute):
         c = np.asarray(compute, dtype=float)
         if not np.all(np.isfinite(c)) or np.any(c <= 0):
-            raise ValueError(f"`compute` should be positive and finite FLOPs, got {compute!r}")
+            raise InputError(f"`compute` should be positive and finite FLOPs, got {compute!r}")
         return c / self.compute_unit_
 
     def _reset_lazy_intervals(self, ladder) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from cod_monitor._validation import check_choice, check_real
-from cod_monitor.exceptions import FitWarning
+from cod_monitor.exceptions import FitWarning, InputError
 
 __all__ = [
     "LAW_FORMS",
@@ -242,14 +242,14 @@ def fit_laws(
     x_raw = np.asarray(compute, dtype=float)
     y = np.atleast_2d(np.asarray(accuracy, dtype=float))
     if x_raw.ndim != 1 or y.shape[1] != x_raw.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"`compute` should be 1D and match the last axis of `accuracy`: "
             f"{x_raw.shape = } vs {y.shape = }"
         )
     if not np.all(np.isfinite(x_raw)) or np.any(x_raw <= 0):
-        raise ValueError(f"`compute` should be positive and finite, got {x_raw!r}")
+        raise InputError(f"`compute` should be positive and finite, got {x_raw!r}")
     if len(np.unique(x_raw)) < 2:
-        raise ValueError("`compute` needs at least two distinct values to fit a law")
+        raise InputError("`compute` needs at least two distinct values to fit a law")
     c_ref = float(np.exp(np.mean(np.log(x_raw))))
     x = x_raw / c_ref
     sw = np.ones_like(y) if sigma is None else 1.0 / np.maximum(np.asarray(sigma, float), 1e-6)
@@ -277,7 +277,7 @@ def fit_laws(
         starts = [grid[row] for row in best]
     else:
         if len(init) != len(y):
-            raise ValueError(f"`init` has {len(init)} fits for {len(y)} curves")
+            raise InputError(f"`init` has {len(init)} fits for {len(y)} curves")
         theta0 = np.array([_to_theta(f, free, c_ref) for f in init]).reshape(len(y), len(free))
         theta = _refine_warm(x, y, sw, theta0, free, lower, upper)
         return [_law_from_theta(th, x, yi, free, lower, upper, form, c_ref, True, "warm start")
@@ -523,9 +523,9 @@ def fit_local_trend(compute, accuracy, *, window: float = 0.5, min_points: int =
     c = np.asarray(compute, dtype=float)
     y = np.asarray(accuracy, dtype=float)
     if c.ndim != 1 or c.shape != y.shape:
-        raise ValueError(f"`compute` and `accuracy` should be 1D of one shape: {c.shape = } != {y.shape = }")
+        raise InputError(f"`compute` and `accuracy` should be 1D of one shape: {c.shape = } != {y.shape = }")
     if not np.all(np.isfinite(c)) or np.any(c <= 0) or not np.all(np.isfinite(y)):
-        raise ValueError("`compute` should be positive and finite and `accuracy` finite")
+        raise InputError("`compute` should be positive and finite and `accuracy` finite")
     check_real("fit_local_trend", "window", window, 0.0, 1.0, closed="right")
     order = np.argsort(c, kind="stable")
     x, y = np.log(c[order]), y[order]

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from cod_monitor._io import to_jsonable
-from cod_monitor.exceptions import FitWarning
+from cod_monitor.exceptions import FitWarning, InputError
 
 __all__ = ["TrajectoryLaw", "fit_trajectory_laws", "trajectory_accuracy"]
 
@@ -224,14 +224,14 @@ def fit_trajectory_laws(
     d = np.asarray(tokens, dtype=float)
     y = np.atleast_2d(np.asarray(accuracy, dtype=float))
     if n.ndim != 1 or n.shape != d.shape or y.shape[1] != n.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"`params` and `tokens` should be 1D and match the last axis of `accuracy`: "
             f"{n.shape = }, {d.shape = }, {y.shape = }"
         )
     if not (np.all(np.isfinite(n)) and np.all(np.isfinite(d)) and n.min() > 0 and d.min() > 0):
-        raise ValueError("`params` and `tokens` should be positive and finite")
+        raise InputError("`params` and `tokens` should be positive and finite")
     if len(np.unique(n)) < 2 or len(np.unique(d)) < 2:
-        raise ValueError("`params` and `tokens` need at least two distinct values each to fit a law")
+        raise InputError("`params` and `tokens` need at least two distinct values each to fit a law")
     n_ref, d_ref = float(np.exp(np.log(n).mean())), float(np.exp(np.log(d).mean()))
     x, z = n / n_ref, d / d_ref
     lx, lz = np.log(x), np.log(z)
@@ -243,7 +243,7 @@ def fit_trajectory_laws(
         starts = [grid[row] for row in best]
     else:
         if len(init) != len(y):
-            raise ValueError(f"`init` has {len(init)} laws for {len(y)} curves")
+            raise InputError(f"`init` has {len(init)} laws for {len(y)} curves")
         starts = [[_to_theta(law, n_ref, d_ref)] if law.success else [] for law in init]
         if any(not s for s in starts):  # a failed warm start: fall back to the grid for it
             grid = _grid()

@@ -17,7 +17,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.utils.validation import check_is_fitted
 
 from cod_monitor._validation import check_choice
-from cod_monitor.exceptions import FitWarning
+from cod_monitor.exceptions import FitWarning, InputError
 
 __all__ = ["MAPPINGS", "SubsetToFullMapping"]
 
@@ -102,9 +102,9 @@ class SubsetToFullMapping(BaseEstimator):
         x = np.asarray(subset_accuracy, dtype=float).ravel()
         y = np.asarray(full_accuracy, dtype=float).ravel()
         if x.shape != y.shape:
-            raise ValueError(f"`subset_accuracy` and `full_accuracy` differ: {x.shape = } != {y.shape = }")
+            raise InputError(f"`subset_accuracy` and `full_accuracy` differ: {x.shape = } != {y.shape = }")
         if not (np.isfinite(x).all() and np.isfinite(y).all()):
-            raise ValueError("`subset_accuracy` and `full_accuracy` should be finite")
+            raise InputError("`subset_accuracy` and `full_accuracy` should be finite")
         # x closer than 1e-6 counts as one point: near-duplicates make the spline and
         # pchip systems singular; their y values are averaged
         x, y = np.round(np.clip(x, 0, 1), 6), np.clip(y, 0, 1)

@@ -74,7 +74,7 @@ from cod_monitor.cod.configs import DEFAULT_CONFIGURATIONS
 from cod_monitor.cod.forecaster import CODForecaster, cluster_means
 from cod_monitor.cod.laws_nd import TrajectoryLaw, fit_trajectory_laws, trajectory_accuracy
 from cod_monitor.cod.transport import recipe_compute
-from cod_monitor.exceptions import FitWarning
+from cod_monitor.exceptions import FitWarning, InputError
 from cod_monitor.ladder import load_ladder
 from cod_monitor.ladder.selection import final_checkpoints
 from cod_monitor.records import ForecastPoint
@@ -263,7 +263,7 @@ class TrajectoryForecaster(BaseEstimator):
         else:
             reason = "set by the caller"
             if mode != "compute" and not enough:
-                raise ValueError(
+                raise InputError(
                     f"mode={mode!r} needs at least {self.min_runs} ladder runs with "
                     f">= {self.min_checkpoints} checkpoints (models with step and run); "
                     f"this ladder has {len(long_runs)}. Use mode='compute' or 'auto'."
@@ -329,7 +329,7 @@ class TrajectoryForecaster(BaseEstimator):
         ld = np.log([m.tokens for m in finals])
         slope = float(np.polyfit(ln, ld, 1)[0]) if np.ptp(ln) > 0 else float("nan")
         if not slope > 0:
-            raise ValueError(
+            raise InputError(
                 "mode='recipe' needs ladder runs of several sizes whose training tokens grow "
                 f"with their parameters (the recipe line); the final checkpoints give a slope of "
                 f"{slope:.3g} over {len(finals)} runs. Use mode='trajectory_e2e' or 'compute'."
@@ -381,13 +381,13 @@ class TrajectoryForecaster(BaseEstimator):
         if self.mode_ == "compute" and compute is not None:
             return None, None, compute
         if params is None or tokens is None:
-            raise ValueError(
+            raise InputError(
                 f"mode {self.mode_!r} needs the checkpoint's params and tokens"
                 + (" (or its compute)" if self.mode_ == "compute" else "")
             )
         p, t = np.asarray(params, dtype=float), np.asarray(tokens, dtype=float)
         if np.any(~np.isfinite(p)) or np.any(p <= 0) or np.any(~np.isfinite(t)) or np.any(t <= 0):
-            raise ValueError(f"`params` and `tokens` should be positive, got {params!r}, {tokens!r}")
+            raise InputError(f"`params` and `tokens` should be positive, got {params!r}, {tokens!r}")
         return p, t, compute
 
     def predict(self, params=None, tokens=None, *, compute=None):

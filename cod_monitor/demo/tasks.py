@@ -54,7 +54,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from cod_monitor._validation import check_choice, check_int
+from cod_monitor._validation import check_choice, check_int, invalid
+from cod_monitor.exceptions import InputError
 
 __all__ = [
     "STOP",
@@ -325,7 +326,7 @@ def solve(family: str, prompt: str, world: KnowledgeWorld | None = None) -> str:
     str
     """
     if not prompt.endswith("="):
-        raise ValueError(f"a prompt ends with '=': {prompt!r}")
+        raise InputError(f"a prompt ends with '=': {prompt!r}")
     body = prompt[:-1]
     if family in KNOWLEDGE_FAMILIES:
         return (world or _default_world(0)).answer(family, body[2:])
@@ -346,9 +347,7 @@ def solve(family: str, prompt: str, world: KnowledgeWorld | None = None) -> str:
     if family == "count":
         target, word = body.removeprefix("#").split(":")
         return str(word.count(target))
-    raise ValueError(
-        f"The 'family' parameter must be one of {list(ALL_FAMILIES)}. Got {family!r} instead."
-    )
+    raise invalid("solve", "family", f"a str among {list(ALL_FAMILIES)}", family)
 
 
 def parse_sample_id(sample_id: str) -> tuple[str, int, int]:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from cod_monitor.evaluators.base import ExactModeError
+from cod_monitor.exceptions import InputError
 
 __all__ = [
     "TokenizedSample",
@@ -120,7 +121,7 @@ def tokenize_samples(
         )
     prompts, answers = list(prompts), list(answers)
     if len(prompts) != len(answers):
-        raise ValueError(f"{len(prompts) = } != {len(answers) = }")
+        raise InputError(f"{len(prompts) = } != {len(answers) = }")
     p_ids = _encode(tokenizer, prompts, True)
     with_stop = _encode(tokenizer, [p + a + stop for p, a in zip(prompts, answers)], True) if stop else None
     bare = _encode(tokenizer, [p + a for p, a in zip(prompts, answers)], True)

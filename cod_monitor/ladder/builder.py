@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from cod_monitor.exceptions import FitWarning, LadderValidationError
+from cod_monitor.exceptions import FitWarning, InputError, LadderValidationError
 from cod_monitor.ladder.model import (
     COUNT_COLUMNS,
     SCORE_COLUMNS,
@@ -121,7 +121,7 @@ class TableBuilder:
         n = len(cols["model"])
         for key, col in cols.items():
             if len(col) != n:
-                raise ValueError(
+                raise InputError(
                     f"columns should have equal lengths: {len(col) = } for {key!r} == {n = }"
                 )
 

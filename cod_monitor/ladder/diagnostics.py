@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cod_monitor._validation import invalid
+from cod_monitor.exceptions import InputError
 from cod_monitor.ladder.ladder import Ladder
 from cod_monitor.ladder.selection import final_checkpoints
 
@@ -114,7 +115,7 @@ def difficulty_reversals(
     mat = ladder.matrix(benchmark, roles=("ladder",))
     finals = sorted(final_checkpoints(mat.models), key=lambda j: mat.models[j].compute)
     if len(finals) < 2:
-        raise ValueError(
+        raise InputError(
             f"difficulty_reversals needs at least two ladder runs on benchmark {benchmark!r}. "
             f"Got {len(finals)}."
         )

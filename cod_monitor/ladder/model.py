@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cod_monitor.exceptions import LadderValidationError
+from cod_monitor.exceptions import InputError, LadderValidationError
 
 __all__ = [
     "ModelInfo",
@@ -303,7 +303,7 @@ class PassRateMatrix:
         rates = np.asarray(self.pass_rates, dtype=np.float64)
         expected = (len(ids), len(models))
         if rates.shape != expected:
-            raise ValueError(
+            raise InputError(
                 f"``pass_rates`` should have shape (n_samples, n_models): "
                 f"{rates.shape = } == {expected = }"
             )
@@ -328,7 +328,7 @@ class PassRateMatrix:
                 continue
             counts = np.asarray(counts, dtype=np.int64)
             if counts.shape != expected:
-                raise ValueError(
+                raise InputError(
                     f"``{field}`` should have the shape of ``pass_rates``: "
                     f"{counts.shape = } == {expected = }"
                 )
@@ -384,7 +384,7 @@ class PassRateMatrix:
         """
         rows = np.asarray(index_or_mask)
         if rows.dtype == bool and rows.shape != (len(self.sample_ids),):
-            raise ValueError(
+            raise InputError(
                 f"a boolean ``index_or_mask`` should have shape (n_samples,): "
                 f"{rows.shape = } == {self.sample_ids.shape = }"
             )
@@ -402,7 +402,7 @@ class PassRateMatrix:
         sel = np.asarray(names_or_mask)
         if sel.dtype == bool:
             if sel.shape != (len(self.models),):
-                raise ValueError(
+                raise InputError(
                     f"a boolean ``names_or_mask`` should have shape (n_models,): "
                     f"{sel.shape = } == {len(self.models) = }"
                 )

@@ -8,6 +8,7 @@ import numpy as np
 
 from cod_monitor._validation import check_int
 from cod_monitor._docstrings import fill_doc
+from cod_monitor.exceptions import FitFailedError, InputError
 from cod_monitor.methods.base import (
     COMMON_ATTRIBUTES,
     COMMON_PARAMETERS,
@@ -66,7 +67,7 @@ def broken_power_law(x, a, b, c0, c=(), d=(), f=()):
     x = np.asarray(x, dtype=float)
     c, d, f = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (c, d, f))
     if not c.shape == d.shape == f.shape or c.ndim != 1:
-        raise ValueError(
+        raise InputError(
             f"`c`, `d` and `f` should be 1D of one length: {c.shape = }, {d.shape = }, {f.shape = }"
         )
     logt = _bnsl_logterm(np.log(x).reshape(-1), c0, c, np.log(d), np.log(f))
@@ -244,7 +245,7 @@ class BNSL(LadderBaseline):
 
         res = refine(resid, starts, lower, upper, max_nfev=400 if init is None else 100)
         if res is None:
-            raise ValueError("BNSL: the least-squares refinement failed from every start")
+            raise FitFailedError("BNSL: the least-squares refinement failed from every start")
         names = ["a", "log_b", "c0"] + [
             f"{p}_{i + 1}" for i in range(nb) for p in ("c", "log_d", "log_f")
         ]

@@ -14,7 +14,7 @@ import numpy as np
 from cod_monitor._validation import check_choice, check_real
 from cod_monitor._docstrings import fill_doc
 from cod_monitor.cod.laws import LAW_FORMS, LawFit, fit_laws
-from cod_monitor.exceptions import FitWarning
+from cod_monitor.exceptions import FitFailedError, FitWarning, InputError
 from cod_monitor.methods.base import COMMON_ATTRIBUTES, COMMON_PARAMETERS, LadderBaseline
 
 __all__ = ["EndToEndExp", "EndToEndPassRate", "passrate_power_law"]
@@ -108,7 +108,7 @@ class EndToEndExp(LadderBaseline):
                 init=None if init is None else [init],
             )[0]
         if not np.isfinite([fit.a, fit.b, fit.c, fit.g]).all():
-            raise ValueError(
+            raise FitFailedError(
                 "end-to-end exp: the law fit to the full-set accuracy failed from every start"
             )
         return fit
@@ -197,7 +197,7 @@ class EndToEndPassRate(LadderBaseline):
         t = np.log(-np.log(p))
         u = np.log(compute)
         if np.ptp(u) <= 0:
-            raise ValueError("end-to-end pass rate: `compute` needs two distinct values")
+            raise InputError("end-to-end pass rate: `compute` needs two distinct values")
         slope, intercept = np.polyfit(u, t, 1)
         resid = t - (intercept + slope * u)
         sst = float(((t - t.mean()) ** 2).sum())

@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from cod_monitor._validation import check_choice
 from cod_monitor._docstrings import fill_doc
 from cod_monitor.cod.intervals import as_scalar
-from cod_monitor.exceptions import FitWarning, MethodUnavailableError
+from cod_monitor.exceptions import FitFailedError, FitWarning, MethodUnavailableError
 from cod_monitor.methods.base import (
     COMMON_ATTRIBUTES,
     COMMON_PARAMETERS,
@@ -240,14 +240,14 @@ class LossIntermediate(LadderBaseline):
 
         res = refine(resid, starts, lower, upper, max_nfev=300 if init is None else 100)
         if res is None:
-            raise ValueError("loss-intermediate: the compute-to-loss power law fit failed")
+            raise FitFailedError("loss-intermediate: the compute-to-loss power law fit failed")
         return res.x, c_ref, float(np.sqrt(np.mean(resid(res.x) ** 2)))
 
     # --- step 2
     def _fit_link(self, loss, accuracy, init):
         if self.link == "linear":
             if np.ptp(loss) <= 0:
-                raise ValueError("loss-intermediate: the ladder losses are all equal")
+                raise FitFailedError("loss-intermediate: the ladder losses are all equal")
             slope, intercept = np.polyfit(loss, accuracy, 1)
             theta = np.array([intercept, slope])
         else:
@@ -272,7 +272,7 @@ class LossIntermediate(LadderBaseline):
 
             res = refine(resid, starts, lower, upper, max_nfev=300 if init is None else 100)
             if res is None:
-                raise ValueError("loss-intermediate: the loss-to-accuracy sigmoid fit failed")
+                raise FitFailedError("loss-intermediate: the loss-to-accuracy sigmoid fit failed")
             theta = res.x
         rmse = float(np.sqrt(np.mean((_link_eval(self.link, theta, loss) - accuracy) ** 2)))
         return theta, rmse
