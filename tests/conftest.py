@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cod_monitor.synthetic import synthetic_ladder
+from cod_monitor.synthetic import synthetic_ladder, synthetic_pass_rates
 
 # Keep BLAS from oversubscribing the 2 cores when pytest runs alongside other work.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -93,3 +93,17 @@ def check_cluster_invariants(X, est, K):
 def check_clusters():
     """:func:`check_cluster_invariants`, for tests."""
     return check_cluster_invariants
+
+
+@pytest.fixture(scope="session")
+def X():
+    """1,500 samples x 9 models of difficulty vectors, with some all-zero rows."""
+    return synthetic_pass_rates(n_samples=1500, n_models=9, seed=0)
+
+
+@pytest.fixture(scope="session")
+def fitted(X):
+    """:class:`ImprovedMeanShift` fitted on :func:`X`."""
+    from cod_monitor.cod.clustering import ImprovedMeanShift
+
+    return ImprovedMeanShift().fit(X)

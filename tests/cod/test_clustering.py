@@ -15,15 +15,6 @@ from cod_monitor.exceptions import FitWarning
 from cod_monitor.methods.reference import reference_improved_meanshift
 from cod_monitor.synthetic import synthetic_pass_rates
 
-@pytest.fixture(scope="module")
-def X():
-    """1,500 samples x 9 models with some all-zero rows."""
-    return synthetic_pass_rates(n_samples=1500, n_models=9, seed=0)
-
-
-@pytest.fixture(scope="module")
-def fitted(X):
-    return ImprovedMeanShift().fit(X)
 
 
 # --------------------------------------------------------------------------- Algorithm 1

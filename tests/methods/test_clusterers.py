@@ -9,7 +9,6 @@ from sklearn.base import clone
 from sklearn.cluster import DBSCAN, MeanShift
 from sklearn.metrics import adjusted_rand_score
 
-from cod_monitor.cod.clustering import ImprovedMeanShift
 from cod_monitor.methods.clustering import (
     CLUSTERERS,
     DifficultyDBSCAN,
@@ -18,18 +17,7 @@ from cod_monitor.methods.clustering import (
     PlainMeanShift,
     make_clusterer,
 )
-from cod_monitor.synthetic import synthetic_pass_rates
 
-
-@pytest.fixture(scope="module")
-def X():
-    """1,500 samples x 9 models with some all-zero rows."""
-    return synthetic_pass_rates(n_samples=1500, n_models=9, seed=0)
-
-
-@pytest.fixture(scope="module")
-def fitted(X):
-    return ImprovedMeanShift().fit(X)
 
 
 @pytest.mark.parametrize("name", sorted(CLUSTERERS))
