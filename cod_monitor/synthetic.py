@@ -201,6 +201,8 @@ def synthetic_ladder(
     Returns
     -------
     SyntheticLadder
+        The ladder (its target included, with role ``'target'``), the clusters and the
+        exact expected accuracy of every model.
 
     Examples
     --------

@@ -221,8 +221,7 @@ class ImprovedKMeans(DifficultyKMeans):
     --------
     >>> from cod_monitor.methods.clustering import ImprovedKMeans
     >>> from cod_monitor.synthetic import synthetic_pass_rates
-    >>> X = synthetic_pass_rates(n_samples=2000, n_models=8, seed=0)
-    >>> ikm = ImprovedKMeans().fit(X)
+    >>> ikm = ImprovedKMeans().fit(synthetic_pass_rates(n_samples=2000, n_models=8, seed=0))
     >>> ikm.n_clusters_, int((ikm.labels_ == -1).sum())
     (11, 94)
     """

@@ -42,8 +42,8 @@ def loss_power_law(compute, E, A, alpha):
 
     Returns
     -------
-    ndarray
-        Loss, same shape as ``compute``.
+    ndarray of float
+        The loss at each compute, shaped as ``compute``.
 
     Examples
     --------
@@ -76,8 +76,8 @@ def sigmoid_link(loss, lo, hi, k, L0):
 
     Examples
     --------
-    >>> float(sigmoid_link(2.0, lo=0.25, hi=0.75, k=4.0, L0=2.0))
-    0.5
+    >>> sigmoid_link([1.5, 2.0, 2.5], lo=0.25, hi=0.75, k=4.0, L0=2.0).round(3)
+    array([0.69, 0.5 , 0.31])
     """
     z = np.clip(k * (np.asarray(loss, dtype=float) - L0), -EXP_CLIP, EXP_CLIP)
     return lo + (hi - lo) / (1.0 + np.exp(z))
