@@ -29,33 +29,34 @@ def json_default(obj):
     return str(obj)
 
 
-def to_jsonable(x, *, nan=None):
+def to_jsonable(x, *, nan=None, other=None):
     """A copy of ``x`` made of JSON values only, recursively.
 
     numpy scalars and arrays become Python numbers and lists, enums their ``value``,
     paths strings, dataclasses dicts, tuples lists; a non-finite float becomes ``nan``
-    (``None`` by default: strict JSON has no NaN). Other objects are returned as they
-    are, for ``json.dumps`` to accept or refuse.
+    (``None`` by default: strict JSON has no NaN). Any other object becomes
+    ``other(obj)`` when ``other`` is given (``str``, say), else it is returned as it is,
+    for ``json.dumps`` to accept or refuse.
     """
     if isinstance(x, float):
         return x if math.isfinite(x) else nan
     if x is None or isinstance(x, (bool, int, str)):
         return x
     if isinstance(x, dict):
-        return {str(k) if not isinstance(k, str) else k: to_jsonable(v, nan=nan) for k, v in x.items()}
+        return {str(k) if not isinstance(k, str) else k: to_jsonable(v, nan=nan, other=other) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [to_jsonable(v, nan=nan) for v in x]
+        return [to_jsonable(v, nan=nan, other=other) for v in x]
     if isinstance(x, np.ndarray):
         return to_jsonable(x.tolist(), nan=nan)
     if isinstance(x, np.generic):
         return to_jsonable(x.item(), nan=nan)
     if isinstance(x, Enum):
-        return to_jsonable(x.value, nan=nan)
+        return to_jsonable(x.value, nan=nan, other=other)
     if isinstance(x, Path):
         return str(x)
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return to_jsonable(dataclasses.asdict(x), nan=nan)
-    return x
+        return to_jsonable(dataclasses.asdict(x), nan=nan, other=other)
+    return x if other is None else other(x)
 
 
 def atomic_write(path, data: bytes | str) -> None:

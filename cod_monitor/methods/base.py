@@ -16,6 +16,7 @@ is widened by the method's own errors on the ladder's largest runs, as for COD.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import numpy as np
@@ -162,8 +163,9 @@ class LadderBaseline(ForecastMixin, BaseEstimator):
         scikit-learn reads the parameters off ``__init__``'s signature, so each baseline
         lists them there; storing them by name keeps every ``__init__`` to that list.
         """
-        for name in self._get_param_names():
-            setattr(self, name, arguments[name])
+        for name in inspect.signature(type(self).__init__).parameters:
+            if name != "self":
+                setattr(self, name, arguments[name])
 
     # -------------------------------------------------------------- validation
 

@@ -8,7 +8,7 @@
   (:mod:`~cod_monitor.monitor.drift`): the pure drift decision.
 - :class:`Journal` (:mod:`~cod_monitor.monitor.journal`): the durable record a
   restarted monitor resumes from.
-- :class:`QueuePolicy` (from :mod:`cod_monitor.runtime.pool`): what happens when
+- :class:`QueuePolicy` (from :mod:`cod_monitor.runtime.jobs`): what happens when
   evaluation falls behind.
 
 The monitor's parts (:mod:`~cod_monitor.monitor.intake`,
@@ -38,7 +38,7 @@ _EXPORTS: dict[str, str] = {
     "ALERT_LOGGER": "cod_monitor.monitor.judging",
     "CODMonitor": "cod_monitor.monitor.monitor",
     "MonitorClosedError": "cod_monitor.monitor.monitor",
-    "QueuePolicy": "cod_monitor.runtime.pool",
+    "QueuePolicy": "cod_monitor.runtime.jobs",
 }
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from cod_monitor.monitor.journal import Journal, JournalState, read_journal
     from cod_monitor.monitor.judging import ALERT_LOGGER
     from cod_monitor.monitor.monitor import CODMonitor, MonitorClosedError
-    from cod_monitor.runtime.pool import QueuePolicy
+    from cod_monitor.runtime.jobs import QueuePolicy
 
 __all__ = [
     "ALERT_LOGGER",

@@ -11,7 +11,7 @@ is built, so a mistake fails where it is written, not at the first checkpoint:
   snapshotted.
 
 The drift decision has its own :class:`~cod_monitor.monitor.drift.DriftConfig`, and
-the queue policy its :class:`~cod_monitor.runtime.pool.QueuePolicy`. All are frozen
+the queue policy its :class:`~cod_monitor.runtime.jobs.QueuePolicy`. All are frozen
 dataclasses: change one with :func:`dataclasses.replace`.
 """
 
@@ -25,7 +25,8 @@ from cod_monitor._validation import check_bool, check_choice, check_int, check_r
 from cod_monitor.cod.trajectory import TRAJECTORY_MODES
 from cod_monitor.exceptions import ParameterError
 from cod_monitor.methods import available_methods
-from cod_monitor.runtime.pool import QueuePolicy, device_env
+from cod_monitor.runtime.jobs import QueuePolicy
+from cod_monitor.runtime.local import device_env
 
 __all__ = ["CheckpointConfig", "ForecastConfig", "PoolConfig", "RunGeometry"]
 
@@ -139,7 +140,7 @@ class PoolConfig:
         Retries after the first attempt before a job is reported failed.
     queue_policy : QueuePolicy or str, default 'latest'
         What happens when evaluation falls behind (``'latest'``, ``'every_nth'``,
-        ``'every_nth:<n>'`` or a :class:`~cod_monitor.runtime.pool.QueuePolicy`);
+        ``'every_nth:<n>'`` or a :class:`~cod_monitor.runtime.jobs.QueuePolicy`);
         stored as a ``QueuePolicy``.
     cpu_threads : int, optional
         Threads of CPU evaluation workers.

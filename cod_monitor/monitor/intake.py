@@ -22,7 +22,8 @@ from cod_monitor.monitor.drift import evaluation_failure_alert
 from cod_monitor.monitor.journal import Journal, JournalState
 from cod_monitor.monitor.ledger import Inbox, Ledger
 from cod_monitor.records import Alert, AlertReason
-from cod_monitor.runtime.pool import EvalPool, Job, JobOutcome
+from cod_monitor.runtime.jobs import Job, JobOutcome
+from cod_monitor.runtime.pool import EvalPool
 from cod_monitor.runtime.snapshots import SnapshotWriter, cpu_state_dict, snapshot_directory
 
 __all__ = ["SNAPSHOT_DIR", "Intake"]

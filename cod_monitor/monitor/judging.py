@@ -25,7 +25,7 @@ from cod_monitor.monitor.forecasts import Forecasts
 from cod_monitor.monitor.journal import Journal, JournalState
 from cod_monitor.monitor.ledger import Ledger
 from cod_monitor.records import Alert, AlertReason, EvalResult, Observation
-from cod_monitor.runtime.pool import JobOutcome
+from cod_monitor.runtime.jobs import JobOutcome
 
 __all__ = ["ALERT_LOGGER", "Judge"]
 

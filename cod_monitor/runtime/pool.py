@@ -42,19 +42,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from cod_monitor._validation import check_int, check_real, invalid
-from cod_monitor.runtime.jobs import QUEUE_POLICIES, Job, JobOutcome, QueuePolicy
-from cod_monitor.runtime.local import LocalProcesses, device_env
-from cod_monitor.runtime.worker import run_evaluation
+from cod_monitor.runtime.jobs import Job, JobOutcome, QueuePolicy
+from cod_monitor.runtime.local import LocalProcesses
 
-__all__ = [
-    "QUEUE_POLICIES",
-    "EvalPool",
-    "Job",
-    "JobOutcome",
-    "QueuePolicy",
-    "device_env",
-    "run_evaluation",
-]
+__all__ = ["EvalPool"]
 
 logger = logging.getLogger(__name__)
 

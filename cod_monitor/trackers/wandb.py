@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -10,7 +9,7 @@ import threading
 import time
 from datetime import timedelta
 
-from cod_monitor._io import json_default, to_jsonable
+from cod_monitor._io import to_jsonable
 from cod_monitor._validation import check_real
 from cod_monitor.exceptions import CODError, MissingExtraError
 from cod_monitor.records import Alert, AlertReason, ForecastPoint, Observation
@@ -54,7 +53,7 @@ def _import_wandb():
 
 def _plain(x):
     """JSON-safe copy for ``run.config`` and ``run.summary`` (other objects as ``str``)."""
-    return json.loads(json.dumps(to_jsonable(x), default=json_default))
+    return to_jsonable(x, other=str)
 
 
 def _flatten(d: dict, prefix: str) -> dict:
