@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.cases import DATA_DIR, Case, demo_cases, real_cases
+from benchmarks.cases import DATA_DIR, Case, cpu_ladder_cases, demo_cases, real_cases
 from cod_monitor.methods import available_methods, compare_methods
 from cod_monitor.synthetic import synthetic_ladder, synthetic_mixed_recipe_ladder
 
@@ -87,9 +87,16 @@ def run(cases, methods, n_bootstrap, level=0.9):
             if r["value"] is not None:
                 entry["abs_error_pts"] = 100 * abs(r["value"] - case.truth)
                 lo, hi = r["interval"]
-                entry["covered"] = bool(lo <= case.truth <= hi)
-                entry["width_pts"] = 100 * (hi - lo)
+                if np.isfinite([lo, hi]).all():
+                    entry["covered"] = bool(lo <= case.truth <= hi)
+                    entry["width_pts"] = 100 * (hi - lo)
+                else:  # unavailable: neither a hit nor a miss, and no width
+                    entry["interval_error"] = r.get("interval_error")
                 est = r.get("estimator")
+                if hasattr(est, "route_"):
+                    entry["route"] = est.route_
+                    entry["why"] = est.route_why_
+                    est = est.forecaster_
                 if hasattr(est, "subset_share_"):
                     entry["subset_share"] = float(est.subset_share_)
             row["methods"][name] = entry
@@ -175,7 +182,8 @@ def format_table(rows, methods, summary):
 
 def column_sets(methods):
     """The two tables' columns: cod, cod-paper and the baselines; cod and its ablations."""
-    main = [m for m in methods if m in ("cod", "cod-paper") or is_baseline(m)]
+    main = [m for m in methods
+            if m in ("cod", "cod-trend", "cod-mapping", "cod-paper") or is_baseline(m)]
     return main, ["cod"] * ("cod" in methods) + [m for m in methods if m not in main]
 
 
@@ -183,7 +191,7 @@ def markdown_tables(rows, methods, report) -> str:
     """Per-case tables of every group as Markdown (for BENCHMARKS.md); † = interval miss."""
     main_cols, ablations = column_sets(methods)
     out = []
-    for name in ("real", "real-loo", "demo", "synthetic", "synthetic-mixed"):
+    for name in REGIMES:
         if name not in report["summary"]:
             continue
         sel = [r for r in rows if GROUPS[name](r["group"])]
@@ -220,8 +228,10 @@ def main(argv=None):
     parser.add_argument("--methods", default=None, help="comma-separated (default: all)")
     parser.add_argument("--n-bootstrap", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "accuracy.json")
-    parser.add_argument("--groups", default="real,demo,synthetic",
-                        help="case groups to run, comma-separated (default: all three)")
+    parser.add_argument("--groups", default=",".join(CASE_SETS),
+                        help="case sets to run, comma-separated (default: all of "
+                             f"{', '.join(CASE_SETS)}; 'demo' holds the demo ladder's "
+                             "headline and knowledge benchmarks)")
     parser.add_argument("--report", type=Path, default=None, metavar="JSON",
                         help="print the tables of a saved run (no fitting)")
     parser.add_argument("--markdown", action="store_true",
@@ -247,11 +257,15 @@ def main(argv=None):
     demo = demo_cases() if "demo" in groups else []
     if "demo" in groups and not demo:
         print("note: cod_monitor/data/demo_ladder not built; demo cases skipped", file=sys.stderr)
+    cpu = cpu_ladder_cases() if "cpu" in groups else []
+    if "cpu" in groups and not cpu:
+        print("note: benchmarks/data holds no CPU ladder (python -m "
+              "benchmarks.build_cpu_ladders); cpu cases skipped", file=sys.stderr)
     synth = (synthetic_cases(range(2 if args.quick else 10))
              + mixed_recipe_cases(range(2 if args.quick else 5))) if "synthetic" in groups else []
     n_boot = 20 if args.quick else args.n_bootstrap
     start = time.perf_counter()
-    rows = run(real + demo + synth, methods, n_boot)
+    rows = run(real + demo + cpu + synth, methods, n_boot)
     wall = time.perf_counter() - start
     report = build_report(rows, methods)
     print(format_report(rows, methods, report))
@@ -260,16 +274,20 @@ def main(argv=None):
     args.out.write_text(json.dumps({
         "date": date.today().isoformat(),
         "command": "python -m benchmarks.bench_accuracy" + (" --quick" if args.quick else "")
-        + (f" --groups {args.groups}" if groups != {"real", "demo", "synthetic"} else ""),
+        + (f" --groups {args.groups}" if groups != set(CASE_SETS) else ""),
         "machine": platform.platform(),
         "n_bootstrap": n_boot,
         "rows": rows,
         "summary": report["summary"],
         "bar": report["bar"],
+        "regime_goals": regime_goals(methods, report),
         "wall_s": wall,
     }, indent=1))
     print(f"wrote {args.out}")
 
+
+#: The case sets ``--groups`` selects.
+CASE_SETS = ("real", "demo", "cpu", "synthetic")
 
 #: Summary groups: name -> predicate on a row's case group.
 GROUPS = {
@@ -277,9 +295,13 @@ GROUPS = {
     "real-loo": lambda g: g.endswith("-loo"),
     "real-all": lambda g: g in ("pythia-llmonkeys", "pythia-sweep", "openlm") or g.endswith("-loo"),
     "demo": lambda g: g == "demo",
+    "knowledge": lambda g: g == "knowledge",
+    "cpu": lambda g: g == "cpu",
     "synthetic": lambda g: g == "synthetic",
     "synthetic-mixed": lambda g: g == "synthetic-mixed",
 }
+#: The regimes of the one-table summary (issue 14): every group but the union.
+REGIMES = ("real", "real-loo", "demo", "knowledge", "cpu", "synthetic", "synthetic-mixed")
 
 
 def build_report(rows, methods):
@@ -292,7 +314,7 @@ def build_report(rows, methods):
             summary[name] = summarize(rows, methods, groups)
     bar = {}
     if "cod" in methods:
-        for name in ("real", "real-loo", "demo", "synthetic", "synthetic-mixed"):
+        for name in REGIMES:
             if name not in summary:
                 continue
             sel = [r for r in rows if GROUPS[name](r["group"])]
@@ -310,11 +332,68 @@ def build_report(rows, methods):
     return {"summary": summary, "bar": bar}
 
 
+def regime_goals(methods, report, default="cod", slack=0.5) -> dict:
+    """Per regime: the default's mean error against the best and worst single method
+    (every other method that forecast every case), and whether it meets the bar
+    "mean <= best + ``slack`` points and not the worst"."""
+    out = {}
+    for name in REGIMES:
+        s = report["summary"].get(name)
+        if s is None or default not in s:
+            continue
+        means = {m: v["mean_abs_error_pts"] for m, v in s.items()
+                 if v["mean_abs_error_pts"] is not None and v["n_failed"] == 0}
+        others = {m: v for m, v in means.items() if m != default}
+        mine = means.get(default)
+        best = min(others, key=others.get) if others else None
+        worst = max(others, key=others.get) if others else None
+        out[name] = {
+            "default": mine, "best": best, "best_mean": others.get(best),
+            "worst": worst, "worst_mean": others.get(worst),
+            "met": mine is not None and best is not None and mine <= others[best] + slack
+            and mine < others[worst],
+        }
+    return out
+
+
+def regime_table(methods, report) -> str:
+    """One table: every method's mean (max) error and 90% coverage in every regime,
+    then the default's bar per regime."""
+    names = [n for n in REGIMES if n in report["summary"]]
+    width = max(len(m) for m in methods) + 2
+    head = f"{'method':<{width}}" + "".join(f"{n:>22}" for n in names)
+    lines = ["== by regime: mean (max) |error| in points, 90% coverage", head, "-" * len(head)]
+    for m in methods:
+        cells = []
+        for n in names:
+            v = report["summary"][n][m]
+            if v["mean_abs_error_pts"] is None:
+                cells.append(f"{'—':>22}")
+                continue
+            cov = "" if v["coverage"] is None else f" {v['coverage']:.2f}"
+            miss = f" [{v['n_failed']}—]" if v["n_failed"] else ""
+            cells.append(f"{v['mean_abs_error_pts']:.2f} ({v['max_abs_error_pts']:.2f}){cov}{miss}"
+                         .rjust(22))
+        lines.append(f"{m:<{width}}" + "".join(cells))
+    goals = regime_goals(methods, report)
+    for n, g in goals.items():
+        if g["default"] is None:
+            lines.append(f"  {n}: the default failed on some case")
+            continue
+        lines.append(f"  {n}: cod {g['default']:.2f} vs best single {g['best']} "
+                     f"{g['best_mean']:.2f}, worst {g['worst']} {g['worst_mean']:.2f} -> "
+                     + ("met" if g["met"] else "NOT met"))
+    return "\n".join(lines)
+
+
 def format_report(rows, methods, report):
     main, ablations = column_sets(methods)
     out = []
     for name, label in (("real-all", "real ladders (base cases, then leave-largest-out)"),
-                        ("demo", "demo ladder"), ("synthetic", "synthetic ladders"),
+                        ("demo", "demo ladder, headline (intrinsic difficulty)"),
+                        ("knowledge", "knowledge-recall benchmarks (stress case)"),
+                        ("cpu", "CPU ladders of benchmarks/data"),
+                        ("synthetic", "synthetic ladders"),
                         ("synthetic-mixed", "synthetic mixed-recipe ladders (1x, 4x, 16x tokens)")):
         if name not in report["summary"]:
             continue
@@ -342,9 +421,9 @@ def format_report(rows, methods, report):
             cod = "—" if c["cod"] is None else f"{c['cod']:.2f}"
             out.append(f"    cod loses on {c['case']}: {cod} vs {c['best_baseline']} "
                        f"{c['best_baseline_error']:.2f}")
-    out.append("")
+    out += ["", regime_table(methods, report), ""]
     out.append("coverage of the 90% interval (median width in points) over held-out forecasts:")
-    for name in ("real-all", "demo", "synthetic", "synthetic-mixed"):
+    for name in ("real-all", "demo", "knowledge", "cpu", "synthetic", "synthetic-mixed"):
         if name in report["summary"]:
             s = report["summary"][name]
             out.append(f"  {name:16s}" + ", ".join(

@@ -216,33 +216,59 @@ def openlm_cases() -> list[Case]:
     return cases
 
 
-def demo_cases() -> list[Case]:
-    """The shipped demo ladder, if built: one case per benchmark, group ``demo``.
+#: Built CPU ladders stored as benchmark data (``benchmarks/build_cpu_ladders.py``).
+CPU_LADDERS_DIR = Path(__file__).resolve().parent / "data"
 
-    The target is the model with role ``target`` at its final step; the ladder runs
-    are fitted as they are (their other checkpoints and the target's earlier ones are
-    never fitted by default). Returns ``[]`` when ``cod_monitor/data/demo_ladder`` is
-    absent.
+
+def built_ladder_cases(ladder_dir, label: str, headline_group: str) -> list[Case]:
+    """One case per benchmark of a ladder built by ``build_demo_ladder``.
+
+    The target is the model with role ``target`` at its final step (the mean over the
+    target's seeds when the build trained several); the ladder runs are fitted as they
+    are. Benchmarks of the knowledge families (and ``knowledge`` itself) go to group
+    ``knowledge``, the others to ``headline_group``. Returns ``[]`` when the
+    directory holds no ladder.
     """
-    from cod_monitor.demo import SHIPPED_LADDER
+    from cod_monitor.demo.tasks import KNOWLEDGE_FAMILIES
 
-    if not (SHIPPED_LADDER / "ladder.json").is_file():
+    ladder_dir = Path(ladder_dir)
+    if not (ladder_dir / "ladder.json").is_file():
         return []
-    ladder = Ladder.load(SHIPPED_LADDER)
+    ladder = Ladder.load(ladder_dir)
     targets = ladder.models_with_role("target")
     if not targets:
         return []
     target = max(targets, key=lambda m: (m.step or 0, m.compute))
+    knowledge = {"knowledge", *KNOWLEDGE_FAMILIES}
     cases = []
     for bench in sorted(ladder.benchmarks):
         try:
             truth = _truth(ladder, bench, target.name)
         except (LadderValidationError, ValueError):
             continue  # the target has no scores on this benchmark
-        case = Case(f"demo {bench}", "demo", ladder, bench, target.name, truth, {})
+        group = "knowledge" if bench in knowledge else headline_group
+        case = Case(f"{label} {bench}", group, ladder, bench, target.name, truth, {})
         if _fittable(case):
             cases.append(case)
     return cases
+
+
+def demo_cases() -> list[Case]:
+    """The shipped demo ladder: its headline benchmarks (group ``demo``) and its
+    knowledge benchmarks (group ``knowledge``); ``[]`` when it is absent."""
+    from cod_monitor.demo import SHIPPED_LADDER
+
+    return built_ladder_cases(SHIPPED_LADDER, "demo", "demo")
+
+
+def cpu_ladder_cases() -> list[Case]:
+    """The CPU ladders of ``benchmarks/data`` (other task mixes, seeds and sizes than
+    the demo's, built by the same code): group ``cpu``, knowledge benchmarks in
+    ``knowledge``."""
+    if not CPU_LADDERS_DIR.is_dir():
+        return []
+    return [case for d in sorted(CPU_LADDERS_DIR.iterdir())
+            for case in built_ladder_cases(d, d.name, "cpu")]
 
 
 def read_build(ladder_dir) -> dict:

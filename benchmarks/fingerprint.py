@@ -32,8 +32,16 @@ from cod_monitor import TrajectoryForecaster, load_ladder
 from cod_monitor.demo import SHIPPED_LADDER
 from cod_monitor.methods import available_methods, compare_methods, make_forecaster
 
-TARGET = "target-d192x4-s2800"
-STEPS = (175, 700, 1400, 2800)
+
+def _target_and_steps():
+    """The shipped demo ladder's target run: its final checkpoint and four steps of it."""
+    ladder = load_ladder(SHIPPED_LADDER)
+    target = max(ladder.models_with_role("target"), key=lambda m: m.step or 0)
+    last = int(target.step)
+    return target.name, (last // 16, last // 4, last // 2, last)
+
+
+TARGET, STEPS = _target_and_steps()
 MODES = ("auto", "compute", "trajectory", "trajectory_e2e", "recipe")
 
 

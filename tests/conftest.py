@@ -1,13 +1,18 @@
 """Shared fixtures: seeded synthetic ladders with known per-cluster laws."""
 
 import csv
+import functools
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cod_monitor.synthetic import synthetic_ladder, synthetic_pass_rates
+from cod_monitor.synthetic import (
+    synthetic_ladder,
+    synthetic_mixed_recipe_ladder,
+    synthetic_pass_rates,
+)
 
 # Keep BLAS from oversubscribing the 2 cores when pytest runs alongside other work.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -107,3 +112,38 @@ def fitted(X):
     from cod_monitor.cod.clustering import ImprovedMeanShift
 
     return ImprovedMeanShift().fit(X)
+
+
+_SMALL_SIZES = (2e4, 5e4, 1.2e5, 3e5, 7e5)
+
+
+@functools.cache
+def _small_ladder(n: int, target: bool, recipe: str):
+    """``(ladder, benchmark, target_compute, tokens_per_param)``: ``n`` finished ladder
+    models and, if ``target``, the target (role ``'target'``)."""
+    if recipe == "fixed":
+        syn = synthetic_ladder(n_samples=200, n_models=n, seed=0)
+        ladder, tgt, ratio = syn.ladder, syn.target, 20.0
+    else:
+        # one model per size, the token multiplier alternating 1, 4, 1, ...: mixed ratios
+        ladder, tgt, _ = synthetic_mixed_recipe_ladder(0, n_samples=200, sizes=_SMALL_SIZES,
+                                                       multipliers=(1, 4))
+        keep = {f"N{s:g}-D{2.0 * (4 if i % 2 else 1) * s:g}"
+                for i, s in enumerate(_SMALL_SIZES[:n])}
+        ladder = ladder.without_models(
+            [m.name for m in ladder.models if m.role == "ladder" and m.name not in keep])
+        ratio = 2.0
+    assert len(ladder.models_with_role("ladder")) == n
+    if not target:
+        ladder = ladder.without_models(tgt.name)
+    return ladder, "synthetic", tgt.compute, ratio
+
+
+@pytest.fixture(scope="session")
+def small_ladder():
+    """Builds small ladders of finished models (no checkpoints) for failure-isolation
+    tests: ``small_ladder(n, target, recipe)`` with ``n`` ladder models, with or
+    without the target model, at one recipe (``'fixed'``: 20 tokens per parameter)
+    or at mixed tokens per parameter (``'mixed'``: multipliers 1 and 4 alternating);
+    returns ``(ladder, benchmark, target_compute, tokens_per_param)``."""
+    return _small_ladder

@@ -1,4 +1,11 @@
-"""``cod-monitor predict``: forecast a benchmark at a target compute from a stored ladder."""
+"""``cod-monitor predict``: forecast a benchmark at a target compute from a stored ladder.
+
+Exit status: 0 when every requested method forecast (an interval that is unavailable,
+e.g. ``interval='backtest'`` on a ladder too small to backtest, is reported but is not
+a failure); 1 when any requested method produced no forecast (the others still run and
+are printed); 2 for bad input shared by every method (options, ladder, benchmark,
+anchors), before any method runs.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,12 @@ import argparse
 import json
 import math
 import sys
+import warnings
 
 from cod_monitor._validation import check_real
 from cod_monitor.cod.configs import DEFAULT_CONFIGURATIONS
 from cod_monitor.cod.forecaster import FALLBACKS
-from cod_monitor.exceptions import LadderValidationError, ParameterError
+from cod_monitor.exceptions import FitWarning, LadderValidationError, ParameterError
 from cod_monitor.ladder import load_ladder
 from cod_monitor.ladder.diagnostics import difficulty_reversals
 from cod_monitor.methods.registry import available_methods, compare_methods, method_description
@@ -25,6 +33,17 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number such as 1.2e23, got {text!r}")
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number such as 200, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative integer, got {text!r}; pass 0 or more")
     return value
 
 
@@ -67,8 +86,10 @@ def add_parser(subparsers) -> None:
                         "model to the equally good model trained at this ratio before "
                         "fitting, when the ladder mixes ratios (default with --target: the "
                         "target model's tokens / params)")
-    p.add_argument("--n-bootstrap", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-bootstrap", type=_non_negative_int, default=200, metavar="N",
+                   help="bootstrap replicates of each interval (default 200; 0: none)")
+    p.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seed of the bootstrap (a non-negative integer, default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -89,7 +110,14 @@ def _methods(requested: list[str] | None) -> list[str]:
 
 
 def run(args) -> int:
-    """Run ``predict`` with parsed arguments; returns the exit code."""
+    """Run ``predict`` with parsed arguments; returns the exit code.
+
+    Returns
+    -------
+    int
+        0 when every requested method forecast; 1 when any produced no forecast
+        (they are named on stderr; the output still holds every method).
+    """
     ladder = load_ladder(args.ladder)
     ladder.matrix(args.benchmark)  # fail early, once, on an unknown benchmark
     observed = None
@@ -118,18 +146,21 @@ def run(args) -> int:
     # only what the user set: a method's fixed configuration warns when overridden
     options = {"anchors": args.anchor, "compute_unit": args.compute_unit,
                "tokens_per_param": tokens_per_param, "fallback": args.fallback}
-    results = compare_methods(
-        ladder,
-        args.benchmark,
-        compute,
-        _methods(args.method),
-        level=args.level,
-        checkpoints=args.checkpoints,
-        smooth_checkpoints=args.smooth_checkpoints,
-        n_bootstrap=args.n_bootstrap,
-        random_state=args.seed,
-        **{k: v for k, v in options.items() if v is not None},
-    )
+    with warnings.catch_warnings():
+        # the table and the JSON carry each unavailable interval's reason
+        warnings.filterwarnings("ignore", message=".*interval unavailable", category=FitWarning)
+        results = compare_methods(
+            ladder,
+            args.benchmark,
+            compute,
+            _methods(args.method),
+            level=args.level,
+            checkpoints=args.checkpoints,
+            smooth_checkpoints=args.smooth_checkpoints,
+            n_bootstrap=args.n_bootstrap,
+            random_state=args.seed,
+            **{k: v for k, v in options.items() if v is not None},
+        )
     payload = predictions_json(args.benchmark, compute, results, observed=observed)
     try:
         rev = difficulty_reversals(ladder, args.benchmark)
@@ -146,26 +177,54 @@ def run(args) -> int:
     else:
         sys.stdout.write(format_table(payload, results, level=args.level))
         sys.stdout.write(f"premise check: {premise}\n")
+    failed = [name for name, r in results.items() if r["value"] is None]
+    if failed:
+        print(f"cod-monitor predict: {len(failed)} of {len(results)} methods produced no "
+              f"forecast: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _route_fit(routed):
+    """The fitted :class:`CODForecaster` behind the ``cod`` result (its chosen route's),
+    or ``None``."""
+    if routed is None:
+        return None
+    return getattr(routed, "forecaster_", routed)
 
 
 def predictions_json(benchmark: str, compute: float, results: dict, *, observed=None) -> dict:
     """The ``--json`` object: benchmark, target compute, one entry per method.
 
-    ``subset_share`` and ``n_clusters`` describe the ``cod`` method's fit (``None`` when
-    it did not run or failed).
+    Each entry has ``value``, ``interval`` (``None`` when the method failed or its
+    interval is unavailable) and ``interval_error`` (why the interval is unavailable,
+    ``None`` when it is fine), plus ``error`` when the method produced no forecast.
+    ``route`` and ``why`` say which route the default ``cod`` took and why, ``routes``
+    every route it weighed (backtest errors, failures); ``subset_share`` and
+    ``n_clusters`` describe the chosen route's fit (all ``None`` when ``cod`` did not
+    run or failed).
     """
     predictions = {}
     for name, r in results.items():
-        entry = {"value": r["value"], "interval": r["interval"]}
+        interval = r["interval"]
+        if interval is not None and not all(math.isfinite(v) for v in interval):
+            interval = None  # unavailable (NaN bounds): JSON has no NaN
+        entry = {"value": r["value"], "interval": interval,
+                 "interval_error": r.get("interval_error")}
         if r.get("error"):
             entry["error"] = r["error"]
         predictions[name] = entry
-    cod = results.get("cod", {}).get("estimator")
+    routed = results.get("cod", {}).get("estimator")
+    cod = _route_fit(routed)
     payload = {
         "benchmark": benchmark,
         "target_compute": compute,
         "predictions": predictions,
+        "route": getattr(routed, "route_", None),
+        "why": getattr(routed, "route_why_", None),
+        "routes": None if routed is None or not hasattr(routed, "routes_") else [
+            {k: c[k] for k in ("route", "configuration", "status", "error", "score",
+                               "backtest")} for c in routed.routes_],
         "subset_share": None if cod is None else cod.subset_share_,
         "n_clusters": None if cod is None else len(cod.cluster_fits_),
         "transport": None if cod is None or cod.transport_ is None else {
@@ -196,12 +255,21 @@ def format_table(
         if r["value"] is None:
             lines.append(f"{name:<22}{'—':>10}   {r.get('error', '')}")
             continue
-        lo, hi = r["interval"]
-        row = f"{name:<22}{r['value']:>10.4f}   [{lo:.4f}, {hi:.4f}]".ljust(len(head) - 12 if observed is not None else 0)
+        if r["interval"] is None:
+            interval = "unavailable"
+        else:
+            lo, hi = r["interval"]
+            interval = f"[{lo:.4f}, {hi:.4f}]"
+        row = f"{name:<22}{r['value']:>10.4f}   {interval}".ljust(len(head) - 12 if observed is not None else 0)
         if observed is not None:
             row += f"{100 * (r['value'] - observed):>+12.2f}"
         lines.append(row)
-    cod = results.get("cod", {}).get("estimator")
+        if r.get("interval_error"):
+            lines.append(f"{'':<22}{'':>10}   interval unavailable: {r['interval_error']}")
+    routed = results.get("cod", {}).get("estimator")
+    cod = _route_fit(routed)
+    if routed is not None and hasattr(routed, "route_why_"):
+        lines += ["", f"cod {routed.route_why_}"]
     if cod is not None:
         rep = cod.report()
         kept = rep["n_kept"]
@@ -211,7 +279,6 @@ def format_table(
         else:
             full = f"mapping {rep['mapping']['method']} (rmse {rep['mapping']['rmse']:.4f})"
         lines += [
-            "",
             f"cod: {rep['n_clusters']} clusters, {kept} extrapolatable, subset share "
             f"{rep['subset_share']:.1%}, {rep['n_outliers']} outliers; {full}"
             + (f"; fallback {rep['fallback']}" if rep["fallback"] else ""),

@@ -647,7 +647,8 @@ class CODForecaster(ForecastMixin, BaseEstimator):
         dict
             Keys: ``benchmark``, ``compute_unit``, ``models`` (name, compute,
             full and subset accuracy), ``anchors``, ``n_samples``, ``n_outliers``,
-            ``n_clusters``, ``n_kept``, ``subset_share``, ``fallback``, ``clusters``
+            ``n_clusters``, ``n_kept``, ``subset_share``, ``fallback``,
+            ``interval_error`` (why the interval is unavailable, or ``None``), ``clusters``
             (size, mean accuracy per model, law, verdict, detail) and ``mapping``
             (method, rmse, smoothing, monotone, points).
         """
@@ -690,6 +691,7 @@ class CODForecaster(ForecastMixin, BaseEstimator):
                 "curve": to_jsonable(self.rest_model_.as_dict()),
             },
             "backtest": self._backtest,
+            "interval_error": self.interval_error_,
             "transport": None if self.transport_ is None else self.transport_.as_dict(),
             "clusters": clusters,
             "mapping": {

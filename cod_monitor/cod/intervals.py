@@ -16,6 +16,12 @@ COD (:class:`~cod_monitor.cod.forecaster.CODForecaster`) and every baseline of
 and :meth:`~ForecastMixin.backtest` from its fitted curve and its refits (and its
 ladder points, from the same selection), so that the forecasts and intervals of COD and
 of the baselines differ only by the curve fitted.
+
+An interval never takes its point forecast down with it: when the bootstrap or the
+backtests fail, or ``interval='backtest'`` finds no run to backtest,
+:meth:`~ForecastMixin.predict_interval` returns NaN bounds, records why in
+``interval_error_`` and warns with a :class:`~cod_monitor.exceptions.FitWarning`;
+:meth:`~ForecastMixin.predict` is unaffected.
 """
 
 from __future__ import annotations
@@ -29,9 +35,9 @@ from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
 from cod_monitor._validation import check_choice, check_int, check_real
-from cod_monitor.exceptions import CODError, FitWarning, InputError
+from cod_monitor.exceptions import FitWarning, InputError
 from cod_monitor.ladder import load_ladder
-from cod_monitor.ladder.selection import final_checkpoints, select_fit_points
+from cod_monitor.ladder.selection import MIN_LADDER_POINTS, final_checkpoints, select_fit_points
 
 __all__ = [
     "FITTED_LADDER_ATTRIBUTES",
@@ -55,6 +61,10 @@ FITTED_LADDER_ATTRIBUTES = """
         The ladder points fitted, by compute.
     compute_ : ndarray of shape (n_models,)
         Their compute in ``compute_unit_``.
+    interval_error_ : str or None
+        Why the interval is unavailable (:meth:`predict_interval` then returns NaN
+        bounds): the bootstrap or the backtests failed, or ``interval='backtest'`` found
+        no run to backtest. ``None`` while the interval is fine or not yet computed.
 """
 
 
@@ -68,6 +78,11 @@ class ForecastMixin:
     ``_state`` (the fitted curve), then calls :meth:`_reset_lazy_intervals`; it
     implements ``_bootstrap()`` (the refitted curves, computed once on first use) and
     ``_replicate_predict(state, compute_units)`` (the full-set forecast of one curve).
+
+    The bootstrap and the backtests are computed once per fit, and so is their failure:
+    they are deterministic given the fit and ``random_state``, and a caller that asks
+    for many intervals (the monitor, a forecast curve) must not redo a failing
+    computation at every call.
     """
 
     def _check_interval_params(self) -> None:
@@ -91,6 +106,10 @@ class ForecastMixin:
         if hasattr(self, "backtest_"):
             del self.backtest_  # belongs to the previous fit
         self._replicates = None
+        self.interval_error_ = None
+        self._bootstrap_error = None
+        self._backtest_error = None
+        self._backtest_skipped = []
 
     def _fit_points(self, ladder, benchmark):
         """The ladder points to fit and the anchors:
@@ -129,7 +148,14 @@ class ForecastMixin:
         :meth:`bootstrap_predictions`, widened if needed to contain the point forecast.
         With ``interval='backtest'`` each half-width is then combined in quadrature with
         :math:`t_\\nu \\sigma(d)` from :meth:`backtest` (see :func:`backtest_halfwidth`);
-        the first call runs the backtests.
+        the first call runs the backtests (``n_backtest=0`` turns the widening off).
+
+        When the interval cannot be built (the bootstrap raised or every replicate's
+        refit failed; the backtests raised; ``interval='backtest'`` with
+        ``n_backtest > 0`` found no run to backtest) the bounds are NaN, the reason is
+        in ``interval_error_`` and a :class:`~cod_monitor.exceptions.FitWarning` says
+        it; :meth:`predict` still forecasts. A narrower interval than the one asked
+        for is never returned in its place.
 
         Parameters
         ----------
@@ -141,21 +167,60 @@ class ForecastMixin:
         Returns
         -------
         (lower, upper) : tuple of float or ndarray
+            NaN where the interval is unavailable (see ``interval_error_``).
+
+        Raises
+        ------
+        InputError, ParameterError
+            A bad ``compute`` or ``level`` (the arguments, not the interval).
         """
         check_is_fitted(self, "compute_")
         check_real(f"{type(self).__name__}.predict_interval", "level", level, 0.0, 1.0)
-        draws = self.bootstrap_predictions(compute)
         point = np.asarray(self.predict(compute), dtype=float)
-        if draws.shape[0] == 0:
+        try:
+            lo, hi, reason = self._interval(compute, point, level)
+        except Exception as exc:  # any failure of the interval leaves the point forecast
             lo = hi = point
+            reason = f"the interval failed ({type(exc).__name__}: {exc})"
+        self.interval_error_ = reason
+        if reason is not None:
+            warnings.warn(f"{type(self).__name__}: interval unavailable: {reason}",
+                          FitWarning, stacklevel=2)
+            lo = hi = np.full_like(point, np.nan)
+        return as_scalar(lo), as_scalar(hi)
+
+    def _interval(self, compute, point, level):
+        """``(lo, hi, reason)``: the bounds of :meth:`predict_interval`, or a reason."""
+        draws = self.bootstrap_predictions(compute)
+        if self._bootstrap_error is not None:
+            return point, point, self._bootstrap_error
+        if draws.shape[0] == 0:
+            lo = hi = point  # n_bootstrap=0: no bootstrap asked for
         else:
             lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
             # the point forecast belongs inside its own interval even when the bootstrap
             # is skewed
             lo, hi = np.minimum(lo, point), np.maximum(hi, point)
-        if self.interval == "backtest":
-            lo, hi = widen_interval(point, lo, hi, self._backtest_halfwidth(compute, level))
-        return as_scalar(lo), as_scalar(hi)
+        if self.interval == "backtest" and int(self.n_backtest) > 0:
+            bt = self.backtest()
+            if not bt:
+                # the bootstrap alone would pass for the wider interval asked for
+                return point, point, self._backtest_error or self._no_backtest_reason()
+            extra = backtest_halfwidth(bt, self._to_units(compute), self.compute_, level)
+            lo, hi = widen_interval(point, lo, hi, extra)
+        return lo, hi, None
+
+    def _no_backtest_reason(self) -> str:
+        # the runs too close to the bottom are the rule, not news: name the other skips
+        other = [f"{name}: {why}" for name, why, too_few in self._backtest_skipped
+                 if not too_few]
+        return (
+            f"interval='backtest' found no run to backtest among {len(self.compute_)} "
+            f"ladder points: a held-out run needs at least {MIN_LADDER_POINTS} points of "
+            "distinct compute below it and a fit on them"
+            + (f" (skipped {'; '.join(other[:3])})" if other else "")
+            + ". Add ladder runs, or use interval='bootstrap'."
+        )
 
     def bootstrap_predictions(self, compute) -> np.ndarray:
         """Full-set forecasts of every bootstrap replicate, shape (n_replicates, *shape).
@@ -165,6 +230,10 @@ class ForecastMixin:
         values are drawn) and refit the curve, warm-started from the main fit. They are
         computed once, on first use. The backtest widening of ``interval='backtest'`` is
         applied by :meth:`predict_interval`, not to these draws.
+
+        A bootstrap that raises, or whose every refit fails, gives no replicate
+        (``n_replicates`` is 0), sets ``interval_error_`` and warns with a
+        :class:`~cod_monitor.exceptions.FitWarning`, once per fit.
 
         Parameters
         ----------
@@ -178,12 +247,29 @@ class ForecastMixin:
         check_is_fitted(self, "compute_")
         c = self._to_units(compute)
         if self._replicates is None:
-            self._replicates = self._bootstrap()
+            try:
+                self._replicates = self._bootstrap()
+            except Exception as exc:  # the interval's failure, not the point forecast's
+                self._replicates = []
+                self._bootstrap_failed(f"the bootstrap failed ({type(exc).__name__}: {exc})")
+            else:
+                if int(self.n_bootstrap) > 0 and not self._replicates:
+                    self._bootstrap_failed(
+                        f"every one of the {int(self.n_bootstrap)} bootstrap refits failed")
         out = [self._replicate_predict(rep, c) for rep in self._replicates]
         return np.asarray(out, dtype=float).reshape((len(out),) + np.shape(c))
 
+    def _bootstrap_failed(self, reason: str) -> None:
+        self._bootstrap_error = self.interval_error_ = reason
+        warnings.warn(f"{type(self).__name__}: interval unavailable: {reason}", FitWarning,
+                      stacklevel=3)
+
     def backtest(self) -> list[dict]:
         """The backtests of this fit (computed once): see :func:`backtest_forecaster`.
+
+        A failure of the backtests themselves (not of one held-out run, which is
+        skipped) gives no backtest and a :class:`~cod_monitor.exceptions.FitWarning`;
+        :meth:`predict_interval` then reports the interval unavailable.
 
         Returns
         -------
@@ -191,26 +277,22 @@ class ForecastMixin:
         """
         check_is_fitted(self, "compute_")
         if self._backtest is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FitWarning)
-                self._backtest = backtest_forecaster(
-                    self, self._ladder, self.benchmark_, n_backtest=int(self.n_backtest)
-                )
+            skipped: list[tuple[str, str, bool]] = []
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FitWarning)
+                    self._backtest = _backtests(
+                        self, self._ladder, self.benchmark_, int(self.n_backtest),
+                        skipped=skipped,
+                    )
+            except Exception as exc:
+                self._backtest = []
+                self._backtest_error = f"the backtests failed ({type(exc).__name__}: {exc})"
+                warnings.warn(f"{type(self).__name__}: {self._backtest_error}", FitWarning,
+                              stacklevel=2)
+            self._backtest_skipped = skipped
             self.backtest_ = self._backtest
         return self._backtest
-
-    def _backtest_halfwidth(self, compute, level):
-        """:math:`t_\\nu \\sigma(d)` of ``interval='backtest'`` at ``compute`` FLOPs."""
-        c = np.asarray(self._to_units(compute), dtype=float)
-        bt = self.backtest()
-        if not bt:
-            warnings.warn(
-                "no backtest was possible on this ladder (too few runs below its largest "
-                "ones): the interval is the bootstrap's alone",
-                FitWarning,
-                stacklevel=3,
-            )
-        return backtest_halfwidth(bt, c, self.compute_, level)
 
 
 def as_scalar(x):
@@ -363,10 +445,14 @@ def backtest_forecaster(
     own), an unfitted copy of the estimator, with the same parameters and no bootstrap,
     is fitted on the ladder without that run and without every run that ends at or
     beyond its compute (all their checkpoints: an early checkpoint of a larger run is
-    not a finished model; anchors included), and forecasts the run's final checkpoint. Runs whose
-    remaining ladder is too small to fit, or that lie less than ``min_log_distance``
-    beyond it (an interpolation, not an extrapolation), are skipped for the next
-    largest.
+    not a finished model; anchors included), and forecasts the run's final checkpoint.
+    A run is skipped for the next largest when the estimator's ladder points left
+    below it have fewer than :data:`~cod_monitor.ladder.selection.MIN_LADDER_POINTS`
+    (3) distinct compute values (checked before the smaller ladder is built, so a
+    ladder without a target is never emptied), when the copy's fit or forecast raises
+    (any exception), or when it lies less than ``min_log_distance`` beyond the points
+    left (an interpolation, not an extrapolation). The list may therefore be shorter
+    than ``n_backtest``, or empty.
 
     Parameters
     ----------
@@ -407,6 +493,14 @@ def backtest_forecaster(
     >>> len(bt), all(abs(b["residual"]) < 0.05 for b in bt)
     (3, True)
     """
+    return _backtests(estimator, ladder, benchmark, n_backtest,
+                      min_log_distance=min_log_distance)
+
+
+def _backtests(estimator, ladder, benchmark, n_backtest, *, min_log_distance=0.1,
+               skipped=None) -> list[dict]:
+    """:func:`backtest_forecaster`; appends ``(run, why, too_few_points)`` of each
+    skipped run to ``skipped``."""
     check_is_fitted(estimator, "models_")
     ladder = load_ladder(ladder)
     models = tuple(estimator.models_)
@@ -414,6 +508,7 @@ def backtest_forecaster(
     raw = ladder.matrix(benchmark, roles=("ladder", "anchor"))
     names = raw.model_names
     params = estimator.get_params(deep=False)
+    skipped = [] if skipped is None else skipped
     # compute at which each run ends: a run ending beyond the held-out one goes entirely
     run_end: dict[str, float] = {}
     for m in ladder.models:
@@ -427,23 +522,32 @@ def backtest_forecaster(
     for held in finals:
         if len(out) >= int(n_backtest):
             break
-        drop = [
+        drop = {
             m.name for m in ladder.models
             if m.role in ("ladder", "anchor")
             and (ends_at(m) >= held.compute or (held.step is not None and m.step is not None
                                                  and m.run_key == held.run_key))
-        ]
-        sub = ladder.without_models(drop)
+        }
+        # what the copy would fit on: checked before building the sub-ladder, so that a
+        # run near the bottom neither fails inside the fit nor empties the ladder
+        left = {m.compute for m in models if m.name not in drop}
+        if len(left) < MIN_LADDER_POINTS:
+            skipped.append((held.name, f"{len(left)} ladder points of distinct compute "
+                                       f"below it, fewer than {MIN_LADDER_POINTS}", True))
+            continue
         copy = clone(estimator)
         copy.set_params(**{k: v for k, v in (("n_bootstrap", 0), ("interval", "bootstrap"))
                            if k in params})
         try:
-            copy.fit(sub, benchmark)
+            copy.fit(ladder.without_models(sorted(drop)), benchmark)
             forecast = float(copy.predict(held.compute))
-        except (CODError, ValueError, RuntimeError, FloatingPointError):
-            continue  # too few ladder points below this run, or the fit failed
+        except Exception as exc:  # a backtest that cannot be fitted is skipped, never fatal
+            skipped.append((held.name, f"{type(exc).__name__}: {exc}", False))
+            continue
         distance = float(np.log(held.compute / max(m.compute for m in copy.models_)))
         if distance < min_log_distance:
+            skipped.append((held.name, f"log distance {distance:.3g} < {min_log_distance}",
+                            False))
             continue
         truth = float(raw.pass_rates[:, names.index(held.name)].mean())
         out.append(

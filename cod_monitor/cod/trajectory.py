@@ -58,6 +58,12 @@ finished ladder models, which COD fits closely, so its band stays narrow and its
 bias shows up as drift alerts. ``run_sd`` adds one more term in quadrature: how much a
 single healthy run varies with its seed. The ladder's residuals cannot show it when its
 points average several seeds.
+
+A failure of an interval's source never stops the forecasts: a bootstrap that fails
+gives no replicate, and in ``'recipe'`` mode a finished-model interval that is
+unavailable (e.g. ``interval='backtest'`` on a ladder too small to backtest) is
+replaced by that forecaster's bootstrap spread alone, so that a monitor keeps a band
+to judge drift against. ``interval_error_`` (and ``report()``) says what was lost.
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ from cod_monitor._validation import check_bool, check_choice, check_int, check_r
 from cod_monitor.cod.configs import DEFAULT_CONFIGURATIONS
 from cod_monitor.cod.forecaster import CODForecaster, cluster_means
 from cod_monitor.cod.laws_nd import TrajectoryLaw, fit_trajectory_laws, trajectory_accuracy
+from cod_monitor.cod.routing import RoutedCOD
 from cod_monitor.cod.transport import recipe_compute
 from cod_monitor.exceptions import FitWarning, InputError
 from cod_monitor.ladder import load_ladder
@@ -124,8 +131,10 @@ class TrajectoryForecaster(BaseEstimator):
         ``predict(compute)``, ``predict_interval(compute, level)`` and
         ``bootstrap_predictions(compute)`` (e.g. from
         :func:`cod_monitor.methods.make_forecaster`), cloned before fitting
-        (``cod_params`` do not reach it). ``None``: the underlying
-        :class:`~cod_monitor.cod.forecaster.CODForecaster` (``cod_`` below).
+        (``cod_params`` do not reach it). ``None``: the package's default,
+        :class:`~cod_monitor.cod.routing.RoutedCOD` (``predict``'s ``cod``), or, when
+        ``cod_params`` are given, the :class:`~cod_monitor.cod.forecaster.CODForecaster`
+        they configure (``cod_`` below).
     n_bootstrap : int, default 100
         Bootstrap replicates of the interval (0: residual spread only).
     noise : bool, default True
@@ -149,10 +158,10 @@ class TrajectoryForecaster(BaseEstimator):
         Why ``'auto'`` chose it.
     benchmark_ : str
     cod_ : CODForecaster
-        Clusters, filter, mapping and (without ``finished``) the compute-mode curve.
+        Clusters, filter and mapping of the ``'trajectory'`` mode.
     finished_ : estimator
         The forecaster of finished models of the ``'compute'`` and ``'recipe'`` modes
-        (``cod_`` unless ``finished`` is given).
+        (see ``finished``; ``cod_`` in the other modes, which do not read it).
     recipe_line_ : tuple of float or None
         ``(slope, intercept)`` of :math:`\\log D` against :math:`\\log N` over the
         ladder runs' final checkpoints; ``'recipe'`` mode only.
@@ -165,6 +174,10 @@ class TrajectoryForecaster(BaseEstimator):
         RMS residual of the full-set accuracy of the ladder points around the fit.
     n_runs_, n_points_ : int
         Ladder runs and checkpoints fitted.
+    interval_error_ : str or None
+        What the interval lacks, when a source of it failed (the bootstrap, or the
+        finished-model forecaster's interval); ``None`` when the interval is whole or
+        not computed yet (:meth:`prepare` computes it).
 
     Examples
     --------
@@ -244,10 +257,6 @@ class TrajectoryForecaster(BaseEstimator):
             DEFAULT_CONFIGURATIONS["monitor"], random_state=self.random_state,
             n_bootstrap=self.n_bootstrap, **(self.cod_params or {}),
         ).fit(ladder, benchmark)
-        finished = cod
-        if self.finished is not None:
-            finished = clone(self.finished).fit(ladder, benchmark)
-
         full = ladder.matrix(benchmark, roles=("ladder",))
         runs = ladder_runs(full.models)
         long_runs = [r for r, idx in runs.items() if len(idx) >= self.min_checkpoints]
@@ -268,6 +277,15 @@ class TrajectoryForecaster(BaseEstimator):
                     f">= {self.min_checkpoints} checkpoints (models with step and run); "
                     f"this ladder has {len(long_runs)}. Use mode='compute' or 'auto'."
                 )
+
+        finished = cod
+        if self.finished is not None:
+            finished = clone(self.finished).fit(ladder, benchmark)
+        elif mode in ("compute", "recipe") and not self.cod_params:
+            # the package's one default forecaster of finished models (the route chosen
+            # by the ladder's backtests); only these modes read it
+            finished = RoutedCOD(n_bootstrap=self.n_bootstrap,
+                                 random_state=self.random_state).fit(ladder, benchmark)
 
         X = full.pass_rates
         labels = None
@@ -319,6 +337,7 @@ class TrajectoryForecaster(BaseEstimator):
         self.n_points_ = n_points
         self._fit_data = (X, N, D, runs, labels)
         self._replicates = None
+        self.interval_error_ = None
         return self
 
     @staticmethod
@@ -483,33 +502,85 @@ class TrajectoryForecaster(BaseEstimator):
         shape = here.shape
         if not self.n_bootstrap:
             return np.zeros(shape), np.zeros(shape)
-        lo, hi = self.finished_.predict_interval(c_eq, level=level)
-        lo_half = np.maximum(here - np.asarray(lo, dtype=float).reshape(shape), 0.0)
-        hi_half = np.maximum(np.asarray(hi, dtype=float).reshape(shape) - here, 0.0)
-        if self._replicates is None:
-            self._replicates = self._bootstrap()
+        lo, hi = self._finished_interval(c_eq, here, level)
+        lo_half = np.maximum(here - lo, 0.0)
+        hi_half = np.maximum(hi - here, 0.0)
+        self._ensure_replicates()
         moved = np.asarray([np.asarray(self.finished_.predict(
             self._equivalent_compute(p, t, c, r[0])), dtype=float).reshape(shape)
             for r in self._replicates], dtype=float)
         law_lo, law_hi = _halfwidths(moved, here, level)
         return np.hypot(lo_half, law_lo), np.hypot(hi_half, law_hi)
 
+    def _finished_interval(self, c_eq, here, level):
+        """The finished-model forecaster's interval at ``c_eq`` (shape of ``here``); where
+        it is unavailable, that forecaster's bootstrap spread around ``here``."""
+        shape = np.shape(here)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FitWarning)  # said once, by interval_error_
+            lo, hi = self.finished_.predict_interval(c_eq, level=level)
+            lo = np.asarray(lo, dtype=float).reshape(shape)
+            hi = np.asarray(hi, dtype=float).reshape(shape)
+            lost = ~(np.isfinite(lo) & np.isfinite(hi))
+            if lost.any():
+                # its bootstrap alone keeps a band (narrower than the one configured, and
+                # said so) so that drift is still judged
+                draws = np.asarray(self.finished_.bootstrap_predictions(c_eq), dtype=float)
+        if lost.any():
+            b_lo, b_hi = _halfwidths(draws.reshape((-1,) + shape), here, level)
+            lo, hi = np.where(lost, here - b_lo, lo), np.where(lost, here + b_hi, hi)
+            self._interval_lost(
+                "the finished-model interval is unavailable ("
+                + (getattr(self.finished_, "interval_error_", None) or "not finite")
+                + "); the band uses its bootstrap spread alone")
+        return lo, hi
+
+    def _interval_lost(self, reason: str) -> None:
+        if self.interval_error_ != reason:  # once per fit and reason, not per checkpoint
+            self.interval_error_ = reason
+            warnings.warn(f"{type(self).__name__}: {reason}", FitWarning, stacklevel=4)
+
+    def _ensure_replicates(self) -> None:
+        """The (N, D) law's bootstrap, computed once; a failure leaves no replicate."""
+        if self._replicates is None:
+            try:
+                self._replicates = self._bootstrap()
+            except Exception as exc:  # the band loses a source; the forecasts go on
+                self._replicates = []
+                self._interval_lost(f"the trajectory-law bootstrap failed "
+                                    f"({type(exc).__name__}: {exc})")
+
     def _draws(self, p, t, c) -> np.ndarray:
         if self.mode_ == "compute":
             if not self.n_bootstrap:
                 return np.zeros((0,))
-            return self.finished_.bootstrap_predictions(_flops(p, t, c))
-        if self._replicates is None:
-            self._replicates = self._bootstrap()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FitWarning)  # said once, by interval_error_
+                draws = self.finished_.bootstrap_predictions(_flops(p, t, c))
+            if not len(draws):
+                self._interval_lost(
+                    "the finished-model bootstrap is unavailable ("
+                    + (getattr(self.finished_, "interval_error_", None) or "no replicate")
+                    + "); the band is the residual spread alone")
+            return draws
+        self._ensure_replicates()
         return np.asarray([self._point(p, t, c, laws=r) for r in self._replicates], dtype=float)
 
     def prepare(self) -> TrajectoryForecaster:
-        """Compute the bootstrap now (it is otherwise computed on first use)."""
+        """Compute the interval's bootstraps (and the finished-model forecaster's
+        backtests, in ``'recipe'`` mode) now; they are otherwise computed on first use.
+
+        Failures do not raise: they set ``interval_error_`` (see the module docstring).
+        """
         check_is_fitted(self, "mode_")
-        if self.mode_ in ("compute", "recipe") and self.n_bootstrap:
-            self.finished_.bootstrap_predictions(self.finished_.models_[-1].compute)
-        if self.mode_ != "compute" and self._replicates is None:
-            self._replicates = self._bootstrap()
+        if self.mode_ == "compute" and self.n_bootstrap:
+            self._draws(None, None, np.asarray(self.finished_.models_[-1].compute))
+        if self.mode_ == "recipe" and self.n_bootstrap:
+            # the backtests too, on the caller's (the monitor's forecaster) thread
+            compute = float(self.finished_.models_[-1].compute)
+            self._finished_interval(compute, np.asarray(self.finished_.predict(compute)), 0.9)
+        if self.mode_ != "compute":
+            self._ensure_replicates()
         return self
 
     def _bootstrap(self) -> list:
@@ -559,8 +630,9 @@ class TrajectoryForecaster(BaseEstimator):
         dict
             :meth:`CODForecaster.report` of the underlying COD fit (clusters, laws,
             verdicts, mapping), plus ``trajectory``: ``mode``, ``reason``,
-            ``residual_sd``, ``n_runs``, ``n_points`` and ``laws`` (per kept cluster:
-            ``cluster``, ``weight`` and the :class:`TrajectoryLaw` parameters).
+            ``residual_sd``, ``n_runs``, ``n_points``, ``laws`` (per kept cluster:
+            ``cluster``, ``weight`` and the :class:`TrajectoryLaw` parameters) and
+            ``interval_error`` (``interval_error_``).
         """
         check_is_fitted(self, "mode_")
         laws = []
@@ -579,6 +651,7 @@ class TrajectoryForecaster(BaseEstimator):
             "n_runs": self.n_runs_,
             "n_points": self.n_points_,
             "laws": laws,
+            "interval_error": self.interval_error_,
         }
         return out
 

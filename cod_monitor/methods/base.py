@@ -271,9 +271,10 @@ class LadderBaseline(ForecastMixin, BaseEstimator):
         dict
             Keys: ``method``, ``benchmark``, ``compute_unit``, ``n_samples``,
             ``models`` (name, compute in FLOPs, full-set accuracy, fitted accuracy),
-            ``rmse`` (of the fitted accuracy on the ladder points) and ``fit`` (the
-            method's parameters, compute in ``compute_unit``); non-finite numbers are
-            ``None``.
+            ``rmse`` (of the fitted accuracy on the ladder points), ``fit`` (the
+            method's parameters, compute in ``compute_unit``) and ``interval_error``
+            (``interval_error_``: why the interval is unavailable, ``None`` when it is
+            fine or not computed yet); non-finite numbers are ``None``.
         """
         check_is_fitted(self, "full_accuracy_")
         fitted = np.clip(self._curve(self._state, self.compute_), 0.0, 1.0)
@@ -296,4 +297,5 @@ class LadderBaseline(ForecastMixin, BaseEstimator):
             "models": models,
             "rmse": float(np.sqrt(np.mean((fitted - self.full_accuracy_) ** 2))),
             "fit": self._fit_report(),
+            "interval_error": self.interval_error_,
         })

@@ -1,18 +1,20 @@
 """Registry of forecasting methods selectable by name (``--method`` on the command line).
 
 Every method is an estimator with ``fit(ladder, benchmark)``, ``predict(compute)`` and
-``predict_interval(compute, level)``. ``cod`` and ``cod-paper`` are the configurations
-of the same names in :mod:`cod_monitor.cod.configs` (this package's COD and the
-paper's); the baselines (``e2e-exp``, ``e2e-passrate``, ``bnsl``,
-``loss-intermediate``) use the interval construction of ``cod``. The ablations of
-``cod`` and ``cod-paper`` (:mod:`cod_monitor.methods.ablations`, one changed setting
+``predict_interval(compute, level)``. ``cod`` is the default,
+:class:`~cod_monitor.cod.routing.RoutedCOD`, which chooses its route by evidence;
+``cod-mapping``, ``cod-trend`` and ``cod-paper`` are the configurations of the same
+names in :mod:`cod_monitor.cod.configs` (two routes of the default and the paper's);
+the baselines (``e2e-exp``, ``e2e-passrate``, ``bnsl``, ``loss-intermediate``) use the
+interval construction of ``cod``. The ablations of ``cod-trend`` and ``cod-paper`` (:mod:`cod_monitor.methods.ablations`, one changed setting
 each) are registered too, and loaded on the first request of one of them or of the full
 list: the default path (``cod``) never imports them.
 
 A method's configuration is fixed: a common argument of :func:`make_forecaster` that
 it sets to another value is not applied, with a
 :class:`~cod_monitor.exceptions.ConfigurationWarning`. A caller's ``tokens_per_param``
-(the target's recipe) reaches ``cod`` and its one-change ablations, which then apply
+(the target's recipe) reaches ``cod``, ``cod-mapping``, ``cod-trend`` and its
+one-change ablations, which then apply
 the recipe transport (:mod:`cod_monitor.cod.transport`); ``cod-paper``, the paper's
 ablations and ``cod-no-transport`` do not take it.
 """
@@ -20,13 +22,17 @@ ablations and ``cod-no-transport`` do not take it.
 from __future__ import annotations
 
 import importlib
+import math
 import warnings
 from collections.abc import Mapping
 from functools import cache
 from types import MappingProxyType
 
-from cod_monitor._validation import invalid
-from cod_monitor.exceptions import CODError, ConfigurationWarning, LadderValidationError
+from cod_monitor._validation import check_real, invalid
+from cod_monitor.cod.routing import RoutedCOD
+from cod_monitor.exceptions import CODError, ConfigurationWarning, FitFailedError
+from cod_monitor.ladder import load_ladder
+from cod_monitor.ladder.selection import select_fit_points
 from cod_monitor.methods.bnsl import BNSL
 from cod_monitor.methods.end_to_end import EndToEndExp, EndToEndPassRate
 from cod_monitor.methods.entries import PAPER, Method, baseline_method, cod_method
@@ -42,10 +48,19 @@ __all__ = [
 
 
 _COD_METHODS: dict[str, Method] = {
-    "cod": cod_method(
-        "cod",
-        "COD: arcsine features, filter in ladder units without the ceiling test, subset "
-        "laws + rest local trend by share, backtest-widened interval",
+    "cod": Method(
+        RoutedCOD, MappingProxyType({}),
+        "COD (the default): the route to the full set (clusters+mapping, clusters+trend "
+        "or end-to-end) chosen by backtests on the ladder's largest runs",
+    ),
+    "cod-mapping": cod_method(
+        "cod-mapping",
+        "COD route clusters+mapping: the paper's, with the filter in ladder units",
+    ),
+    "cod-trend": cod_method(
+        "cod-trend",
+        "COD route clusters+trend: arcsine features, filter in ladder units without the "
+        "ceiling test, subset laws + rest local trend by share",
     ),
     "cod-paper": cod_method(
         description="COD as in the paper: Improved MeanShift, full law, filter (1e18 FLOPs), "
@@ -126,7 +141,7 @@ def _build(name: str, common: Mapping):
                 warnings.warn(
                     f"method {name!r} fixes {key}={entry.fixed[key]!r}; {key}={value!r} is "
                     f"not applied. Build the estimator yourself to change it (e.g. "
-                    f"CODForecaster.from_config('cod', {key}=...)).",
+                    f"CODForecaster.from_config('cod-trend', {key}=...)).",
                     ConfigurationWarning,
                     stacklevel=3,
                 )
@@ -174,14 +189,22 @@ def make_forecaster(name: str, **common):
 def compare_methods(ladder, benchmark: str, compute: float, methods=None, *, level=0.9, **common):
     """Fit several methods on one ladder and forecast the same compute.
 
-    A method that cannot forecast (e.g. COD with no extrapolatable cluster, or a fit
-    that fails numerically) gets ``value=None`` and an ``error`` string instead of
-    aborting the others; a :class:`~cod_monitor.exceptions.LadderValidationError`
-    (the ladder itself is wrong: every method would fail the same way) is raised.
+    Every method runs in isolation: whatever one raises (no extrapolatable cluster, a
+    fit that fails numerically, a method the ladder cannot serve, a parameter it
+    rejects, an unexpected bug) becomes that method's row, with ``value=None`` and an
+    ``error`` string, and the next method runs. A failure of the interval alone (the
+    bootstrap or the backtests) keeps the forecast: ``interval`` is ``[nan, nan]`` and
+    ``interval_error`` says why (see
+    :meth:`~cod_monitor.cod.intervals.ForecastMixin.predict_interval`).
+
+    Only input that every method shares is checked before any method runs, and raises:
+    the ladder, the benchmark, the method names, ``level``, and the fit points that
+    ``anchors``, ``checkpoints`` and ``smooth_checkpoints`` select (unknown or target
+    anchors, fewer than 3 ladder points of distinct compute).
 
     Parameters
     ----------
-    ladder : Ladder
+    ladder : Ladder or path
     benchmark : str
     compute : float
         Target compute in FLOPs.
@@ -195,19 +218,48 @@ def compare_methods(ladder, benchmark: str, compute: float, methods=None, *, lev
     Returns
     -------
     dict
-        name -> ``{"value", "interval": [lo, hi], "error"?, "estimator"}``; the
-        estimator is the fitted object (``None`` when it failed).
+        name -> ``{"value", "interval": [lo, hi], "interval_error", "error"?,
+        "estimator"}``: ``error`` is present only when the method produced no
+        forecast (``value``, ``interval`` and ``estimator`` are then ``None``);
+        ``interval_error`` is ``None`` when the interval is fine, else why its bounds
+        are NaN.
+
+    Raises
+    ------
+    LadderValidationError
+        The ladder or the fit points every method shares are invalid (e.g. an unknown
+        benchmark or anchor, too few ladder points).
+    ParameterError
+        An unknown method name, or ``level`` outside (0, 1).
     """
+    ladder = load_ladder(ladder)
+    names = available_methods() if methods is None else list(methods)
+    for name in names:
+        _method(name)  # an unknown name fails here, before any method has run
+    check_real("compare_methods", "level", level, 0.0, 1.0)
+    # the fit points every method selects the same way: bad shared input raises once
+    select_fit_points(ladder, benchmark, anchors=common.get("anchors"),
+                      checkpoints=common.get("checkpoints", "final"),
+                      smooth_checkpoints=common.get("smooth_checkpoints", False))
     out = {}
-    for name in available_methods() if methods is None else methods:
-        estimator = _build(name, common)
+    for name in names:
         try:
+            estimator = _build(name, common)
             estimator.fit(ladder, benchmark)
             value = float(estimator.predict(compute))
+            if not math.isfinite(value):
+                raise FitFailedError(f"the forecast of {name!r} is not finite ({value})")
             lo, hi = estimator.predict_interval(compute, level=level)
-            out[name] = {"value": value, "interval": [float(lo), float(hi)], "estimator": estimator}
-        except LadderValidationError:
-            raise
-        except (CODError, ValueError, RuntimeError, FloatingPointError) as exc:
-            out[name] = {"value": None, "interval": None, "error": str(exc), "estimator": None}
+        except Exception as exc:  # one method's failure never aborts the others
+            # cod_monitor's own errors are written for users; anything else names its type
+            error = str(exc) if isinstance(exc, CODError) else f"{type(exc).__name__}: {exc}"
+            out[name] = {"value": None, "interval": None, "interval_error": None,
+                         "error": error or type(exc).__name__, "estimator": None}
+            continue
+        interval_error = getattr(estimator, "interval_error_", None)
+        if interval_error is None and not (math.isfinite(lo) and math.isfinite(hi)):
+            interval_error = "the interval is not finite"  # an estimator without the attribute
+        # NaN bounds, not None: callers unpack [lo, hi] whenever there is a value
+        out[name] = {"value": value, "interval": [float(lo), float(hi)],
+                     "interval_error": interval_error, "estimator": estimator}
     return out

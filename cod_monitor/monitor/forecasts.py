@@ -113,6 +113,7 @@ class Forecasts:
         self._inbox = inbox
         self._versions: dict[str, _Version] = {}
         self._errors: dict[str, str] = {}
+        self._point_failures: set[tuple[str, int]] = set()
         self._prior: dict[str, tuple[int, str | None]] = {}
         self._compute_scale = 1.0
         self._stop = threading.Event()
@@ -292,6 +293,14 @@ class Forecasts:
             fp = v.model.forecast(step, params, tokens, compute=model_compute,
                                   level=self.config.level, version=v.number)
         except ValueError:
+            return None  # e.g. a checkpoint without the params or tokens its mode needs
+        except Exception as exc:
+            # this checkpoint goes without a forecast; the next one is tried afresh, so a
+            # failure never stops the forecasts for the rest of the run
+            if (benchmark, v.number) not in self._point_failures:  # once per version
+                self._point_failures.add((benchmark, v.number))
+                logger.warning("CODMonitor could not forecast %s at step %s: %s: %s",
+                               benchmark, step, type(exc).__name__, exc)
             return None
         if compute is not None and compute != fp.compute:
             fp = replace(fp, compute=float(compute))

@@ -374,7 +374,7 @@ def test_low_ceiling_cluster_is_kept_and_forecast_by_its_law():
     )
     syn = synthetic_ladder(n_samples=600, clusters=clusters, seed=0)
     truth = syn.expected_accuracy[syn.target.name]
-    cod = make_forecaster("cod", n_bootstrap=0).fit(syn.ladder, syn.benchmark)
+    cod = make_forecaster("cod-trend", n_bootstrap=0).fit(syn.ladder, syn.benchmark)
     paper = make_forecaster("cod-ceiling-filter", n_bootstrap=0).fit(syn.ladder, syn.benchmark)
     assert cod.subset_share_ > 0.8 and paper.subset_share_ < 0.5
     rejected = [v for v in paper.verdicts_ if not v.kept]

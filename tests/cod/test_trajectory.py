@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
+from cod_monitor.cod.routing import RoutedCOD
 from cod_monitor.cod.trajectory import TrajectoryForecaster
 from cod_monitor.synthetic import SyntheticRun, synthetic_ladder, synthetic_run
 
@@ -71,7 +72,10 @@ def test_auto_falls_back_to_compute_without_checkpoints():
     syn = synthetic_ladder(n_samples=400, seed=0)
     tf = TrajectoryForecaster(n_bootstrap=0).fit(syn.ladder, syn.benchmark)
     assert tf.mode_ == "compute"
-    assert tf.predict(compute=syn.target.compute) == pytest.approx(tf.cod_.predict(syn.target.compute))
+    # the finished-model forecast is the package's default, the routed COD
+    assert isinstance(tf.finished_, RoutedCOD)
+    assert tf.predict(compute=syn.target.compute) == pytest.approx(
+        tf.finished_.predict(syn.target.compute))
     with pytest.raises(ValueError, match="needs at least 3 ladder runs"):
         TrajectoryForecaster(mode="trajectory").fit(syn.ladder, syn.benchmark)
 
@@ -89,7 +93,7 @@ def test_recipe_mode_forecasts_the_equally_good_finished_model(run):
     finished-model forecast at the run's compute."""
     tf = TrajectoryForecaster(mode="recipe", n_bootstrap=20).fit(run.ladder, run.benchmark)
     assert tf.recipe_line_[0] == pytest.approx(0.3, abs=0.01)  # synthetic runs: D ~ N^0.3
-    assert tf.finished_ is tf.cod_
+    assert isinstance(tf.finished_, RoutedCOD)
     err = trajectory_errors(tf, run)
     assert np.abs(err).mean() < 0.02
     compute_mode = TrajectoryForecaster(mode="compute", n_bootstrap=0).fit(run.ladder, run.benchmark)
@@ -97,7 +101,7 @@ def test_recipe_mode_forecasts_the_equally_good_finished_model(run):
     # the run's last checkpoint sits within 1.3 % of the recipe's tokens for its size
     last = run.target[-1]
     assert tf.predict(run.target_params, last["tokens"], compute=last["compute"]) == pytest.approx(
-        float(tf.cod_.predict(last["compute"])), abs=0.01)
+        float(tf.finished_.predict(last["compute"])), abs=0.01)
     tokens = np.array([t["tokens"] for t in run.target])
     lo, hi = tf.predict_interval(run.target_params, tokens)
     point = tf.predict(run.target_params, tokens)

@@ -43,8 +43,8 @@ def test_transport_fixes_a_mixed_recipe_ladder(seed):
     ladder, target, truth = mixed_recipe_ladder(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        plain = CODForecaster.from_config("cod", n_bootstrap=0).fit(ladder, "b")
-        moved = CODForecaster.from_config("cod", n_bootstrap=0, tokens_per_param=2.0).fit(ladder, "b")
+        plain = CODForecaster.from_config("cod-trend", n_bootstrap=0).fit(ladder, "b")
+        moved = CODForecaster.from_config("cod-trend", n_bootstrap=0, tokens_per_param=2.0).fit(ladder, "b")
     err_plain = abs(plain.predict(target.compute) - truth)
     err_moved = abs(moved.predict(target.compute) - truth)
     assert err_plain > 0.04  # compute alone under-forecasts: over-trained points lead
@@ -79,10 +79,11 @@ def test_registry_transport_reaches_cod_only():
     common = {"n_bootstrap": 0, "tokens_per_param": 2.0}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cod = make_forecaster("cod", **common).fit(ladder, "b")
+        cod = make_forecaster("cod-trend", **common).fit(ladder, "b")
+        routed = make_forecaster("cod", **common).fit(ladder, "b")
         off = make_forecaster("cod-no-transport", **common).fit(ladder, "b")
         paper = make_forecaster("cod-paper", fallback="all_clusters", **common).fit(ladder, "b")
-    assert cod.transport_.applied
+    assert cod.transport_.applied and routed.forecaster_.transport_.applied
     assert off.transport_ is None and paper.transport_ is None
     assert cod.predict(target.compute) != off.predict(target.compute)
 

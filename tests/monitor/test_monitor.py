@@ -181,6 +181,29 @@ def test_recipe_mode_with_a_named_method_reaches_the_forecaster(healthy, tmp_pat
     assert json.loads((out / "summary.json").read_text())["benchmarks"][run.benchmark]["mode"] == "recipe"
 
 
+def test_recipe_mode_keeps_forecasting_when_the_finished_interval_is_unavailable(
+        tmp_path_factory, tmp_path):
+    """Three ladder runs and no target: e2e-exp's backtest interval has no run to
+    backtest. Its backtests used to empty the ladder at every checkpoint, so the monitor
+    raised one 'forecast unavailable' alert and judged nothing after it (issue 14)."""
+    run = synthetic_run(n_samples=300, seed=1, ladder_params=(25.8e3, 105e3, 593e3))
+    ladder_dir = _ladder_dir(tmp_path_factory, run, "three-runs")
+    rec = Recorder()
+    with _monitor(ladder_dir, tmp_path / "cod", run, trackers=[rec], trajectory="recipe",
+                  trajectory_method="e2e-exp", run_sd={run.benchmark: 0.01}) as monitor:
+        _train(monitor, run, tmp_path / "ckpt", indices=[3, 9, 15])
+        assert monitor.wait(timeout=120)
+        tf = monitor.forecaster(run.benchmark)
+    pairs = rec.of("log_observation")
+    assert [o.step for o, _ in pairs] == [run.target[j]["step"] for j in (3, 9, 15)]
+    assert all(f is not None and f.lower <= f.value <= f.upper < 1.0 for _, f in pairs)
+    assert not [a for a in rec.of("log_alert") if a.reason is AlertReason.FORECAST_UNAVAILABLE]
+    # the band lost the backtest widening, and says so in the published report
+    assert "no run to backtest" in tf.interval_error_
+    report = rec.of("log_forecast")[0][3]
+    assert report["trajectory"]["interval_error"] == tf.interval_error_
+
+
 def test_sabotaged_run_raises_a_below_band_alert(sabotaged, tmp_path, caplog):
     run, ladder_dir = sabotaged
     rec, alerts = Recorder(), []
