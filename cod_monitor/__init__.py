@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "difficulty_reversals": "cod_monitor.ladder.diagnostics",
     # forecasting
     "CODForecaster": "cod_monitor.cod.forecaster",
+    "RoutedCOD": "cod_monitor.cod.routing",
     "TrajectoryForecaster": "cod_monitor.cod.trajectory",
     "CONFIGURATIONS": "cod_monitor.cod.configs",
     "DEFAULT_CONFIGURATIONS": "cod_monitor.cod.configs",
@@ -78,6 +79,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
     from cod_monitor.cod.forecaster import CODForecaster
     from cod_monitor.cod.laws import LawFit, expected_accuracy, fit_law
     from cod_monitor.cod.mapping import SubsetToFullMapping
+    from cod_monitor.cod.routing import RoutedCOD
     from cod_monitor.cod.trajectory import TrajectoryForecaster
     from cod_monitor.evaluators import EvalSet, HFEvaluator, VLLMEvaluator, make_evaluator
     from cod_monitor.exceptions import (

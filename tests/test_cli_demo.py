@@ -85,8 +85,11 @@ def test_live_demo_reduced_scale_end_to_end(tmp_path):
     pytest.importorskip("transformers")
     pytest.importorskip("wandb")
     out = tmp_path / "demo"
-    # 2 checkpoints of 10 steps (512 tokens a step); two benchmarks keep it short
-    argv = ["demo", "--out", str(out), "--tokens", str(20 * 512), "--checkpoints", "2",
+    from cod_monitor.demo.recipe import BATCH_SIZE, BLOCK_SIZE
+
+    # 2 checkpoints of 10 steps; two benchmarks keep it short
+    argv = ["demo", "--out", str(out), "--tokens", str(20 * BATCH_SIZE * BLOCK_SIZE),
+            "--checkpoints", "2",
             "--benchmarks", "demo", "fact", "--n-bootstrap", "10", "--sabotage",
             "--sabotage-at", "0.5", "--quiet"]
     proc = subprocess.run(

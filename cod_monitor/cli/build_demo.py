@@ -12,7 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from cod_monitor.demo.recipe import LADDER_SEEDS
+from cod_monitor.demo.recipe import LADDER_SEEDS, TARGET_SEEDS
 
 __all__ = ["add_build_demo_parser", "run_build_demo", "main"]
 
@@ -59,7 +59,10 @@ def add_build_demo_parser(ladder_subparsers) -> argparse.ArgumentParser:
                    help="which weights to keep under models/ (default final)")
     p.add_argument("--seeds", type=int, default=LADDER_SEEDS, metavar="K",
                    help="training runs per ladder size, pass rates averaged (default "
-                        f"{LADDER_SEEDS}; the target is trained once)")
+                        f"{LADDER_SEEDS})")
+    p.add_argument("--target-seeds", type=int, default=TARGET_SEEDS, metavar="K",
+                   help="training runs of the target, pass rates averaged: the truth a "
+                        f"forecast is judged against (default {TARGET_SEEDS})")
     p.add_argument("--micro", action="store_true",
                    help="a few-second smoke build: three micro models and a micro target")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -76,7 +79,8 @@ def run_build_demo(args) -> int:
         shlex.quote(a) for a in (sys.argv[1:] if sys.argv[1:2] != ["ladder"] else sys.argv[3:])
     )
     # the options that go to build_demo_ladder under their own names
-    same = ("seed", "eval_size", "workers", "threads", "backend", "keep_weights", "seeds")
+    same = ("seed", "eval_size", "workers", "threads", "backend", "keep_weights", "seeds",
+            "target_seeds")
     result = build_demo_ladder(args.out, specs=micro_specs() if args.micro else None,
                                progress=not args.quiet, command=command,
                                **{name: getattr(args, name) for name in same})

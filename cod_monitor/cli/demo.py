@@ -60,7 +60,8 @@ def add_parser(subparsers) -> None:
     live.add_argument("--ladder", type=Path, default=None, metavar="DIR",
                       help="a demo ladder directory (default: the shipped one)")
     live.add_argument("--benchmarks", nargs="+", default=None, metavar="NAME",
-                      help="benchmarks to monitor (default: every benchmark of the ladder)")
+                      help="benchmarks to monitor (default: demo and knowledge, when the "
+                           "ladder has them; else every benchmark of the ladder)")
     live.add_argument("--tokens", type=int, default=None,
                       help="training tokens of the target run (default: the recipe's); fewer "
                       "tokens = a shorter run of the same model")

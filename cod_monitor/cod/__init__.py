@@ -31,6 +31,8 @@ _EXPORTS: dict[str, str] = {
     "fit_trajectory_laws": "cod_monitor.cod.laws_nd",
     "trajectory_accuracy": "cod_monitor.cod.laws_nd",
     "SubsetToFullMapping": "cod_monitor.cod.mapping",
+    "ROUTES": "cod_monitor.cod.routing",
+    "RoutedCOD": "cod_monitor.cod.routing",
     "TRAJECTORY_MODES": "cod_monitor.cod.trajectory",
     "TrajectoryForecaster": "cod_monitor.cod.trajectory",
 }
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from cod_monitor.cod.laws import LawFit, expected_accuracy, fit_law, fit_laws
     from cod_monitor.cod.laws_nd import TrajectoryLaw, fit_trajectory_laws, trajectory_accuracy
     from cod_monitor.cod.mapping import SubsetToFullMapping
+    from cod_monitor.cod.routing import ROUTES, RoutedCOD
     from cod_monitor.cod.trajectory import TRAJECTORY_MODES, TrajectoryForecaster
 
 __all__ = sorted(_EXPORTS)

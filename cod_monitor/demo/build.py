@@ -33,6 +33,7 @@ import platform
 import sys
 import time
 import traceback
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -41,9 +42,9 @@ import numpy as np
 
 from cod_monitor._io import atomic_write, to_jsonable
 from cod_monitor._validation import check_choice, check_int, invalid
-from cod_monitor.demo.recipe import LADDER_SEEDS, RunSpec, ladder_specs, target_spec
+from cod_monitor.demo.recipe import LADDER_SEEDS, TARGET_SEEDS, RunSpec, ladder_specs, target_spec
 from cod_monitor.demo.report import final_accuracy, ladder_report, plot_curves
-from cod_monitor.demo.tasks import TaskGenerator, parse_sample_id
+from cod_monitor.demo.tasks import BENCHMARK_FAMILIES, TaskGenerator, parse_sample_id
 from cod_monitor.ladder import Ladder, ModelInfo, PassRateMatrix
 
 __all__ = ["BuildResult", "build_demo_ladder", "add_runs", "seed_variants", "ladder_report",
@@ -250,18 +251,44 @@ def _ladder_from_columns(models, columns, sample_ids, compute_unit) -> Ladder:
     models = [models[j] for j in order]
     X = np.clip(np.stack([columns[j] for j in order], axis=1), 0.0, 1.0)
     ids = np.array(sample_ids, dtype=object)
-    families = np.array([parse_sample_id(s)[0] for s in sample_ids])
-    matrices = {"demo": PassRateMatrix("demo", ids, models, X)}
-    for family in dict.fromkeys(families.tolist()):
-        mask = families == family
-        matrices[family] = PassRateMatrix(family, ids[mask], models, X[mask])
+    matrices = {name: PassRateMatrix(name, ids[mask], models, X[mask])
+                for name, mask in benchmark_masks(sample_ids).items()}
     return Ladder(models, matrices, compute_unit=compute_unit)
+
+
+def benchmark_masks(sample_ids) -> dict[str, np.ndarray]:
+    """Benchmark -> its rows of ``sample_ids``: the benchmarks of
+    :data:`~cod_monitor.demo.tasks.BENCHMARK_FAMILIES` present, then one per family."""
+    families = np.array([parse_sample_id(s)[0] for s in sample_ids])
+    masks = {name: np.isin(families, fams) for name, fams in BENCHMARK_FAMILIES.items()}
+    masks = {name: m for name, m in masks.items() if m.any()}
+    masks.update({f: families == f for f in dict.fromkeys(families.tolist())})
+    return masks
 
 
 def _assemble(specs, messages, generator, *, score_decimals, compute_unit) -> Ladder:
     models, columns, sample_ids = _checkpoint_columns(specs, messages, generator,
                                                       score_decimals=score_decimals)
     return _ladder_from_columns(models, columns, sample_ids, compute_unit)
+
+
+def _whole_set(ladder: Ladder, generator: TaskGenerator) -> PassRateMatrix | None:
+    """Every evaluation sample of ``generator`` on the ladder's models, in the generator's
+    order (from the per-family benchmarks); ``None`` when the ladder lacks one."""
+    roles = sorted({m.role for m in ladder.models})
+    rows: dict[str, np.ndarray] = {}
+    models = None
+    for family in dict.fromkeys(parse_sample_id(sid)[0] for sid, _ in generator.eval_samples):
+        if family not in ladder.benchmarks:
+            return None
+        m = ladder.matrix(family, roles=roles)
+        models = m.models
+        rows.update(zip(m.sample_ids, m.pass_rates))
+    ids = [sid for sid, _ in generator.eval_samples]
+    if models is None or set(rows) != set(ids):
+        return None
+    return PassRateMatrix("all", np.array(ids, dtype=object), models,
+                          np.stack([rows[i] for i in ids]))
 
 
 def add_runs(
@@ -312,8 +339,8 @@ def add_runs(
                       f"Runs {clash} are already in the ladder; give the new runs other names.")
     gen_kwargs = {"seed": seed, "eval_size": eval_size}
     generator = TaskGenerator(**gen_kwargs)
-    demo = ladder.matrix("demo", roles=sorted({m.role for m in ladder.models}))
-    if list(demo.sample_ids) != [sid for sid, _ in generator.eval_samples]:
+    demo = _whole_set(ladder, generator)
+    if demo is None:
         raise invalid(
             "add_runs", "seed", "the seed of the ladder's evaluation set", seed,
             f"The evaluation set of seed={seed}, eval_size={eval_size} is not the ladder's; "
@@ -328,11 +355,13 @@ def add_runs(
     return _ladder_from_columns(models, columns, sample_ids, ladder.compute_unit)
 
 
-def _variant_bases(specs: list[RunSpec], seeds: int) -> list[tuple[RunSpec, str]]:
+def _variant_bases(specs: list[RunSpec], seeds: int,
+                   target_seeds: int = 1) -> list[tuple[RunSpec, str]]:
     out = []
-    for k in range(1, seeds):
+    for k in range(1, max(seeds, target_seeds)):
         for spec in specs:
-            if spec.role == "ladder":
+            if (spec.role == "ladder" and k < seeds) or (spec.role == "target"
+                                                          and k < target_seeds):
                 variant = replace(spec, name=f"{spec.name}-seed{k}",
                                   data_seed=spec.data_seed + 10 * k, init_seed=spec.init_seed + k)
                 out.append((variant, spec.name))
@@ -356,11 +385,8 @@ def seed_variants(specs: list[RunSpec], seeds: int) -> list[RunSpec]:
 def _seed_spread(group: list[dict]) -> dict:
     """Standard deviation across the seeds of a checkpoint's mean accuracy, per benchmark
     (``demo`` and every family)."""
-    ids = group[0]["sample_ids"]
-    families = np.array([parse_sample_id(s)[0] for s in ids])
     rates = np.array([g["pass_rates"] for g in group], dtype=float)  # seeds x samples
-    masks = {"demo": np.ones(len(ids), dtype=bool)}
-    masks.update({f: families == f for f in dict.fromkeys(families.tolist())})
+    masks = benchmark_masks(group[0]["sample_ids"])
     return {b: round(float(np.std(rates[:, m].mean(axis=1), ddof=1)), 6)
             for b, m in masks.items()}
 
@@ -413,6 +439,9 @@ def build_demo_ladder(
     progress: bool = True,
     command: str | None = None,
     seeds: int = LADDER_SEEDS,
+    target_seeds: int = TARGET_SEEDS,
+    families: Sequence[str] | None = None,
+    train_weights: Mapping[str, float] | None = None,
 ) -> BuildResult:
     """Train the demo ladder and its target, evaluate every checkpoint, save.
 
@@ -446,7 +475,14 @@ def build_demo_ladder(
     seeds : int, default LADDER_SEEDS
         Training runs per ladder size, each with other data and initialisation seeds
         (see :func:`seed_variants`); a ladder checkpoint's pass rates and loss are the
-        mean over them. Targets and anchors are trained once.
+        mean over them. Anchors are trained once.
+    target_seeds : int, default TARGET_SEEDS
+        Training runs of each target, averaged the same way: the target's pass rates
+        are the mean over its seeds, the truth a forecast is judged against, and
+        ``build.json`` gives their spread (``final_seed_sd``).
+    families, train_weights : optional
+        :class:`~cod_monitor.demo.tasks.TaskGenerator`'s task mix (default: the demo's);
+        recorded in ``build.json`` with the rest of the generator's settings.
 
     Returns
     -------
@@ -455,21 +491,26 @@ def build_demo_ladder(
     Raises
     ------
     ParameterError
-        `seeds` below 1 or an unknown `keep_weights`.
+        `seeds` or `target_seeds` below 1, or an unknown `keep_weights`.
     """
     check_int("build_demo_ladder", "seeds", seeds, 1)
+    check_int("build_demo_ladder", "target_seeds", target_seeds, 1)
     check_choice("build_demo_ladder", "keep_weights", keep_weights, ("final", "all", "none"))
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     specs = list(specs) if specs is not None else [*ladder_specs(), target_spec()]
     gen_kwargs = {"seed": seed, "eval_size": eval_size}
+    if families is not None:
+        gen_kwargs["families"] = list(families)
+    if train_weights is not None:
+        gen_kwargs["train_weights"] = dict(train_weights)
     generator = TaskGenerator(**gen_kwargs)
     generator.write_eval_jsonl(out_dir / "eval.jsonl")
     from cod_monitor.demo.tokenizer import save_tokenizer
 
     save_tokenizer(out_dir / "tokenizer")
-    pairs = _variant_bases(specs, seeds)
+    pairs = _variant_bases(specs, seeds, target_seeds)
     variants = [variant for variant, _ in pairs]
     messages = _run_all(specs + variants, gen_kwargs, workers=workers, threads=threads,
                         backend=backend, keep_weights=keep_weights, out_dir=out_dir,
@@ -491,6 +532,7 @@ def build_demo_ladder(
         "versions": _versions(),
         "seed": seed,
         "seeds_per_ladder_size": seeds,
+        "seeds_per_target": target_seeds,
         "seed_runs": [
             {**v.to_dict(), **{k: runs.get(v.name, {}).get(k) for k in
                                ("wall_s", "train_s", "eval_s", "tokens_per_s")}}

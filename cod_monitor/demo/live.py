@@ -134,6 +134,16 @@ def _target_spec(cfg: LiveDemoConfig):
     return target_spec(**overrides)
 
 
+def default_benchmarks(ladder) -> list[str]:
+    """The benchmarks the live demo monitors by default: the headline ``demo`` and the
+    ``knowledge`` stress case when the ladder has them (their families are subsets of
+    the same samples), else every benchmark of the ladder."""
+    from cod_monitor.demo.tasks import BENCHMARK_FAMILIES
+
+    named = [b for b in BENCHMARK_FAMILIES if b in ladder.benchmarks]
+    return named or list(ladder.benchmarks)
+
+
 def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
     """Train the demo target with ``CODCallback`` and compare the forecast with the run.
 
@@ -165,13 +175,16 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
         Plus ``benchmark`` (the main benchmark), ``forecast_interval``,
         ``final_step``, ``per_benchmark`` (the same numbers for every monitored
         benchmark), ``checkpoints`` (step, observed, forecast, lower, upper of the main
-        benchmark), ``reference_observed_final`` (the ladder build's measurement of the
-        same run, when the run is the ladder's target), ``target`` (the run's recipe),
+        benchmark), ``truth_final``, ``truth_error_pts`` and ``truth_seeds`` (the
+        ladder's target, the mean over the build's ``truth_seeds`` training runs of this
+        recipe, and the forecast's error against it; ``None`` for another run),
+        ``target`` (the run's recipe),
         ``sabotage`` (``None`` or step and factor), ``train_s``, ``out_dir`` and
         ``finished_forecasts``: for a run of the recipe's length (no ``tokens``
         override), the final checkpoint forecast as a finished model by COD and the
         baselines (:func:`~cod_monitor.demo.live_summary.finished_forecasts`; per
-        method ``value``, ``error`` and ``abs_error_pts``), else ``None``.
+        method ``value``, ``error``, ``abs_error_pts`` and ``truth_error_pts``), else
+        ``None``.
 
     Raises
     ------
@@ -199,7 +212,7 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     ladder_dir = Path(cfg.ladder).resolve() if cfg.ladder is not None else SHIPPED_LADDER
     ladder = Ladder.load(ladder_dir)
-    benchmarks = list(cfg.benchmarks) if cfg.benchmarks else list(ladder.benchmarks)
+    benchmarks = list(cfg.benchmarks) if cfg.benchmarks else default_benchmarks(ladder)
     unknown = [b for b in benchmarks if b not in ladder.benchmarks]
     if unknown:
         raise invalid("LiveDemoConfig", "benchmarks", f"benchmarks of the ladder {ladder_dir} "
@@ -291,10 +304,13 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
 
     summary = summarize(monitor, benchmarks, main, spec, console.alerts, ladder)
     if finished is not None:
-        obs = summary["observed_final"]
+        obs, truth = summary["observed_final"], summary["truth_final"]
         for f in finished.values():
             f["abs_error_pts"] = (None if f["value"] is None or obs is None
                                   else 100 * abs(f["value"] - obs))
+            f["truth_error_pts"] = (None if f["value"] is None or truth is None
+                                    else 100 * abs(f["value"] - truth))
+    summary["truth_seeds"] = build.get("seeds_per_target")
     summary.update(
         finished_forecasts=finished,
         wandb_run_dir=wandb_run_dir,

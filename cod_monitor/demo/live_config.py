@@ -106,7 +106,8 @@ class LiveDemoConfig:
     ladder : path, optional
         A demo ladder directory (default: the shipped one).
     benchmarks : sequence of str, optional
-        Benchmarks to monitor (default: every benchmark of the ladder).
+        Benchmarks to monitor (default: ``demo`` and ``knowledge`` when the ladder has
+        them, else every benchmark of the ladder).
     main_benchmark : str, optional
         The benchmark of the summary's top-level numbers (default ``'demo'`` when
         monitored, else the first).

@@ -106,8 +106,10 @@ def echo(line: str) -> None:
 # ------------------------------------------------------------------ summary
 
 
-def _reference_accuracy(ladder, benchmark: str, spec) -> dict:
-    """The build's own measurement of the target run at each step, when it is this run."""
+def _truth_accuracy(ladder, benchmark: str, spec) -> dict:
+    """The ladder's target accuracy at each step when the target is this run's recipe: the
+    mean over the build's training runs of the target (its seeds), the truth a forecast
+    of this recipe is judged against."""
     targets = {m.step: m for m in ladder.models
                if m.role == "target" and m.step is not None and m.params == spec.params}
     if not targets:
@@ -174,7 +176,10 @@ def summarize(monitor, benchmarks, main, spec, alerts, ladder) -> dict:
         :func:`~cod_monitor.demo.live.run_live_demo`): ``benchmark``,
         ``forecast_final``, ``forecast_interval``, ``observed_final``,
         ``abs_error_pts``, ``trajectory_mae_pts``, ``alerts``, ``final_step``,
-        ``reference_observed_final``, ``checkpoints`` and ``per_benchmark``.
+        ``truth_final`` and ``truth_error_pts`` (the ladder's target at the final step,
+        the mean over the build's target seeds, and the forecast's error against it;
+        ``None`` when the run is not the ladder's target recipe), ``checkpoints`` and
+        ``per_benchmark``.
     """
     final_step = int(spec.steps)
     per = {}
@@ -201,7 +206,7 @@ def summarize(monitor, benchmarks, main, spec, alerts, ladder) -> dict:
             "checkpoints": rows,
         }
     m = per[main]
-    reference = _reference_accuracy(ladder, main, spec).get(final_step)
+    truth = _truth_accuracy(ladder, main, spec).get(final_step)
     return {
         "benchmark": main,
         "forecast_final": m["forecast_final"],
@@ -211,7 +216,9 @@ def summarize(monitor, benchmarks, main, spec, alerts, ladder) -> dict:
         "trajectory_mae_pts": m["trajectory_mae_pts"],
         "alerts": list(alerts),
         "final_step": final_step,
-        "reference_observed_final": reference,
+        "truth_final": truth,
+        "truth_error_pts": None if truth is None or m["forecast_final"] is None
+        else 100 * abs(m["forecast_final"] - truth),
         "checkpoints": m["checkpoints"],
         "per_benchmark": {b: {k: v for k, v in d.items() if k != "checkpoints"}
                           for b, d in per.items()},
@@ -239,18 +246,23 @@ def print_summary(s: dict) -> None:
         f"{_fmt(s['abs_error_pts'], '.1f')} points; trajectory error (mean over "
         f"{len(s['checkpoints'])} checkpoints) {_fmt(s['trajectory_mae_pts'], '.1f')} points.",
     ]
-    if s.get("reference_observed_final") is not None:
-        lines.append(f"(the ladder build measured {s['reference_observed_final']:.3f} for the same "
-                     "run; small differences come from thread counts)")
+    if s.get("truth_final") is not None:
+        lines.append(f"truth: {s['truth_final']:.3f}, the mean of the ladder build's "
+                     f"{s.get('truth_seeds') or 'several'} training runs of this target (one "
+                     f"run varies with its seeds); the forecast is "
+                     f"{_fmt(s['truth_error_pts'], '.1f')} points from it.")
     lines.append(f"{'benchmark':10s} {'forecast':>9s} {'measured':>9s} {'error':>7s} {'traj MAE':>9s}")
     for name, d in s["per_benchmark"].items():
         lines.append(f"{name:10s} {_fmt(d['forecast_final']):>9s} {_fmt(d['observed_final']):>9s} "
                      f"{_fmt(d['abs_error_pts'], '.1f'):>7s} {_fmt(d['trajectory_mae_pts'], '.1f'):>9s}")
     if s.get("finished_forecasts"):
-        parts = [f"{name} {_fmt(f['value'])} ({_fmt(f['abs_error_pts'], '.1f')})"
+        parts = [f"{name} {_fmt(f['value'])} ({_fmt(f['abs_error_pts'], '.1f')}"
+                 + (f" / {_fmt(f.get('truth_error_pts'), '.1f')})"
+                    if s.get("truth_final") is not None else ")")
                  for name, f in s["finished_forecasts"].items()]
+        against = ("measured / truth" if s.get("truth_final") is not None else "measured")
         lines.append(f"{b!r} final checkpoint forecast as a finished recipe model from the same "
-                     f"ladder (error in points): " + ", ".join(parts))
+                     f"ladder (error in points against {against}): " + ", ".join(parts))
     alerts = s["alerts"]
     drift = [a for a in alerts if a["reason"] == "below_band"]
     lines.append(f"alerts: {len(alerts)} ({len(drift)} below-band drift)" if alerts else "alerts: none")

@@ -1,28 +1,38 @@
-"""The demo benchmark: seeded exact-answer tasks of graded difficulty.
+"""The demo benchmarks: seeded exact-answer tasks of graded difficulty.
 
-Three task families in the default benchmark (:data:`FAMILIES`), each with difficulty
-levels, every sample a prompt with exactly one correct answer followed by the stop
-marker :data:`STOP`::
+Five task families (:data:`FAMILIES`), each with difficulty levels, every sample a
+prompt with exactly one correct answer followed by the stop marker :data:`STOP`.
+They make two benchmarks of one ladder (:data:`BENCHMARK_FAMILIES`).
+
+``demo``, the headline benchmark: skills whose per-sample difficulty is intrinsic,
+graded by a knob, as in GSM8K- or BBH-style sets::
+
+    add   "347+586="     -> "933"     level = digits of the operands (carries vary)
+    sum   "3+4+2+8="     -> "17"      multi-step arithmetic; level = number of terms
+    sort  "s:dcabd="     -> "abcdd"   string transform; level = length (letters a-h)
+
+A sample is as hard for every run as its digits, carries, terms or length make it:
+the setting COD is built for.
+
+``knowledge``, the stress benchmark: closed-book recall about a seeded
+:class:`KnowledgeWorld` (1,000 three-letter entities, each with a two-digit number and
+one of 24 four-letter cities)::
 
     fact  "n?kqz="  -> "47"      recall of an entity's number; level = how rarely the
                                  training text states the fact (log-spaced frequency
                                  rank buckets, 1 = most frequent)
     city  "c?kqz="  -> "vemo"    recall of an entity's city; levels as for ``fact``
-    add   "37+58="  -> "95"      level = digits of the operands
 
-The two knowledge families ask about a seeded :class:`KnowledgeWorld`: 1,000
-three-letter entities, each with a two-digit number and one of 24 four-letter
-cities. The training text states facts as ``"n|kqz=47"`` / ``"c|kqz=vemo"``, each
-relation drawing entities from its own Zipf law (rank r has weight
-``1 / (r + 3)``), and also asks questions ``"n?kqz=47"`` about entities that are
-*not* evaluated. An evaluated question never occurs in training: the model must
-recall a stated fact through the question template, as closed-book QA does. How
-often a fact was stated sets when a run learns it, so the samples of one family
-emerge at graded points in compute, smoothly: the setting COD is built for.
+The training text states facts as ``"n|kqz=47"`` / ``"c|kqz=vemo"``, each relation
+drawing entities from its own Zipf law (rank r has weight ``1 / (r + 3)``), and also
+asks questions ``"n?kqz=47"`` about entities that are *not* evaluated. Which rare fact
+a tiny run memorises depends on its seeds, so a sample's difficulty is partly luck:
+outside COD's premise (the paper lists recall sets such as TriviaQA among its weak
+cases). It is kept as the honest stress case, never the headline.
 
 More families are available to :func:`make_sample` and :class:`TaskGenerator`
 (:data:`SKILL_FAMILIES`: copy, kv, rev, count, mod). They are out of the default
-benchmark because tiny models acquire them by an abrupt, size-independent phase
+benchmarks because tiny models acquire them by an abrupt, size-independent phase
 change (an attend-and-copy mechanism after a number of optimizer steps), which no
 scaling law fitted below the change can foresee::
 
@@ -49,12 +59,12 @@ import hashlib
 import json
 import random
 import string
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from cod_monitor._validation import check_choice, check_int, invalid
+from cod_monitor._validation import check_choice, check_int, check_real, invalid
 from cod_monitor.exceptions import InputError
 
 __all__ = [
@@ -62,6 +72,8 @@ __all__ = [
     "FAMILIES",
     "SKILL_FAMILIES",
     "KNOWLEDGE_FAMILIES",
+    "BENCHMARK_FAMILIES",
+    "benchmark_of",
     "TaskSample",
     "KnowledgeWorld",
     "TaskGenerator",
@@ -78,12 +90,15 @@ STOP = "\n"
 
 _LETTERS = string.ascii_lowercase
 _COUNT_ALPHABET = "abc"
+_SORT_ALPHABET = "abcdefgh"
 
-#: The default benchmark: family -> its difficulty levels, easiest first.
+#: The default families: family -> its difficulty levels, easiest first.
 FAMILIES: dict[str, tuple[int, ...]] = {
+    "add": (1, 2, 3),
+    "sum": (3, 4, 5, 6, 7),
+    "sort": (3, 4, 5, 6, 8),
     "fact": (1, 2, 3, 4, 5),
     "city": (1, 2, 3, 4, 5),
-    "add": (1, 2),
 }
 #: Families outside the default benchmark (abrupt emergence; see the module docstring).
 SKILL_FAMILIES: dict[str, tuple[int, ...]] = {
@@ -98,11 +113,19 @@ _ALL_LEVELS = {**SKILL_FAMILIES, **FAMILIES}
 ALL_FAMILIES = tuple(_ALL_LEVELS)
 #: Families answered from the :class:`KnowledgeWorld`: family -> relation marker.
 KNOWLEDGE_FAMILIES: dict[str, str] = {"fact": "n", "city": "c"}
+#: Benchmark -> its families: the headline ``demo`` (intrinsic difficulty) and the
+#: ``knowledge`` stress case.
+BENCHMARK_FAMILIES: dict[str, tuple[str, ...]] = {
+    "demo": ("add", "sum", "sort"),
+    "knowledge": ("fact", "city"),
+}
 
 #: Share of each family in the training stream (families not listed: 0.2).
-TRAIN_WEIGHTS: dict[str, float] = {"fact": 0.45, "city": 0.45, "add": 0.1}
+TRAIN_WEIGHTS: dict[str, float] = {"add": 0.25, "sum": 0.275, "sort": 0.275,
+                                   "fact": 0.1, "city": 0.1}
 #: Share of each family in the evaluation set (families not listed: equal shares).
-EVAL_SHARES: dict[str, float] = {"fact": 5 / 12, "city": 5 / 12, "add": 2 / 12}
+EVAL_SHARES: dict[str, float] = {"add": 0.25, "sum": 0.25, "sort": 0.25,
+                                 "fact": 0.125, "city": 0.125}
 #: Share of knowledge-family training samples written as questions (the rest are
 #: statements); questions about evaluated entities are written as statements instead.
 QUESTION_SHARE = 0.4
@@ -300,6 +323,9 @@ def _count_prompt(rng: random.Random, level: int) -> str:
 #: Prompt of a skill family at a level, drawn from ``rng`` (operands left to right).
 _SKILL_PROMPTS: dict[str, Callable[[random.Random, int], str]] = {
     "add": lambda rng, level: f"{_digits(rng, level)}+{_digits(rng, level)}=",
+    # at least three terms, so that no sum is an addition prompt
+    "sum": lambda rng, level: "+".join(str(rng.randrange(10)) for _ in range(max(3, level))) + "=",
+    "sort": lambda rng, level: f"s:{_word(rng, level, _SORT_ALPHABET)}=",
     "rev": lambda rng, level: f"r:{_word(rng, level)}=",
     "copy": lambda rng, level: f"c:{_word(rng, level)}=",
     "mod": lambda rng, level: f"{_digits(rng, level)}%{rng.randrange(2, 10)}=",
@@ -333,6 +359,10 @@ def solve(family: str, prompt: str, world: KnowledgeWorld | None = None) -> str:
     if family == "add":
         a, b = body.split("+")
         return str(int(a) + int(b))
+    if family == "sum":
+        return str(sum(int(t) for t in body.split("+")))
+    if family == "sort":
+        return "".join(sorted(body.removeprefix("s:")))
     if family == "rev":
         return body.removeprefix("r:")[::-1]
     if family == "copy":
@@ -354,6 +384,15 @@ def parse_sample_id(sample_id: str) -> tuple[str, int, int]:
     """``"add-2-0042"`` -> ``("add", 2, 42)``."""
     family, level, index = sample_id.rsplit("-", 2)
     return family, int(level), int(index)
+
+
+def benchmark_of(family: str) -> str | None:
+    """The benchmark of :data:`BENCHMARK_FAMILIES` that holds ``family`` (``None``
+    for a family in neither)."""
+    for benchmark, families in BENCHMARK_FAMILIES.items():
+        if family in families:
+            return benchmark
+    return None
 
 
 def default_eval_counts(total: int = 1200, families: Sequence[str] | None = None,
@@ -402,6 +441,10 @@ def _instance_space(family: str, level: int, world: KnowledgeWorld) -> int:
     if family == "add":
         one = 10 if level == 1 else 9 * 10 ** (level - 1)
         n = one * one
+    elif family == "sum":
+        n = 10 ** max(3, level)
+    elif family == "sort":
+        n = len(_SORT_ALPHABET) ** level
     elif family in ("rev", "copy"):
         n = 26**level
     elif family == "mod":
@@ -431,6 +474,9 @@ class TaskGenerator:
         Evaluation samples in all (see :func:`default_eval_counts`).
     families : sequence of str, optional
         Families to use (default: :data:`FAMILIES`; :data:`SKILL_FAMILIES` too).
+    train_weights : mapping of str to float, optional
+        Share of each family in the training stream (default :data:`TRAIN_WEIGHTS`;
+        a family not listed gets 0.2 before normalisation).
 
     Attributes
     ----------
@@ -442,20 +488,25 @@ class TaskGenerator:
     --------
     >>> gen = TaskGenerator(seed=0, eval_size=120)
     >>> sid, s = gen.eval_samples[0]
-    >>> sid, len(s.prompt), len(s.answer)
-    ('fact-1-0000', 6, 2)
+    >>> sid, s.prompt, s.answer
+    ('add-1-0000', '9+0=', '9')
     >>> any(gen.is_eval(t.prompt) for t in gen.train_samples(500, seed=1))
     False
     """
 
     def __init__(
-        self, *, seed: int = 0, eval_size: int = 1200, families: Sequence[str] | None = None
+        self, *, seed: int = 0, eval_size: int = 1200, families: Sequence[str] | None = None,
+        train_weights: Mapping[str, float] | None = None,
     ):
         self.seed = seed
         self.eval_size = eval_size
         self.families = tuple(FAMILIES if families is None else families)
         for family in self.families:
             check_choice("TaskGenerator", "families", family, ALL_FAMILIES)
+        self.train_weights = dict(TRAIN_WEIGHTS if train_weights is None else train_weights)
+        for family, weight in self.train_weights.items():
+            check_choice("TaskGenerator", "train_weights", family, ALL_FAMILIES)
+            check_real("TaskGenerator", f"train_weights[{family!r}]", weight, 0.0)
         self.world = _default_world(seed)
         counts = default_eval_counts(eval_size, self.families, self.world)
         rng = random.Random(f"cod-demo-eval-{seed}")
@@ -501,7 +552,7 @@ class TaskGenerator:
     def train_samples(self, n: int | None = None, *, seed: int = 1) -> Iterator[TaskSample]:
         """Stream training samples, never an evaluation prompt.
 
-        Families are drawn with :data:`TRAIN_WEIGHTS`. A skill sample then draws a
+        Families are drawn with ``train_weights``. A skill sample then draws a
         level uniformly; a knowledge sample draws an entity by its relation's Zipf
         law and is a question (:data:`QUESTION_SHARE`) or a statement, always a
         statement when the question is evaluated.
@@ -520,7 +571,7 @@ class TaskGenerator:
         rng = random.Random(f"cod-demo-train-{self.seed}-{seed}")
         produced = 0
         families = list(self.families)
-        weights = [TRAIN_WEIGHTS.get(f, 0.2) for f in families]
+        weights = [self.train_weights.get(f, 0.2) for f in families]
         while n is None or produced < n:
             family = rng.choices(families, weights)[0]
             if family in KNOWLEDGE_FAMILIES:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cod_monitor.demo import SHIPPED_LADDER, load_demo_ladder
-from cod_monitor.demo.tasks import FAMILIES
+from cod_monitor.demo.tasks import BENCHMARK_FAMILIES, FAMILIES
 from cod_monitor.ladder import Ladder
 
 
@@ -52,10 +52,10 @@ def test_micro_build_writes_a_valid_ladder_with_a_target_and_steps(micro):
     assert all(m.step is not None and m.loss is not None for m in ladder.models)
     for m in ladder.models:
         assert m.compute == pytest.approx(6 * m.params * m.tokens)
-    assert set(ladder.benchmarks) == {"demo", *FAMILIES}
-    demo = ladder.matrix("demo")
-    assert demo.pass_rates.shape[0] == sum(
-        ladder.matrix(f).pass_rates.shape[0] for f in FAMILIES)
+    assert set(ladder.benchmarks) == {*BENCHMARK_FAMILIES, *FAMILIES}
+    for bench, families in BENCHMARK_FAMILIES.items():  # a benchmark is its families' samples
+        assert ladder.matrix(bench).pass_rates.shape[0] == sum(
+            ladder.matrix(f).pass_rates.shape[0] for f in families)
     out = micro.path.parent
     for name in ("eval.jsonl", "build.json", "report.txt", "tokenizer/tokenizer.json"):
         assert (out / name).is_file(), name
@@ -67,21 +67,25 @@ def test_micro_build_writes_a_valid_ladder_with_a_target_and_steps(micro):
 def test_micro_build_trains_every_ladder_size_once_per_seed(micro):
     s = micro.summary
     assert s["seeds_per_ladder_size"] == 2
+    assert s["seeds_per_target"] == 5
     ladder_runs = [r["name"] for r in s["runs"] if r["role"] == "ladder"]
-    assert sorted(r["name"] for r in s["seed_runs"]) == sorted(f"{n}-seed1" for n in ladder_runs)
+    target = next(r["name"] for r in s["runs"] if r["role"] == "target")
+    assert sorted(r["name"] for r in s["seed_runs"]) == sorted(
+        [f"{n}-seed1" for n in ladder_runs] + [f"{target}-seed{k}" for k in range(1, 5)])
     by_name = {r["name"]: r for r in s["runs"]}
     for r in s["seed_runs"]:
-        base = by_name[r["name"].removesuffix("-seed1")]
-        assert (r["data_seed"], r["init_seed"]) == (base["data_seed"] + 10, base["init_seed"] + 1)
+        name, k = r["name"].rsplit("-seed", 1)
+        base, k = by_name[name], int(k)
+        assert (r["data_seed"], r["init_seed"]) == (base["data_seed"] + 10 * k,
+                                                    base["init_seed"] + k)
         assert r["steps"] == base["steps"] and r["wall_s"] > 0
-    # the ladder holds the base runs only (seeds averaged in); the target ran once
+    # the ladder holds the base runs only (seeds averaged in, the target's too)
     assert {m.run for m in micro.ladder.models} == {r["name"] for r in s["runs"]}
-    # every ladder run records how its final accuracy varies with the seed; the live demo
-    # reads the largest one's as the monitored run's own spread
-    for r in s["runs"]:
-        assert ("final_seed_sd" in r) == (r["role"] == "ladder")
+    # every run records how its final accuracy varies with the seed; the live demo reads
+    # the largest ladder run's as the monitored run's own spread
+    assert all("final_seed_sd" in r for r in s["runs"])
     ladder_runs = [r for r in s["runs"] if r["role"] == "ladder"]
-    assert all(set(r["final_seed_sd"]) == {"demo", *FAMILIES} for r in ladder_runs)
+    assert all(set(r["final_seed_sd"]) == {*BENCHMARK_FAMILIES, *FAMILIES} for r in ladder_runs)
     assert all(v >= 0 for r in ladder_runs for v in r["final_seed_sd"].values())
     from cod_monitor.demo.live_config import run_spread
 
@@ -111,10 +115,11 @@ def test_seed_checkpoints_are_averaged_into_the_base_run():
     assert set(ckpt) == {"r", "t"}
     assert ckpt["r"]["pass_rates"] == [0.25, 0.5] and ckpt["r"]["loss"] == 1.5
     assert ckpt["r"]["n_seeds"] == 2 and ckpt["t"]["n_seeds"] == 1
-    # the seeds' spread of accuracy per benchmark: means 0.5 / 0.25 overall, 0 / 0.5 on
-    # fact, 1 / 0 on add (sample standard deviation over the two seeds)
+    # the seeds' spread of accuracy per benchmark: 0 / 0.5 on fact (= knowledge), 1 / 0 on
+    # add (= demo, the headline families) (sample standard deviation over the two seeds)
     assert ckpt["r"]["seed_sd"] == pytest.approx(
-        {"demo": 0.125 * 2 ** 0.5, "fact": 0.25 * 2 ** 0.5, "add": 0.5 * 2 ** 0.5}, abs=1e-6)
+        {"demo": 0.5 * 2 ** 0.5, "knowledge": 0.25 * 2 ** 0.5, "fact": 0.25 * 2 ** 0.5,
+         "add": 0.5 * 2 ** 0.5}, abs=1e-6)
     assert "seed_sd" not in ckpt["t"]  # one run: no spread to measure
     assert [m for m in out if m["kind"] == "run"] == [msgs[-1]]
 
@@ -167,7 +172,7 @@ def test_build_demo_cli_parser(tmp_path):
                               "--backend", "loop", "--micro", "--quiet"])
     assert args.func is run_build_demo
     assert args.out == tmp_path and args.workers == 1 and args.micro and args.quiet
-    assert args.eval_size == 1200 and args.keep_weights == "final" and args.seeds == 3
+    assert args.eval_size == 1200 and args.keep_weights == "final" and args.seeds == 2
     with pytest.raises(SystemExit):
         parser.parse_args(["ladder", "build-demo"])  # --out is required
 
@@ -196,22 +201,23 @@ def test_shipped_ladder_has_six_runs_and_a_far_target(shipped):
     ladder_runs = [m for m in finals if m.role == "ladder"]
     targets = [m for m in finals if m.role == "target"]
     assert len(ladder_runs) >= 6 and len(targets) == 1
-    assert targets[0].compute >= 3 * ladder_runs[-1].compute
+    assert targets[0].compute >= 4 * ladder_runs[-1].compute
     params = [m.params for m in ladder_runs]
-    assert all(b > 1.5 * a for a, b in zip(params, params[1:]))
+    assert all(b > 1.2 * a for a, b in zip(params, params[1:]))
     per_run = {}
     for m in shipped.models:
         per_run.setdefault(m.run, []).append(m.step)
     assert all(len(steps) >= 4 for steps in per_run.values())
-    assert set(shipped.benchmarks) == {"demo", *FAMILIES}
-    assert 1000 <= len(shipped.matrix("demo").sample_ids) <= 2000
+    assert set(shipped.benchmarks) == {*BENCHMARK_FAMILIES, *FAMILIES}
+    assert len(shipped.matrix("demo").sample_ids) == 900
+    assert len(shipped.matrix("knowledge").sample_ids) == 300
 
 
 def test_shipped_ladder_accuracy_rises_with_compute(shipped):
     finals = _final_checkpoints(shipped)
     acc = [_accuracy(shipped, m) for m in finals]
     assert all(b > a for a, b in zip(acc, acc[1:])), acc
-    assert acc[0] < 0.2 and acc[-1] > 0.4
+    assert acc[0] < 0.1 and acc[-1] > 0.35
     # samples emerge at different points of the ladder
     ladder_finals = [m for m in finals if m.role == "ladder"]
     X = shipped.matrix("demo", models=[m.name for m in ladder_finals]).pass_rates
@@ -223,3 +229,20 @@ def test_shipped_build_md_has_the_command():
     text = (SHIPPED_LADDER / "BUILD.md").read_text()
     assert "cod-monitor ladder build-demo" in text
     assert Path(SHIPPED_LADDER / "ladder.json").stat().st_size > 0
+
+
+def test_target_seeds_train_the_target_again_and_average_it():
+    from cod_monitor.demo.build import _variant_bases
+    from cod_monitor.demo.recipe import micro_specs
+
+    specs = micro_specs()
+    pairs = _variant_bases(specs, 2, target_seeds=3)
+    target = next(s for s in specs if s.role == "target")
+    names = [v.name for v, _ in pairs]
+    assert names.count(f"{target.name}-seed1") == 1 and f"{target.name}-seed2" in names
+    assert not any(n.endswith("-seed2") and not n.startswith(target.name) for n in names)
+    for variant, base in pairs:  # other seeds, same recipe, averaged into the base run
+        original = next(s for s in specs if s.name == base)
+        assert (variant.params, variant.tokens, variant.role) == (
+            original.params, original.tokens, original.role)
+        assert (variant.data_seed, variant.init_seed) != (original.data_seed, original.init_seed)
