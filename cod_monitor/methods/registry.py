@@ -6,17 +6,18 @@ Every method is an estimator with ``fit(ladder, benchmark)``, ``predict(compute)
 ``cod-mapping``, ``cod-trend`` and ``cod-paper`` are the configurations of the same
 names in :mod:`cod_monitor.cod.configs` (two routes of the default and the paper's);
 the baselines (``e2e-exp``, ``e2e-passrate``, ``bnsl``, ``loss-intermediate``) use the
-interval construction of ``cod``. The ablations of ``cod-trend`` and ``cod-paper`` (:mod:`cod_monitor.methods.ablations`, one changed setting
-each) are registered too, and loaded on the first request of one of them or of the full
-list: the default path (``cod``) never imports them.
+interval construction of ``cod``. The ablations of ``cod-trend`` and ``cod-paper``
+(:mod:`cod_monitor.methods.ablations`, one changed setting each) are registered too,
+and loaded on the first request of one of them or of the full list: the default path
+(``cod``) never imports them.
 
 A method's configuration is fixed: a common argument of :func:`make_forecaster` that
 it sets to another value is not applied, with a
 :class:`~cod_monitor.exceptions.ConfigurationWarning`. A caller's ``tokens_per_param``
-(the target's recipe) reaches ``cod``, ``cod-mapping``, ``cod-trend`` and its
-one-change ablations, which then apply
-the recipe transport (:mod:`cod_monitor.cod.transport`); ``cod-paper``, the paper's
-ablations and ``cod-no-transport`` do not take it.
+(the target's recipe) reaches ``cod``, ``cod-mapping``, ``cod-trend`` and the one-change
+ablations of ``cod-trend``, which then apply the recipe transport
+(:mod:`cod_monitor.cod.transport`); ``cod-paper``, the paper's ablations and
+``cod-no-transport`` do not take it.
 """
 
 from __future__ import annotations
