@@ -128,8 +128,8 @@ class RoutedCOD(BaseEstimator):
     def route_forecaster(self, route: str) -> CODForecaster:
         """The unfitted forecaster of ``route`` with this estimator's shared parameters."""
         check_choice(type(self).__name__, "route", route, list(ROUTES))
-        return CODForecaster.from_config(
-            ROUTES[route], interval="backtest", **{k: getattr(self, k) for k in _SHARED})
+        # every route's configuration sets interval='backtest': its backtests are the evidence
+        return CODForecaster.from_config(ROUTES[route], **{k: getattr(self, k) for k in _SHARED})
 
     def fit(self, ladder, benchmark: str):
         """Fit every route, backtest each on the ladder's largest runs, keep the best.

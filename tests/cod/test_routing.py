@@ -122,3 +122,8 @@ def test_every_route_failing_raises_the_first_error(small):
 def test_bad_routes_are_named(small, routes):
     with pytest.raises(ParameterError, match="routes"):
         RoutedCOD(routes=routes).fit(small.ladder, small.benchmark)
+
+
+def test_every_route_widens_its_interval_by_its_backtests():
+    # the backtests that choose the route are the ones that widen its interval
+    assert all(RoutedCOD().route_forecaster(r).interval == "backtest" for r in ROUTES)
