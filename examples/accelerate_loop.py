@@ -31,7 +31,7 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--every", type=int, default=20)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--tiny", action="store_true", help="a 30k-parameter model and 200 eval prompts (smoke test)")
+    p.add_argument("--tiny", action="store_true", help="a 30k-parameter model (smoke test)")
     return p.parse_args(argv)
 
 
@@ -42,10 +42,11 @@ def main(argv=None) -> dict:
     from accelerate import Accelerator
 
     from cod_monitor.demo import SHIPPED_LADDER
+    from cod_monitor.demo.live_config import demo_generator, write_eval_sets
     from cod_monitor.demo.recipe import ADAM_BETAS, GRAD_CLIP, make_spec, target_spec
-    from cod_monitor.demo.tasks import TaskGenerator
     from cod_monitor.demo.tokenizer import save_tokenizer
     from cod_monitor.demo.train import TokenBlockDataset, build_model
+    from cod_monitor.ladder import Ladder
     from cod_monitor.monitor import CheckpointConfig, CODMonitor, ForecastConfig, PoolConfig, RunGeometry
 
     ladder = args.ladder or str(SHIPPED_LADDER)
@@ -54,7 +55,9 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     accelerator = Accelerator(cpu=True)
     spec = make_spec("tiny", 32, 1, role="target") if args.tiny else target_spec()
-    generator = TaskGenerator(seed=0, eval_size=200 if args.tiny else 1500)
+    # the task generator the ladder was built with: the training stream leaves out its
+    # evaluation prompts, and the evaluation set is the ladder's own samples
+    generator = demo_generator(ladder)
     model = build_model(spec)
     dataset = TokenBlockDataset(generator, spec.steps * spec.batch_size, spec.block_size, seed=spec.data_seed)
     loader = torch.utils.data.DataLoader(dataset, batch_size=spec.batch_size, shuffle=False)
@@ -65,9 +68,12 @@ def main(argv=None) -> dict:
     tokenizer_dir = save_tokenizer(os.path.join(out_dir, "tokenizer"))
     monitor = None
     if accelerator.is_main_process:  # one monitor per job, on the main process
+        # the ladder's "demo" samples, as JSON lines the evaluation worker reads
+        eval_sets = write_eval_sets(Ladder.load(ladder), generator, ["demo"],
+                                    os.path.join(out_dir, "eval_sets"))
         monitor = CODMonitor(
             ladder,
-            {"demo": generator.eval_set(name="demo")},
+            eval_sets,
             {"backend": "hf", "mode": "exact", "temperature": 1.0, "top_p": 0.7, "batch_size": 256},
             forecast=ForecastConfig(n_bootstrap=50),
             pool=PoolConfig(devices=["cpu"], cpu_threads=1),

@@ -14,7 +14,9 @@ Run (about a minute on 2 CPU cores)::
     python examples/plain_loop.py --steps 60 --every 20
 
 ``--ladder`` defaults to the ladder shipped in ``cod_monitor/data/demo_ladder``
-(build it with ``cod-monitor build-demo``). The monitor's journal, snapshots, and
+(build another with ``cod-monitor ladder build-demo``). The evaluation set is the
+ladder's own ``demo`` benchmark, written from the task generator its ``build.json``
+names: the monitor refuses an evaluation set whose sample ids are not the ladder's. The monitor's journal, snapshots, and
 ``summary.json`` go to ``--out-dir``; run the script again with the same
 ``--out-dir`` and it resumes instead of re-evaluating.
 """
@@ -36,7 +38,7 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=60, help="training steps to run")
     p.add_argument("--every", type=int, default=20, help="checkpoint every N steps")
     p.add_argument("--threads", type=int, default=1, help="torch threads of the training loop")
-    p.add_argument("--tiny", action="store_true", help="a 30k-parameter model and 200 eval prompts (smoke test)")
+    p.add_argument("--tiny", action="store_true", help="a 30k-parameter model (smoke test)")
     return p.parse_args(argv)
 
 
@@ -46,10 +48,11 @@ def main(argv=None) -> dict:
     import torch
 
     from cod_monitor.demo import SHIPPED_LADDER
+    from cod_monitor.demo.live_config import demo_generator, write_eval_sets
     from cod_monitor.demo.recipe import ADAM_BETAS, GRAD_CLIP, make_spec, target_spec
-    from cod_monitor.demo.tasks import TaskGenerator
     from cod_monitor.demo.tokenizer import save_tokenizer
     from cod_monitor.demo.train import TokenBlockDataset, build_model
+    from cod_monitor.ladder import Ladder
     from cod_monitor.monitor import CheckpointConfig, CODMonitor, ForecastConfig, PoolConfig, RunGeometry
 
     ladder = args.ladder or str(SHIPPED_LADDER)
@@ -57,18 +60,22 @@ def main(argv=None) -> dict:
         sys.exit(f"no ladder at {ladder}; build the demo ladder with `cod-monitor build-demo` or pass --ladder")
     torch.set_num_threads(args.threads)
     spec = make_spec("tiny", 32, 1, role="target") if args.tiny else target_spec()
-    generator = TaskGenerator(seed=0, eval_size=200 if args.tiny else 1500)
+    # the task generator the ladder was built with: the training stream leaves out its
+    # evaluation prompts, and the evaluation set is the ladder's own samples
+    generator = demo_generator(ladder)
     model = build_model(spec)
     dataset = TokenBlockDataset(generator, spec.steps * spec.batch_size, spec.block_size, seed=spec.data_seed)
 
     out_dir = args.out_dir or tempfile.mkdtemp(prefix="cod-plain-loop-")
+    # the ladder's "demo" samples, as JSON lines the evaluation worker reads
+    eval_sets = write_eval_sets(Ladder.load(ladder), generator, ["demo"], os.path.join(out_dir, "eval_sets"))
     config_dir = os.path.join(out_dir, "model-config")  # what the evaluator loads next to the weights
     model.config.save_pretrained(config_dir)
     save_tokenizer(config_dir)
 
     monitor = CODMonitor(
         ladder,
-        {"demo": generator.eval_set(name="demo")},
+        eval_sets,
         {"backend": "hf", "mode": "exact", "temperature": 1.0, "top_p": 0.7, "batch_size": 256},
         forecast=ForecastConfig(n_bootstrap=0 if args.tiny else 50),
         pool=PoolConfig(devices=["cpu"], cpu_threads=1),

@@ -103,3 +103,11 @@ def from_snapshot(snapshot, eval_set, config):
 def scripted(snapshot, eval_set, config):
     """Dispatch to the behaviour named by ``config['do']`` (one pool, many behaviours)."""
     return globals()[config["do"]](snapshot, eval_set, config)
+
+
+def config_error(snapshot, eval_set, config):
+    """The default job function on an evaluator config with an invalid ``mode``: it
+    raises the evaluator's configuration error in the worker."""
+    from cod_monitor.runtime.worker import run_evaluation
+
+    return run_evaluation(snapshot, eval_set, {"backend": "hf", "mode": config["mode"]})

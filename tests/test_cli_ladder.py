@@ -76,6 +76,23 @@ def test_import_long_then_info_and_validate(files, capsys):
     assert out.startswith("ok: ")
 
 
+def test_import_refuses_to_overwrite_a_ladder_without_force(files, capsys):
+    assert import_long(files, capsys)[0] == 0
+    before = (files / "out" / "ladder.json").read_text()
+    code, _, err = import_long(files, capsys, "--role", "pythia-1b@step143000=target")
+    assert_one_line_error(code, err, f"invalid --out = '{files / 'out'}'",
+                          "It already holds a ladder (ladder.json, scores.csv); pass --force")
+    assert (files / "out" / "ladder.json").read_text() == before  # untouched
+    code, out, err = import_long(files, capsys, "--role", "pythia-1b@step143000=target", "--force")
+    assert code == 0, err
+    assert Ladder.load(files / "out").model("pythia-1b@step143000").role == "target"
+    (files / "empty").mkdir()  # a directory without a ladder is fine
+    code, _, err = run(["ladder", "import", "--format", "long", "--scores", str(files / "scores.csv"),
+                        "--models", str(files / "models.csv"), *LONG_ARGS,
+                        "--out", str(files / "empty")], capsys)
+    assert code == 0, err
+
+
 def test_import_lm_eval(tmp_path, capsys):
     (tmp_path / "models.csv").write_text(
         "name,params,tokens\nlm-0,1e8,2e9\nlm-1,4e8,8e9\nlm-2,1.6e9,3.2e10\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cod_monitor import __version__
 from cod_monitor.exceptions import CODError
 
 __all__ = ["main", "build_parser"]
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Forecast downstream accuracy of LLM pre-training runs with "
         "Clustering-On-Difficulty (COD).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the version of cod_monitor and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in (predict, ladder, demo):

@@ -3,7 +3,8 @@
 Sub-commands:
 
 - ``import``: build a ladder directory from a long score table (``--format long``)
-  or lm-evaluation-harness ``--log_samples`` output (``--format lm-eval``);
+  or lm-evaluation-harness ``--log_samples`` output (``--format lm-eval``); an
+  ``--out`` directory that holds a ladder is refused unless ``--force`` is given;
 - ``info``: print the models (role, compute) and benchmarks (sample counts);
 - ``validate``: load the ladder with every check and print ``ok`` or the error.
 """
@@ -11,6 +12,7 @@ Sub-commands:
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from cod_monitor.cli.build_demo import add_build_demo_parser
 from cod_monitor.cod.transport import MIN_TOKENS_SPREAD, tokens_spread
@@ -20,6 +22,7 @@ from cod_monitor.ladder.diagnostics import reversal_summary
 from cod_monitor.ladder.importers import import_long_table, read_models_table
 from cod_monitor.ladder.lm_eval import import_lm_eval_samples
 from cod_monitor.ladder.selection import final_checkpoints
+from cod_monitor.ladder.storage import LADDER_JSON, SCORES_CSV, SCORES_CSV_GZ
 
 __all__ = ["add_parser", "run_import", "run_info", "run_validate", "parse_pairs"]
 
@@ -99,7 +102,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      metavar="FLOPS", help="FLOPs per compute unit (default: %(default)g)")
     imp.add_argument("--drop-incomplete", action="store_true",
                      help="drop samples missing a score for some model instead of failing")
-    imp.add_argument("--out", required=True, metavar="DIR", help="ladder directory to write")
+    imp.add_argument("--out", required=True, metavar="DIR",
+                     help="ladder directory to write (refused if it holds a ladder, "
+                     "unless --force)")
+    imp.add_argument("--force", action="store_true",
+                     help="overwrite the ladder already in --out")
     imp.add_argument("--compress", action="store_true", help="write scores.csv.gz")
     imp.set_defaults(func=run_import)
 
@@ -160,9 +167,21 @@ def _refuse(args, flags: dict[str, object], fmt: str) -> None:
             )
 
 
+def _refuse_overwrite(out, force: bool) -> None:
+    """Refuse an ``--out`` directory that holds a ladder, unless ``--force``."""
+    held = [name for name in (LADDER_JSON, SCORES_CSV, SCORES_CSV_GZ)
+            if (Path(out) / name).exists()]
+    if held and not force:
+        raise LadderValidationError(
+            "--out", str(out), f"It already holds a ladder ({', '.join(held)}); pass --force "
+            "to overwrite it, or choose another --out directory."
+        )
+
+
 def run_import(args: argparse.Namespace) -> int:
     """Run ``cod-monitor ladder import``; return the exit code."""
     # check every option before reading any file, so a typo fails fast
+    _refuse_overwrite(args.out, args.force)
     roles = parse_pairs(args.role, "--role", "NAME=ROLE")
     model_columns = parse_pairs(args.model_map, "--model-map")
     if args.format == "long":

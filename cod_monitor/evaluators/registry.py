@@ -11,6 +11,7 @@ module the worker's job function imports.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from typing import Any
 
@@ -115,10 +116,14 @@ def make_evaluator(config: dict) -> Evaluator:
     cfg = dict(config)
     cls = evaluator_class(cfg.pop("backend", "hf"))
     accepted = cls.param_names()
-    unknown = sorted(set(cfg) - set(accepted))
+    unknown = sorted((k for k in cfg if k not in accepted), key=str)
     if unknown:
+        guesses = [f"{close[0]!r} for {k!r}" for k in unknown
+                   if (close := difflib.get_close_matches(str(k), accepted, n=1))]
+        hint = f"Unknown key(s) {unknown}"
+        hint += f" (did you mean {', '.join(guesses)}?)." if guesses else "."
         raise EvaluatorConfigError(
             "make_evaluator", "config", f"a dict of 'backend' and parameters of {cls.__name__}", config,
-            f"Unknown key(s) {unknown}; accepted: {sorted(accepted)}.",
+            f"{hint} The accepted keys are {['backend', *sorted(accepted)]}.",
         )
     return cls(**cfg)

@@ -8,6 +8,8 @@ and nothing in the core imports it.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
 import math
 import os
@@ -46,7 +48,12 @@ _COMPUTE_FROM = ("auto", "tokens", "total_flos")
 
 
 class CallbackArgumentsError(CODError, TypeError):
-    """:class:`CODCallback` was given both a monitor and arguments to build one."""
+    """:class:`CODCallback` was given an argument it does not take, or both a monitor and
+    arguments to build one.
+
+    A ``TypeError``, as Python's own error for an unexpected keyword argument; the
+    message names the argument, the accepted ones and the closest match.
+    """
 
 
 class CODCallback(TrainerCallback, ExportableState):
@@ -124,9 +131,14 @@ class CODCallback(TrainerCallback, ExportableState):
     Raises
     ------
     ParameterError
-        An invalid ``compute_from``, ``stop_on_drift`` or ``drain_timeout``.
+        An invalid ``compute_from``, ``stop_on_drift``, ``drain_timeout`` or
+        ``monitor``, monitor arguments without ``ladder`` and ``eval_sets``, or any
+        monitor argument :meth:`CODMonitor.check_arguments
+        <cod_monitor.monitor.CODMonitor.check_arguments>` refuses (the evaluator config
+        included): all checked here, not at the first event.
     CallbackArgumentsError
-        Both a monitor and arguments to build one.
+        Both a monitor and arguments to build one, or a keyword argument the callback
+        does not take (a ``TypeError`` naming it, the accepted ones and the closest).
 
     Attributes
     ----------
@@ -165,8 +177,11 @@ class CODCallback(TrainerCallback, ExportableState):
     counts that checkpoint.
 
     The callback never raises into the training loop after setup: a failing
-    ``poll`` or ``close`` is logged as a warning. Errors in building the monitor
-    (bad arguments) raise at the first event, before any compute is spent.
+    ``poll`` or ``close`` is logged as a warning. Bad arguments raise when the callback
+    is built; what needs the files (the ladder, the evaluation sets and whether their
+    sample ids match, see :meth:`CODMonitor.start
+    <cod_monitor.monitor.CODMonitor.start>`) raises at the first event
+    (``on_train_begin``), before any compute is spent.
 
     Environment variables: those of W&B when a ``WandbTracker`` is used
     (``WANDB_MODE``, ``WANDB_DIR``, ``WANDB_PROJECT``, ...); none of its own.
@@ -205,9 +220,13 @@ class CODCallback(TrainerCallback, ExportableState):
         drain_timeout: float | None = 600.0,
         compute_from: str | Callable = "auto",
         _cod_restored: bool = False,
+        **unknown,
     ):
         owner = "CODCallback"
-        if not (callable(compute_from) or compute_from in _COMPUTE_FROM):
+        if unknown:
+            raise _unknown_arguments(unknown)
+        if not (callable(compute_from) or (isinstance(compute_from, str)
+                                           and compute_from in _COMPUTE_FROM)):
             raise invalid(owner, "compute_from", "a str among {'auto', 'tokens', 'total_flos'} "
                           "or a callable", compute_from)
         given = {
@@ -222,6 +241,17 @@ class CODCallback(TrainerCallback, ExportableState):
                 "CODCallback takes either a monitor or CODMonitor keyword arguments, not both; "
                 f"got a monitor and {sorted(monitor_kwargs)}."
             )
+        if monitor is not None and not all(callable(getattr(monitor, m, None))
+                                           for m in ("on_checkpoint", "poll", "close")):
+            raise invalid(owner, "monitor", "a CODMonitor or None", monitor)
+        if monitor_kwargs:
+            # the monitor is built at the first event; its arguments are checked now
+            for name in ("ladder", "eval_sets"):
+                if name not in monitor_kwargs:
+                    raise invalid(owner, name, "given with the other CODMonitor arguments",
+                                  None, "Pass ladder= and eval_sets= (or a ready "
+                                  "monitor=CODMonitor(...)).")
+            CODMonitor.check_arguments(owner=owner, **monitor_kwargs)
         self.monitor = monitor
         self.stop_on_drift = check_bool(owner, "stop_on_drift", stop_on_drift)
         self.drain_timeout = check_real(owner, "drain_timeout", drain_timeout, 0, closed="left",
@@ -444,6 +474,21 @@ class CODCallback(TrainerCallback, ExportableState):
             return tokens, float(state.total_flos)
         self.compute_source = None
         return tokens, None
+
+
+def _unknown_arguments(unknown: dict) -> CallbackArgumentsError:
+    """The error for keyword arguments :class:`CODCallback` does not take."""
+    accepted = [name for name in inspect.signature(CODCallback).parameters
+                if not name.startswith("_") and name != "unknown"]
+    name = sorted(unknown)[0]
+    close = difflib.get_close_matches(name, accepted, n=1)
+    guess = f" Did you mean {close[0]!r}?" if close else ""
+    more = f" (and {len(unknown) - 1} more unknown)" if len(unknown) > 1 else ""
+    return CallbackArgumentsError(
+        f"CODCallback got an unexpected keyword argument {name!r}{more}.{guess} It accepts "
+        f"{', '.join(accepted)}; other CODMonitor settings go through a ready "
+        "monitor=CODMonitor(...)."
+    )
 
 
 def _distributed() -> bool:

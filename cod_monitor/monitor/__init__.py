@@ -8,6 +8,9 @@
   (:mod:`~cod_monitor.monitor.drift`): the pure drift decision.
 - :class:`Journal` (:mod:`~cod_monitor.monitor.journal`): the durable record a
   restarted monitor resumes from.
+- :func:`~cod_monitor.monitor.checks.check_eval_sets`
+  (:mod:`~cod_monitor.monitor.checks`): what :meth:`CODMonitor.start` checks before
+  training proceeds (every evaluation set holds the ladder benchmark's samples).
 - :class:`QueuePolicy` (from :mod:`cod_monitor.runtime.jobs`): what happens when
   evaluation falls behind.
 

@@ -17,18 +17,31 @@ dataclasses: change one with :func:`dataclasses.replace`.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from cod_monitor._validation import check_bool, check_choice, check_int, check_real, invalid
+from cod_monitor.cod.forecaster import CODForecaster
 from cod_monitor.cod.trajectory import TRAJECTORY_MODES
 from cod_monitor.exceptions import ParameterError
 from cod_monitor.methods import available_methods
 from cod_monitor.runtime.jobs import QueuePolicy
-from cod_monitor.runtime.local import device_env
+from cod_monitor.runtime.local import device_env, unusable_gpus
 
 __all__ = ["CheckpointConfig", "ForecastConfig", "PoolConfig", "RunGeometry"]
+
+
+#: CODForecaster parameters that ForecastConfig sets itself, and where to set them.
+_SET_BY_FORECAST_CONFIG = {"n_bootstrap": "ForecastConfig(n_bootstrap=...)",
+                           "random_state": "nothing (forecasts are seeded with 0)"}
+
+
+def _is_function_path(path: str) -> bool:
+    """Whether ``path`` has the form ``'package.module:function'``."""
+    module, sep, name = path.partition(":")
+    return bool(sep) and all(p.isidentifier() for p in module.split(".") + name.split("."))
 
 
 def _store(obj, **values) -> None:
@@ -59,7 +72,8 @@ class ForecastConfig:
     n_bootstrap : int, default 100
         Bootstrap replicates of the forecast interval (0: residual spread only).
     cod_params : dict, optional
-        Extra :class:`~cod_monitor.cod.forecaster.CODForecaster` parameters.
+        Extra :class:`~cod_monitor.cod.forecaster.CODForecaster` parameters (names
+        checked here; ``n_bootstrap`` and ``random_state`` are set by this object).
     run_sd : float or mapping of str to float, optional
         How much one healthy run's accuracy varies with its seed (a standard deviation,
         per benchmark when a mapping), added to the forecast band; see
@@ -72,7 +86,8 @@ class ForecastConfig:
     Raises
     ------
     ParameterError
-        A value outside its range, an unknown mode or method name.
+        A value outside its range, an unknown mode or method name, a ``cod_params``
+        key that is not a ``CODForecaster`` parameter.
 
     Examples
     --------
@@ -94,18 +109,36 @@ class ForecastConfig:
         if self.trajectory_method is not None:
             check_choice(owner, "trajectory_method", self.trajectory_method,
                          available_methods(), none_ok=True)
-        if self.cod_params is not None and not isinstance(self.cod_params, Mapping):
-            raise invalid(owner, "cod_params", "a dict of CODForecaster parameters or None",
-                          self.cod_params)
         _store(
             self,
             level=check_real(owner, "level", self.level, 0, 1),
             n_bootstrap=check_int(owner, "n_bootstrap", self.n_bootstrap, 0),
-            cod_params=None if self.cod_params is None else dict(self.cod_params),
+            cod_params=self._checked_cod_params(owner),
             run_sd=self._checked_run_sd(owner),
             refresh_interval=check_real(owner, "refresh_interval", self.refresh_interval, 0,
                                         none_ok=True),
         )
+
+    def _checked_cod_params(self, owner) -> dict | None:
+        params = self.cod_params
+        if params is None:
+            return None
+        expected = "a dict of CODForecaster parameters or None"
+        if not isinstance(params, Mapping):
+            raise invalid(owner, "cod_params", expected, params)
+        known = sorted(set(CODForecaster().get_params()) - set(_SET_BY_FORECAST_CONFIG))
+        for key in params:
+            if isinstance(key, str) and key in _SET_BY_FORECAST_CONFIG:
+                raise invalid(owner, "cod_params", f"{expected}, without {key!r}", dict(params),
+                              f"ForecastConfig sets {key!r} itself; pass "
+                              f"{_SET_BY_FORECAST_CONFIG[key]} instead.")
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                guess = f"Did you mean {close[0]!r}? " if close else ""
+                raise invalid(owner, "cod_params", expected, dict(params),
+                              f"{key!r} is not a CODForecaster parameter. {guess}The "
+                              f"parameters are {known}.")
+        return dict(params)
 
     def _checked_run_sd(self, owner):
         value = self.run_sd
@@ -133,11 +166,15 @@ class PoolConfig:
     ----------
     devices : sequence of str or int, default ('cpu',)
         One evaluation worker per entry (``'cpu'``, ``'cuda:1'``, ``'cuda:0,1'``, a GPU
-        index); a single entry may be given alone.
+        index); a single entry may be given alone. A GPU entry is checked with torch
+        when torch is installed (it is imported then): refused on a CPU-only build of
+        torch, and beyond the GPUs torch sees (unless ``CUDA_VISIBLE_DEVICES`` is set).
     timeout : float, optional
         Seconds one evaluation attempt may take before its worker is killed.
     max_retries : int, default 2
-        Retries after the first attempt before a job is reported failed.
+        Retries after the first attempt before a job is reported failed. A
+        configuration error (an invalid evaluator parameter, a missing extra, a broken
+        evaluation set) is reported after its one attempt, never retried.
     queue_policy : QueuePolicy or str, default 'latest'
         What happens when evaluation falls behind (``'latest'``, ``'every_nth'``,
         ``'every_nth:<n>'`` or a :class:`~cod_monitor.runtime.jobs.QueuePolicy`);
@@ -151,12 +188,13 @@ class PoolConfig:
     Raises
     ------
     ParameterError
-        An unknown device, a non-positive timeout, a negative retry count, an unknown
-        queue policy.
+        An unknown device or a GPU this machine cannot use, a non-positive timeout, a
+        negative retry count, an unknown queue policy, a ``job_fn`` str that is not a
+        ``'module:function'`` path.
 
     Examples
     --------
-    >>> PoolConfig(devices="cuda:1", queue_policy="every_nth:3").queue_policy.n
+    >>> PoolConfig(devices=["cpu", "cpu"], queue_policy="every_nth:3").queue_policy.n
     3
     """
 
@@ -179,9 +217,17 @@ class PoolConfig:
             except ParameterError:
                 raise invalid(owner, "devices", "a sequence of 'cpu', 'cuda[:ids]' or GPU "
                               "indices", self.devices) from None
-        if not (self.job_fn is None or callable(self.job_fn) or isinstance(self.job_fn, str)):
-            raise invalid(owner, "job_fn", "a callable, a 'module:function' str or None",
-                          self.job_fn)
+            why = unusable_gpus(d)
+            if why is not None:
+                raise invalid(owner, "devices", "a sequence of devices this machine can "
+                              f"evaluate on ({why})", self.devices,
+                              "Use devices=['cpu'], or install a CUDA build of torch "
+                              "(https://pytorch.org/get-started/locally/) on a machine with "
+                              "the GPUs named.")
+        job_fn = self.job_fn
+        if not (job_fn is None or callable(job_fn) or (
+                isinstance(job_fn, str) and _is_function_path(job_fn))):
+            raise invalid(owner, "job_fn", "a callable, a 'module:function' str or None", job_fn)
         _store(
             self,
             devices=devices,

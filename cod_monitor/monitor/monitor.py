@@ -40,7 +40,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -48,7 +48,13 @@ from cod_monitor._io import atomic_write, json_default
 from cod_monitor._validation import check_real, invalid
 from cod_monitor.cod.trajectory import TrajectoryForecaster
 from cod_monitor.exceptions import CODError
-from cod_monitor.ladder import Ladder
+from cod_monitor.ladder import Ladder, load_ladder
+from cod_monitor.monitor.checks import (
+    TRACKER_METHODS,
+    check_eval_set_spec,
+    check_eval_sets,
+    check_evaluator,
+)
 from cod_monitor.monitor.config import CheckpointConfig, ForecastConfig, PoolConfig, RunGeometry
 from cod_monitor.monitor.drift import DriftConfig
 from cod_monitor.monitor.fanout import TrackerFanout
@@ -58,6 +64,7 @@ from cod_monitor.monitor.journal import JOURNAL_NAME, Journal, JournalState
 from cod_monitor.monitor.judging import Judge
 from cod_monitor.monitor.ledger import Inbox, Ledger
 from cod_monitor.records import Alert, ForecastPoint, Observation
+from cod_monitor.trackers.base import Tracker
 
 __all__ = ["CODMonitor", "MonitorClosedError"]
 
@@ -83,10 +90,16 @@ class CODMonitor:
         Benchmark name (as in the ladder) -> its evaluation set: an
         :class:`~cod_monitor.evaluators.EvalSet`, a JSON-lines path, or
         ``EvalSet.from_jsonl`` keyword arguments (``{"path": ..., "stop": "\\n"}``).
-        Evaluate the target as the ladder was evaluated (same set, same evaluator).
+        Evaluate the target as the ladder was evaluated (same set, same evaluator):
+        :meth:`start` refuses an evaluation set whose sample ids are not the ladder
+        benchmark's. With a custom ``PoolConfig.job_fn`` the values are passed to it
+        as given.
     evaluator : dict, optional
         Evaluator config for :func:`cod_monitor.evaluators.make_evaluator` (default
         ``{"backend": "hf"}``); an HF config without ``device`` gets the worker's.
+        The evaluator is built once here, so an unknown backend or key, or an invalid
+        value, fails at construction (not checked with a custom ``PoolConfig.job_fn``,
+        which receives the config as given).
     forecast : ForecastConfig, optional
         Trajectory mode, finished-model method, interval level and bootstrap, COD
         parameters, run-to-run spread, ladder refresh interval.
@@ -130,7 +143,8 @@ class CODMonitor:
     ------
     ParameterError
         An invalid argument (each configuration object validates its own fields when
-        it is built).
+        it is built; :meth:`check_arguments` checks the rest, the evaluator config
+        included).
 
     Notes
     -----
@@ -167,36 +181,25 @@ class CODMonitor:
         run_name: str | None = None,
         poll_interval: float | None = 0.5,
     ):
-        owner = "CODMonitor"
-        if not isinstance(ladder, (Ladder, str, os.PathLike)):
-            raise invalid(owner, "ladder", "a Ladder or a directory path", ladder)
-        if not isinstance(eval_sets, Mapping) or not eval_sets:
-            raise invalid(owner, "eval_sets", "a non-empty mapping of benchmark name to "
-                          "evaluation set", eval_sets)
-        if evaluator is not None and not isinstance(evaluator, dict):
-            raise invalid(owner, "evaluator", "a config dict or None", evaluator)
-        for name, value, cls in (("forecast", forecast, ForecastConfig), ("pool", pool, PoolConfig),
-                                 ("run", run, RunGeometry), ("drift", drift, DriftConfig),
-                                 ("checkpoints", checkpoints, CheckpointConfig)):
-            if not isinstance(value, cls):
-                raise invalid(owner, name, f"a {cls.__name__}", value)
-        if alert_callback is not None and not callable(alert_callback):
-            raise invalid(owner, "alert_callback", "a callable or None", alert_callback)
+        checked = self.check_arguments(
+            ladder, eval_sets, evaluator, forecast=forecast, pool=pool, run=run, drift=drift,
+            checkpoints=checkpoints, trackers=trackers, alert_callback=alert_callback,
+            out_dir=out_dir, run_name=run_name, poll_interval=poll_interval)
         self.ladder = ladder
-        self.eval_sets = dict(eval_sets)
+        self.eval_sets = checked["eval_sets"]
         self.benchmarks = list(self.eval_sets)
-        self.evaluator = dict(evaluator) if evaluator is not None else {"backend": "hf"}
+        self.evaluator = checked["evaluator"]
         self.forecast = forecast
         self.pool = pool
         self.run = run
         # the shortfall rule reads the band's half-width at the coverage it was made at
         self.drift = replace(drift, band_level=forecast.level)
         self.checkpoints = checkpoints
-        self.trackers = list(trackers)
+        self.trackers = checked["trackers"]
         self.alert_callback = alert_callback
         self.out_dir = Path(out_dir)
         self.run_name = run_name or self.out_dir.name
-        self.poll_interval = check_real(owner, "poll_interval", poll_interval, 0, none_ok=True)
+        self.poll_interval = checked["poll_interval"]
 
         self._start_lock = threading.Lock()
         self._poll_lock = threading.RLock()  # result processing, trackers
@@ -216,6 +219,88 @@ class CODMonitor:
                             self._journal, self._fanout, alert_callback)
         self._intake = Intake(self.out_dir, self.eval_sets, self.evaluator, checkpoints, pool,
                               self._ledger, self._journal, self._inbox, self._judge.emit)
+
+    @staticmethod
+    def check_arguments(ladder, eval_sets, evaluator=None, *, forecast=ForecastConfig(),
+                        pool=PoolConfig(), run=RunGeometry(), drift=DriftConfig(),
+                        checkpoints=CheckpointConfig(), trackers=(), alert_callback=None,
+                        out_dir="cod_monitor_out", run_name=None, poll_interval=0.5,
+                        owner: str = "CODMonitor") -> dict:
+        """Check the arguments of a :class:`CODMonitor` (what its constructor runs).
+
+        Every argument is checked where it is given, before any thread, process or
+        file exists: types, ranges, the evaluation-set specs and, unless
+        ``pool.job_fn`` replaces the evaluator, the evaluator itself, built once from
+        its config (an unknown backend or key, an invalid value or a GPU device next to
+        CPU workers fails here). The files named (ladder, evaluation sets) are read by
+        :meth:`start`.
+
+        Parameters
+        ----------
+        ladder, eval_sets, evaluator, forecast, pool, run, drift, checkpoints, trackers, alert_callback, out_dir, run_name, poll_interval
+            As in :class:`CODMonitor`.
+        owner : str, default 'CODMonitor'
+            Named in the errors (``'CODCallback'`` when the callback checks the
+            arguments it will build a monitor from).
+
+        Returns
+        -------
+        dict
+            ``eval_sets`` (a dict), ``evaluator`` (the config dict),
+            ``trackers`` (a list) and ``poll_interval`` (a float or None), normalised.
+
+        Raises
+        ------
+        ParameterError
+            An invalid argument; :class:`~cod_monitor.evaluators.EvaluatorConfigError`
+            (a ``ParameterError``) for an evaluator config that cannot build an
+            evaluator.
+
+        Examples
+        --------
+        >>> CODMonitor.check_arguments("ladder/", {"gsm8k": "gsm8k.jsonl"},
+        ...                            {"backend": "hf", "mode": "exact"})["evaluator"]
+        {'backend': 'hf', 'mode': 'exact'}
+        """
+        if not isinstance(ladder, (Ladder, str, os.PathLike)):
+            raise invalid(owner, "ladder", "a Ladder or a directory path", ladder)
+        for name, value, cls in (("forecast", forecast, ForecastConfig), ("pool", pool, PoolConfig),
+                                 ("run", run, RunGeometry), ("drift", drift, DriftConfig),
+                                 ("checkpoints", checkpoints, CheckpointConfig)):
+            if not isinstance(value, cls):
+                raise invalid(owner, name, f"a {cls.__name__}", value)
+        if not isinstance(eval_sets, Mapping) or not eval_sets:
+            raise invalid(owner, "eval_sets", "a non-empty mapping of benchmark name to "
+                          "evaluation set", eval_sets)
+        custom_jobs = pool.job_fn is not None
+        for benchmark, spec in eval_sets.items():
+            check_eval_set_spec(owner, benchmark, spec, custom_jobs)
+        if evaluator is not None and not isinstance(evaluator, dict):
+            raise invalid(owner, "evaluator", "a config dict or None", evaluator)
+        config = dict(evaluator) if evaluator is not None else {"backend": "hf"}
+        if not custom_jobs:
+            check_evaluator(owner, config, pool)
+        if isinstance(trackers, (str, bytes)) or not isinstance(trackers, Iterable):
+            raise invalid(owner, "trackers", "a sequence of trackers", trackers)
+        trackers = list(trackers)
+        for t in trackers:
+            if not isinstance(t, Tracker):
+                missing = [m for m in TRACKER_METHODS if not callable(getattr(t, m, None))]
+                raise invalid(owner, "trackers", "a sequence of trackers (objects with the "
+                              "methods of cod_monitor.trackers.base.Tracker)", trackers,
+                              f"{type(t).__name__} lacks {', '.join(missing)}.")
+        if alert_callback is not None and not callable(alert_callback):
+            raise invalid(owner, "alert_callback", "a callable or None", alert_callback)
+        if not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir):
+            raise invalid(owner, "out_dir", "a directory path", out_dir)
+        if run_name is not None and (not isinstance(run_name, str) or not run_name):
+            raise invalid(owner, "run_name", "a non-empty str or None", run_name)
+        return {
+            "eval_sets": dict(eval_sets),
+            "evaluator": config,
+            "trackers": trackers,
+            "poll_interval": check_real(owner, "poll_interval", poll_interval, 0, none_ok=True),
+        }
 
     # ------------------------------------------------------------------ state
     @property
@@ -248,18 +333,34 @@ class CODMonitor:
         """Open the journal (resuming from it), start the workers and threads; idempotent.
 
         Called by :meth:`on_checkpoint`, :meth:`poll` and ``with``; call it before
-        training to keep the first checkpoint's call short.
+        training, so that a mistake in the inputs stops the run before it trains and
+        the first checkpoint's call stays short. It first reads the ladder and the
+        evaluation sets and checks that every monitored benchmark is in the ladder and
+        that its evaluation set holds exactly the ladder benchmark's sample ids
+        (:func:`~cod_monitor.monitor.checks.check_eval_sets`; with a custom
+        ``PoolConfig.job_fn`` only the sets given as ``EvalSet`` objects are checked).
 
         Raises
         ------
         MonitorClosedError
             After :meth:`close`.
+        InputError
+            A benchmark the ladder lacks, or an evaluation set whose sample ids are not
+            the ladder's (the message gives the counts, examples and the fix).
+        LadderValidationError
+            The ladder cannot be read (an ``EvalSetValidationError`` for an evaluation
+            set that cannot).
+        OSError
+            An evaluation-set file that cannot be read.
         """
         with self._start_lock:
             if self._started:
                 return self
             if self._closed:
                 raise MonitorClosedError("CODMonitor is closed")
+            # before anything starts: a mistake here stops the run before it trains
+            check_eval_sets(load_ladder(self.ladder), self.eval_sets,
+                            read_files=self.pool.job_fn is None)
             self.out_dir.mkdir(parents=True, exist_ok=True)
             self._journal.open()
             state = self._journal.replay()
@@ -560,3 +661,4 @@ class CODMonitor:
             "skipped": self._ledger.count(b, "skipped"),
             "pending": self._ledger.count(b, "pending"),
         }
+

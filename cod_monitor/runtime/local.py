@@ -15,16 +15,20 @@ Isolation:
 The worker protocol, as :meth:`LocalProcesses.wait` reports it to the bookkeeping, is
 a list of events per worker: ``("ready", pid)``, ``("dead", traceback)`` (the job
 function could not be loaded), ``("ok", job_id, result, wall_s)``,
-``("error", job_id, traceback, wall_s)``, and last ``("exit", why)`` when the process
-ended or its pipe broke.
+``("error", job_id, traceback, wall_s)``, ``("fatal", job_id, traceback, wall_s)`` (the
+job raised one of :data:`~cod_monitor.runtime.worker.PERMANENT_ERRORS`, a configuration
+error that no retry cures; the traceback's last line says so and quotes the error), and
+last ``("exit", why)`` when the process ended or its pipe broke.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -35,9 +39,9 @@ from multiprocessing.connection import wait as mp_wait
 
 from cod_monitor._validation import invalid
 from cod_monitor.exceptions import ParameterError
-from cod_monitor.runtime.worker import resolve_job_fn
+from cod_monitor.runtime.worker import PERMANENT_ERRORS, resolve_job_fn
 
-__all__ = ["LocalProcesses", "LocalWorker", "device_env"]
+__all__ = ["LocalProcesses", "LocalWorker", "device_env", "unusable_gpus"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +85,68 @@ def device_env(device) -> tuple[str, dict]:
     return f"cuda:{ids}", {"CUDA_VISIBLE_DEVICES": ids, "COD_MONITOR_DEVICE": "cuda"}
 
 
+def _torch_gpus() -> tuple[str, bool, int] | None:
+    """This process's torch: its version, whether it is a GPU build, how many GPUs it
+    sees; ``None`` when torch is not installed. Imports torch, so call it only for a
+    GPU device."""
+    if "torch" not in sys.modules and importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    gpu_build = bool(getattr(torch.version, "cuda", None) or getattr(torch.version, "hip", None))
+    return torch.__version__, gpu_build, (torch.cuda.device_count() if gpu_build else 0)
+
+
+def unusable_gpus(device) -> str | None:
+    """Why a worker on ``device`` could not use its GPUs, or ``None`` when it can (or
+    when that cannot be known here).
+
+    Asks torch, when it is installed (it is imported only for a GPU device): a CPU
+    build of torch can use no GPU; without ``CUDA_VISIBLE_DEVICES`` in this process's
+    environment, torch here sees the GPUs a worker can be given, so an index beyond
+    them is refused too. With ``CUDA_VISIBLE_DEVICES`` set here, only the build is
+    checked (a worker sets its own).
+
+    Parameters
+    ----------
+    device : str or int
+        See :func:`device_env`.
+
+    Returns
+    -------
+    str or None
+        A clause such as ``"torch here is the CPU-only build 2.13.0+cpu and can use no
+        GPU"``.
+
+    Raises
+    ------
+    ParameterError
+        An invalid device (as :func:`device_env`).
+
+    Examples
+    --------
+    >>> unusable_gpus("cpu") is None
+    True
+    """
+    name, env = device_env(device)
+    if name == "cpu":
+        return None
+    probe = _torch_gpus()
+    if probe is None:
+        return None
+    version, gpu_build, count = probe
+    if not gpu_build:
+        return f"torch here is the CPU-only build {version} and can use no GPU"
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        return None
+    ids = [int(i) for i in env["CUDA_VISIBLE_DEVICES"].split(",")]
+    if count == 0:
+        return "torch sees no GPU on this machine (no device or no driver)"
+    if max(ids) >= count:
+        return f"torch sees {count} GPU(s) on this machine, numbered 0 to {count - 1}"
+    return None
+
+
 def _watch_parent(parent_pid: int) -> None:
     while True:
         time.sleep(1.0)
@@ -115,6 +181,11 @@ def _worker_main(conn, env: dict, nice: int, job_fn, parent_pid: int) -> None:
         try:
             result = fn(job.snapshot, job.eval_set, job.config)
             msg = ("ok", job.job_id, result, time.perf_counter() - t0)
+        except PERMANENT_ERRORS as exc:
+            # the job's configuration is wrong: the last line is what an alert quotes
+            error = (f"{traceback.format_exc()}Not retried (a configuration error): "
+                     f"{type(exc).__name__}: {exc}")
+            msg = ("fatal", job.job_id, error, time.perf_counter() - t0)
         except BaseException:
             msg = ("error", job.job_id, traceback.format_exc(), time.perf_counter() - t0)
         try:

@@ -18,7 +18,10 @@ Guarantees
   (segfault, OOM kill, ``SIGKILL``) or exceeds the per-job ``timeout`` is killed and
   restarted and its job retried. After ``max_retries`` retries the job is reported
   as a ``'failed'`` :class:`JobOutcome` with the last error; nothing is raised into
-  the caller.
+  the caller. A configuration error (one of
+  :data:`~cod_monitor.runtime.worker.PERMANENT_ERRORS`: an invalid evaluator
+  parameter or config key, a missing extra, a broken evaluation set) is never
+  retried: the job is reported ``'failed'`` after its one attempt.
 * **Bounded queue.** Jobs waiting for a worker are grouped (one group per checkpoint
   step); at most ``QueuePolicy.max_pending`` groups wait, and the policy drops
   waiting groups (reported as ``'skipped'`` outcomes) to make room
@@ -83,7 +86,8 @@ class EvalPool:
     timeout : float, optional
         Seconds one attempt may take before its worker is killed; ``None``: no limit.
     max_retries : int, default 2
-        Retries after the first attempt before a job is reported ``'failed'``.
+        Retries after the first attempt before a job is reported ``'failed'``
+        (configuration errors are never retried).
     queue_policy : QueuePolicy or str, default 'latest'
     nice : int, default 10
         Niceness added to CPU workers.
@@ -339,6 +343,11 @@ class EvalPool:
         if kind == "ok":
             logger.debug("evaluation job %s finished on %s in %.2fs", job_id, w.device, wall)
             self._emit(JobOutcome(job, "done", result=payload, attempts=job.attempt,
+                                  worker=w.device, wall_s=wall))
+        elif kind == "fatal":  # a configuration error: a retry would fail the same way
+            logger.debug("evaluation job %s failed with a configuration error; not retried",
+                         job_id)
+            self._emit(JobOutcome(job, "failed", error=payload, attempts=job.attempt,
                                   worker=w.device, wall_s=wall))
         else:
             self._retry_or_fail(job, payload, w.device, wall)

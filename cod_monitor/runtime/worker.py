@@ -3,8 +3,10 @@
 A worker calls ``job_fn(snapshot, eval_set, config)`` for each :class:`~cod_monitor.
 runtime.jobs.Job`; the default :func:`run_evaluation` builds the evaluator from the
 config (:func:`cod_monitor.evaluators.make_evaluator`) and keeps it, and the loaded
-evaluation sets, for the worker's later jobs. Importing this module imports the
-evaluators' light modules only: no torch, no scikit-learn, no forecasting stack.
+evaluation sets, for the worker's later jobs. A job that raises one of
+:data:`PERMANENT_ERRORS` (a configuration error) is not retried by the pool. Importing
+this module imports the evaluators' light modules only: no torch, no scikit-learn, no
+forecasting stack.
 """
 
 from __future__ import annotations
@@ -13,22 +15,57 @@ import importlib
 import os
 from collections.abc import Callable
 
+from cod_monitor.evaluators.base import ExactModeError
 from cod_monitor.evaluators.evalset import EvalSet
 from cod_monitor.evaluators.registry import make_evaluator
+from cod_monitor.exceptions import LadderValidationError, MissingExtraError, ParameterError
 
-__all__ = ["resolve_job_fn", "run_evaluation"]
+__all__ = ["PERMANENT_ERRORS", "load_eval_set", "resolve_job_fn", "run_evaluation"]
+
+#: Errors of a job's configuration, not of its run: a retry would fail the same way, so
+#: the pool reports them after one attempt (an invalid evaluator parameter or config
+#: key, a missing optional dependency, a broken evaluation set, ``exact`` mode on a set
+#: it cannot score).
+PERMANENT_ERRORS = (ParameterError, MissingExtraError, LadderValidationError, ExactModeError)
 
 _EVALUATORS: dict = {}  # per worker process: evaluator per config (engines are reused)
 _EVAL_SETS: dict = {}
 
 
+def load_eval_set(spec) -> EvalSet:
+    """The :class:`~cod_monitor.evaluators.EvalSet` an evaluation-set spec describes.
+
+    Parameters
+    ----------
+    spec : EvalSet, str, path or dict
+        An evaluation set (returned as is), a JSON-lines path, or
+        :meth:`EvalSet.from_jsonl <cod_monitor.evaluators.EvalSet.from_jsonl>` keyword
+        arguments with ``path`` (``{"path": ..., "stop": "\\n"}``).
+
+    Returns
+    -------
+    EvalSet
+
+    Raises
+    ------
+    EvalSetValidationError
+        The file breaks the evaluation-set format.
+    OSError
+        The file cannot be read.
+    """
+    if isinstance(spec, EvalSet):
+        return spec
+    kwargs = dict(spec) if isinstance(spec, dict) else {"path": spec}
+    return EvalSet.from_jsonl(kwargs.pop("path"), **kwargs)
+
+
 def _load_eval_set(spec) -> EvalSet:
+    """:func:`load_eval_set`, read once per worker process."""
     if isinstance(spec, EvalSet):
         return spec
     key = repr(sorted(spec.items())) if isinstance(spec, dict) else os.fspath(spec)
     if key not in _EVAL_SETS:
-        kwargs = dict(spec) if isinstance(spec, dict) else {"path": spec}
-        _EVAL_SETS[key] = EvalSet.from_jsonl(kwargs.pop("path"), **kwargs)
+        _EVAL_SETS[key] = load_eval_set(spec)
     return _EVAL_SETS[key]
 
 

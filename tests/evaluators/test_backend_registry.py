@@ -59,7 +59,10 @@ def test_make_evaluator_round_trips_config(backend, cls):
     "cfg, match",
     [
         ({"backend": "jax"}, "'backend' parameter .* Got 'jax'"),
-        ({"backend": "hf", "beams": 4}, r"Unknown key\(s\) \['beams'\]"),
+        ({"backend": "hf", "beams": 4}, r"Unknown key\(s\) \['beams'\]\. The accepted keys are "
+         r"\['backend', 'batch_size', 'device'"),
+        ({"backend": "hf", "mdoe": "exact"},
+         r"Unknown key\(s\) \['mdoe'\] \(did you mean 'mode' for 'mdoe'\?\)\. The accepted keys"),
         ({"mode": "greedy"}, "'mode' parameter of HFEvaluator must be a str among"),
         ({"top_p": 0.0}, r"'top_p' parameter of HFEvaluator must be a float in the range \(0, 1\]. Got 0.0 instead."),
         ({"temperature": -1}, "'temperature' parameter"),

@@ -28,7 +28,9 @@ from transformers import (
     TrainingArguments,
 )
 
-from cod_monitor.integrations.hf import CODCallback
+from cod_monitor.evaluators import EvalSet, EvaluatorConfigError
+from cod_monitor.exceptions import InputError, ParameterError
+from cod_monitor.integrations.hf import CallbackArgumentsError, CODCallback
 from cod_monitor.monitor import (
     CODMonitor,
     DriftConfig,
@@ -299,7 +301,8 @@ def test_compute_from(compute_from, tokens, flos, expected, source):
 
 
 def test_state_is_json_and_parameters_are_checked(tmp_path):
-    cod = CODCallback(compute_from=ladder_scale_compute, ladder=object(), eval_sets={"b": "b"})
+    cod = CODCallback(compute_from=ladder_scale_compute,
+                      ladder=synthetic_ladder(n_samples=30, seed=0).ladder, eval_sets={"b": "b"})
     state = json.loads(json.dumps(cod.state()))
     assert state["attributes"]["submitted_steps"] == [] and state["args"]["compute_from"] == "auto"
     with pytest.raises(ValueError, match="The 'compute_from' parameter of CODCallback"):
@@ -308,12 +311,61 @@ def test_state_is_json_and_parameters_are_checked(tmp_path):
         CODCallback(CODMonitor(**monitor_kwargs(tmp_path, tmp_path)), out_dir="x")
 
 
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(ladderr="ladder/"), CallbackArgumentsError,
+         r"CODCallback got an unexpected keyword argument 'ladderr'\. Did you mean 'ladder'\? "
+         r"It accepts monitor, ladder, eval_sets, evaluator, .*, compute_from;"),
+        (dict(stop_on_drfit=True), CallbackArgumentsError, "Did you mean 'stop_on_drift'"),
+        (dict(poll_interval=-1), CallbackArgumentsError,
+         r"unexpected keyword argument 'poll_interval'\. It accepts .* ready monitor=CODMonitor"),
+        (dict(stop_on_drift="no"), ParameterError,
+         r"The 'stop_on_drift' parameter of CODCallback must be an instance of 'bool'\. Got 'no'"),
+        (dict(drain_timeout=-5), ParameterError, r"'drain_timeout' parameter of CODCallback.*Got -5"),
+        (dict(monitor="monitor"), ParameterError, "'monitor' parameter of CODCallback"),
+        # the monitor's arguments are checked now, not at the first event
+        (dict(ladder="ladder/", eval_sets={BENCH: "b.jsonl"}, evaluator={"backend": "hf", "mdoe": "exact"}),
+         EvaluatorConfigError, r"The 'evaluator' parameter of CODCallback .*did you mean 'mode'"),
+        (dict(ladder="ladder/", eval_sets={BENCH: "b.jsonl"}, run_name=3), ParameterError,
+         "'run_name' parameter of CODCallback"),
+        (dict(ladder="ladder/", eval_sets={BENCH: "b.jsonl"}, trackers=[object()]), ParameterError,
+         "'trackers' parameter of CODCallback"),
+        (dict(eval_sets={BENCH: "b.jsonl"}), ParameterError,
+         r"'ladder' parameter of CODCallback .* Pass ladder= and eval_sets="),
+        (dict(ladder="ladder/", out_dir="x"), ParameterError, "'eval_sets' parameter of CODCallback"),
+    ],
+)
+def test_mistakes_fail_when_the_callback_is_built(kwargs, error, match):
+    with pytest.raises(error, match=match) as info:
+        CODCallback(**kwargs)
+    if error is CallbackArgumentsError:
+        assert isinstance(info.value, TypeError)
+
+
+def test_on_train_begin_refuses_an_eval_set_that_is_not_the_ladders(tmp_path):
+    syn = synthetic_ladder(n_samples=300, n_models=6, seed=0)
+    ids = list(syn.ladder.matrix(BENCH).sample_ids)
+    subset = EvalSet.from_records([{"id": s, "prompt": "q", "answer": "a"} for s in ids[::6]],
+                                  name=BENCH)
+    kwargs = monitor_kwargs(tmp_path / "cod", tmp_path / "trainer")
+    kwargs.update(ladder=syn.ladder, eval_sets={BENCH: subset})
+    cod = CODCallback(**kwargs)
+    args = training_args(tmp_path / "trainer", 10)
+    with pytest.raises(InputError, match=r"the ladder has 300 sample ids, the evaluation set 50, "
+                                         r"and 50 are in common"):
+        cod.on_train_begin(args, TrainerState(is_world_process_zero=True), TrainerControl())
+    assert not (tmp_path / "cod").exists()
+
+
 # ------------------------------------------------------------------ several ranks
 RANK_SCRIPT = r"""
 import json, sys, types
 import torch.distributed as dist
 from transformers import TrainerControl, TrainerState
-from cod_monitor.integrations.hf import CODCallback
+from cod_monitor.evaluators import EvalSet, EvaluatorConfigError
+from cod_monitor.exceptions import InputError, ParameterError
+from cod_monitor.integrations.hf import CallbackArgumentsError, CODCallback
 
 rank, init, rank0_stops = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
 dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)

@@ -30,6 +30,8 @@ from cod_monitor.monitor import (
     RunGeometry,
     read_journal,
 )
+from cod_monitor.evaluators import EvalSet, EvaluatorConfigError
+from cod_monitor.exceptions import InputError, ParameterError
 from cod_monitor.records import AlertReason
 from cod_monitor.synthetic import synthetic_run
 from cod_monitor.trackers.base import Tracker
@@ -346,6 +348,103 @@ def test_parameter_errors(tmp_path):
     assert m.drift.band_level == 0.8 and m.drift.patience == 3
 
 
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        # an evaluator config typo: the key, the closest accepted one and all of them
+        (dict(evaluator={"backend": "hf", "mdoe": "exact"}), EvaluatorConfigError,
+         r"The 'evaluator' parameter of CODMonitor .* Unknown key\(s\) \['mdoe'\] \(did you "
+         r"mean 'mode' for 'mdoe'\?\)\. The accepted keys are \['backend', 'batch_size'"),
+        (dict(evaluator={"backend": "hf", "mode": "exacto"}), EvaluatorConfigError,
+         r"The 'mode' parameter of HFEvaluator must be a str among"),
+        (dict(evaluator={"backend": "hff"}), EvaluatorConfigError, r"'backend'.*Got 'hff'"),
+        (dict(evaluator={"backend": "hf", "top_p": 0.0}), EvaluatorConfigError, "'top_p'"),
+        (dict(evaluator={"backend": "hf", "device": "cuda"}), EvaluatorConfigError,
+         r"'evaluator'.*Its device 'cuda' is a GPU, but PoolConfig\.devices has CPU workers"),
+        (dict(evaluator="hf"), ParameterError, "'evaluator' parameter of CODMonitor"),
+        (dict(eval_sets={"b": 3}), ParameterError, r"'eval_sets'.*It is the value of 'b'"),
+        (dict(eval_sets={"b": {"path": "b.jsonl", "stpo": "\n"}}), ParameterError,
+         r"Unknown key\(s\) \['stpo'\] \(did you mean 'stop'\?\) in the spec of 'b'"),
+        (dict(eval_sets={"b": {"stop": "\n"}}), ParameterError, "'path' is missing"),
+        (dict(eval_sets={3: "b.jsonl"}), ParameterError, "keys are the ladder's benchmark"),
+        (dict(trackers=[object()]), ParameterError, r"'trackers'.*object lacks start, log_forecast"),
+        (dict(trackers="local"), ParameterError, "'trackers'"),
+        (dict(alert_callback="print"), ParameterError, "'alert_callback'"),
+        (dict(out_dir=3), ParameterError, "'out_dir'"),
+        (dict(run_name=""), ParameterError, "'run_name'"),
+        (dict(poll_interval=-1), ParameterError, "'poll_interval'"),
+        (dict(run={"max_steps": 10}), ParameterError, "'run' parameter of CODMonitor must be a RunGeometry"),
+    ],
+)
+def test_every_argument_is_checked_at_construction(kwargs, error, match):
+    args = {"ladder": "ladder", "eval_sets": {"b": "b.jsonl"}, **kwargs}
+    with pytest.raises(error, match=match):
+        CODMonitor(**args)
+
+
+def test_a_custom_job_function_gets_its_config_and_eval_sets_as_given():
+    # the job function decides what they mean: nothing is built from them
+    m = CODMonitor("ladder", {"b": 3}, {"sleep": 1}, pool=PoolConfig(job_fn=JOB))
+    assert m.evaluator == {"sleep": 1} and m.eval_sets == {"b": 3}
+
+
+def _eval_set(ids, name):
+    return EvalSet.from_records([{"id": s, "prompt": f"q {s}", "answer": "a"} for s in ids],
+                                name=name)
+
+
+@pytest.mark.parametrize(
+    "which, match",
+    [
+        ("foreign", r"the ladder has 300 sample ids, the evaluation set 300, and 0 are in common"),
+        ("every 6th", r"the ladder has 300 sample ids, the evaluation set 50, and 50 are in common"),
+        ("no benchmark", r"The ladder has no benchmark 'gsm8k'"),
+    ],
+)
+def test_start_refuses_an_eval_set_that_is_not_the_ladders(healthy, tmp_path, which, match):
+    run, ladder_dir = healthy
+    ids = list(run.sample_ids)
+    sets = {"foreign": {run.benchmark: _eval_set([f"x{i}" for i in range(300)], run.benchmark)},
+            "every 6th": {run.benchmark: _eval_set(ids[::6], run.benchmark)},
+            "no benchmark": {"gsm8k": _eval_set(ids, "gsm8k")}}[which]
+    monitor = CODMonitor(ladder_dir, sets, out_dir=tmp_path / "cod")
+    with pytest.raises(InputError, match=match):
+        monitor.start()
+    assert not (tmp_path / "cod").exists()  # nothing started, nothing written
+
+
+def test_start_checks_eval_set_files_and_accepts_the_ladders_samples(healthy, tmp_path):
+    run, ladder_dir = healthy
+    ids = list(run.sample_ids)
+    path = tmp_path / "set.jsonl"
+    _eval_set(ids[::-1], run.benchmark).to_jsonl(path)  # the ladder's ids, in another order
+    with CODMonitor(ladder_dir, {run.benchmark: {"path": str(path), "stop": "\n"}},
+                    forecast=ForecastConfig(n_bootstrap=0, refresh_interval=None),
+                    out_dir=tmp_path / "cod", poll_interval=None) as monitor:
+        assert monitor.poll() == []
+    _eval_set(ids[1:], run.benchmark).to_jsonl(path)
+    with pytest.raises(InputError, match=rf"Only in the ladder: '{ids[0]}'\. Only in the "
+                                         r"evaluation set: none\."):
+        CODMonitor(ladder_dir, {run.benchmark: str(path)}, out_dir=tmp_path / "cod2").start()
+
+
+def test_a_configuration_error_in_the_worker_is_not_retried(healthy, tmp_path):
+    run, ladder_dir = healthy
+    rec = Recorder()
+    with CODMonitor(ladder_dir, {run.benchmark: run.benchmark}, {"mode": "exacto"},
+                    forecast=ForecastConfig(n_bootstrap=0, refresh_interval=None),
+                    pool=PoolConfig(job_fn="monitor_jobs:config_error", max_retries=2),
+                    run=RunGeometry(params=run.target_params), trackers=[rec],
+                    out_dir=tmp_path / "cod") as monitor:
+        _train(monitor, run, tmp_path / "ckpt", indices=[0])
+        assert monitor.wait(timeout=120)
+        summary = monitor.summary()
+    assert summary["pool"]["failed"] == 1 and summary["pool"]["retries"] == 0
+    (alert,) = [a for a in rec.of("log_alert") if a.reason is AlertReason.EVALUATION_FAILING]
+    assert "evaluation failed after 1 attempt (Not retried (a configuration error): " in alert.message
+    assert "EvaluatorConfigError: The 'mode' parameter of HFEvaluator" in alert.message
+
+
 def test_import_is_light():
     code = ("import sys, cod_monitor.monitor, cod_monitor.trackers.base; "
             "print([m for m in ('torch', 'transformers', 'wandb', 'safetensors') if m in sys.modules])")
@@ -359,7 +458,9 @@ def test_plain_loop_example_runs(tmp_path):
     pytest.importorskip("transformers")
     from cod_monitor.demo.tasks import TaskGenerator
 
-    ids = [sid for sid, _ in TaskGenerator(seed=0, eval_size=200).eval_samples]
+    # a ladder without build.json is taken as built by the default generator; the example
+    # evaluates exactly the ladder's samples (150 of them here, to keep it quick)
+    ids = [sid for sid, _ in TaskGenerator(seed=0).eval_samples][::8]
     run = synthetic_run(n_samples=len(ids), sample_ids=ids, benchmark="demo", seed=0)
     run.ladder.without_models([m.name for m in run.ladder.models_with_role("target")]).save(tmp_path / "ladder")
     example = HERE.parent.parent / "examples" / "plain_loop.py"

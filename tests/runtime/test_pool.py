@@ -96,6 +96,23 @@ def test_queue_policy_when_evaluation_falls_behind(tmp_path, policy, done, skipp
     assert [o.job.group for o in out if o.status == "done"] == done
 
 
+def test_configuration_errors_are_never_retried(tmp_path):
+    # the default job function: the worker builds the evaluator from the config
+    pool = EvalPool(["cpu"], max_retries=2)
+    pool.submit(job(tmp_path, 0, {"backend": "hf", "mode": "exacto"}))
+    pool.submit(job(tmp_path, 1, {"backend": "hf", "mdoe": "exact"}))
+    pool.close(timeout=120)
+    out = outcomes_by_id(pool)
+    assert [(out[i].status, out[i].attempts) for i in ("0:bench", "1:bench")] == [
+        ("failed", 1), ("failed", 1)]
+    assert pool.stats["retries"] == 0 and pool.stats["failed"] == 2
+    # the last line of the error says why it was not retried, and names the field
+    last = [out[i].error.strip().splitlines()[-1] for i in ("0:bench", "1:bench")]
+    assert last[0].startswith("Not retried (a configuration error): EvaluatorConfigError: "
+                              "The 'mode' parameter of HFEvaluator must be a str among")
+    assert "Unknown key(s) ['mdoe'] (did you mean 'mode' for 'mdoe'?)" in last[1]
+
+
 def test_close_with_cancel_reports_unfinished_jobs(tmp_path):
     pool = EvalPool(["cpu"], job_fn=f"{JOBS}:constant")
     pool.submit(job(tmp_path, 0, {"sleep": 60}))
