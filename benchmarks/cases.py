@@ -226,10 +226,11 @@ def built_ladder_cases(ladder_dir, label: str, headline_group: str) -> list[Case
     The target is the model with role ``target`` at its final step (the mean over the
     target's seeds when the build trained several); the ladder runs are fitted as they
     are. Benchmarks of the knowledge families (and ``knowledge`` itself) go to group
-    ``knowledge``, the others to ``headline_group``. Returns ``[]`` when the
+    ``knowledge``, the others to ``headline_group``; a family that is its aggregate's
+    only one is scored once, under the aggregate's name. Returns ``[]`` when the
     directory holds no ladder.
     """
-    from cod_monitor.demo.tasks import KNOWLEDGE_FAMILIES
+    from cod_monitor.demo.tasks import BENCHMARK_FAMILIES, KNOWLEDGE_FAMILIES
 
     ladder_dir = Path(ladder_dir)
     if not (ladder_dir / "ladder.json").is_file():
@@ -240,8 +241,14 @@ def built_ladder_cases(ladder_dir, label: str, headline_group: str) -> list[Case
         return []
     target = max(targets, key=lambda m: (m.step or 0, m.compute))
     knowledge = {"knowledge", *KNOWLEDGE_FAMILIES}
-    cases = []
-    for bench in sorted(ladder.benchmarks):
+    cases, seen = [], set()
+    # the aggregates first; a benchmark with the very samples of another (the
+    # `knowledge` of a ladder with one knowledge family) is one case, not two
+    for bench in sorted(ladder.benchmarks, key=lambda b: (b not in BENCHMARK_FAMILIES, b)):
+        ids = frozenset(ladder.matrix(bench).sample_ids)
+        if ids in seen:
+            continue
+        seen.add(ids)
         try:
             truth = _truth(ladder, bench, target.name)
         except (LadderValidationError, ValueError):

@@ -35,12 +35,13 @@ def test_route_forecaster_is_the_configuration_with_the_shared_parameters():
         RoutedCOD().route_forecaster("clusters")
 
 
-def test_fit_chooses_the_route_with_the_smallest_backtest_error(routed, small):
-    scored = [c for c in routed.routes_ if c["score"] is not None]
-    assert scored, routed.routes_
-    best = min(c["score"] for c in scored)
+def test_fit_keeps_the_incumbent_unless_another_route_wins_decisively(routed, small):
+    tested = [c for c in routed.routes_ if c["backtest"]]
+    assert tested, routed.routes_
+    incumbent = tested[0]
     chosen = next(c for c in routed.routes_ if c["route"] == routed.route_)
-    assert chosen["score"] <= best + routed.tolerance
+    if chosen is not incumbent:
+        assert chosen["score"] <= routed.switch_ratio * incumbent["score"]
     # the forecast is the chosen route's, and so is everything fitted
     c = small.target.compute
     assert routed.predict(c) == routed.forecaster_.predict(c)
@@ -68,33 +69,65 @@ def _candidates(*rows):
              "error": err, "backtest": bt, "score": None} for r, bt, err in rows]
 
 
-def test_choice_compares_routes_on_the_runs_every_route_backtested():
-    est = RoutedCOD()
+def test_a_route_replaces_the_incumbent_only_on_decisive_evidence():
+    def choose(trend, mapping, **params):
+        cands = _candidates(("clusters+trend", trend, None), ("clusters+mapping", mapping, None))
+        return RoutedCOD(**params)._choose(cands)
+
+    # lower, but not decisively: 0.6x the incumbent's error
+    route, why = choose({"L5": 0.05, "L6": -0.05}, {"L5": 0.03, "L6": 0.03})
+    assert route == "clusters+trend" and "5.00" in why and "3.00" in why
+    # 0.2x the incumbent's error and 4 points below: decisive
+    route, why = choose({"L5": 0.05, "L6": -0.05}, {"L5": 0.01, "L6": -0.01})
+    assert route == "clusters+mapping" and "decisive" in why
+    # a small ratio but less than the margin: noise on a near-perfect ladder
+    assert choose({"L6": 0.004}, {"L6": 0.0})[0] == "clusters+trend"
+    assert choose({"L6": 0.004}, {"L6": 0.0}, switch_margin=0.0)[0] == "clusters+mapping"
+    assert choose({"L6": 0.05}, {"L6": 0.03}, switch_ratio=1.0)[0] == "clusters+mapping"
+
+
+def test_routes_are_compared_on_the_runs_both_backtested():
     cands = _candidates(
-        ("clusters+mapping", {"L5": 0.05, "L6": 0.01}, None),
+        ("clusters+trend", {"L4": 0.0, "L5": 0.05, "L6": -0.05}, None),
         # L4 is not compared: the mapping route could not backtest it
-        ("clusters+trend", {"L4": 0.0, "L5": 0.02, "L6": -0.02}, None),
+        ("clusters+mapping", {"L5": 0.01, "L6": 0.01}, None),
         ("end-to-end", {}, "FitFailedError: boom"),
     )
-    route, why = est._choose(cands)
-    assert route == "clusters+trend"
-    assert cands[1]["score"] == pytest.approx(0.02) and cands[0]["score"] == pytest.approx(0.03)
-    assert "2.00" in why and "3.00" in why and "end-to-end failed" in why
+    route, why = RoutedCOD()._choose(cands)
+    assert route == "clusters+mapping"
+    assert cands[1]["score"] == pytest.approx(0.01)
+    assert "5.00" in why and "end-to-end failed" in why
 
 
-def test_a_tie_within_the_tolerance_goes_to_the_earlier_route():
-    cands = _candidates(("clusters+mapping", {"L6": 0.0110}, None),
-                        ("clusters+trend", {"L6": 0.0100}, None))
-    assert RoutedCOD(tolerance=0.002)._choose(cands)[0] == "clusters+mapping"
-    assert RoutedCOD(tolerance=0.0)._choose(cands)[0] == "clusters+trend"
+def test_the_best_of_several_decisive_routes_is_taken():
+    cands = _candidates(("clusters+trend", {"L6": 0.10}, None),
+                        ("clusters+mapping", {"L6": 0.03}, None),
+                        ("end-to-end", {"L6": 0.01}, None))
+    assert RoutedCOD()._choose(cands)[0] == "end-to-end"
 
 
-def test_without_a_common_backtest_the_first_fitted_route_is_taken():
-    cands = _candidates(("clusters+mapping", {}, "NoExtrapolatableClusterError: none"),
+def test_a_route_without_backtests_brings_no_evidence():
+    # the preferred route could not be backtested: the next one is the incumbent
+    cands = _candidates(("clusters+mapping", {}, None),
                         ("clusters+trend", {"L6": 0.01}, None),
+                        ("end-to-end", {"L6": 0.011}, None))
+    route, why = RoutedCOD()._choose(cands)
+    assert route == "clusters+trend" and "clusters+mapping could not be backtested" in why
+
+
+def test_without_any_backtest_the_first_fitted_route_is_taken():
+    cands = _candidates(("clusters+mapping", {}, "NoExtrapolatableClusterError: none"),
+                        ("clusters+trend", {}, None),
                         ("end-to-end", {}, None))
     route, why = RoutedCOD()._choose(cands)
     assert route == "clusters+trend" and "no evidence" in why
+
+
+@pytest.mark.parametrize("params", [{"switch_ratio": 1.5}, {"switch_ratio": -0.1},
+                                    {"switch_margin": -0.01}])
+def test_bad_switch_thresholds_are_named(small, params):
+    with pytest.raises(ParameterError, match=next(iter(params))):
+        RoutedCOD(**params).fit(small.ladder, small.benchmark)
 
 
 def test_a_failed_route_is_reported_and_the_others_forecast(small):
