@@ -32,8 +32,8 @@ class Checkpoint:
     ----------
     step : int
         Training step.
-    compute : float
-        Training compute so far, in FLOPs.
+    compute : float or None
+        Training compute so far, in FLOPs (``None`` when unknown).
     tokens : float or None
         Training tokens seen so far.
     path : str or None
@@ -42,7 +42,7 @@ class Checkpoint:
     """
 
     step: int
-    compute: float
+    compute: float | None
     tokens: float | None = None
     path: str | None = None
 
@@ -119,12 +119,35 @@ class EvalResult:
 
 
 class AlertReason(str, Enum):
-    """Why the drift decision raised (or cleared) an alert."""
+    """Why the monitor raised (or cleared) an alert.
+
+    The drift decision raises ``BELOW_BAND``, ``RECOVERED`` and
+    ``FORECAST_UNAVAILABLE``; the others report a fault of the monitoring itself, so
+    that no checkpoint goes unevaluated without a word:
+
+    - ``EVALUATION_FAILING``: a checkpoint will have no observation (its evaluation
+      failed on every attempt, or it could not be taken or snapshotted);
+    - ``EVALUATION_TIMEOUT``: an evaluation attempt ran past its time limit; its worker
+      was killed and restarted and the job retried;
+    - ``WORKER_DIED``: an evaluation worker died mid-job (a crash, an OOM kill); it was
+      restarted and the job retried;
+    - ``EVALUATION_UNFINISHED``: evaluations still pending when the monitor closed
+      (the next monitor on the same ``out_dir`` resubmits them);
+    - ``JOURNAL_FAILING``: the journal's disk refuses writes (records are kept in
+      memory meanwhile);
+    - ``MONITOR_ERROR``: the monitor's own processing failed (e.g. on a result it
+      cannot record); the traceback is in the log.
+    """
 
     BELOW_BAND = "below_band"
     RECOVERED = "recovered"
     EVALUATION_FAILING = "evaluation_failing"
     FORECAST_UNAVAILABLE = "forecast_unavailable"
+    EVALUATION_TIMEOUT = "evaluation_timeout"
+    WORKER_DIED = "worker_died"
+    EVALUATION_UNFINISHED = "evaluation_unfinished"
+    JOURNAL_FAILING = "journal_failing"
+    MONITOR_ERROR = "monitor_error"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from cod_monitor.exceptions import CODError, MissingExtraError
 
 MissingExtraError.check("CODCallback", "transformers", "hf")  # before importing it
 
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainerState
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
@@ -35,7 +35,7 @@ from cod_monitor.monitor import (
     PoolConfig,
     RunGeometry,
 )
-from cod_monitor.records import Alert
+from cod_monitor.records import Alert, Checkpoint
 
 __all__ = ["CODCallback", "CallbackArgumentsError"]
 
@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 _LIVE: list[weakref.ref] = []
 _RESTORE_KEY = "_cod_restored"
 _COMPUTE_FROM = ("auto", "tokens", "total_flos")
+#: What the Trainer saves its state as in each checkpoint folder (``transformers.trainer``
+#: names it too, but importing that module for one string would load the whole Trainer).
+_TRAINER_STATE = "trainer_state.json"
 
 
 class CallbackArgumentsError(CODError, TypeError):
@@ -69,11 +72,18 @@ class CODCallback(TrainerCallback, ExportableState):
     - first event (normally ``on_train_begin``): build the monitor from the monitor
       arguments unless one was passed, and start it (workers, forecaster). Done once,
       lazily.
+    - ``on_train_begin`` of a resumed run (``state.global_step > 0``): the
+      ``<output_dir>/checkpoint-<step>`` folders up to the resumed step that the
+      monitor's journal has no record of (the process died between saving one and
+      ``on_save``) are handed over with ``monitor.reconcile(...)``, their tokens and
+      compute read from their ``trainer_state.json``; nothing with a record is
+      submitted twice. Later folders are left to the training, which saves them again.
     - ``on_save``: the ``Trainer`` has written ``<output_dir>/checkpoint-<global_step>``
       and may delete it at the next save (``save_total_limit``), so the monitor
       snapshots it now (hard links) and queues its evaluation:
       ``monitor.on_checkpoint(global_step, tokens=..., compute=..., path=...)``. It
-      returns at once.
+      returns at once. A folder that is already gone is still handed over, so that the
+      monitor records it and raises an ``EVALUATION_FAILING`` alert.
     - ``on_step_end`` and ``on_log``: ``monitor.poll()`` (at most every
       :attr:`poll_every_s` seconds) to collect judged observations; with
       ``stop_on_drift``, a below-band alert (``monitor.stop_requested``) sets
@@ -356,7 +366,8 @@ class CODCallback(TrainerCallback, ExportableState):
 
     # ------------------------------------------------------------------ events
     def on_train_begin(self, args, state, control, **kwargs):
-        self._active(args, state)
+        if self._active(args, state) and int(state.global_step) > 0:
+            self._reconcile(args, state, kwargs.get("model"))
 
     def on_step_end(self, args, state, control, **kwargs):
         if not self._active(args, state):
@@ -375,12 +386,15 @@ class CODCallback(TrainerCallback, ExportableState):
         active = self._active(args, state)
         self._pending_save = None
         changed = self._sync_stop(args, state, control) if self.stop_on_drift else False
-        if active:
-            step = int(state.global_step)
+        step = int(state.global_step)
+        if active and step not in self.submitted_steps:
             path = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{step}")
             if not os.path.isdir(path):
-                logger.warning("CODCallback: no checkpoint directory %s; step %d not submitted.", path, step)
-            elif step not in self.submitted_steps:
+                # handed over all the same: the monitor records it and alerts, since it
+                # will have no observation
+                logger.warning("CODCallback: no checkpoint directory %s at step %d.", path, step)
+                self.monitor.on_checkpoint(step, path=path)
+            else:
                 tokens, compute = self._compute(state, kwargs.get("model"))
                 self.monitor.on_checkpoint(step, tokens=tokens, compute=compute, path=path)
                 self.submitted_steps.append(step)
@@ -411,6 +425,30 @@ class CODCallback(TrainerCallback, ExportableState):
             )
 
     # ------------------------------------------------------------------ helpers
+    def _reconcile(self, args, state, model) -> None:
+        """Hand the monitor the checkpoints on disk up to the resumed step (see the
+        class docstring); never raises."""
+        reconcile = getattr(self.monitor, "reconcile", None)
+        if not callable(reconcile):
+            return
+        try:
+            found = []
+            for step, path in _checkpoint_dirs(args.output_dir):
+                if step > int(state.global_step):
+                    continue  # after the resumed step: training saves it again
+                tokens, compute = self._compute(_saved_state(path, step), model)
+                found.append(Checkpoint(step=step, compute=compute, tokens=tokens, path=path))
+            taken = reconcile(found)
+        except Exception:
+            logger.warning("CODCallback could not reconcile the checkpoints in %s with the "
+                           "monitor's journal; the run is not affected.", args.output_dir,
+                           exc_info=True)
+            return
+        for step in taken:
+            if step not in self.submitted_steps:
+                self.submitted_steps.append(step)
+        self.submitted_steps.sort()
+
     def _poll(self):
         now = time.monotonic()
         if now - self._last_poll < self.poll_every_s:
@@ -489,6 +527,30 @@ def _unknown_arguments(unknown: dict) -> CallbackArgumentsError:
         f"{', '.join(accepted)}; other CODMonitor settings go through a ready "
         "monitor=CODMonitor(...)."
     )
+
+
+def _checkpoint_dirs(output_dir) -> list[tuple[int, str]]:
+    """``(step, path)`` of every ``checkpoint-<step>`` folder of ``output_dir``, by step."""
+    prefix = f"{PREFIX_CHECKPOINT_DIR}-"
+    try:
+        names = os.listdir(output_dir)
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        path = os.path.join(output_dir, name)
+        if name.startswith(prefix) and name[len(prefix):].isdigit() and os.path.isdir(path):
+            out.append((int(name[len(prefix):]), path))
+    return sorted(out)
+
+
+def _saved_state(path, step: int) -> TrainerState:
+    """The ``TrainerState`` a checkpoint folder saved (its tokens, FLOPs), or one that
+    knows only its step when ``trainer_state.json`` is missing or unreadable."""
+    try:
+        return TrainerState.load_from_json(os.path.join(path, _TRAINER_STATE))
+    except (OSError, ValueError, TypeError):
+        return TrainerState(global_step=step)
 
 
 def _distributed() -> bool:

@@ -29,6 +29,7 @@ from cod_monitor.exceptions import ParameterError
 from cod_monitor.methods import available_methods
 from cod_monitor.runtime.jobs import QueuePolicy
 from cod_monitor.runtime.local import device_env, unusable_gpus
+from cod_monitor.runtime.pool import AUTO_TIMEOUT_FLOOR_S, check_timeout
 
 __all__ = ["CheckpointConfig", "ForecastConfig", "PoolConfig", "RunGeometry"]
 
@@ -169,8 +170,17 @@ class PoolConfig:
         index); a single entry may be given alone. A GPU entry is checked with torch
         when torch is installed (it is imported then): refused on a CPU-only build of
         torch, and beyond the GPUs torch sees (unless ``CUDA_VISIBLE_DEVICES`` is set).
-    timeout : float, optional
-        Seconds one evaluation attempt may take before its worker is killed.
+    timeout : float, 'auto' or None, default 'auto'
+        Seconds one evaluation attempt may take before its worker is killed and
+        restarted (the job is retried, and an ``EVALUATION_TIMEOUT`` alert raised).
+        ``'auto'``: 5 times (:data:`~cod_monitor.runtime.pool.AUTO_TIMEOUT_FACTOR`) the
+        slowest evaluation of this run so far (a resumed run's included), at least
+        ``timeout_floor``. ``None``: no limit, so a hung evaluation is never detected
+        (warned about when the monitor starts).
+    timeout_floor : float, default 300
+        Seconds: the least limit of ``timeout='auto'``, and its limit before any
+        evaluation has finished. Raise it when loading the model in a worker takes
+        minutes.
     max_retries : int, default 2
         Retries after the first attempt before a job is reported failed. A
         configuration error (an invalid evaluator parameter, a missing extra, a broken
@@ -188,8 +198,9 @@ class PoolConfig:
     Raises
     ------
     ParameterError
-        An unknown device or a GPU this machine cannot use, a non-positive timeout, a
-        negative retry count, an unknown queue policy, a ``job_fn`` str that is not a
+        An unknown device or a GPU this machine cannot use, a timeout that is neither
+        ``'auto'``, ``None`` nor positive, a non-positive ``timeout_floor``, a negative
+        retry count, an unknown queue policy, a ``job_fn`` str that is not a
         ``'module:function'`` path.
 
     Examples
@@ -199,7 +210,8 @@ class PoolConfig:
     """
 
     devices: Sequence = ("cpu",)
-    timeout: float | None = None
+    timeout: float | str | None = "auto"
+    timeout_floor: float = AUTO_TIMEOUT_FLOOR_S
     max_retries: int = 2
     queue_policy: QueuePolicy | str = "latest"
     cpu_threads: int | None = None
@@ -231,7 +243,8 @@ class PoolConfig:
         _store(
             self,
             devices=devices,
-            timeout=check_real(owner, "timeout", self.timeout, 0, none_ok=True),
+            timeout=check_timeout(owner, self.timeout),
+            timeout_floor=check_real(owner, "timeout_floor", self.timeout_floor, 0),
             max_retries=check_int(owner, "max_retries", self.max_retries, 0),
             queue_policy=self._checked_policy(owner),
             cpu_threads=check_int(owner, "cpu_threads", self.cpu_threads, 1, none_ok=True),

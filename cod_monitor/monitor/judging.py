@@ -103,9 +103,9 @@ class Judge:
         b = o.job.job_id.split(":", 1)[1]
         if o.status == "done":
             result = o.result
-            if not isinstance(result, EvalResult):
-                self._fail(step, b, f"the job returned {type(result).__name__}, not an EvalResult",
-                           o.attempts)
+            unusable = _unusable(result)
+            if unusable is not None:
+                self._fail(step, b, unusable, o.attempts)
                 return
             tokens, compute = self._ledger.position(step)
             obs = Observation(step=step, compute=math.nan if compute is None else float(compute),
@@ -119,7 +119,8 @@ class Judge:
         elif o.status == "skipped":
             logger.debug("step %d of %s skipped by the queue policy", step, b)
             self._ledger.settle(step, b, "skipped", reason=o.error)
-        # 'cancelled': stays pending in the journal; the next monitor resubmits it
+        # 'cancelled': stays pending in the journal; the next monitor resubmits it, and
+        # close() names it in an EVALUATION_UNFINISHED alert
 
     def _fail(self, step: int, b: str, error: str, attempts: int) -> None:
         if self._ledger.settle(step, b, "failed", error=error, attempts=attempts):
@@ -199,3 +200,17 @@ class Judge:
     def alerting(self) -> list[str]:
         """Benchmarks with a standing below-band alert."""
         return [b for b, s in self._states.items() if s.alerting]
+
+
+def _unusable(result) -> str | None:
+    """Why a job's result cannot be an observation (a sentence), or ``None``."""
+    if not isinstance(result, EvalResult):
+        return f"the job returned {type(result).__name__}, not an EvalResult"
+    try:
+        accuracy = result.accuracy
+    except Exception as exc:  # e.g. pass rates that are not numbers
+        return f"the accuracy of its result cannot be computed ({type(exc).__name__}: {exc})"
+    if not math.isfinite(accuracy):  # e.g. NaN log-probabilities
+        return (f"the evaluation returned a non-finite accuracy ({accuracy}) over "
+                f"{len(result.pass_rates)} samples")
+    return None

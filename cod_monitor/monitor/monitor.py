@@ -7,7 +7,19 @@ results are compared with the forecast trajectory (:mod:`~cod_monitor.cod.trajec
 by the pure drift decision (:mod:`~cod_monitor.monitor.drift`), written to a durable
 journal (:mod:`~cod_monitor.monitor.journal`) and sent to trackers
 (:class:`~cod_monitor.trackers.base.Tracker`). A restarted monitor resumes from its
-journal.
+journal, and :meth:`CODMonitor.reconcile` takes the checkpoints on disk that the
+journal has no record of.
+
+Faults
+------
+Nothing is lost without a word: every fault that can cost an observation raises an
+:class:`~cod_monitor.records.Alert` (see :class:`~cod_monitor.records.AlertReason`)
+when it is known: a checkpoint that cannot be taken, an evaluation attempt that times
+out (the default per-attempt limit is measured on the run's own evaluations, see
+:class:`~cod_monitor.monitor.config.PoolConfig`) or whose worker dies, an evaluation
+that fails on every attempt, a journal whose disk refuses writes (its records are kept
+in memory, and checkpoints are still submitted and judged), and evaluations still
+pending at :meth:`CODMonitor.close`, which also reports how long it waited.
 
 Parts
 -----
@@ -59,11 +71,16 @@ from cod_monitor.monitor.config import CheckpointConfig, ForecastConfig, PoolCon
 from cod_monitor.monitor.drift import DriftConfig
 from cod_monitor.monitor.fanout import TrackerFanout
 from cod_monitor.monitor.forecasts import Forecasts
+from cod_monitor.monitor.incidents import (
+    journal_failure_alert,
+    monitor_error_alert,
+    unfinished_alert,
+)
 from cod_monitor.monitor.intake import Intake
 from cod_monitor.monitor.journal import JOURNAL_NAME, Journal, JournalState
 from cod_monitor.monitor.judging import Judge
 from cod_monitor.monitor.ledger import Inbox, Ledger
-from cod_monitor.records import Alert, ForecastPoint, Observation
+from cod_monitor.records import Alert, Checkpoint, ForecastPoint, Observation
 from cod_monitor.trackers.base import Tracker
 
 __all__ = ["CODMonitor", "MonitorClosedError"]
@@ -149,7 +166,8 @@ class CODMonitor:
     Notes
     -----
     :meth:`on_checkpoint` never raises into the training loop: a failure is logged,
-    journaled and reported as an ``EVALUATION_FAILING`` alert.
+    journaled and reported as an ``EVALUATION_FAILING`` alert. Every other fault that
+    can cost an observation raises an alert too (see the module docstring).
 
     Examples
     --------
@@ -209,8 +227,9 @@ class CODMonitor:
         self._poller: threading.Thread | None = None
         self._run_info: dict = {}
         self._summary: dict = {}
-        self._journal = Journal(self.out_dir / JOURNAL_NAME)
+        self._drain: dict | None = None
         self._inbox = Inbox()
+        self._journal = Journal(self.out_dir / JOURNAL_NAME, on_failure=self._journal_failed)
         self._ledger = Ledger(self._journal, self.benchmarks, run, checkpoints.keep_snapshots)
         self._fanout = TrackerFanout(self.trackers, lambda: self._run_info)
         self._forecasts = Forecasts(ladder, self.benchmarks, forecast, self._ledger,
@@ -340,6 +359,12 @@ class CODMonitor:
         (:func:`~cod_monitor.monitor.checks.check_eval_sets`; with a custom
         ``PoolConfig.job_fn`` only the sets given as ``EvalSet`` objects are checked).
 
+        On a journal that already holds records it resumes: pending jobs are
+        resubmitted, and a pending checkpoint whose snapshot a crash cut short is
+        snapshotted again from the checkpoint directory its record names (or failed
+        with an alert when that is gone). With ``PoolConfig(timeout=None)`` it warns,
+        once, that a hung evaluation would go unseen.
+
         Raises
         ------
         MonitorClosedError
@@ -413,7 +438,11 @@ class CODMonitor:
         """Drain evaluations (up to ``timeout`` seconds), finish trackers, write the summary.
 
         Jobs unfinished at the deadline stay pending in the journal (and their
-        snapshots on disk) and are resubmitted by the next monitor on this ``out_dir``.
+        snapshots on disk) and are resubmitted by the next monitor on this ``out_dir``;
+        they are named in an ``EVALUATION_UNFINISHED`` alert per benchmark and in a
+        ``drain`` journal record. How long the drain took is logged and kept in the
+        summary (``drain``). With the default ``PoolConfig(timeout='auto')`` every
+        evaluation attempt has a time limit, so even ``timeout=None`` here ends.
         Idempotent.
 
         Returns
@@ -433,10 +462,12 @@ class CODMonitor:
         def remaining():
             return None if deadline is None else max(0.0, deadline - time.monotonic())
 
+        t0 = time.monotonic()
         self._intake.drain_writes()
         # the first forecast must exist before results can be judged
         self._forecasts.wait_first_fit(remaining())
         self._intake.close(remaining())
+        drain_s = time.monotonic() - t0
         self._forecasts.stop()
         self._stop.set()
         self._inbox.wake()
@@ -445,6 +476,8 @@ class CODMonitor:
         with self._poll_lock:
             self._process()
             self._judge.decide_ready(force=True)
+            self._report_drain(drain_s, timeout)
+            self._inbox.run_all()  # alerts posted meanwhile (a journal failing) reach the trackers
             summary = self.summary()
             self._fanout.finish(summary)
             try:
@@ -457,6 +490,31 @@ class CODMonitor:
         self._forecasts.join(remaining())
         self._summary = summary
         return summary
+
+    def _report_drain(self, seconds: float, timeout: float | None) -> None:
+        """Journal, log and alert what closing left unfinished, and how long it waited."""
+        unfinished = {b: self._ledger.pending_steps(b) for b in self.benchmarks}
+        unfinished = {b: steps for b, steps in unfinished.items() if steps}
+        pairs = [[s, b] for b, steps in unfinished.items() for s in steps]
+        self._drain = {"seconds": round(seconds, 3), "timeout": timeout,
+                       "unfinished": len(pairs)}
+        self._journal.append("drain", seconds=round(seconds, 3), timeout=timeout,
+                             unfinished=sorted(pairs))
+        if not pairs:
+            logger.info("CODMonitor drained its evaluations in %.1f s", seconds)
+            return
+        logger.warning("CODMonitor closed after waiting %.1f s for its evaluations; %d "
+                       "evaluation(s) unfinished", seconds, len(pairs))
+        for b, steps in unfinished.items():
+            self._judge.emit(unfinished_alert(b, steps, seconds, timeout, self.out_dir))
+
+    def _journal_failed(self, error: OSError) -> None:
+        """The journal's disk refused a record (any thread): alert on the processing
+        thread, once per run of failures."""
+        newest = max((s for s, _, _ in self._ledger.positions()), default=0)
+        for b in self.benchmarks:
+            self._inbox.post(self._judge.emit,
+                             journal_failure_alert(newest, b, self._journal.path, error))
 
     def __enter__(self) -> CODMonitor:
         return self.start()
@@ -501,6 +559,62 @@ class CODMonitor:
             except Exception:  # pragma: no cover - the journal's disk is gone
                 logger.warning("CODMonitor could not record a failure", exc_info=True)
 
+    def reconcile(self, checkpoints: Iterable[Checkpoint]) -> list[int]:
+        """Take the checkpoints on disk that the journal has no record of; never raises.
+
+        A training process can die after writing a checkpoint and before handing it to
+        :meth:`on_checkpoint`; its checkpoint is then on disk and nowhere else. Call
+        this when training resumes, with the checkpoints its directory holds (the
+        :class:`~cod_monitor.integrations.hf.CODCallback` does, with the ``Trainer``'s
+        ``checkpoint-<step>`` folders). Every checkpoint whose step the journal has no
+        record of (taken, refused or thinned) is taken as :meth:`on_checkpoint` takes
+        one, without ``CheckpointConfig.every`` thinning; a step with a record is never
+        taken twice. One that cannot be taken (its directory is gone or unreadable) gets
+        an ``EVALUATION_FAILING`` alert per benchmark and a journal record saying why.
+
+        Parameters
+        ----------
+        checkpoints : iterable of Checkpoint
+            ``step``, ``path`` (the checkpoint directory) and, when known, ``tokens``
+            and ``compute`` (``None`` for unknown, completed as in
+            :meth:`on_checkpoint`).
+
+        Returns
+        -------
+        list of int
+            The steps taken now, by step.
+
+        Examples
+        --------
+        >>> from cod_monitor.records import Checkpoint
+        >>> monitor.reconcile([Checkpoint(step=1200, compute=None, tokens=2.4e9,
+        ...                               path="ckpt/1200")])  # doctest: +SKIP
+        [1200]
+        """
+        taken = []
+        try:
+            if self._closed:
+                logger.warning("CODMonitor.reconcile after close() is ignored")
+                return taken
+            self.start()
+            for c in sorted(checkpoints, key=lambda c: c.step):
+                if self._intake.recorded(int(c.step)):
+                    continue
+                logger.warning("CODMonitor: checkpoint %s (step %s) is on disk but was never "
+                               "handed over (a crash between its save and on_checkpoint?); "
+                               "taking it now", c.path, c.step)
+                try:
+                    if self._intake.take(c.step, c.tokens, c.compute, c.path, None, None,
+                                         thin=False):
+                        taken.append(int(c.step))
+                except Exception as exc:
+                    logger.warning("CODMonitor could not take the checkpoint at step %s: %s",
+                                   c.step, exc)
+                    self._intake.refuse(c.step, exc)
+        except Exception:  # never into the training loop
+            logger.warning("CODMonitor.reconcile failed", exc_info=True)
+        return taken
+
     def wait_for_snapshots(self, timeout: float | None = None) -> bool:
         """Block until every state-dict snapshot queued so far is written.
 
@@ -544,15 +658,41 @@ class CODMonitor:
             try:
                 with self._poll_lock:
                     self._process()
-            except Exception:  # pragma: no cover - must not die silently
+            except Exception as exc:  # pragma: no cover - must not die silently
                 logger.warning("CODMonitor background poll failed", exc_info=True)
+                with self._poll_lock:
+                    self._alert_error(0, "processing results", exc)
 
     def _process(self):
         self._fanout.start()
         self._inbox.run_all()
         for outcome in self._intake.outcomes():
-            self._judge.handle(outcome)
+            try:
+                self._judge.handle(outcome)
+            except Exception as exc:  # one outcome's failure must not drop the others
+                self._unhandled(outcome, exc)
         self._judge.decide_ready()
+
+    def _unhandled(self, outcome, exc: Exception) -> None:
+        """An outcome whose handling raised: fail its evaluation (so nothing waits for
+        it) with a ``MONITOR_ERROR`` alert."""
+        step, b = int(outcome.job.group or 0), outcome.job.job_id.split(":", 1)[-1]
+        logger.warning("CODMonitor could not handle the outcome of job %s",
+                       outcome.job.job_id, exc_info=True)
+        try:
+            self._ledger.settle(step, b, "failed", attempts=outcome.attempts,
+                                error=f"the monitor could not handle its outcome: {exc!r}")
+        except Exception:  # pragma: no cover - the ledger itself is broken
+            logger.warning("CODMonitor could not settle job %s", outcome.job.job_id, exc_info=True)
+        self._alert_error(step, f"handling the outcome of job {outcome.job.job_id}", exc, b)
+
+    def _alert_error(self, step: int, where: str, exc: Exception, benchmark: str | None = None):
+        """A ``MONITOR_ERROR`` alert (per benchmark unless one is named); never raises."""
+        for b in [benchmark] if benchmark in self.benchmarks else self.benchmarks:
+            try:
+                self._judge.emit(monitor_error_alert(step, b, where, exc))
+            except Exception:  # pragma: no cover - the alert path itself is broken
+                logger.warning("CODMonitor could not raise an alert", exc_info=True)
 
     def refresh(self, *, force: bool = False, wait: bool = True, timeout: float | None = None) -> bool:
         """Check the ladder now: re-fit if its files changed (always with ``force``).
@@ -624,7 +764,12 @@ class CODMonitor:
         return self._forecasts.version(benchmark)
 
     def summary(self) -> dict:
-        """Where the run stands, per benchmark (also passed to ``Tracker.finish``)."""
+        """Where the run stands, per benchmark (also passed to ``Tracker.finish``).
+
+        ``drain`` is ``None`` before :meth:`close`, then ``{"seconds", "timeout",
+        "unfinished"}``: how long closing waited for evaluations, its limit, and how many
+        it left pending.
+        """
         benchmarks = {b: self._benchmark_summary(b) for b in self.benchmarks}
         return {
             "run_name": self.run_name,
@@ -635,6 +780,7 @@ class CODMonitor:
             "skipped": sum(v["skipped"] for v in benchmarks.values()),
             "stop_requested": self.stop_requested,
             "pool": self._intake.stats,
+            "drain": self._drain,
         }
 
     def _benchmark_summary(self, b: str) -> dict:

@@ -26,7 +26,7 @@ from typing import Any
 
 from cod_monitor._validation import check_choice, check_int, invalid
 
-__all__ = ["QUEUE_POLICIES", "Job", "JobOutcome", "QueuePolicy"]
+__all__ = ["QUEUE_POLICIES", "AttemptFailure", "Job", "JobOutcome", "QueuePolicy"]
 
 #: Names of the queue policies.
 QUEUE_POLICIES = ("latest", "every_nth")
@@ -92,6 +92,40 @@ class JobOutcome:
     attempts: int = 0
     worker: str | None = None
     wall_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class AttemptFailure:
+    """An attempt of a job whose worker was lost: it ran past its time limit, or died.
+
+    The pool reports one for each such attempt as it happens (the job's one
+    :class:`JobOutcome` comes later), so that the fault is known within the
+    evaluation, even when the retry succeeds.
+
+    Attributes
+    ----------
+    job : Job
+        The job, with ``attempt`` the number of the attempt that was lost.
+    kind : {'timeout', 'crash'}
+        ``'timeout'``: the attempt ran past the pool's time limit and its worker was
+        killed; ``'crash'``: the worker died (a segfault, an OOM kill, a ``SIGKILL``).
+    error : str
+        What happened, in one sentence with the numbers (limit, exit code, device).
+    worker : str
+        Device of the worker.
+    wall_s : float
+        How long the attempt ran.
+    retried : bool
+        Whether the job was queued again (False: this was its last attempt, and its
+        ``'failed'`` outcome follows, or the pool is closing).
+    """
+
+    job: Job
+    kind: str
+    error: str
+    worker: str
+    wall_s: float
+    retried: bool
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,20 @@ Guarantees
   ``CUDA_VISIBLE_DEVICES`` set before anything runs, niced CPU workers that ignore
   ``SIGINT`` and exit with their parent.
 * **Retries.** A job that raises is retried on a free worker; a worker that dies
-  (segfault, OOM kill, ``SIGKILL``) or exceeds the per-job ``timeout`` is killed and
-  restarted and its job retried. After ``max_retries`` retries the job is reported
-  as a ``'failed'`` :class:`JobOutcome` with the last error; nothing is raised into
-  the caller. A configuration error (one of
-  :data:`~cod_monitor.runtime.worker.PERMANENT_ERRORS`: an invalid evaluator
-  parameter or config key, a missing extra, a broken evaluation set) is never
-  retried: the job is reported ``'failed'`` after its one attempt.
+  (segfault, OOM kill, ``SIGKILL``) or exceeds the per-attempt time limit is killed
+  and restarted and its job retried, and the lost attempt is reported at once
+  (:class:`~cod_monitor.runtime.jobs.AttemptFailure`, to ``on_attempt_failure``).
+  After ``max_retries`` retries the job is reported as a ``'failed'``
+  :class:`JobOutcome` with the last error; nothing is raised into the caller. A
+  configuration error (one of :data:`~cod_monitor.runtime.worker.PERMANENT_ERRORS`:
+  an invalid evaluator parameter or config key, a missing extra, a broken evaluation
+  set) is never retried: the job is reported ``'failed'`` after its one attempt.
+* **A finite time limit by default.** With ``timeout='auto'`` an attempt may take
+  :data:`AUTO_TIMEOUT_FACTOR` times the slowest attempt that succeeded so far, and
+  never less than ``timeout_floor`` (:data:`AUTO_TIMEOUT_FLOOR_S` by default, also the
+  limit before any attempt has succeeded): a hung evaluation is found without any
+  setting, and a slow but healthy one is not cut short. ``timeout=None`` turns the
+  limit off (and is warned about when the pool starts).
 * **Bounded queue.** Jobs waiting for a worker are grouped (one group per checkpoint
   step); at most ``QueuePolicy.max_pending`` groups wait, and the policy drops
   waiting groups (reported as ``'skipped'`` outcomes) to make room
@@ -38,6 +45,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import queue
 import threading
 import time
@@ -45,12 +53,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from cod_monitor._validation import check_int, check_real, invalid
-from cod_monitor.runtime.jobs import Job, JobOutcome, QueuePolicy
+from cod_monitor.exceptions import ParameterError
+from cod_monitor.runtime.jobs import AttemptFailure, Job, JobOutcome, QueuePolicy
 from cod_monitor.runtime.local import LocalProcesses
 
-__all__ = ["EvalPool"]
+__all__ = ["AUTO_TIMEOUT_FACTOR", "AUTO_TIMEOUT_FLOOR_S", "EvalPool"]
 
 logger = logging.getLogger(__name__)
+
+#: With ``timeout='auto'``, an attempt may take this many times the slowest attempt
+#: that succeeded so far: an evaluation's time varies with the load of its machine,
+#: not by this much.
+AUTO_TIMEOUT_FACTOR = 5.0
+
+#: With ``timeout='auto'``, the least time an attempt is given, and its limit before
+#: any attempt has succeeded (the first one also builds the evaluator and loads
+#: the model): five minutes.
+AUTO_TIMEOUT_FLOOR_S = 300.0
 
 # consecutive start failures of one device's worker before the device is given up
 _MAX_START_FAILURES = 5
@@ -65,6 +84,7 @@ class _Slot:
         self.ready = False
         self.job: Job | None = None
         self.started_at = 0.0  # when the current job was sent
+        self.limit: float | None = None  # its time limit, fixed when it was sent
         self.restarts = 0
         self.start_failures = 0
         self.not_before = 0.0  # restart back-off
@@ -83,8 +103,15 @@ class EvalPool:
         ``job_fn(snapshot, eval_set, config) -> EvalResult`` run in the workers; a
         picklable module-level function or a ``'module:function'`` string. Default
         :func:`~cod_monitor.runtime.worker.run_evaluation`.
-    timeout : float, optional
-        Seconds one attempt may take before its worker is killed; ``None``: no limit.
+    timeout : float, 'auto' or None, default 'auto'
+        Seconds one attempt may take before its worker is killed. ``'auto'``:
+        :data:`AUTO_TIMEOUT_FACTOR` times the slowest successful attempt so far (see
+        :meth:`record_duration`), at least ``timeout_floor``. ``None``: no limit (a
+        hung evaluation then holds its worker for ever; warned about at
+        :meth:`start`).
+    timeout_floor : float, default AUTO_TIMEOUT_FLOOR_S
+        Seconds: the least limit of ``timeout='auto'``, and its limit before any
+        attempt has succeeded. Raise it when loading the model alone takes minutes.
     max_retries : int, default 2
         Retries after the first attempt before a job is reported ``'failed'``
         (configuration errors are never retried).
@@ -100,12 +127,18 @@ class EvalPool:
     on_outcome : callable, optional
         Called with each :class:`JobOutcome` on the dispatcher thread (must not block);
         outcomes are also queued for :meth:`poll`.
+    on_attempt_failure : callable, optional
+        Called with an :class:`~cod_monitor.runtime.jobs.AttemptFailure` on the
+        dispatcher thread (must not block) each time an attempt's worker is lost: it
+        timed out or died.
 
     Attributes
     ----------
     stats : dict
         Counters: ``submitted``, ``done``, ``failed``, ``skipped``, ``retries``,
         ``restarts``, ``timeouts``, ``crashes``.
+    attempt_timeout : float or None
+        The time limit of an attempt sent now (see ``timeout``).
 
     Examples
     --------
@@ -120,25 +153,30 @@ class EvalPool:
         devices: Sequence = ("cpu",),
         *,
         job_fn: Callable | str | None = None,
-        timeout: float | None = None,
+        timeout: float | str | None = "auto",
+        timeout_floor: float = AUTO_TIMEOUT_FLOOR_S,
         max_retries: int = 2,
         queue_policy: QueuePolicy | str = "latest",
         nice: int = 10,
         cpu_threads: int | None = None,
         env: dict | None = None,
         on_outcome: Callable[[JobOutcome], None] | None = None,
+        on_attempt_failure: Callable[[AttemptFailure], None] | None = None,
     ):
         owner = "EvalPool"
         if isinstance(devices, (str, int)):
             devices = [devices]
         if not devices:
             raise invalid(owner, "devices", "a non-empty sequence", devices)
-        self.timeout = check_real(owner, "timeout", timeout, 0.0, none_ok=True)
+        self.timeout = check_timeout(owner, timeout)
+        self.timeout_floor = check_real(owner, "timeout_floor", timeout_floor, 0.0)
         self.max_retries = check_int(owner, "max_retries", max_retries, 0)
         self.policy = QueuePolicy.parse(queue_policy)
         self.job_fn = job_fn
         self.nice = check_int(owner, "nice", nice)
         self.on_outcome = on_outcome
+        self.on_attempt_failure = on_attempt_failure
+        self._slowest = 0.0  # the longest successful attempt so far (seconds)
         self._backend = LocalProcesses(job_fn, nice=self.nice)
         self._workers = [_Slot(self._backend.worker(d, cpu_threads=cpu_threads, env=env, owner=owner))
                          for d in devices]
@@ -157,12 +195,36 @@ class EvalPool:
     # ---------------------------------------------------------------- public
 
     def start(self) -> EvalPool:
-        """Start the dispatcher thread (workers start on it); idempotent."""
+        """Start the dispatcher thread (workers start on it); idempotent.
+
+        With ``timeout=None`` a warning says, once, that a hung evaluation will not be
+        detected.
+        """
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="cod-pool", daemon=True)
-                self._thread.start()
+            if self._thread is not None:
+                return self
+            self._thread = threading.Thread(target=self._run, name="cod-pool", daemon=True)
+            self._thread.start()
+        if self.timeout is None:
+            logger.warning(
+                "EvalPool runs with timeout=None: an evaluation that hangs holds its worker "
+                "for ever and is never reported. Leave timeout='auto' (the default: %g x the "
+                "slowest evaluation so far, at least %g s) or give a number of seconds.",
+                AUTO_TIMEOUT_FACTOR, self.timeout_floor)
         return self
+
+    @property
+    def attempt_timeout(self) -> float | None:
+        """The time limit of an attempt sent now, in seconds (``None``: no limit)."""
+        if self.timeout != "auto":
+            return self.timeout
+        return max(self.timeout_floor, AUTO_TIMEOUT_FACTOR * self._slowest)
+
+    def record_duration(self, seconds: float) -> None:
+        """Count an earlier successful attempt of this run (e.g. from a resumed
+        journal) in the ``'auto'`` time limit."""
+        if seconds is not None and math.isfinite(seconds) and seconds > self._slowest:
+            self._slowest = float(seconds)
 
     def submit(self, job: Job) -> None:
         """Queue a job; never blocks. Raises ``RuntimeError`` after :meth:`close`."""
@@ -282,7 +344,9 @@ class EvalPool:
         self._backend.stop(w.handle, kill=kill)
         w.ready = False
 
-    def _retry_or_fail(self, job: Job, error: str, worker: str | None, wall: float) -> None:
+    def _retry_or_fail(self, job: Job, error: str, worker: str | None, wall: float) -> bool:
+        """Queue ``job`` again, or report it failed (cancelled when closing); whether it
+        was queued again."""
         attempts = job.attempt  # already counted when sent
         if attempts <= self.max_retries and not self._stopping_now():
             self.stats["retries"] += 1
@@ -290,13 +354,25 @@ class EvalPool:
                          job.job_id, attempts, error.strip().splitlines()[-1] if error else "")
             with self._lock:
                 self._pending.appendleft(job)
-        elif attempts <= self.max_retries:
+            return True
+        if attempts <= self.max_retries:
             self._emit(JobOutcome(job, "cancelled", error=error, attempts=attempts, worker=worker,
                                   wall_s=wall))
         else:
             logger.debug("evaluation job %s failed after %d attempts", job.job_id, attempts)
             self._emit(JobOutcome(job, "failed", error=error, attempts=attempts, worker=worker,
                                   wall_s=wall))
+        return False
+
+    def _lost_attempt(self, job: Job, kind: str, error: str, worker: str, wall: float) -> None:
+        """Retry (or fail) the job of a lost worker, and report the lost attempt."""
+        retried = self._retry_or_fail(job, error, worker, wall)
+        if self.on_attempt_failure is None:
+            return
+        try:
+            self.on_attempt_failure(AttemptFailure(job, kind, error, worker, wall, retried))
+        except Exception:  # pragma: no cover - the callback's bug, not ours
+            logger.warning("EvalPool on_attempt_failure callback raised", exc_info=True)
 
     def _stopping_now(self) -> bool:
         return self._stopping and self._deadline is not None and time.monotonic() >= self._deadline
@@ -311,7 +387,7 @@ class EvalPool:
             self.stats["crashes"] += 1
             detail = f"evaluation worker on {w.device} died ({why}, exit code {code}) while running the job"
             logger.warning("%s %s; restarting it", detail, job.job_id)
-            self._retry_or_fail(job, detail, w.device, time.monotonic() - w.started_at)
+            self._lost_attempt(job, "crash", detail, w.device, time.monotonic() - w.started_at)
         if was_ready:
             w.start_failures = 0
         else:
@@ -342,6 +418,8 @@ class EvalPool:
             return
         if kind == "ok":
             logger.debug("evaluation job %s finished on %s in %.2fs", job_id, w.device, wall)
+            # measured here, as the time limit is: from sending the job to its result
+            self.record_duration(time.monotonic() - w.started_at)
             self._emit(JobOutcome(job, "done", result=payload, attempts=job.attempt,
                                   worker=w.device, wall_s=wall))
         elif kind == "fatal":  # a configuration error: a retry would fail the same way
@@ -372,6 +450,7 @@ class EvalPool:
                     continue
                 job = replace(job, attempt=job.attempt + 1)
                 w.job, w.started_at = job, time.monotonic()
+                w.limit = self.attempt_timeout
                 try:
                     w.handle.send(job)
                     logger.debug("evaluation job %s sent to %s (attempt %d)", job.job_id, w.device,
@@ -392,18 +471,27 @@ class EvalPool:
                                   error="no evaluation worker could start on any device"))
 
     def _check_timeouts(self) -> None:
-        if self.timeout is None:
-            return
         now = time.monotonic()
         for w in self._workers:
-            if w.job is not None and now - w.started_at > self.timeout:
+            if w.job is not None and w.limit is not None and now - w.started_at > w.limit:
                 self.stats["timeouts"] += 1
                 job, w.job = w.job, None
                 logger.warning("evaluation job %s timed out after %.1fs on %s; killing the worker",
                                job.job_id, now - w.started_at, w.device)
                 self._stop_worker(w, kill=True)
-                self._retry_or_fail(job, f"timed out after {self.timeout:g}s on {w.device}",
-                                    w.device, now - w.started_at)
+                self._lost_attempt(job, "timeout", self._timeout_error(w), w.device,
+                                   now - w.started_at)
+
+    def _timeout_error(self, w: _Slot) -> str:
+        """Why the attempt on ``w`` was stopped, with the limit and where it came from."""
+        if self.timeout != "auto":
+            why = "the pool's timeout"
+        elif AUTO_TIMEOUT_FACTOR * self._slowest > self.timeout_floor:
+            why = (f"timeout='auto': {AUTO_TIMEOUT_FACTOR:g} x {self._slowest:.1f} s, the "
+                   "slowest evaluation so far")
+        else:
+            why = f"timeout='auto': its floor of {self.timeout_floor:g} s"
+        return f"timed out after {w.limit:g}s on {w.device} ({why}); its worker was killed"
 
     def _run(self) -> None:
         try:
@@ -428,12 +516,30 @@ class EvalPool:
                 return
             self._dispatch()
             wait_s = 0.5
-            if self.timeout is not None:
-                running = [w.started_at for w in self._workers if w.job is not None]
-                if running:
-                    wait_s = max(0.0, min(wait_s, min(running) + self.timeout - time.monotonic()))
+            ends = [w.started_at + w.limit for w in self._workers
+                    if w.job is not None and w.limit is not None]
+            if ends:
+                wait_s = max(0.0, min(wait_s, min(ends) - time.monotonic()))
             if self._deadline is not None:
                 wait_s = max(0.0, min(wait_s, self._deadline - time.monotonic()))
             for handle, event in self._backend.wait([w.handle for w in self._workers], wait_s):
                 self._handle(self._slot_of[id(handle)], event)
             self._check_timeouts()
+
+
+def check_timeout(owner: str, timeout) -> float | str | None:
+    """A per-attempt ``timeout``: ``'auto'``, ``None``, or a float in (0, inf).
+
+    Raises
+    ------
+    ParameterError
+        Anything else, named with its owner.
+    """
+    if isinstance(timeout, str) and timeout == "auto":
+        return timeout
+    try:
+        return check_real(owner, "timeout", timeout, 0.0, none_ok=True)
+    except ParameterError:
+        raise invalid(owner, "timeout", "a float in the range (0, inf), 'auto' or None",
+                      timeout, "Leave timeout='auto' for a limit measured on the run's own "
+                      "evaluations, or give the seconds one attempt may take.") from None

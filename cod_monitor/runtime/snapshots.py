@@ -45,6 +45,7 @@ __all__ = [
     "WEIGHT_PATTERNS",
     "Snapshot",
     "SnapshotWriter",
+    "clear_partial_snapshots",
     "cpu_state_dict",
     "delete_snapshot",
     "snapshot_directory",
@@ -368,6 +369,33 @@ def delete_snapshot(path) -> bool:
         return False
     shutil.rmtree(path, ignore_errors=True)
     return True
+
+
+def clear_partial_snapshots(directory) -> list[str]:
+    """Remove the temporary directories a crash left while snapshots were being made.
+
+    A snapshot is built in a temporary sibling and renamed into place when complete
+    (:func:`snapshot_directory`, :func:`write_state_dict`), so what is left with the
+    temporary prefix is never a usable snapshot.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        Where snapshots are made (nothing happens when it does not exist).
+
+    Returns
+    -------
+    list of str
+        The directories removed.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for tmp in sorted(directory.glob(f"{_TMP_PREFIX}*")):
+        shutil.rmtree(tmp, ignore_errors=True)
+        removed.append(str(tmp))
+    return removed
 
 
 class SnapshotWriter:

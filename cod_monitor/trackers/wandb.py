@@ -37,6 +37,11 @@ _LEVELS = {
     AlertReason.EVALUATION_FAILING: "ERROR",
     AlertReason.FORECAST_UNAVAILABLE: "WARN",
     AlertReason.RECOVERED: "INFO",
+    AlertReason.EVALUATION_TIMEOUT: "WARN",
+    AlertReason.WORKER_DIED: "WARN",
+    AlertReason.EVALUATION_UNFINISHED: "ERROR",
+    AlertReason.JOURNAL_FAILING: "ERROR",
+    AlertReason.MONITOR_ERROR: "ERROR",
 }
 
 
