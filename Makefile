@@ -14,10 +14,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# The HF extra (torch pinned to the CPU wheel on disk: an open range pulls a multi-GB CUDA build).
+# The HF extra (torch pinned to the CPU wheel on disk: an open range pulls a multi-GB CUDA build),
+# and the extras the tests of the integrations need (W&B, lm-eval, Lightning).
 HF_STAMP := $(VENV)/.installed-hf
 $(HF_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,hf,wandb,lmeval]' torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev,hf,wandb,lmeval,lightning]' torch==2.13.0
 	touch $@
 
 # The live demo trains a tiny model with CODCallback attached: it needs the hf and wandb

@@ -2,6 +2,9 @@
 
 - :class:`~cod_monitor.integrations.hf.CODCallback`: a Hugging Face ``Trainer``
   callback (needs ``transformers``).
+- :class:`~cod_monitor.integrations.lightning.CODCallback`: a Lightning 2.x
+  ``Trainer`` callback (needs ``lightning`` and ``transformers``); import it from
+  ``cod_monitor.integrations.lightning`` (``CODCallback`` here is the HF one).
 
 Importing this package imports no training framework; the adapters load on first
 attribute access.
