@@ -10,6 +10,9 @@
 - :class:`HFEvaluator` (transformers, CPU or CUDA) and :class:`VLLMEvaluator` (vLLM,
   engine in a subprocess), built on :mod:`~cod_monitor.evaluators.tokens` (token ids)
   and :mod:`~cod_monitor.evaluators.policy` (the sampling policy's log-probabilities).
+- :func:`register_dcp_mapping`, :func:`dcp_to_hf_state_dict`
+  (:mod:`~cod_monitor.evaluators.dcp`): torch DCP checkpoints (torchtitan, Megatron-core
+  ``torch_dist``) read as HF weights through a pluggable name mapping.
 
 Names are loaded on first use (PEP 562): importing this package imports no backend,
 and neither torch nor transformers nor vllm; the backends import them when they
@@ -29,6 +32,9 @@ _EXPORTS: dict[str, str] = {
     "EvaluatorConfigError": _BASE,
     "EvalSetValidationError": _BASE,
     "ExactModeError": _BASE,
+    "dcp_mappings": "cod_monitor.evaluators.dcp",
+    "dcp_to_hf_state_dict": "cod_monitor.evaluators.dcp",
+    "register_dcp_mapping": "cod_monitor.evaluators.dcp",
     "make_evaluator": "cod_monitor.evaluators.registry",
     "register_backend": "cod_monitor.evaluators.registry",
     "SCORERS": _SCORING,
@@ -50,6 +56,7 @@ if TYPE_CHECKING:
         EvaluatorConfigError,
         ExactModeError,
     )
+    from cod_monitor.evaluators.dcp import dcp_mappings, dcp_to_hf_state_dict, register_dcp_mapping
     from cod_monitor.evaluators.evalset import EvalSample, EvalSet
     from cod_monitor.evaluators.hf import HFEvaluator
     from cod_monitor.evaluators.registry import make_evaluator, register_backend
@@ -69,9 +76,12 @@ __all__ = [
     "HFEvaluator",
     "VLLMEvaluator",
     "cut_at_stop",
+    "dcp_mappings",
+    "dcp_to_hf_state_dict",
     "make_evaluator",
     "normalize_text",
     "register_backend",
+    "register_dcp_mapping",
     "resolve_scorer",
 ]
 

@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from cod_monitor.evaluators.base import BaseEvaluator, EvaluatorConfigError, checkpoint_location
-from cod_monitor.evaluators.loading import load_hf_checkpoint, require_hf
+from cod_monitor._validation import check_choice
+from cod_monitor.evaluators.base import BaseEvaluator, EvaluatorConfigError, checkpoint_location, config_errors
+from cod_monitor.evaluators.dcp import resolve_dcp_mapping
+from cod_monitor.evaluators.loading import CHECKPOINT_FORMATS, dcp_source, load_hf_checkpoint, require_hf
 from cod_monitor.evaluators.policy import processed_logprobs
 from cod_monitor.evaluators.tokens import (
     eos_token_ids,
@@ -129,6 +131,19 @@ class HFEvaluator(BaseEvaluator):
     force_exact : bool, default=False
         Allow ``exact`` mode with scorers other than ``'exact'`` (the result is then
         a lower bound of the sampled pass rate).
+    checkpoint_format : {'auto', 'hf', 'dcp'}, default='auto'
+        ``'auto'``: a checkpoint directory with a ``.metadata`` file is a torch
+        Distributed Checkpoint (torchtitan, Megatron-core ``torch_dist``), converted
+        to HF weights by `dcp_mapping`; any other is a ``save_pretrained`` directory.
+        ``'dcp'`` refuses directories that are not DCP; ``'hf'`` never reads DCP.
+    dcp_mapping : str, default='torchtitan_llama'
+        How DCP tensor names become the HF model's: a name registered with
+        :func:`~cod_monitor.evaluators.dcp.register_dcp_mapping` (built in:
+        ``'torchtitan_llama'``) or a ``'module:function'`` path.
+    config_dir : str or None, default=None
+        For DCP checkpoints, the directory with the model's HF ``config.json`` and
+        tokenizer files; ``None``: the checkpoint directory itself (a monitor
+        snapshot gets them from ``CheckpointConfig(config_dir=...)``).
 
     Notes
     -----
@@ -162,10 +177,25 @@ class HFEvaluator(BaseEvaluator):
 
     backend = "hf"
 
+    checkpoint_format: str = "auto"
+    dcp_mapping: str = "torchtitan_llama"
+    config_dir: str | None = None
+
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.config_dir is not None:
+            self.config_dir = os.fspath(self.config_dir)
         # tokenized eval sets, least recently used first (see _tokenized)
         self._token_cache: dict = {}
+
+    def _validate(self) -> None:
+        super()._validate()
+        owner = type(self).__name__
+        with config_errors():
+            check_choice(owner, "checkpoint_format", self.checkpoint_format, CHECKPOINT_FORMATS)
+        resolve_dcp_mapping(self.dcp_mapping, owner, "dcp_mapping")
+        if self.config_dir is not None and not isinstance(self.config_dir, (str, os.PathLike)):
+            raise EvaluatorConfigError(owner, "config_dir", "a directory path or None", self.config_dir)
 
     def _batch(self) -> int:
         if self.batch_size is not None:
@@ -178,7 +208,8 @@ class HFEvaluator(BaseEvaluator):
         Parameters
         ----------
         checkpoint : path-like, Checkpoint, (model, tokenizer) or dict
-            See :func:`~cod_monitor.evaluators.loading.load_hf_checkpoint`.
+            See :func:`~cod_monitor.evaluators.loading.load_hf_checkpoint` (a torch
+            DCP directory included).
         eval_set : EvalSet
 
         Returns
@@ -195,7 +226,11 @@ class HFEvaluator(BaseEvaluator):
         MissingExtraError
             torch or transformers is missing.
         EvaluatorConfigError
-            A CUDA `device` where torch sees none, or a checkpoint of another form.
+            A CUDA `device` where torch sees none, a checkpoint of another form, or a
+            DCP checkpoint without an HF config (see `config_dir`).
+        CheckpointError
+            A checkpoint whose weights do not fit its config; a DCP checkpoint that
+            lacks a tensor `dcp_mapping` reads.
         """
         require_hf()
         import torch
@@ -206,13 +241,17 @@ class HFEvaluator(BaseEvaluator):
                                        self.device)
         t0 = time.perf_counter()
         completions = rates = None
+        formats = {"checkpoint_format": self.checkpoint_format, "config_dir": self.config_dir}
+        dcp = dcp_source(checkpoint, **formats, owner="HFEvaluator.evaluate")
         with _torch_threads(self.num_threads):
-            model, tokenizer, owned, label = load_hf_checkpoint(checkpoint, device=self.device, dtype=self.dtype)
+            model, tokenizer, owned, label = load_hf_checkpoint(
+                checkpoint, device=self.device, dtype=self.dtype, dcp_mapping=self.dcp_mapping, **formats)
             was_training = model.training
             model.eval()
             try:
                 eos = eos_token_ids(tokenizer, getattr(model, "generation_config", None))
-                samples = self._tokenized(checkpoint, tokenizer, eval_set, eos)
+                # a DCP checkpoint's tokenizer comes from its HF files' directory
+                samples = self._tokenized(checkpoint if dcp is None else dcp[1], tokenizer, eval_set, eos)
                 meta = self._meta(eval_set, checkpoint=label, device=str(model.device),
                                   dtype=str(next(model.parameters()).dtype).replace("torch.", ""))
                 with torch.inference_mode():

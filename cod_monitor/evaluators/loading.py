@@ -1,10 +1,11 @@
 """Loading a checkpoint for the HF backend, in every form :class:`HFEvaluator` accepts.
 
 :func:`load_hf_checkpoint` takes a ``save_pretrained`` directory (or a
-:class:`~cod_monitor.records.Checkpoint` with its path), an in-memory
-``(model, tokenizer)`` pair, or ``{"state_dict": ..., "config_dir": path}``.
-torch and transformers are imported on first use (:func:`require_hf` says how to
-install them when they are missing).
+:class:`~cod_monitor.records.Checkpoint` with its path), a torch DCP directory
+(torchtitan, Megatron-core ``torch_dist``; converted by a name mapping of
+:mod:`~cod_monitor.evaluators.dcp`), an in-memory ``(model, tokenizer)`` pair, or
+``{"state_dict": ..., "config_dir": path}``. torch and transformers are imported on
+first use (:func:`require_hf` says how to install them when they are missing).
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ import os
 from typing import Any
 
 from cod_monitor.evaluators.base import CheckpointError, EvaluatorConfigError, checkpoint_location
+from cod_monitor.evaluators.dcp import dcp_to_hf_state_dict, is_dcp_directory
 from cod_monitor.exceptions import MissingExtraError
 
-__all__ = ["load_hf_checkpoint", "require_hf", "resolve_dtype"]
+__all__ = ["CHECKPOINT_FORMATS", "dcp_source", "load_hf_checkpoint", "require_hf", "resolve_dtype"]
+
+#: What ``checkpoint_format`` may be: ``'auto'`` reads a directory with a ``.metadata``
+#: file as torch DCP and any other as ``save_pretrained``; ``'hf'`` and ``'dcp'`` insist.
+CHECKPOINT_FORMATS = ("auto", "hf", "dcp")
 
 
 def require_hf() -> None:
@@ -59,7 +65,62 @@ def _plain_safetensors_dir(path: str) -> bool:
     return "quantization_config" not in config and "auto_map" not in config
 
 
-def _model_from_state_dict(config_dir: str, state_dict: dict, dtype: Any) -> Any:
+def dcp_source(checkpoint: Any, *, checkpoint_format: str = "auto", config_dir: Any = None,
+               owner: str = "load_hf_checkpoint") -> tuple[str, str] | None:
+    """Where a DCP checkpoint's tensors and its HF files are, or ``None`` for another form.
+
+    Parameters
+    ----------
+    checkpoint : object
+        What ``evaluate`` was given (a :class:`~cod_monitor.records.Checkpoint` is
+        read as its path).
+    checkpoint_format : {'auto', 'hf', 'dcp'}, default='auto'
+        See :data:`CHECKPOINT_FORMATS`.
+    config_dir : str or path-like, optional
+        The directory with the HF ``config.json`` and tokenizer; ``None``: the DCP
+        directory itself (e.g. filled in by ``CheckpointConfig(config_dir=...)`` when
+        the monitor snapshots it).
+    owner : str
+        Named in the errors.
+
+    Returns
+    -------
+    (dcp_dir, files_dir) or None
+        ``None`` when the checkpoint is not read as DCP.
+
+    Raises
+    ------
+    CheckpointError
+        ``checkpoint_format='dcp'`` and the checkpoint is not a DCP directory.
+    EvaluatorConfigError
+        A DCP checkpoint and no ``config.json`` where the HF files should be.
+    """
+    checkpoint = checkpoint_location(checkpoint, owner)
+    if checkpoint_format == "hf" or not isinstance(checkpoint, (str, os.PathLike)):
+        return None
+    path = os.fspath(checkpoint)
+    if not os.path.isdir(path):
+        return None  # the caller says the directory does not exist
+    if not is_dcp_directory(path):
+        if checkpoint_format == "dcp":
+            raise CheckpointError(
+                f"The checkpoint {path} is not a torch DCP directory (no .metadata file), but "
+                "checkpoint_format='dcp'. Give the directory the framework saved (e.g. "
+                "checkpoint/step-<N> for torchtitan, iter_<N> for Megatron), after the save has "
+                "finished, or set checkpoint_format='auto'.")
+        return None
+    files = path if config_dir is None else os.fspath(config_dir)
+    if not os.path.isfile(os.path.join(files, "config.json")):
+        raise EvaluatorConfigError(
+            owner, "config_dir", "a directory holding the model's HF config.json and tokenizer when "
+            "the checkpoint is a torch DCP directory", config_dir,
+            f"{os.path.join(files, 'config.json')} does not exist; set config_dir in the evaluator "
+            "config (or CheckpointConfig(config_dir=...), which copies those files into every "
+            "snapshot).")
+    return path, files
+
+
+def _model_from_state_dict(config_dir: str, state_dict: dict, dtype: Any, config: Any = None) -> Any:
     """Build the model of ``config_dir`` and load ``state_dict`` into it.
 
     The same weights as ``from_pretrained``, without its per-call machinery (hub
@@ -74,7 +135,8 @@ def _model_from_state_dict(config_dir: str, state_dict: dict, dtype: Any) -> Any
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
-    config = AutoConfig.from_pretrained(config_dir)
+    if config is None:
+        config = AutoConfig.from_pretrained(config_dir)
     model = AutoModelForCausalLM.from_config(config)
     td = resolve_dtype(dtype)
     if td == "auto":
@@ -99,20 +161,34 @@ def _model_from_state_dict(config_dir: str, state_dict: dict, dtype: Any) -> Any
     return model
 
 
-def load_hf_checkpoint(checkpoint: Any, *, device: str = "cpu", dtype: Any = None) -> tuple:
+def load_hf_checkpoint(checkpoint: Any, *, device: str = "cpu", dtype: Any = None,
+                       checkpoint_format: str = "auto", dcp_mapping: str = "torchtitan_llama",
+                       config_dir: Any = None) -> tuple:
     """Load a checkpoint in any form :class:`~cod_monitor.evaluators.hf.HFEvaluator` accepts.
 
     Parameters
     ----------
     checkpoint : path-like, Checkpoint, (model, tokenizer) or dict
         A ``save_pretrained`` directory (or a :class:`~cod_monitor.records.Checkpoint`
-        with its ``path``), an in-memory ``(model, tokenizer)`` pair (used as is, on
-        its own device), or ``{"state_dict": ..., "config_dir": path}`` (a model built
-        from the config and tokenizer in `config_dir`, then the state dict loaded).
+        with its ``path``), a torch DCP directory (see `checkpoint_format`), an
+        in-memory ``(model, tokenizer)`` pair (used as is, on its own device), or
+        ``{"state_dict": ..., "config_dir": path}`` (a model built from the config and
+        tokenizer in `config_dir`, then the state dict loaded).
     device : str, default='cpu'
         Device for models this function builds.
     dtype : torch.dtype, str or None
         Dtype for models this function builds; ``None`` keeps the saved dtype.
+    checkpoint_format : {'auto', 'hf', 'dcp'}, default='auto'
+        ``'auto'``: a directory with a ``.metadata`` file is a torch DCP checkpoint,
+        any other a ``save_pretrained`` one. ``'dcp'`` refuses other directories,
+        ``'hf'`` never reads DCP.
+    dcp_mapping : str, default='torchtitan_llama'
+        The name mapping from the DCP checkpoint's tensors to the HF model's (a
+        registered name or a ``'module:function'`` path; see
+        :func:`~cod_monitor.evaluators.dcp.register_dcp_mapping`).
+    config_dir : str or path-like, optional
+        For a DCP checkpoint, the directory with the HF ``config.json``, tokenizer
+        (and optional ``generation_config.json``); ``None``: the DCP directory itself.
 
     Returns
     -------
@@ -128,16 +204,33 @@ def load_hf_checkpoint(checkpoint: Any, *, device: str = "cpu", dtype: Any = Non
     EvaluatorConfigError
         A checkpoint of another form, a ``Checkpoint`` without a path, or a dict
         without both keys.
+        A DCP checkpoint without a config (see `config_dir`), or an unknown
+        `dcp_mapping`.
     FileNotFoundError
         The directory does not exist.
     CheckpointError
-        A state dict that does not fit its config.
+        A state dict that does not fit its config; a DCP checkpoint that lacks a
+        tensor the mapping reads, or with ``checkpoint_format='dcp'`` a directory
+        that is not DCP.
     """
     require_hf()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     owner = "load_hf_checkpoint"
     checkpoint = checkpoint_location(checkpoint, owner)
+    dcp = dcp_source(checkpoint, checkpoint_format=checkpoint_format, config_dir=config_dir, owner=owner)
+    if dcp is not None:
+        path, files = dcp
+        config = AutoConfig.from_pretrained(files)
+        state = dcp_to_hf_state_dict(path, config, dcp_mapping)
+        try:
+            model = _model_from_state_dict(files, state, dtype, config)
+        except CheckpointError as exc:
+            raise CheckpointError(f"The DCP checkpoint {path}, converted by the mapping "
+                                  f"{dcp_mapping!r}: {exc}") from None
+        del state
+        tokenizer = AutoTokenizer.from_pretrained(files)
+        return model.to(device).eval(), tokenizer, True, path
     if isinstance(checkpoint, (tuple, list)) and len(checkpoint) == 2:
         model, tokenizer = checkpoint
         return model, tokenizer, False, "<in-memory>"

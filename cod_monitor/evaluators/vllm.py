@@ -28,6 +28,7 @@ import numpy as np
 
 from cod_monitor._validation import check_int, check_real
 from cod_monitor.evaluators.base import BaseEvaluator, EvaluatorConfigError, checkpoint_location, config_errors
+from cod_monitor.evaluators.dcp import is_dcp_directory
 from cod_monitor.exceptions import CODError, MissingExtraError
 from cod_monitor.records import EvalResult
 
@@ -153,6 +154,11 @@ class VLLMEvaluator(BaseEvaluator):
         path = os.path.abspath(os.fspath(checkpoint))
         if not os.path.isdir(path):
             raise FileNotFoundError(f"checkpoint directory {path!r} does not exist.")
+        if is_dcp_directory(path):
+            raise EvaluatorConfigError(
+                owner, "checkpoint", "a checkpoint directory in the save_pretrained layout", path,
+                "It is a torch DCP directory (torchtitan, Megatron torch_dist), which vLLM cannot "
+                "load; evaluate it with the 'hf' backend (checkpoint_format='dcp', dcp_mapping=...).")
         return path
 
     def _engine_kwargs(self) -> dict:

@@ -60,7 +60,7 @@ def test_make_evaluator_round_trips_config(backend, cls):
     [
         ({"backend": "jax"}, "'backend' parameter .* Got 'jax'"),
         ({"backend": "hf", "beams": 4}, r"Unknown key\(s\) \['beams'\]\. The accepted keys are "
-         r"\['backend', 'batch_size', 'device'"),
+         r"\['backend', 'batch_size', 'checkpoint_format', 'config_dir', 'dcp_mapping', 'device'"),
         ({"backend": "hf", "mdoe": "exact"},
          r"Unknown key\(s\) \['mdoe'\] \(did you mean 'mode' for 'mdoe'\?\)\. The accepted keys"),
         ({"mode": "greedy"}, "'mode' parameter of HFEvaluator must be a str among"),
