@@ -234,34 +234,16 @@ class CODCallback(TrainerCallback, ExportableState):
     ):
         owner = "CODCallback"
         if unknown:
-            raise _unknown_arguments(unknown)
+            raise unknown_arguments(CODCallback, unknown)
         if not (callable(compute_from) or (isinstance(compute_from, str)
                                            and compute_from in _COMPUTE_FROM)):
             raise invalid(owner, "compute_from", "a str among {'auto', 'tokens', 'total_flos'} "
                           "or a callable", compute_from)
-        given = {
-            "ladder": ladder, "eval_sets": eval_sets, "evaluator": evaluator,
-            "forecast": forecast, "pool": pool, "run": run, "drift": drift,
-            "checkpoints": checkpoints, "trackers": trackers, "alert_callback": alert_callback,
-            "out_dir": out_dir, "run_name": run_name,
-        }
-        monitor_kwargs = {k: v for k, v in given.items() if v is not None}
-        if monitor is not None and monitor_kwargs:
-            raise CallbackArgumentsError(
-                "CODCallback takes either a monitor or CODMonitor keyword arguments, not both; "
-                f"got a monitor and {sorted(monitor_kwargs)}."
-            )
-        if monitor is not None and not all(callable(getattr(monitor, m, None))
-                                           for m in ("on_checkpoint", "poll", "close")):
-            raise invalid(owner, "monitor", "a CODMonitor or None", monitor)
-        if monitor_kwargs:
-            # the monitor is built at the first event; its arguments are checked now
-            for name in ("ladder", "eval_sets"):
-                if name not in monitor_kwargs:
-                    raise invalid(owner, name, "given with the other CODMonitor arguments",
-                                  None, "Pass ladder= and eval_sets= (or a ready "
-                                  "monitor=CODMonitor(...)).")
-            CODMonitor.check_arguments(owner=owner, **monitor_kwargs)
+        monitor_kwargs = monitor_arguments(
+            owner, monitor, ladder=ladder, eval_sets=eval_sets, evaluator=evaluator,
+            forecast=forecast, pool=pool, run=run, drift=drift, checkpoints=checkpoints,
+            trackers=trackers, alert_callback=alert_callback, out_dir=out_dir,
+            run_name=run_name)
         self.monitor = monitor
         self.stop_on_drift = check_bool(owner, "stop_on_drift", stop_on_drift)
         self.drain_timeout = check_real(owner, "drain_timeout", drain_timeout, 0, closed="left",
@@ -514,9 +496,45 @@ class CODCallback(TrainerCallback, ExportableState):
         return tokens, None
 
 
-def _unknown_arguments(unknown: dict) -> CallbackArgumentsError:
-    """The error for keyword arguments :class:`CODCallback` does not take."""
-    accepted = [name for name in inspect.signature(CODCallback).parameters
+
+def monitor_arguments(owner: str, monitor, **given) -> dict:
+    """Check a callback's ``monitor`` against the ``CODMonitor`` keyword arguments it was
+    given (``None`` = not given), and return those given, checked.
+
+    Both callbacks (this one and :mod:`cod_monitor.integrations.lightning`'s) take either
+    a ready monitor or the arguments to build one when training starts; the arguments
+    are checked now, so that a mistake fails before any compute is spent.
+
+    Raises
+    ------
+    CallbackArgumentsError
+        Both a monitor and arguments to build one.
+    ParameterError
+        ``monitor`` is not a monitor, ``ladder``/``eval_sets`` is missing from the
+        arguments, or :meth:`CODMonitor.check_arguments` refuses one.
+    """
+    monitor_kwargs = {k: v for k, v in given.items() if v is not None}
+    if monitor is not None and monitor_kwargs:
+        raise CallbackArgumentsError(
+            "CODCallback takes either a monitor or CODMonitor keyword arguments, not both; "
+            f"got a monitor and {sorted(monitor_kwargs)}."
+        )
+    if monitor is not None and not all(callable(getattr(monitor, m, None))
+                                       for m in ("on_checkpoint", "poll", "close")):
+        raise invalid(owner, "monitor", "a CODMonitor or None", monitor)
+    if monitor_kwargs:
+        for name in ("ladder", "eval_sets"):
+            if name not in monitor_kwargs:
+                raise invalid(owner, name, "given with the other CODMonitor arguments",
+                              None, "Pass ladder= and eval_sets= (or a ready "
+                              "monitor=CODMonitor(...)).")
+        CODMonitor.check_arguments(owner=owner, **monitor_kwargs)
+    return monitor_kwargs
+
+def unknown_arguments(callback: type, unknown: dict) -> CallbackArgumentsError:
+    """The error for keyword arguments ``callback`` (a ``CODCallback`` class) does not
+    take: it names the first, the closest accepted name and every accepted one."""
+    accepted = [name for name in inspect.signature(callback).parameters
                 if not name.startswith("_") and name != "unknown"]
     name = sorted(unknown)[0]
     close = difflib.get_close_matches(name, accepted, n=1)

@@ -22,8 +22,6 @@ in the core imports it. It needs the ``lightning`` and ``hf`` extras.
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import logging
 import math
 import os
@@ -46,7 +44,11 @@ from lightning.pytorch.callbacks import Callback
 
 from cod_monitor._validation import check_bool, check_int, check_real, invalid  # noqa: E402
 from cod_monitor.evaluators.base import CheckpointError
-from cod_monitor.integrations.hf import CallbackArgumentsError
+from cod_monitor.integrations.hf import (
+    CallbackArgumentsError,
+    monitor_arguments,
+    unknown_arguments,
+)
 from cod_monitor.monitor import (
     CheckpointConfig,
     CODMonitor,
@@ -466,30 +468,13 @@ class CODCallback(Callback):
         **unknown,
     ):
         if unknown:
-            raise _unknown_arguments(unknown)
-        given = {
-            "ladder": ladder, "eval_sets": eval_sets, "evaluator": evaluator,
-            "forecast": forecast, "pool": pool, "run": run, "drift": drift,
-            "checkpoints": checkpoints, "trackers": trackers, "alert_callback": alert_callback,
-            "out_dir": out_dir, "run_name": run_name,
-        }
-        monitor_kwargs = {k: v for k, v in given.items() if v is not None}
-        if monitor is not None and monitor_kwargs:
-            raise CallbackArgumentsError(
-                "CODCallback takes either a monitor or CODMonitor keyword arguments, not both; "
-                f"got a monitor and {sorted(monitor_kwargs)}."
-            )
-        if monitor is not None and not all(callable(getattr(monitor, m, None))
-                                           for m in ("on_checkpoint", "poll", "close")):
-            raise invalid(_OWNER, "monitor", "a CODMonitor or None", monitor)
-        if monitor_kwargs:
-            # the monitor is built when training starts; its arguments are checked now
-            for name in ("ladder", "eval_sets"):
-                if name not in monitor_kwargs:
-                    raise invalid(_OWNER, name, "given with the other CODMonitor arguments",
-                                  None, "Pass ladder= and eval_sets= (or a ready "
-                                  "monitor=CODMonitor(...)).")
-            CODMonitor.check_arguments(owner=_OWNER, **monitor_kwargs)
+            raise unknown_arguments(CODCallback, unknown)
+        # the monitor is built when training starts; its arguments are checked now
+        monitor_kwargs = monitor_arguments(
+            _OWNER, monitor, ladder=ladder, eval_sets=eval_sets, evaluator=evaluator,
+            forecast=forecast, pool=pool, run=run, drift=drift, checkpoints=checkpoints,
+            trackers=trackers, alert_callback=alert_callback, out_dir=out_dir,
+            run_name=run_name)
         if not (isinstance(hf_model_attr, str) and hf_model_attr
                 and all(p.isidentifier() for p in hf_model_attr.split("."))):
             raise invalid(_OWNER, "hf_model_attr", "an attribute name of the LightningModule "
@@ -880,20 +865,6 @@ class CODCallback(Callback):
 
 
 # --------------------------------------------------------------------------- helpers
-def _unknown_arguments(unknown: dict) -> CallbackArgumentsError:
-    """The error for keyword arguments :class:`CODCallback` does not take."""
-    accepted = [name for name in inspect.signature(CODCallback).parameters if name != "unknown"]
-    name = sorted(unknown)[0]
-    close = difflib.get_close_matches(name, accepted, n=1)
-    guess = f" Did you mean {close[0]!r}?" if close else ""
-    more = f" (and {len(unknown) - 1} more unknown)" if len(unknown) > 1 else ""
-    return CallbackArgumentsError(
-        f"CODCallback got an unexpected keyword argument {name!r}{more}.{guess} It accepts "
-        f"{', '.join(accepted)}; other CODMonitor settings go through a ready "
-        "monitor=CODMonitor(...)."
-    )
-
-
 def _needs_tokenizer(monitor, monitor_kwargs: dict) -> bool:
     """Whether the monitor's evaluator will load a tokenizer that nothing else provides."""
     if monitor is not None:
