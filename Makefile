@@ -15,10 +15,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 # The HF extra (torch pinned to the CPU wheel on disk: an open range pulls a multi-GB CUDA build),
-# and the extras the tests of the integrations need (W&B, lm-eval, Lightning).
+# and the extras the tests of the integrations need (W&B, lm-eval, Lightning, Ray).
 HF_STAMP := $(VENV)/.installed-hf
 $(HF_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,hf,wandb,lmeval,lightning]' torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev,hf,wandb,lmeval,lightning,ray]' torch==2.13.0 ray==2.60.0
 	touch $@
 
 # The live demo trains a tiny model with CODCallback attached: it needs the hf and wandb

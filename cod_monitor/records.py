@@ -19,6 +19,7 @@ __all__ = [
     "AlertReason",
     "Checkpoint",
     "EvalResult",
+    "FinalForecast",
     "ForecastPoint",
     "Observation",
 ]
@@ -136,7 +137,15 @@ class AlertReason(str, Enum):
     - ``JOURNAL_FAILING``: the journal's disk refuses writes (records are kept in
       memory meanwhile);
     - ``MONITOR_ERROR``: the monitor's own processing failed (e.g. on a result it
-      cannot record); the traceback is in the log.
+      cannot record); the traceback is in the log;
+    - ``TRACKER_FAILING``: a tracker kept failing (or hung) and was disabled; the
+      journal, the log and the other trackers carry on;
+    - ``EVALUATION_SKIPPED``: the queue policy dropped a waiting checkpoint to make room
+      for a newer one, so it has no observation (raised once per stretch of drops; every
+      dropped step is in the journal and in the summary's ``skipped_steps``);
+    - ``LADDER_REJECTED``: the ladder changed mid-run into one that cannot forecast a
+      monitored benchmark (the benchmark is gone, its samples are not the ones the run
+      is evaluated on, or the refit failed); the previous forecast version stays in use.
     """
 
     BELOW_BAND = "below_band"
@@ -148,6 +157,9 @@ class AlertReason(str, Enum):
     EVALUATION_UNFINISHED = "evaluation_unfinished"
     JOURNAL_FAILING = "journal_failing"
     MONITOR_ERROR = "monitor_error"
+    TRACKER_FAILING = "tracker_failing"
+    EVALUATION_SKIPPED = "evaluation_skipped"
+    LADDER_REJECTED = "ladder_rejected"
 
 
 @dataclass(frozen=True)
@@ -236,6 +248,57 @@ class ForecastPoint:
 
     @classmethod
     def from_dict(cls, d: dict) -> ForecastPoint:
+        """Inverse of :meth:`to_dict` (unknown keys are ignored)."""
+        return cls(**_known_fields(cls, d))
+
+
+@dataclass(frozen=True)
+class FinalForecast:
+    """The forecast of a run's final accuracy, made after one evaluated checkpoint.
+
+    Attributes
+    ----------
+    step : int
+        The checkpoint after which the forecast was made.
+    benchmark : str
+    final_step : int
+        The run's last step (``max_steps``).
+    value, lower, upper : float
+        The run-conditioned forecast of the accuracy at ``final_step`` and its
+        interval (the accuracy smoothed over the last checkpoints, as a run's final
+        accuracy is reported).
+    prior_value, prior_lower, prior_upper : float
+        The ladder-only forecast of the same checkpoint and its band.
+    n_used : int
+        Evaluated checkpoints the forecast has learned from.
+    level, rate : float
+        The run's estimated departure from the ladder: accuracy added at the end of
+        the run, and the relative change of its progress (``0.2``: 20 % more progress
+        between two checkpoints than the ladder's curve).
+    version : int
+        The ladder forecast version it is conditioned on.
+    """
+
+    step: int
+    benchmark: str
+    final_step: int
+    value: float
+    lower: float
+    upper: float
+    prior_value: float
+    prior_lower: float
+    prior_upper: float
+    n_used: int = 0
+    level: float = 0.0
+    rate: float = 0.0
+    version: int = 0
+
+    def to_dict(self) -> dict:
+        """JSON-ready view; a non-finite number becomes ``None``."""
+        return to_jsonable(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FinalForecast:
         """Inverse of :meth:`to_dict` (unknown keys are ignored)."""
         return cls(**_known_fields(cls, d))
 

@@ -43,12 +43,20 @@ def constant(snapshot, eval_set, config):
     return _result(_name(eval_set), [config.get("value", 0.5)] * 4, pid=os.getpid())
 
 
+def ray_node():
+    """The Ray node this runs on (``None`` outside a Ray worker)."""
+    ray = sys.modules.get("ray")  # a Ray actor has imported it; a local worker has not
+    if ray is None or not ray.is_initialized():
+        return None
+    return ray.get_runtime_context().get_node_id()
+
+
 def probe(snapshot, eval_set, config):
     """Report the worker's environment in ``meta``."""
     return _result(_name(eval_set), [0.5], pid=os.getpid(),
                    cuda=os.environ.get("CUDA_VISIBLE_DEVICES"),
                    device=os.environ.get("COD_MONITOR_DEVICE"),
-                   nice=os.nice(0), torch_loaded="torch" in sys.modules)
+                   nice=os.nice(0), torch_loaded="torch" in sys.modules, node=ray_node())
 
 
 def always_fail(snapshot, eval_set, config):
@@ -83,6 +91,16 @@ def slow_first(snapshot, eval_set, config):
     if _first_attempt(snapshot, "slow"):
         time.sleep(config.get("sleep", 60.0))
     return _result(_name(eval_set), [1.0], pid=os.getpid())
+
+
+def logged_slow_first(snapshot, eval_set, config):
+    """:func:`slow_first` that appends the Ray node of each attempt to ``attempts.log``
+    in the snapshot (one line per attempt that started), and returns it in ``meta``."""
+    node = ray_node()
+    with open(Path(snapshot) / "attempts.log", "a") as f:
+        f.write(f"{node}\n")
+    result = slow_first(snapshot, eval_set, config)
+    return _result(result.eval_set, result.pass_rates, pid=os.getpid(), node=node)
 
 
 def from_snapshot(snapshot, eval_set, config):

@@ -113,6 +113,13 @@ def test_live_demo_reduced_scale_end_to_end(tmp_path):
         assert {"reason", "message", "step"} <= set(alert)
         assert isinstance(alert["step"], int) and isinstance(alert["message"], str)
     assert [c["step"] for c in summary["checkpoints"]] == [10, 20]
+    # the forecast learned from the run: the first one-step forecast is the ladder's own
+    first = summary["checkpoints"][0]
+    assert first["run_forecast"] == pytest.approx(first["forecast"])
+    assert all(c["final_forecast"] is not None for c in summary["checkpoints"])
+    progress = summary["final_forecast_by_progress"]
+    assert progress["end"]["forecast"] == summary["checkpoints"][-1]["final_forecast"]
+    assert "final " in proc.stdout and "(ladder " in proc.stdout
     assert set(summary["per_benchmark"]) == {"demo", "fact"}
     assert summary["sabotage"] == {"kind": "lr_spike", "factor": 30.0, "step": 10}
     # a run shorter than the recipe's is not the finished model they forecast
@@ -137,7 +144,7 @@ def test_live_demo_reduced_scale_end_to_end(tmp_path):
     records = _wandb_records(run_dir)
     keys = set().union(*(h["item"] for h in records.get("history", [])))
     for key in ("cod/demo/observed", "cod/demo/forecast", "cod/demo/lower", "cod/fact/observed",
-                "cod/ckpt_step", "train/loss"):
+                "cod/ckpt_step", "train/loss", "cod/demo/run/final", "cod/demo/run/one_step"):
         assert key in keys, key
     observed = sorted(h["item"]["cod/ckpt_step"] for h in records["history"]
                       if "cod/demo/observed" in h["item"])

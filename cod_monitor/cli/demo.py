@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -34,6 +35,41 @@ longer when other jobs share them (torch slows down sharply on oversubscribed co
 """
 
 
+def _int_at_least(low: int):
+    """An argparse type: a whole number >= ``low`` (the flag and the value are named by
+    argparse: "argument --tokens: expected ...")."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number such as {max(low, 1) * 10}, "
+                                             f"got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {text!r}; "
+                                             f"pass {low} or more")
+        return value
+
+    parse.__name__ = f"int>={low}"
+    return parse
+
+
+def _float_in(low: float, high: float | None):
+    """An argparse type: a finite number in ``(low, high)`` (``high=None``: no upper end)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (math.isfinite(value) and value > low and (high is None or value < high)):
+            bound = f"in ({low:g}, {high:g})" if high is not None else f"> {low:g}"
+            raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text!r}; "
+                                             f"pass a number {bound}")
+        return value
+
+    parse.__name__ = "float"
+    return parse
+
+
 def add_parser(subparsers) -> None:
     """Register ``demo``."""
     p = subparsers.add_parser(
@@ -53,7 +89,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="output directory (live: default a fresh ./cod_demo_out; synthetic: "
                    "also write the ladder and summary.json here)")
-    p.add_argument("--seed", type=int, default=None,
+    p.add_argument("--seed", type=_int_at_least(0), default=None,
                    help="live: init/data seed of the target run (default: the recipe's, as in "
                    "the ladder build); synthetic: ladder seed (default 0)")
     live = p.add_argument_group("live demo")
@@ -62,25 +98,25 @@ def add_parser(subparsers) -> None:
     live.add_argument("--benchmarks", nargs="+", default=None, metavar="NAME",
                       help="benchmarks to monitor (default: demo and knowledge, when the "
                            "ladder has them; else every benchmark of the ladder)")
-    live.add_argument("--tokens", type=int, default=None,
+    live.add_argument("--tokens", type=_int_at_least(1), default=None,
                       help="training tokens of the target run (default: the recipe's); fewer "
                       "tokens = a shorter run of the same model")
-    live.add_argument("--checkpoints", type=int, default=None, metavar="K",
+    live.add_argument("--checkpoints", type=_int_at_least(1), default=None, metavar="K",
                       help="checkpoints to evaluate (default: the recipe's)")
     live.add_argument("--sabotage", action="store_true",
                       help="multiply the learning rate part-way through the run so that the "
                       "drift alert fires")
-    live.add_argument("--sabotage-at", type=float, default=0.5, metavar="FRAC",
+    live.add_argument("--sabotage-at", type=_float_in(0, 1), default=0.5, metavar="FRAC",
                       help="share of the run after which the sabotage starts (default 0.5)")
-    live.add_argument("--sabotage-factor", type=float, default=30.0, metavar="X",
+    live.add_argument("--sabotage-factor", type=_float_in(0, None), default=30.0, metavar="X",
                       help="learning-rate multiplier of the sabotage (default 30)")
-    live.add_argument("--threads", type=int, default=None,
+    live.add_argument("--threads", type=_int_at_least(1), default=None,
                       help="torch threads of the training process (default: every core)")
-    live.add_argument("--eval-threads", type=int, default=1,
+    live.add_argument("--eval-threads", type=_int_at_least(1), default=1,
                       help="threads of the evaluation worker (default 1)")
     live.add_argument("--no-wandb", action="store_true",
                       help="skip W&B (local report only; the wandb extra is then not needed)")
-    live.add_argument("--n-bootstrap", type=int, default=None,
+    live.add_argument("--n-bootstrap", type=_int_at_least(0), default=None,
                       help="bootstrap replicates of the forecast interval (default: 100 live, "
                       "100 synthetic)")
     live.add_argument("--trajectory", default=None, metavar="MODE",
@@ -91,8 +127,9 @@ def add_parser(subparsers) -> None:
                       "(a --method name, e.g. e2e-exp; default: COD)")
     live.add_argument("--quiet", action="store_true", help="no training progress lines")
     syn = p.add_argument_group("--synthetic")
-    syn.add_argument("--n-samples", type=int, default=3000)
-    syn.add_argument("--n-models", type=int, default=8)
+    syn.add_argument("--n-samples", type=_int_at_least(1), default=3000)
+    syn.add_argument("--n-models", type=_int_at_least(3), default=8,
+                     help="ladder models (at least 3: the fewest a forecast fits on)")
     syn.add_argument("--method", action="append", default=None, metavar="METHOD",
                      help="method to compare (repeatable; default: every method)")
     p.set_defaults(func=run)
@@ -111,8 +148,9 @@ def run_live(args) -> int:
     from cod_monitor.demo.live_config import fresh_out_dir
     from cod_monitor.exceptions import CODError
 
-    out = args.out if args.out is not None else fresh_out_dir()
     try:
+        _check_modes(args)
+        out = args.out if args.out is not None else fresh_out_dir()
         run_live_demo(
             out_dir=out, ladder=args.ladder, benchmarks=args.benchmarks, tokens=args.tokens,
             n_checkpoints=args.checkpoints, seed=args.seed, sabotage=args.sabotage,
@@ -126,6 +164,19 @@ def run_live(args) -> int:
         print(f"cod-monitor demo: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _check_modes(args) -> None:
+    """Refuse an unknown ``--trajectory`` or ``--trajectory-method`` before anything runs
+    (the names live in the forecasting stack, imported only now)."""
+    from cod_monitor._validation import check_choice
+    from cod_monitor.cod.trajectory import TRAJECTORY_MODES
+    from cod_monitor.methods import available_methods
+
+    check_choice("cod-monitor demo", "--trajectory", args.trajectory, TRAJECTORY_MODES,
+                 none_ok=True)
+    check_choice("cod-monitor demo", "--trajectory-method", args.trajectory_method,
+                 available_methods(), none_ok=True)
 
 
 def run_synthetic(args) -> int:

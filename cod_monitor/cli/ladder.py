@@ -12,6 +12,7 @@ Sub-commands:
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from cod_monitor.cli.build_demo import add_build_demo_parser
@@ -73,7 +74,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="input format")
     imp.add_argument("--models", required=True, metavar="MODELS",
                      help="models table: CSV (or JSON list) with name, params, tokens and "
-                     "optionally compute (default 6*params*tokens), step, role, run, loss")
+                     "optionally compute (default 6*params*tokens), step, role, run, loss, "
+                     "learning_rate (peak), lr_schedule (e.g. cosine); used by both formats")
     imp.add_argument("--model-map", action="append", default=[], metavar="OURS=THEIRS",
                      help="map a model field to a column of the models table, "
                      "e.g. name=model (repeatable)")
@@ -182,6 +184,10 @@ def run_import(args: argparse.Namespace) -> int:
     """Run ``cod-monitor ladder import``; return the exit code."""
     # check every option before reading any file, so a typo fails fast
     _refuse_overwrite(args.out, args.force)
+    if not (math.isfinite(args.compute_unit) and args.compute_unit > 0):
+        raise LadderValidationError(
+            "--compute-unit", args.compute_unit, "Give --compute-unit (the ladder's compute_unit) "
+            "as a positive number of FLOPs, e.g. 1e18.")
     roles = parse_pairs(args.role, "--role", "NAME=ROLE")
     model_columns = parse_pairs(args.model_map, "--model-map")
     if args.format == "long":

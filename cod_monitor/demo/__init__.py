@@ -10,6 +10,8 @@ Llama models trained from scratch by one recipe, plus the prebuilt ladder shippe
   plain loop), exact pass rates with ``HFEvaluator``
   (:func:`~cod_monitor.demo.train.evaluate_model`),
   :func:`~cod_monitor.demo.train.train_target`;
+- :mod:`cod_monitor.demo.sabotage`: faults to inject into a training run (an LR spike,
+  corrupted answers, a gradual slowdown, a too-high LR), for testing a monitor (no torch);
 - :mod:`cod_monitor.demo.build`: :func:`~cod_monitor.demo.build.build_demo_ladder`,
   with its text report and curves from :mod:`cod_monitor.demo.report`;
 - :mod:`cod_monitor.demo.live`: the live demo (``cod-monitor demo``), with its settings

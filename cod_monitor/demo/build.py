@@ -17,7 +17,8 @@ takes both threads), evaluates every checkpoint with
 
 Layout of the ladder: one model entry per evaluated checkpoint (``name =
 "<run>-s<step>"``, ``run``, ``step``, ``tokens``, ``compute = 6 N D``, ``loss`` =
-held-out next-token loss); every checkpoint of the target run has role
+held-out next-token loss, ``learning_rate`` = the run's peak rate and ``lr_schedule`` =
+``'constant_with_warmup'``, the recipe's); every checkpoint of the target run has role
 ``'target'``. One benchmark per task family (``fact``, ``city``, ``add``) and one
 combined benchmark ``demo`` holding all samples (the same sample ids). Pass rates
 are rounded to ``score_decimals`` (1e-4 by default: 100 times finer than a
@@ -33,7 +34,7 @@ import platform
 import sys
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -42,8 +43,16 @@ import numpy as np
 
 from cod_monitor._io import atomic_write, to_jsonable
 from cod_monitor._validation import check_choice, check_int, invalid
-from cod_monitor.demo.recipe import LADDER_SEEDS, TARGET_SEEDS, RunSpec, ladder_specs, target_spec
+from cod_monitor.demo.recipe import (
+    LADDER_SEEDS,
+    LR_SCHEDULE,
+    TARGET_SEEDS,
+    RunSpec,
+    ladder_specs,
+    target_spec,
+)
 from cod_monitor.demo.report import final_accuracy, ladder_report, plot_curves
+from cod_monitor.demo.sabotage import Sabotage
 from cod_monitor.demo.tasks import BENCHMARK_FAMILIES, TaskGenerator, parse_sample_id
 from cod_monitor.ladder import Ladder, ModelInfo, PassRateMatrix
 
@@ -94,7 +103,7 @@ def _partition(specs: list[RunSpec], workers: int) -> list[list[RunSpec]]:
 
 
 def _train_and_evaluate(spec, generator, *, backend, threads, on_step, keep_weights,
-                        out_dir, progress, emit):
+                        out_dir, progress, emit, sabotage=None):
     """Train one run; ``emit`` every checkpoint's pass rates and the run's timing."""
     import torch
 
@@ -125,7 +134,7 @@ def _train_and_evaluate(spec, generator, *, backend, threads, on_step, keep_weig
         with torch.random.fork_rng():
             model, info = train_run(spec, generator, backend=backend, threads=threads,
                                     on_checkpoint=on_checkpoint, on_step=on_step,
-                                    progress=progress)
+                                    progress=progress, sabotage=sabotage)
         if keep_weights in ("final", "all"):
             model.save_pretrained(Path(out_dir) / "models" / spec.name)
     finally:
@@ -134,11 +143,13 @@ def _train_and_evaluate(spec, generator, *, backend, threads, on_step, keep_weig
     emit({"kind": "run", "run": spec.name, "wall_s": info["wall_s"], "eval_s": eval_s[0],
           "train_s": info["wall_s"] - eval_s[0],
           "tokens_per_s": spec.tokens / max(info["wall_s"] - eval_s[0], 1e-9),
-          "final_train_loss": info["losses"][-1] if info["losses"] else None})
+          "final_train_loss": info["losses"][-1] if info["losses"] else None,
+          **({"corrupted_blocks": info["corrupted_blocks"]} if "corrupted_blocks" in info
+             else {})})
 
 
 def _worker_main(specs, gen_kwargs, backend, keep_weights, out_dir, progress, queue, active,
-                 cores):
+                 cores, sabotages=None):
     """Entry point of a spawned worker: 1 thread, more once the other workers are done."""
     try:
         import torch
@@ -156,7 +167,7 @@ def _worker_main(specs, gen_kwargs, backend, keep_weights, out_dir, progress, qu
         for spec in specs:
             _train_and_evaluate(spec, generator, backend=backend, threads=None, on_step=on_step,
                                 keep_weights=keep_weights, out_dir=out_dir, progress=progress,
-                                emit=queue.put)
+                                emit=queue.put, sabotage=(sabotages or {}).get(spec.name))
     except BaseException:  # reported to the parent, which raises
         queue.put({"kind": "error", "traceback": traceback.format_exc()})
     finally:
@@ -165,15 +176,26 @@ def _worker_main(specs, gen_kwargs, backend, keep_weights, out_dir, progress, qu
         queue.put({"kind": "done"})
 
 
-def _run_all(specs, gen_kwargs, *, workers, threads, backend, keep_weights, out_dir, progress):
-    """Train and evaluate every run; returns the list of emitted messages."""
+def _run_all(specs, gen_kwargs, *, workers, threads, backend, keep_weights, out_dir, progress,
+             sabotages=None, on_message=None):
+    """Train and evaluate every run; returns the list of emitted messages.
+
+    ``sabotages`` maps run names to the :class:`~cod_monitor.demo.sabotage.Sabotage` to
+    inject; ``on_message(message, messages)`` is called in this process as each message
+    arrives (a run's checkpoints all arrive before its ``'run'`` message)."""
     messages: list[dict] = []
+
+    def receive(msg):
+        messages.append(msg)
+        if on_message is not None:
+            on_message(msg, messages)
+
     if workers <= 1:
         generator = TaskGenerator(**gen_kwargs)
         for spec in sorted(specs, key=lambda s: s.params * s.tokens):
             _train_and_evaluate(spec, generator, backend=backend, threads=threads, on_step=None,
                                 keep_weights=keep_weights, out_dir=out_dir, progress=progress,
-                                emit=messages.append)
+                                emit=receive, sabotage=(sabotages or {}).get(spec.name))
         return messages
     import multiprocessing as mp
 
@@ -191,7 +213,8 @@ def _run_all(specs, gen_kwargs, *, workers, threads, backend, keep_weights, out_
     try:
         procs = [
             ctx.Process(target=_worker_main, args=(g, gen_kwargs, backend, keep_weights,
-                                                    str(out_dir), progress, queue, active, cores),
+                                                    str(out_dir), progress, queue, active, cores,
+                                                    dict(sabotages or {})),
                         daemon=True)
             for g in groups
         ]
@@ -211,7 +234,7 @@ def _run_all(specs, gen_kwargs, *, workers, threads, backend, keep_weights, out_
         elif msg["kind"] == "error":
             errors.append(msg["traceback"])
         else:
-            messages.append(msg)
+            receive(msg)
     for p in procs:
         p.join()
     if errors:
@@ -241,6 +264,8 @@ def _checkpoint_columns(specs, messages, generator, *, score_decimals):
             role=spec.role,
             run=spec.name,
             loss=round(float(m["loss"]), 6),
+            learning_rate=spec.learning_rate,
+            lr_schedule=LR_SCHEDULE,
         ))
         columns.append(np.round(np.asarray(m["pass_rates"], dtype=float), score_decimals))
     return models, columns, sample_ids
@@ -302,11 +327,15 @@ def add_runs(
     backend: Literal["trainer", "loop"] = "trainer",
     score_decimals: int = 4,
     progress: bool = True,
+    sabotage: Mapping[str, Sabotage] | None = None,
+    on_run: Callable[[Ladder, dict], None] | None = None,
 ) -> Ladder:
     """Train more runs, evaluate them like the demo ladder's, and add them to it.
 
     For runs that are not part of the recipe's ladder, e.g. the anchors of
-    :func:`~cod_monitor.demo.recipe.anchor_specs`, without rebuilding the rest.
+    :func:`~cod_monitor.demo.recipe.anchor_specs` or variants of the target (other seeds,
+    another learning rate, injected faults), without rebuilding the rest. Each new
+    checkpoint records its run's ``learning_rate`` and the recipe's ``lr_schedule``.
 
     Parameters
     ----------
@@ -319,6 +348,13 @@ def add_runs(
         The evaluation set's generator settings: those in the ladder's ``build.json``.
     workers, threads, backend, score_decimals, progress
         As in :func:`build_demo_ladder` (no weights are kept).
+    sabotage : mapping of str to Sabotage, optional
+        Run name -> the fault to inject into that run (:mod:`cod_monitor.demo.sabotage`).
+    on_run : callable, optional
+        ``on_run(ladder_so_far, run_info)`` in this process each time a run finishes:
+        `ladder` plus the checkpoints of every run finished so far, and that run's
+        ``run`` message (``run``, ``wall_s``, ``train_s``, ``eval_s``,
+        ``tokens_per_s``, ``final_train_loss``); e.g. to save partial results.
 
     Returns
     -------
@@ -328,8 +364,8 @@ def add_runs(
     Raises
     ------
     ParameterError
-        A run name already in `ladder`, or an evaluation set that differs from the
-        ladder's (other sample ids).
+        A run name already in `ladder`, a sabotage naming no run of `specs`, or an
+        evaluation set that differs from the ladder's (other sample ids).
     """
     taken = {m.run_key for m in ladder.models}
     clash = sorted(s.name for s in specs if s.name in taken)
@@ -337,6 +373,11 @@ def add_runs(
         raise invalid("add_runs", "specs", "runs whose names are new to the ladder",
                       [s.name for s in specs],
                       f"Runs {clash} are already in the ladder; give the new runs other names.")
+    sabotage = dict(sabotage or {})
+    unknown = sorted(set(sabotage) - {s.name for s in specs})
+    if unknown:
+        raise invalid("add_runs", "sabotage", "a mapping from names of runs in specs to "
+                      "Sabotage", unknown, "Key every sabotage by the name of a run to train.")
     gen_kwargs = {"seed": seed, "eval_size": eval_size}
     generator = TaskGenerator(**gen_kwargs)
     demo = _whole_set(ladder, generator)
@@ -346,13 +387,24 @@ def add_runs(
             f"The evaluation set of seed={seed}, eval_size={eval_size} is not the ladder's; "
             "pass the 'generator' settings recorded in the ladder's build.json.",
         )
+
+    def with_runs(messages) -> Ladder:
+        models, columns, sample_ids = _checkpoint_columns(specs, messages, generator,
+                                                          score_decimals=score_decimals)
+        models = list(demo.models) + models
+        columns = [demo.pass_rates[:, j] for j in range(len(demo.models))] + columns
+        return _ladder_from_columns(models, columns, sample_ids, ladder.compute_unit)
+
+    def on_message(msg, messages):
+        if on_run is None or msg["kind"] != "run":
+            return
+        done = {m["run"] for m in messages if m["kind"] == "run"}
+        on_run(with_runs([m for m in messages if m["run"] in done]), msg)
+
     messages = _run_all(specs, gen_kwargs, workers=workers, threads=threads, backend=backend,
-                        keep_weights="none", out_dir=None, progress=progress)
-    models, columns, sample_ids = _checkpoint_columns(specs, messages, generator,
-                                                      score_decimals=score_decimals)
-    models = list(demo.models) + models
-    columns = [demo.pass_rates[:, j] for j in range(len(demo.models))] + columns
-    return _ladder_from_columns(models, columns, sample_ids, ladder.compute_unit)
+                        keep_weights="none", out_dir=None, progress=progress,
+                        sabotages=sabotage, on_message=on_message)
+    return with_runs(messages)
 
 
 def _variant_bases(specs: list[RunSpec], seeds: int,

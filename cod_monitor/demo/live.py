@@ -13,9 +13,10 @@ What :func:`run_live_demo` does, end to end, on CPU:
    ``HFEvaluator(mode="exact")``, as the ladder was evaluated, while training goes on;
 3. logs forecast against observed accuracy to an offline W&B run (the ``Trainer``'s
    own run, ``WANDB_MODE=offline``, ``WANDB_DIR=<out>``) and to the local HTML report;
-4. with ``sabotage``, multiplies the learning rate part-way through the run (a
-   ``Trainer`` callback), so the run falls below its forecast band and the drift alert
-   fires;
+4. with ``sabotage``, multiplies the learning rate part-way through the run to the
+   end (a :class:`~cod_monitor.demo.sabotage.Sabotage` of kind ``'lr_spike'`` whose
+   window ends with the run, composed into the schedule), so the run falls below its
+   forecast band and the drift alert fires;
 5. returns (and writes to ``<out>/summary.json``) the final forecast against the
    measured accuracy and the trajectory error.
 
@@ -91,31 +92,36 @@ class _NoAlertEcho(logging.Filter):
 # ------------------------------------------------------------------ sabotage
 
 
-def _lr_spike_callback(at_step: int, factor: float, write):
-    """A ``TrainerCallback`` that multiplies the learning rate from ``at_step`` on."""
+def _live_sabotage(cfg: LiveDemoConfig, steps: int):
+    """The ``--sabotage`` of the live demo as a :class:`~cod_monitor.demo.sabotage.Sabotage`:
+    learning rate x ``sabotage_factor`` from step ``at = max(1, round(sabotage_at *
+    steps))`` to the end (optimizer steps ``at + 1 ..``), and ``at``. ``None`` for the
+    fault when ``at`` is the last step (nothing is left to sabotage)."""
+    from cod_monitor.demo.sabotage import Sabotage
+
+    at = max(1, int(round(cfg.sabotage_at * steps)))
+    if at >= steps:
+        return None, at
+    return Sabotage("lr_spike", start=at / steps, end=1.0,
+                    factor=float(cfg.sabotage_factor)), at
+
+
+def _sabotage_notice(at_step: int, factor: float, write):
+    """A ``TrainerCallback`` that writes one line when the sabotage starts (the schedule
+    applies it; this only tells the console)."""
     from transformers import TrainerCallback
 
-    class LRSpike(TrainerCallback):
-        """Multiply every learning rate by ``factor`` before optimizer step ``at_step + 1``.
+    class SabotageNotice(TrainerCallback):
+        said = False
 
-        The constant schedule recomputes ``lr = base_lr * factor(step)`` at every step,
-        so the scheduler's ``base_lrs`` are scaled too, not only the optimizer's groups.
-        """
-
-        applied_at: int | None = None
-
-        def on_step_begin(self, args, state, control, optimizer=None, lr_scheduler=None, **kw):
-            if self.applied_at is not None or state.global_step < at_step or optimizer is None:
+        def on_step_begin(self, args, state, control, optimizer=None, **kw):
+            if self.said or state.global_step < at_step or optimizer is None:
                 return
-            for group in optimizer.param_groups:
-                group["lr"] *= factor
-            if lr_scheduler is not None and hasattr(lr_scheduler, "base_lrs"):
-                lr_scheduler.base_lrs = [lr * factor for lr in lr_scheduler.base_lrs]
-            self.applied_at = int(state.global_step)
+            self.said = True
             write(f"SABOTAGE: learning rate x{factor:g} from step {state.global_step} "
                   f"(now {optimizer.param_groups[0]['lr']:.3g})")
 
-    return LRSpike()
+    return SabotageNotice()
 
 
 # ------------------------------------------------------------------ the demo
@@ -281,14 +287,15 @@ def run_live_demo(config: LiveDemoConfig | None = None, **settings) -> dict:
             echo(f"forecasts of {len(benchmarks)} benchmark(s) fitted in "
                  f"{time.perf_counter() - t_fit:.0f} s; training starts")
             callbacks = [CODCallback(monitor), *cfg.extra_callbacks]
+            fault = None
             if cfg.sabotage:
-                at = max(1, int(round(cfg.sabotage_at * spec.steps)))
-                callbacks.append(_lr_spike_callback(at, float(cfg.sabotage_factor), echo))
+                fault, at = _live_sabotage(cfg, spec.steps)
+                callbacks.append(_sabotage_notice(at, float(cfg.sabotage_factor), echo))
                 sabotage = {"kind": "lr_spike", "factor": float(cfg.sabotage_factor), "step": at}
                 echo(f"sabotage armed: learning rate x{cfg.sabotage_factor:g} from step {at} "
                      f"({cfg.sabotage_at:.0%} of the run)")
             t_train = time.perf_counter()
-            _train(train_target, out, spec, generator, callbacks, cfg, run_name)
+            _train(train_target, out, spec, generator, callbacks, cfg, run_name, fault)
         finally:
             train_s = time.perf_counter() - t_train
             if monitor is not None:
@@ -353,17 +360,17 @@ def _build_monitor(cfg, spec, ladder_dir, eval_sets, evaluator, build, monitor_d
         queue_policy=QueuePolicy(max_pending=len(spec.checkpoint_steps) + 1),
     )
     run = RunGeometry(params=float(spec.params), tokens_per_step=float(spec.tokens_per_step),
-                      max_steps=int(spec.steps))
+                      max_steps=int(spec.steps), learning_rate=float(spec.learning_rate))
     return CODMonitor(str(ladder_dir), eval_sets, evaluator, forecast=forecast, pool=pool,
                       run=run, trackers=trackers, out_dir=str(monitor_dir), run_name=run_name)
 
 
-def _train(train_target, out, spec, generator, callbacks, cfg, run_name) -> None:
+def _train(train_target, out, spec, generator, callbacks, cfg, run_name, sabotage=None) -> None:
     train_target(
         out / "trainer", spec=spec, generator=generator, callbacks=callbacks,
         threads=cfg.threads or os.cpu_count() or 1, progress=cfg.progress,
         report_to="wandb" if cfg.wandb else "none", save_total_limit=2,
-        run_name=run_name,
+        run_name=run_name, sabotage=sabotage,
     )
 
 

@@ -30,7 +30,8 @@ __all__ = [
 
 #: Keys of ``summary.json`` that the CLI documents (others may be added).
 SUMMARY_KEYS = ("forecast_final", "observed_final", "abs_error_pts", "trajectory_mae_pts",
-                "alerts", "wandb_run_dir", "report_html", "wall_s")
+                "alerts", "wandb_run_dir", "report_html", "wall_s", "observed_final_smoothed",
+                "final_forecast_by_progress")
 
 #: Finished-model forecasters the demo reports beside the monitor's forecast: COD and the
 #: baselines, as ``cod-monitor predict --target`` runs them.
@@ -44,9 +45,10 @@ FINISHED_METHODS = (DEFAULT_CONFIGURATIONS["predict"], "e2e-exp", "e2e-passrate"
 class ConsoleTracker:
     """A :class:`~cod_monitor.trackers.base.Tracker` that prints the run as it goes.
 
-    One line per evaluated checkpoint of the main benchmark (observed accuracy against
-    the forecast band) and one per alert of any benchmark; alerts are also kept in
-    :attr:`alerts` for the summary.
+    One line per evaluated checkpoint of the main benchmark (observed accuracy, the
+    forecast it was judged against and, with a run-conditioned monitor, the forecast of
+    the final accuracy beside the ladder's) and one per alert of any benchmark; alerts
+    are also kept in :attr:`alerts` for the summary.
 
     Parameters
     ----------
@@ -65,9 +67,14 @@ class ConsoleTracker:
         self.benchmark = benchmark
         self.write = write or echo
         self.alerts: list[dict] = []
+        self._conditioned = False
+        self._line: str | None = None
+        self._ladder_band = ""
 
     def start(self, run_info: dict) -> None:  # noqa: D102 - see Tracker
-        pass
+        # a run-conditioned monitor follows each observation with log_run_forecast,
+        # which ends the checkpoint's line
+        self._conditioned = bool(run_info.get("condition_on_run"))
 
     def log_forecast(self, benchmark, version, curve, report) -> None:  # noqa: D102
         if benchmark == self.benchmark and curve:
@@ -81,8 +88,25 @@ class ConsoleTracker:
             return
         band = ("no forecast" if forecast is None else
                 f"forecast {forecast.value:.3f} [{forecast.lower:.3f}, {forecast.upper:.3f}]")
-        self.write(f"  step {observation.step:>6}  {self.benchmark}: observed "
-                   f"{observation.accuracy:.3f}  {band}")
+        line = f"  step {observation.step:>6}  {self.benchmark}: observed {observation.accuracy:.3f}"
+        if self._conditioned:
+            self._ladder_band = band
+            self._line = line
+        else:
+            self.write(f"{line}  {band}")
+
+    def log_run_forecast(self, observation, one_step, final) -> None:  # noqa: D102
+        if observation.benchmark != self.benchmark or self._line is None:
+            return
+        line, self._line = self._line, None
+        if one_step is None:
+            self.write(f"{line}  {self._ladder_band}")
+            return
+        line += (f"  forecast {one_step.value:.3f} [{one_step.lower:.3f}, {one_step.upper:.3f}]")
+        if final is not None:
+            line += (f"  final {final.value:.3f} [{final.lower:.3f}, {final.upper:.3f}]"
+                     f" (ladder {final.prior_value:.3f})")
+        self.write(line)
 
     def log_alert(self, alert) -> None:  # noqa: D102
         self.alerts.append({"reason": alert.reason.value, "message": alert.message,
@@ -178,8 +202,13 @@ def summarize(monitor, benchmarks, main, spec, alerts, ladder) -> dict:
         ``abs_error_pts``, ``trajectory_mae_pts``, ``alerts``, ``final_step``,
         ``truth_final`` and ``truth_error_pts`` (the ladder's target at the final step,
         the mean over the build's target seeds, and the forecast's error against it;
-        ``None`` when the run is not the ladder's target recipe), ``checkpoints`` and
-        ``per_benchmark``.
+        ``None`` when the run is not the ladder's target recipe),
+        ``observed_final_smoothed`` (the mean of the last 3 checkpoints),
+        ``final_forecast_by_progress`` (the run-conditioned forecast of the final
+        accuracy made at 25, 50 and 75 % of the run and at its end, each with its
+        ``step``, ``forecast``, ``interval`` and ``error_pts`` against the smoothed
+        final), ``checkpoints`` (each with ``run_forecast``, the one-step forecast it was
+        judged against, and ``final_forecast`` made after it) and ``per_benchmark``.
     """
     final_step = int(spec.steps)
     per = {}
@@ -191,12 +220,22 @@ def summarize(monitor, benchmarks, main, spec, alerts, ladder) -> dict:
                          "forecast": None if fp is None else fp.value,
                          "lower": None if fp is None else fp.lower,
                          "upper": None if fp is None else fp.upper})
+        run = {step: (one, fin) for step, one, fin in monitor.run_forecasts(b)}
+        for r in rows:
+            one, fin = run.get(r["step"], (None, None))
+            r["run_forecast"] = None if one is None else one.value
+            r["final_forecast"] = None if fin is None else fin.value
+            r["final_interval"] = None if fin is None else [fin.lower, fin.upper]
         final = monitor.forecast_point(b, final_step, tokens=float(final_step * spec.tokens_per_step))
         last = next((r for r in rows if r["step"] == final_step), None)
         errs = [abs(r["observed"] - r["forecast"]) for r in rows if r["forecast"] is not None]
         fc = None if final is None else float(final.value)
         obs = None if last is None else last["observed"]
+        smoothed = [r["observed"] for r in rows[-3:]]
+        observed_final = sum(smoothed) / len(smoothed) if len(rows) >= 3 else obs
         per[b] = {
+            "final_forecast_by_progress": _by_progress(rows, observed_final),
+            "observed_final_smoothed": observed_final,
             "forecast_final": fc,
             "forecast_interval": None if final is None else [float(final.lower), float(final.upper)],
             "observed_final": obs,
@@ -219,10 +258,28 @@ def summarize(monitor, benchmarks, main, spec, alerts, ladder) -> dict:
         "truth_final": truth,
         "truth_error_pts": None if truth is None or m["forecast_final"] is None
         else 100 * abs(m["forecast_final"] - truth),
+        "observed_final_smoothed": m["observed_final_smoothed"],
+        "final_forecast_by_progress": m["final_forecast_by_progress"],
         "checkpoints": m["checkpoints"],
         "per_benchmark": {b: {k: v for k, v in d.items() if k != "checkpoints"}
                           for b, d in per.items()},
     }
+
+
+def _by_progress(rows: list[dict], observed_final) -> dict:
+    """The run-conditioned forecast of the final accuracy made at 25, 50 and 75 % of the
+    run and at its end, with its error against the observed final (points)."""
+    made = [r for r in rows if r.get("final_forecast") is not None]
+    out = {}
+    for label, frac in (("25%", 0.25), ("50%", 0.5), ("75%", 0.75), ("end", 1.0)):
+        if not made:
+            break
+        r = made[max(int(round(frac * len(rows))) - 1, 0)] if len(made) == len(rows) else made[-1]
+        out[label] = {"step": r["step"], "forecast": r["final_forecast"],
+                      "interval": r["final_interval"],
+                      "error_pts": None if observed_final is None
+                      else 100 * (r["final_forecast"] - observed_final)}
+    return out
 
 
 def _fmt(x, spec=".3f") -> str:
@@ -251,6 +308,13 @@ def print_summary(s: dict) -> None:
                      f"{s.get('truth_seeds') or 'several'} training runs of this target (one "
                      f"run varies with its seeds); the forecast is "
                      f"{_fmt(s['truth_error_pts'], '.1f')} points from it.")
+    progress = s.get("final_forecast_by_progress") or {}
+    if progress:
+        parts = [f"at {label} of the run {_fmt(p['forecast'])} ({_fmt(p['error_pts'], '+.1f')})"
+                 for label, p in progress.items() if label != "end"]
+        lines.append(f"forecast of the final accuracy learned from the run's checkpoints "
+                     f"(error in points against the measured {_fmt(s['observed_final_smoothed'])}, "
+                     f"the mean of the last 3 checkpoints): " + ", ".join(parts) + ".")
     lines.append(f"{'benchmark':10s} {'forecast':>9s} {'measured':>9s} {'error':>7s} {'traj MAE':>9s}")
     for name, d in s["per_benchmark"].items():
         lines.append(f"{name:10s} {_fmt(d['forecast_final']):>9s} {_fmt(d['observed_final']):>9s} "

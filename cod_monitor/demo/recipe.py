@@ -55,6 +55,7 @@ __all__ = [
     "LADDER_SEEDS",
     "TARGET_SEEDS",
     "VOCAB_SIZE",
+    "LR_SCHEDULE",
     "BLOCK_SIZE",
     "BATCH_SIZE",
     "LADDER_SHAPES",
@@ -76,6 +77,9 @@ HEAD_DIM = 16
 VOCAB_SIZE = 64
 BLOCK_SIZE = 64
 BATCH_SIZE = 16
+#: The schedule's name as the HF ``Trainer`` knows it and as ``ladder.json`` records it
+#: (``ModelInfo.lr_schedule``): linear warm-up, then constant.
+LR_SCHEDULE = "constant_with_warmup"
 #: Warm-up: this share of the steps, and at least ``MIN_WARMUP`` steps.
 WARMUP_SHARE = 0.05
 MIN_WARMUP = 10
@@ -235,7 +239,7 @@ class RunSpec:
             per_device_train_batch_size=self.batch_size,
             gradient_accumulation_steps=1,
             learning_rate=self.learning_rate,
-            lr_scheduler_type="constant_with_warmup",
+            lr_scheduler_type=LR_SCHEDULE,
             warmup_steps=self.warmup_steps,
             weight_decay=WEIGHT_DECAY,
             adam_beta1=ADAM_BETAS[0],

@@ -12,6 +12,10 @@ Two ways to train a :class:`~cod_monitor.demo.recipe.RunSpec`, same recipe:
 
 :func:`train_target` trains (or resumes) the target run alone with the Trainer and
 returns its checkpoints as :class:`cod_monitor.records.Checkpoint` records.
+
+Both take an optional :class:`~cod_monitor.demo.sabotage.Sabotage`: its learning-rate
+multiplier is composed with the schedule's ``LambdaLR`` multiplier, and the blocks
+consumed during a ``corrupt`` window come from :class:`SabotagedBlockDataset`.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from cod_monitor.demo.recipe import (
     RunSpec,
     target_spec,
 )
+from cod_monitor.demo.sabotage import DATA_KINDS, Sabotage, shuffle_answers
 from cod_monitor.demo.tasks import TaskGenerator
 from cod_monitor.demo.tokenizer import build_tokenizer, encode_fast, save_tokenizer
 from cod_monitor.evaluators.hf import HFEvaluator
@@ -45,6 +50,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 __all__ = [
     "TokenBlockDataset",
+    "SabotagedBlockDataset",
     "build_model",
     "train_run",
     "train_target",
@@ -88,10 +94,22 @@ class TokenBlockDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.n_blocks
 
-    def block_ids(self, i: int) -> list[int]:
-        """Token ids of block ``i``."""
+    def block_ids(self, i: int, *, corrupt_share: float = 0.0) -> list[int]:
+        """Token ids of block ``i``.
+
+        Parameters
+        ----------
+        i : int
+        corrupt_share : float, default 0.0
+            When > 0, the block's examples keep their prompts and this share of them get
+            the answer of another example (:func:`~cod_monitor.demo.sabotage.shuffle_answers`
+            on the block's own stream): the ``corrupt`` sabotage.
+        """
+        samples = self.generator.train_samples(seed=f"{self.seed}:{i}")
+        if corrupt_share > 0:
+            samples = shuffle_answers(samples, share=corrupt_share, seed=f"{self.seed}:{i}")
         ids: list[int] = []
-        for s in self.generator.train_samples(seed=f"{self.seed}:{i}"):
+        for s in samples:
             ids.extend(encode_fast(s.text))
             if len(ids) >= self.block_size:
                 return ids[: self.block_size]
@@ -102,6 +120,121 @@ class TokenBlockDataset(torch.utils.data.Dataset):
             raise IndexError(i)
         ids = torch.tensor(self.block_ids(i), dtype=torch.long)
         return {"input_ids": ids, "labels": ids.clone()}
+
+
+class SabotagedBlockDataset(torch.utils.data.Dataset):
+    """A :class:`TokenBlockDataset` whose blocks consumed inside a ``corrupt`` or
+    ``corrupt_ramp`` window are corrupted (shuffled answers, in the share of examples
+    :meth:`~cod_monitor.demo.sabotage.Sabotage.corrupt_share` gives for the step).
+
+    Which blocks a step consumes depends on the sampler's shuffle, so the window is
+    applied by consumption order: the ``n``-th block fetched (from 0) belongs to
+    optimizer step ``n // batch_size + 1``. That holds for one epoch read in order by
+    one process (``dataloader_num_workers=0``, as the recipe sets; the data loader's
+    look-ahead changes when a block is read, not its place in the order). Set
+    :attr:`position` to ``steps_done * batch_size`` before resuming a run (the
+    ``Trainer`` skips the batches already seen without reading them);
+    :func:`train_run` and :func:`train_target` do.
+
+    Parameters
+    ----------
+    base : TokenBlockDataset
+    sabotage : Sabotage
+        Only the data kinds (``corrupt``, ``corrupt_ramp``) change blocks; other kinds
+        read through.
+    total_steps, batch_size : int
+        The run's optimizer steps and blocks per step.
+
+    Attributes
+    ----------
+    position : int
+        Blocks fetched so far (including skipped ones after a resume).
+    corrupted : int
+        Blocks fetched with at least a share of their examples corrupted, so far.
+    """
+
+    def __init__(self, base: TokenBlockDataset, sabotage: Sabotage, total_steps: int,
+                 batch_size: int):
+        self.base = base
+        self.sabotage = sabotage
+        self.total_steps = int(total_steps)
+        self.batch_size = int(batch_size)
+        self.position = 0
+        self.corrupted = 0
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < len(self.base):
+            raise IndexError(i)
+        step = self.position // self.batch_size + 1
+        self.position += 1
+        share = self.sabotage.corrupt_share(step, self.total_steps)
+        if share > 0:
+            self.corrupted += 1
+            ids = torch.tensor(self.base.block_ids(i, corrupt_share=share), dtype=torch.long)
+            return {"input_ids": ids, "labels": ids.clone()}
+        return self.base[i]
+
+
+def _training_dataset(spec: RunSpec, generator: TaskGenerator, sabotage: Sabotage | None):
+    """The run's blocks, wrapped for a sabotage of the data."""
+    dataset = TokenBlockDataset(generator, spec.steps * spec.batch_size, spec.block_size,
+                                seed=spec.data_seed)
+    if sabotage is not None and sabotage.kind in DATA_KINDS:
+        return SabotagedBlockDataset(dataset, sabotage, spec.steps, spec.batch_size)
+    return dataset
+
+
+def _compose_lr(scheduler, sabotage: Sabotage, total_steps: int) -> None:
+    """Multiply a ``LambdaLR``'s multipliers by the sabotage's, in place.
+
+    The scheduler's constructor already set the rate of the next step from the plain
+    multiplier, so it is recomputed here (matters when the fault starts at step 1).
+    """
+    if not hasattr(scheduler, "lr_lambdas"):
+        raise TypeError(f"a sabotage needs a LambdaLR schedule, got {type(scheduler).__name__}; "
+                        "use lr_scheduler_type='constant_with_warmup' (the recipe's)")
+    # closures, not callable objects: LambdaLR.state_dict saves an object's __dict__
+    scheduler.lr_lambdas = [
+        (lambda k, f=f: f(k) * sabotage.lr_factor(k, total_steps))
+        for f in scheduler.lr_lambdas
+    ]
+    for group, base, f in zip(scheduler.optimizer.param_groups, scheduler.base_lrs,
+                              scheduler.lr_lambdas):
+        group["lr"] = base * f(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+
+
+def _trainer_class(spec: RunSpec, sabotage: Sabotage | None):
+    """``Trainer``, or a subclass whose schedule carries the sabotage's multiplier."""
+    from transformers import Trainer
+
+    if sabotage is None or sabotage.kind in DATA_KINDS:
+        return Trainer
+
+    class SabotagedTrainer(Trainer):
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            fresh = self.lr_scheduler is None
+            scheduler = super().create_scheduler(num_training_steps, optimizer)
+            if fresh:
+                _compose_lr(scheduler, sabotage, spec.steps)
+            return scheduler
+
+    return SabotagedTrainer
+
+
+def _position_sync(dataset):
+    """A callback that sets a corrupt dataset's position at the start of training (a
+    resumed run starts after the blocks already consumed)."""
+    from transformers import TrainerCallback
+
+    class _Sync(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            dataset.position = int(state.global_step) * dataset.batch_size
+
+    return _Sync()
 
 
 def build_model(spec: RunSpec):
@@ -227,11 +360,13 @@ def _lr_lambda(spec: RunSpec) -> Callable[[int], float]:
     return factor
 
 
-def _train_loop(spec, model, dataset, on_checkpoint, on_step, progress):
+def _train_loop(spec, model, dataset, on_checkpoint, on_step, progress, sabotage=None):
     opt = torch.optim.AdamW(
         _decay_groups(model), lr=spec.learning_rate, betas=ADAM_BETAS, eps=1e-8
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(spec))
+    if sabotage is not None:
+        _compose_lr(sched, sabotage, spec.steps)
     gen = torch.Generator().manual_seed(spec.data_seed)
     order = torch.randperm(len(dataset), generator=gen).tolist()
     ckpts = set(spec.checkpoint_steps)
@@ -256,8 +391,8 @@ def _train_loop(spec, model, dataset, on_checkpoint, on_step, progress):
 
 
 def _train_trainer(spec, model, dataset, on_checkpoint, on_step, progress, output_dir, save,
-                   resume, callbacks):
-    from transformers import PrinterCallback, Trainer, TrainerCallback
+                   resume, callbacks, sabotage=None):
+    from transformers import PrinterCallback, TrainerCallback
 
     ckpts = set(spec.checkpoint_steps)
     losses: list[float] = []
@@ -276,11 +411,12 @@ def _train_trainer(spec, model, dataset, on_checkpoint, on_step, progress, outpu
 
     overrides = {} if save else {"save_strategy": "no"}
     args = spec.training_arguments(output_dir, **overrides)
-    trainer = Trainer(
+    extra = [_position_sync(dataset)] if isinstance(dataset, SabotagedBlockDataset) else []
+    trainer = _trainer_class(spec, sabotage)(
         model=model,
         args=args,
         train_dataset=dataset,
-        callbacks=[_Hook(), *(callbacks or [])],
+        callbacks=[_Hook(), *extra, *(callbacks or [])],
     )
     trainer.remove_callback(PrinterCallback)  # logs go to our progress lines instead
     trainer.train(resume_from_checkpoint=resume or None)
@@ -300,6 +436,7 @@ def train_run(
     resume: bool | str = False,
     callbacks: Sequence = (),
     progress: bool = False,
+    sabotage: Sabotage | None = None,
 ):
     """Train one run of the recipe from scratch (or resume it, Trainer only).
 
@@ -326,32 +463,39 @@ def train_run(
         Extra Trainer callbacks (e.g. the COD monitor's).
     progress : bool, default False
         Write progress lines to stderr.
+    sabotage : Sabotage, optional
+        A fault to inject (:mod:`cod_monitor.demo.sabotage`), either backend.
 
     Returns
     -------
     model : LlamaForCausalLM
         The trained model.
     info : dict
-        ``losses`` (per logged step), ``wall_s``, ``tokens_per_s``.
+        ``losses`` (per logged step), ``wall_s``, ``tokens_per_s``; with a ``corrupt``
+        sabotage also ``corrupted_blocks`` (blocks read corrupted) and ``blocks_read``.
     """
     check_choice("train_run", "backend", backend, ("trainer", "loop"))
     if threads is not None:
         torch.set_num_threads(int(threads))
     model = build_model(spec)
-    dataset = TokenBlockDataset(generator, spec.steps * spec.batch_size, spec.block_size,
-                                seed=spec.data_seed)
+    dataset = _training_dataset(spec, generator, sabotage)
     bar = _Progress(spec.name, spec.steps, progress)
     t0 = time.perf_counter()
     if backend == "loop":
-        losses = _train_loop(spec, model, dataset, on_checkpoint, on_step, bar)
+        losses = _train_loop(spec, model, dataset, on_checkpoint, on_step, bar, sabotage)
     else:
         with tempfile.TemporaryDirectory(prefix="cod-demo-") as tmp:
             losses = _train_trainer(spec, model, dataset, on_checkpoint, on_step, bar,
-                                    output_dir or tmp, save_checkpoints, resume, callbacks)
+                                    output_dir or tmp, save_checkpoints, resume, callbacks,
+                                    sabotage)
     wall = time.perf_counter() - t0
     bar.update(spec.steps, losses[-1] if losses else None, force=True)
     model.eval()
-    return model, {"losses": losses, "wall_s": wall, "tokens_per_s": spec.tokens / wall}
+    info = {"losses": losses, "wall_s": wall, "tokens_per_s": spec.tokens / wall}
+    if isinstance(dataset, SabotagedBlockDataset):
+        info["corrupted_blocks"] = dataset.corrupted
+        info["blocks_read"] = dataset.position
+    return model, info
 
 
 def train_target(
@@ -363,6 +507,7 @@ def train_target(
     callbacks: Sequence = (),
     threads: int | None = None,
     progress: bool = False,
+    sabotage: Sabotage | None = None,
     **training_overrides,
 ) -> list[Checkpoint]:
     """Train (or resume) the demo's target run alone with the HF ``Trainer``.
@@ -384,6 +529,9 @@ def train_target(
         E.g. ``CODCallback``.
     threads : int, optional
     progress : bool, default False
+    sabotage : Sabotage, optional
+        A fault to inject (:mod:`cod_monitor.demo.sabotage`): its learning-rate
+        multiplier goes into the schedule, a ``corrupt`` window into the data.
     **training_overrides
         Passed to :meth:`RunSpec.training_arguments` (e.g. ``save_total_limit``,
         ``report_to``).
@@ -394,7 +542,7 @@ def train_target(
         One per checkpoint directory present at the end, by step (``compute =
         6 * params * tokens``).
     """
-    from transformers import Trainer, TrainerCallback
+    from transformers import TrainerCallback
 
     spec = spec or target_spec()
     generator = generator or TaskGenerator(seed=0)
@@ -403,8 +551,7 @@ def train_target(
     if threads is not None:
         torch.set_num_threads(int(threads))
     model = build_model(spec)
-    dataset = TokenBlockDataset(generator, spec.steps * spec.batch_size, spec.block_size,
-                                seed=spec.data_seed)
+    dataset = _training_dataset(spec, generator, sabotage)
     tokenizer = build_tokenizer()
     args = spec.training_arguments(output_dir, **training_overrides)
     bar = _Progress(spec.name, spec.steps, progress)
@@ -413,8 +560,10 @@ def train_target(
         def on_step_end(self, args, state, control, **kwargs):
             bar.update(state.global_step)
 
-    trainer = Trainer(model=model, args=args, train_dataset=dataset,
-                      processing_class=tokenizer, callbacks=[_Bar(), *callbacks])
+    extra = [_position_sync(dataset)] if isinstance(dataset, SabotagedBlockDataset) else []
+    trainer = _trainer_class(spec, sabotage)(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+        callbacks=[_Bar(), *extra, *callbacks])
     if progress:
         from transformers import PrinterCallback
 

@@ -28,6 +28,7 @@ _SCORING = "cod_monitor.evaluators.scoring"
 _EXPORTS: dict[str, str] = {
     "BaseEvaluator": _BASE,
     "CheckpointError": _BASE,
+    "CorruptCheckpointError": _BASE,
     "Evaluator": _BASE,
     "EvaluatorConfigError": _BASE,
     "EvalSetValidationError": _BASE,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from cod_monitor.evaluators.base import (
         BaseEvaluator,
         CheckpointError,
+        CorruptCheckpointError,
         EvalSetValidationError,
         Evaluator,
         EvaluatorConfigError,
@@ -67,6 +69,7 @@ __all__ = [
     "SCORERS",
     "BaseEvaluator",
     "CheckpointError",
+    "CorruptCheckpointError",
     "EvalSample",
     "EvalSet",
     "EvalSetValidationError",

@@ -41,6 +41,7 @@ __all__ = [
     "EvalSetValidationError",
     "ExactModeError",
     "CheckpointError",
+    "CorruptCheckpointError",
     "config_errors",
     "checkpoint_location",
 ]
@@ -66,6 +67,45 @@ class ExactModeError(CODError, ValueError):
 
 class CheckpointError(CODError, ValueError):
     """A checkpoint's files do not make the model its config describes."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A file of a checkpoint is unusable: truncated, corrupt, missing, or not what the
+    others say (weights whose shapes are not the config's).
+
+    Permanent: every attempt would read the same bytes, so the evaluation pool does not
+    retry it (it is one of :data:`~cod_monitor.runtime.worker.PERMANENT_ERRORS`).
+
+    Parameters
+    ----------
+    path : str
+        The file (or directory) at fault.
+    detail : str
+        What is wrong with it, as a phrase (``"truncated or corrupt (SafetensorError:
+        ...)"``, ``"missing"``).
+    fix : str, optional
+        What to do, as a sentence; the default says to check the disk and save again.
+
+    Attributes
+    ----------
+    path, detail, fix : as given (``fix`` with the default filled in).
+
+    Examples
+    --------
+    >>> print(CorruptCheckpointError("ckpt/model.safetensors",
+    ...                              "truncated or corrupt (SafetensorError: header too small)"))
+    Checkpoint file ckpt/model.safetensors: truncated or corrupt (SafetensorError: header too small). Check the disk and the save that wrote it, and save the checkpoint again to evaluate it.
+    """
+
+    def __init__(self, path: str, detail: str, fix: str | None = None):
+        self.path = str(path)
+        self.detail = str(detail)
+        self.fix = fix or ("Check the disk and the save that wrote it, and save the checkpoint "
+                           "again to evaluate it.")
+        super().__init__(f"Checkpoint file {self.path}: {self.detail}. {self.fix}")
+
+    def __reduce__(self):  # picklable across the evaluation workers' process boundary
+        return type(self), (self.path, self.detail, self.fix)
 
 
 class EvalSetValidationError(LadderValidationError):

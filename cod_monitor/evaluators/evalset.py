@@ -16,6 +16,7 @@ occurrence of :attr:`EvalSet.stop`.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -297,10 +298,17 @@ class EvalSet:
         ------
         EvalSetValidationError
             Invalid JSON (with the line number) or an invalid record.
+        FileNotFoundError
+            No file at ``path``.
         """
         path = os.fspath(path)
         if name is None:
             name = os.path.basename(path).split(".")[0] or "evalset"
+        if not os.path.isfile(path):
+            # FileNotFoundError as open() would raise it, with the fix in its message
+            what = "is a directory, not" if os.path.isdir(path) else "does not exist; give"
+            raise FileNotFoundError(errno.ENOENT, f"The evaluation set {path!r} {what} a "
+                                    "JSON-lines file of {id, prompt, answer} records", path)
         records = []
         with open(path, encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):

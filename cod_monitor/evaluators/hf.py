@@ -93,6 +93,10 @@ def _torch_threads(num_threads: int | None):
         torch.set_num_threads(old)
 
 
+#: The ``dtype`` names HFEvaluator takes (``'auto'``: the checkpoint's own, as ``None``).
+_DTYPE_NAMES = ("auto", "float32", "float", "float16", "half", "bfloat16", "float64", "double")
+
+
 @dataclass(eq=False, kw_only=True)
 class HFEvaluator(BaseEvaluator):
     """Per-sample pass rates with HF transformers, on CPU or CUDA.
@@ -196,6 +200,14 @@ class HFEvaluator(BaseEvaluator):
         resolve_dcp_mapping(self.dcp_mapping, owner, "dcp_mapping")
         if self.config_dir is not None and not isinstance(self.config_dir, (str, os.PathLike)):
             raise EvaluatorConfigError(owner, "config_dir", "a directory path or None", self.config_dir)
+        # here, not when the worker loads a checkpoint: a typo would fail every evaluation
+        dtype = self.dtype
+        is_torch_dtype = type(dtype).__module__ == "torch" and type(dtype).__name__ == "dtype"
+        if not (dtype is None or is_torch_dtype or dtype in _DTYPE_NAMES):
+            raise EvaluatorConfigError(
+                owner, "dtype", "a torch floating dtype, its name or None", dtype,
+                f"Use one of {', '.join(repr(n) for n in _DTYPE_NAMES)} (None keeps the "
+                "checkpoint's own dtype).")
 
     def _batch(self) -> int:
         if self.batch_size is not None:

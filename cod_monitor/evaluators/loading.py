@@ -14,11 +14,25 @@ import json
 import os
 from typing import Any
 
-from cod_monitor.evaluators.base import CheckpointError, EvaluatorConfigError, checkpoint_location
+from cod_monitor.evaluators.base import (
+    CheckpointError,
+    CorruptCheckpointError,
+    EvaluatorConfigError,
+    checkpoint_location,
+)
 from cod_monitor.evaluators.dcp import dcp_to_hf_state_dict, is_dcp_directory
 from cod_monitor.exceptions import MissingExtraError
 
-__all__ = ["CHECKPOINT_FORMATS", "dcp_source", "load_hf_checkpoint", "require_hf", "resolve_dtype"]
+__all__ = [
+    "CHECKPOINT_FORMATS",
+    "dcp_source",
+    "load_hf_checkpoint",
+    "require_hf",
+    "resolve_dtype",
+    "unreadable_file",
+    "TOKENIZER_FILES",
+    "WEIGHT_FILES",
+]
 
 #: What ``checkpoint_format`` may be: ``'auto'`` reads a directory with a ``.metadata``
 #: file as torch DCP and any other as ``save_pretrained``; ``'hf'`` and ``'dcp'`` insist.
@@ -63,6 +77,68 @@ def _plain_safetensors_dir(path: str) -> bool:
         return False
     # quantised and remote-code models need from_pretrained's machinery
     return "quantization_config" not in config and "auto_map" not in config
+
+
+#: Files of which a ``save_pretrained`` directory holds at least one, per part.
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json",
+                   "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
+_SAVE_FIX = ("Save the model and its tokenizer with save_pretrained into the checkpoint "
+             "directory, or give CheckpointConfig(config_dir=...) (the directory holding "
+             "config.json and the tokenizer), which copies those files into every snapshot.")
+
+
+def unreadable_file(path: str) -> CorruptCheckpointError | None:
+    """The error for the first file of a ``save_pretrained`` directory that is unusable.
+
+    Checks that ``config.json``, a weights file (:data:`WEIGHT_FILES`) and a tokenizer
+    file (:data:`TOKENIZER_FILES`) are there, reads ``config.json`` as JSON and the
+    header of every ``*.safetensors`` file (which also checks that the file holds every
+    byte its header promises); reads no tensor.
+
+    Parameters
+    ----------
+    path : str
+        Checkpoint directory.
+
+    Returns
+    -------
+    CorruptCheckpointError or None
+        ``None`` when every file checked is usable.
+    """
+    names = set(os.listdir(path))
+    config = os.path.join(path, "config.json")
+    if "config.json" not in names:
+        return CorruptCheckpointError(config, "missing", _SAVE_FIX)
+    if not names & set(WEIGHT_FILES):
+        return CorruptCheckpointError(
+            path, f"a directory without weights (none of {', '.join(WEIGHT_FILES)})",
+            "Give the directory the training run saved the model to, after its save finished.")
+    if not names & set(TOKENIZER_FILES):
+        return CorruptCheckpointError(
+            path, f"a directory without a tokenizer (none of "
+                  f"{', '.join(TOKENIZER_FILES)})", _SAVE_FIX)
+    try:
+        with open(config) as fh:
+            json.load(fh)
+    except ValueError as exc:  # OSError (a transient read error) is not corruption
+        return CorruptCheckpointError(config, f"not valid JSON ({exc})")
+    try:
+        from safetensors import SafetensorError, safe_open
+    except ImportError:  # pragma: no cover - transformers requires safetensors
+        return None
+    for name in sorted(names):
+        if not name.endswith(".safetensors"):
+            continue
+        file = os.path.join(path, name)
+        try:
+            with safe_open(file, framework="np"):
+                pass
+        except SafetensorError as exc:
+            return CorruptCheckpointError(file, f"truncated or corrupt ({type(exc).__name__}: "
+                                                f"{exc})")
+    return None
 
 
 def dcp_source(checkpoint: Any, *, checkpoint_format: str = "auto", config_dir: Any = None,
@@ -147,7 +223,14 @@ def _model_from_state_dict(config_dir: str, state_dict: dict, dtype: Any, config
             td = saved[0] if saved else "auto"
     if td != "auto":
         model = model.to(td)
-    result = model.load_state_dict(state_dict, strict=False)
+    try:
+        result = model.load_state_dict(state_dict, strict=False)
+    except RuntimeError as exc:  # shapes that are not the config's: the same on every attempt
+        raise CorruptCheckpointError(
+            os.path.join(config_dir, "config.json"),
+            f"not the config of these weights ({' '.join(str(exc).split())[:300]})",
+            "Save the config.json of the model these weights were trained with beside them.",
+        ) from None
     tied = set(getattr(model, "_tied_weights_keys", None) or ())
     missing = sorted(set(result.missing_keys) - tied)
     if missing or result.unexpected_keys:
@@ -207,7 +290,11 @@ def load_hf_checkpoint(checkpoint: Any, *, device: str = "cpu", dtype: Any = Non
         A DCP checkpoint without a config (see `config_dir`), or an unknown
         `dcp_mapping`.
     FileNotFoundError
-        The directory does not exist.
+        The directory does not exist (or is a file).
+    CorruptCheckpointError
+        A directory without ``config.json``, weights or tokenizer, a ``config.json``
+        that is not JSON or does not fit the weights' shapes, or a ``.safetensors`` file
+        that is truncated or corrupt (the message names the file).
     CheckpointError
         A state dict that does not fit its config; a DCP checkpoint that lacks a
         tensor the mapping reads, or with ``checkpoint_format='dcp'`` a directory
@@ -247,7 +334,15 @@ def load_hf_checkpoint(checkpoint: Any, *, device: str = "cpu", dtype: Any = Non
     if isinstance(checkpoint, (str, os.PathLike)):
         path = os.fspath(checkpoint)
         if not os.path.isdir(path):
-            raise FileNotFoundError(f"checkpoint directory {path!r} does not exist.")
+            what = "is a file, not a directory" if os.path.exists(path) else "does not exist"
+            raise FileNotFoundError(f"The checkpoint directory {path!r} {what}. Pass the "
+                                    "directory save_pretrained wrote (config.json, weights, "
+                                    "tokenizer).")
+        # a truncated or corrupt file fails the same way on every attempt: name it, as a
+        # permanent error, instead of the reader's message (which names no file)
+        bad = unreadable_file(path)
+        if bad is not None:
+            raise bad
         if _plain_safetensors_dir(path):
             from safetensors.torch import load_file
 

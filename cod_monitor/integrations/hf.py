@@ -100,7 +100,8 @@ class CODCallback(TrainerCallback, ExportableState):
         monitor arguments below; passing both is an error.
     ladder, eval_sets, evaluator, forecast, pool, run, drift, checkpoints, alert_callback
         As in :class:`~cod_monitor.monitor.CODMonitor`; ``None`` (the default) keeps
-        the monitor's default. ``run.max_steps`` defaults to ``state.max_steps``.
+        the monitor's default. ``run.max_steps`` defaults to ``state.max_steps`` and
+        ``run.learning_rate`` to ``args.learning_rate`` (the peak rate).
     trackers : sequence of Tracker, optional
         Default: a :class:`~cod_monitor.trackers.local.LocalTracker` in ``out_dir``
         plus a :class:`~cod_monitor.trackers.wandb.WandbTracker` when ``report_to``
@@ -328,7 +329,11 @@ class CODCallback(TrainerCallback, ExportableState):
             kwargs.setdefault("run_name", args.run_name)
         run = kwargs.get("run", RunGeometry())
         if getattr(state, "max_steps", 0) and run.max_steps is None:
-            kwargs["run"] = replace(run, max_steps=int(state.max_steps))
+            run = kwargs["run"] = replace(run, max_steps=int(state.max_steps))
+        lr = getattr(args, "learning_rate", None)
+        if run.learning_rate is None and isinstance(lr, (int, float)) and lr > 0:
+            # compared with the ladder's learning-rate trend at start
+            kwargs["run"] = replace(run, learning_rate=float(lr))
         if "trackers" not in kwargs:
             from cod_monitor.trackers.local import LocalTracker
 

@@ -6,7 +6,8 @@
 - :mod:`~cod_monitor.ladder.storage`: the on-disk format and :func:`ladder_fingerprint`;
 - :mod:`~cod_monitor.ladder.importers`: long tables and lm-evaluation-harness samples;
 - :mod:`~cod_monitor.ladder.selection`: which ladder points a forecaster fits;
-- :mod:`~cod_monitor.ladder.diagnostics`: checks of COD's premise on a ladder.
+- :mod:`~cod_monitor.ladder.diagnostics`: checks of COD's premise on a ladder;
+- :mod:`~cod_monitor.ladder.trend`: the ladder's learning rate as a power law of size.
 
 Needs numpy only.
 """
@@ -15,22 +16,27 @@ from cod_monitor.ladder.ladder import Ladder, load_ladder
 from cod_monitor.ladder.model import (
     COUNT_COLUMNS,
     DEFAULT_COMPUTE_UNIT,
+    LR_SCHEDULES,
     ROLES,
     SCORE_COLUMNS,
     ModelInfo,
     PassRateMatrix,
 )
 from cod_monitor.ladder.storage import SCHEMA_VERSION, ladder_fingerprint
+from cod_monitor.ladder.trend import LearningRateTrend, learning_rate_trend
 
 __all__ = [
     "COUNT_COLUMNS",
     "DEFAULT_COMPUTE_UNIT",
+    "LR_SCHEDULES",
     "ROLES",
     "SCHEMA_VERSION",
     "SCORE_COLUMNS",
     "Ladder",
+    "LearningRateTrend",
     "ModelInfo",
     "PassRateMatrix",
     "ladder_fingerprint",
+    "learning_rate_trend",
     "load_ladder",
 ]

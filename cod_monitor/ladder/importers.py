@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 
 #: Fields of a model, as accepted in a models table (``name``, ``params`` and
 #: ``tokens`` are required; ``compute`` defaults to 6 * params * tokens).
-MODEL_FIELDS = ("name", "params", "tokens", "compute", "step", "role", "run", "loss")
+MODEL_FIELDS = ("name", "params", "tokens", "compute", "step", "role", "run", "loss",
+                "learning_rate", "lr_schedule")
 #: Fields of a long score table (``score`` may be derived from the two counts).
 SCORE_FIELDS = SCORE_COLUMNS + COUNT_COLUMNS
 
@@ -170,8 +171,10 @@ def read_models_table(
         ``{"name": "model", "params": "params_total", "compute": "compute_6ND"}``.
         Unmapped fields are read from same-named columns when present. Fields:
         ``name``, ``params``, ``tokens`` (required); ``compute``, ``step``, ``role``,
-        ``run``, ``loss`` (optional; empty cells mean unset). Other columns are
-        ignored.
+        ``run``, ``loss``, ``learning_rate`` (peak rate), ``lr_schedule`` (e.g.
+        ``'cosine'``) (optional; empty cells mean unset). Other columns are ignored.
+        Every importer takes its model metadata from this table, so the learning
+        rates of an lm-eval import come from here too.
     roles : mapping of str to str, optional
         Model name -> role, overriding the file's ``role`` column.
 

@@ -389,6 +389,33 @@ class Ladder:
         roles = _check_roles(roles)
         return tuple(m for m in self._models if m.role in roles)
 
+    def learning_rate_trend(self, *, roles: Sequence[str] = ("ladder",)):
+        """The ladder's peak learning rate as a power law of parameters, or ``None``.
+
+        Fits ``log(learning_rate)`` against ``log(params)`` over the final checkpoint of
+        every run with one of ``roles`` that records a ``learning_rate`` (see
+        :func:`~cod_monitor.ladder.trend.learning_rate_trend`). A monitor compares a
+        target's rate with ``trend.at(target_params)``: a recipe that departs from the
+        ladder's trend makes the ladder's forecast less reliable.
+
+        Parameters
+        ----------
+        roles : sequence of str, default ('ladder',)
+
+        Returns
+        -------
+        LearningRateTrend or None
+            ``None`` when fewer than 2 sizes record a learning rate.
+
+        Raises
+        ------
+        LadderValidationError
+            An unknown role.
+        """
+        from cod_monitor.ladder.trend import learning_rate_trend
+
+        return learning_rate_trend(self._models, roles=roles)
+
     def matrix(
         self,
         benchmark: str,

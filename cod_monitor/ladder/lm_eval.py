@@ -59,7 +59,9 @@ def import_lm_eval_samples(
         ``samples_*.jsonl`` (or ``.json``, optionally ``.gz``) directly inside it.
     models : sequence of ModelInfo, or path
         Model metadata (a path is read with :func:`read_models_table`); only the
-        models named in ``paths`` are kept.
+        models named in ``paths`` are kept. lm-eval logs carry no training recipe:
+        give each model's ``learning_rate`` and ``lr_schedule`` here (columns of the
+        models table), as for any import.
     metric : str, optional
         The per-sample metric to read. Default: per task, the first entry of the
         first record's ``metrics`` list, else the first of ``exact_match``, ``acc``,

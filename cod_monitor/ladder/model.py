@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_COMPUTE_UNIT",
     "SCORE_COLUMNS",
     "COUNT_COLUMNS",
+    "LR_SCHEDULES",
 ]
 
 #: The roles a model may have: fitted on, used as a mapping anchor, or held out.
@@ -35,7 +36,12 @@ SCORE_COLUMNS = ("benchmark", "sample_id", "model", "score")
 #: Optional columns of ``scores.csv``.
 COUNT_COLUMNS = ("n_samples", "n_correct")
 
-_MODEL_KEYS = ("name", "params", "tokens", "compute", "step", "role", "run", "loss")
+#: Common names of learning-rate schedules for ``ModelInfo.lr_schedule`` (others are
+#: accepted: the name is a label, compared as written).
+LR_SCHEDULES = ("constant", "constant_with_warmup", "cosine", "linear", "wsd")
+
+_MODEL_KEYS = ("name", "params", "tokens", "compute", "step", "role", "run", "loss",
+               "learning_rate", "lr_schedule")
 _REQUIRED_MODEL_KEYS = ("name", "params", "tokens", "compute")
 
 
@@ -47,17 +53,20 @@ def _names_hint(names: Sequence[str], limit: int = 8) -> str:
     return shown
 
 
-def _finite_float(value, field: str, where: str | None, *, positive: bool) -> float:
-    """``float(value)``, required finite (and > 0 when ``positive``)."""
+def _finite_float(value, field: str, where: str | None, *, positive: bool,
+                  fix: str | None = None) -> float:
+    """``float(value)``, required finite (and > 0 when ``positive``); ``fix`` replaces the
+    default advice of the error."""
     kind = "a finite positive number" if positive else "a finite number"
+    fix = fix or f"Give {field} as {kind}."
     if isinstance(value, bool):
-        raise LadderValidationError(field, value, f"Give {field} as {kind}.", where=where)
+        raise LadderValidationError(field, value, fix, where=where)
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise LadderValidationError(field, value, f"Give {field} as {kind}.", where=where) from None
+        raise LadderValidationError(field, value, fix, where=where) from None
     if not math.isfinite(out) or (positive and out <= 0):
-        raise LadderValidationError(field, value, f"Give {field} as {kind}.", where=where)
+        raise LadderValidationError(field, value, fix, where=where)
     return out
 
 
@@ -92,13 +101,24 @@ class ModelInfo:
         equal ``params`` are one run (see :attr:`run_key`).
     loss : float or None, default None
         A validation loss of the model, for loss-based baselines.
+    learning_rate : float or None, default None
+        Peak learning rate of the model's training run (the constant rate of a
+        constant schedule), > 0. Part of the recipe: a target whose rate departs
+        from the ladder's trend (:meth:`Ladder.learning_rate_trend
+        <cod_monitor.ladder.Ladder.learning_rate_trend>`) is forecast less reliably.
+    lr_schedule : str or None, default None
+        Short name of the run's learning-rate schedule, e.g. ``'constant'``,
+        ``'constant_with_warmup'``, ``'cosine'``, ``'linear'``, ``'wsd'``
+        (:data:`LR_SCHEDULES` lists these common names; any non-empty name is
+        accepted).
 
     Raises
     ------
     LadderValidationError
         Empty name, non-positive or non-finite ``params``/``tokens``/``compute``,
         non-integer or negative ``step``, unknown ``role``, empty ``run``,
-        non-finite ``loss``.
+        non-finite ``loss``, non-positive or non-finite ``learning_rate``, empty or
+        non-string ``lr_schedule``.
 
     Examples
     --------
@@ -115,6 +135,8 @@ class ModelInfo:
     role: str = "ladder"
     run: str | None = None
     loss: float | None = None
+    learning_rate: float | None = None
+    lr_schedule: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -139,6 +161,17 @@ class ModelInfo:
             object.__setattr__(
                 self, "loss", _finite_float(self.loss, "loss", where, positive=False)
             )
+        if self.learning_rate is not None:
+            object.__setattr__(self, "learning_rate", _finite_float(
+                self.learning_rate, "learning_rate", where, positive=True,
+                fix="Give learning_rate as the run's peak learning rate, a finite positive "
+                "number (e.g. 3e-4), or leave it out."))
+        if self.lr_schedule is not None and (
+                not isinstance(self.lr_schedule, str) or not self.lr_schedule.strip()):
+            raise LadderValidationError(
+                "lr_schedule", self.lr_schedule, "Give lr_schedule as a short non-empty name "
+                f"such as {', '.join(map(repr, LR_SCHEDULES))}, or leave it out.", where=where
+            )
 
     @property
     def run_key(self) -> str:
@@ -160,6 +193,10 @@ class ModelInfo:
             out["run"] = self.run
         if self.loss is not None:
             out["loss"] = self.loss
+        if self.learning_rate is not None:
+            out["learning_rate"] = self.learning_rate
+        if self.lr_schedule is not None:
+            out["lr_schedule"] = self.lr_schedule
         return out
 
     @classmethod
@@ -170,7 +207,8 @@ class ModelInfo:
         ----------
         entry : mapping
             Keys ``name``, ``params``, ``tokens``, ``compute`` (required) and
-            ``step``, ``role``, ``run``, ``loss`` (optional; ``None`` means unset).
+            ``step``, ``role``, ``run``, ``loss``, ``learning_rate``, ``lr_schedule``
+            (optional; ``None`` means unset).
         where : str, optional
             Location of the entry, for error messages.
 

@@ -34,13 +34,16 @@ _EXPORTS: dict[str, str] = {
     "DriftConfig": "cod_monitor.monitor.drift",
     "DriftState": "cod_monitor.monitor.drift",
     "decide": "cod_monitor.monitor.drift",
+    "decide_with_run": "cod_monitor.monitor.drift",
     "evaluation_failure_alert": "cod_monitor.monitor.drift",
     "Journal": "cod_monitor.monitor.journal",
     "JournalState": "cod_monitor.monitor.journal",
     "read_journal": "cod_monitor.monitor.journal",
     "ALERT_LOGGER": "cod_monitor.monitor.judging",
+    "PROGRESS_LOGGER": "cod_monitor.monitor.judging",
     "CODMonitor": "cod_monitor.monitor.monitor",
     "MonitorClosedError": "cod_monitor.monitor.monitor",
+    "OutDirInUseError": "cod_monitor.monitor.monitor",
     "QueuePolicy": "cod_monitor.runtime.jobs",
 }
 
@@ -55,15 +58,17 @@ if TYPE_CHECKING:
         DriftConfig,
         DriftState,
         decide,
+        decide_with_run,
         evaluation_failure_alert,
     )
     from cod_monitor.monitor.journal import Journal, JournalState, read_journal
-    from cod_monitor.monitor.judging import ALERT_LOGGER
-    from cod_monitor.monitor.monitor import CODMonitor, MonitorClosedError
+    from cod_monitor.monitor.judging import ALERT_LOGGER, PROGRESS_LOGGER
+    from cod_monitor.monitor.monitor import CODMonitor, MonitorClosedError, OutDirInUseError
     from cod_monitor.runtime.jobs import QueuePolicy
 
 __all__ = [
     "ALERT_LOGGER",
+    "PROGRESS_LOGGER",
     "CODMonitor",
     "CheckpointConfig",
     "DriftConfig",
@@ -72,10 +77,12 @@ __all__ = [
     "Journal",
     "JournalState",
     "MonitorClosedError",
+    "OutDirInUseError",
     "PoolConfig",
     "QueuePolicy",
     "RunGeometry",
     "decide",
+    "decide_with_run",
     "evaluation_failure_alert",
     "read_journal",
 ]

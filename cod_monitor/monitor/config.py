@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from cod_monitor._validation import check_bool, check_choice, check_int, check_real, invalid
 from cod_monitor.cod.forecaster import CODForecaster
 from cod_monitor.cod.trajectory import TRAJECTORY_MODES
-from cod_monitor.exceptions import ParameterError
+from cod_monitor.exceptions import MissingExtraError, ParameterError
 from cod_monitor.methods import available_methods
 from cod_monitor.runtime.jobs import QueuePolicy
 from cod_monitor.runtime.local import device_env, unusable_gpus
 from cod_monitor.runtime.pool import AUTO_TIMEOUT_FLOOR_S, check_timeout
+from cod_monitor.runtime.ray_backend import check_ray_address, check_ray_resources, ray_device
 
 __all__ = ["CheckpointConfig", "ForecastConfig", "PoolConfig", "RunGeometry"]
 
@@ -83,6 +84,13 @@ class ForecastConfig:
     refresh_interval : float or None, default 60
         Seconds between checks of a ladder directory for changes (a change is re-fitted
         and logged as a new forecast version); ``None`` never re-reads it.
+    condition_on_run : bool, default True
+        Update the forecast with the run's own evaluated checkpoints
+        (:mod:`cod_monitor.cod.conditioning`): each checkpoint is judged against the
+        forecast made before it was seen, then learned from, and the forecast of the
+        final accuracy follows the run. ``False``: the ladder-only forecast, as before.
+        The ladder-only band is judged in both cases (a run off from its first
+        checkpoint is caught by it).
 
     Raises
     ------
@@ -103,9 +111,11 @@ class ForecastConfig:
     cod_params: dict | None = None
     run_sd: float | Mapping[str, float] | None = None
     refresh_interval: float | None = 60.0
+    condition_on_run: bool = True
 
     def __post_init__(self):
         owner = "ForecastConfig"
+        check_bool(owner, "condition_on_run", self.condition_on_run)
         check_choice(owner, "trajectory", self.trajectory, TRAJECTORY_MODES)
         if self.trajectory_method is not None:
             check_choice(owner, "trajectory_method", self.trajectory_method,
@@ -166,10 +176,12 @@ class PoolConfig:
     Parameters
     ----------
     devices : sequence of str or int, default ('cpu',)
-        One evaluation worker per entry (``'cpu'``, ``'cuda:1'``, ``'cuda:0,1'``, a GPU
-        index); a single entry may be given alone. A GPU entry is checked with torch
-        when torch is installed (it is imported then): refused on a CPU-only build of
-        torch, and beyond the GPUs torch sees (unless ``CUDA_VISIBLE_DEVICES`` is set).
+        One evaluation worker per entry; a single entry may be given alone. With
+        ``backend='local'``: ``'cpu'``, ``'cuda:1'``, ``'cuda:0,1'`` or a GPU index,
+        checked with torch when torch is installed (it is imported then): refused on
+        a CPU-only build of torch, and beyond the GPUs torch sees (unless
+        ``CUDA_VISIBLE_DEVICES`` is set). With ``backend='ray'``: ``'cpu'`` or
+        ``'cuda'`` (an actor with ``ray_num_gpus`` GPUs that Ray picks).
     timeout : float, 'auto' or None, default 'auto'
         Seconds one evaluation attempt may take before its worker is killed and
         restarted (the job is retried, and an ``EVALUATION_TIMEOUT`` alert raised).
@@ -194,6 +206,24 @@ class PoolConfig:
     job_fn : callable or str, optional
         Replaces the evaluator in the workers: ``job_fn(snapshot, eval_set, config) ->
         EvalResult``, a picklable module-level function or ``'module:function'``.
+    backend : {'local', 'ray'}, default 'local'
+        What runs the workers: processes on this machine
+        (:class:`~cod_monitor.runtime.local.LocalProcesses`), or one Ray actor per
+        entry of ``devices`` (:class:`~cod_monitor.runtime.ray_backend.RayEvalPool`;
+        needs ``pip install 'cod_monitor[ray]'``). On Ray the monitor's ``out_dir``
+        must be on a filesystem the evaluation nodes share: it is checked when the
+        monitor starts.
+    ray_address : str, optional
+        The Ray cluster (``backend='ray'`` only): ``None`` starts a local Ray (or
+        reuses this process's connection, or joins ``RAY_ADDRESS``), ``'auto'`` joins
+        the cluster of ``ray start`` on this machine, or an address such as
+        ``'ray://head:10001'``.
+    ray_resources : dict, optional
+        Custom Ray resources of every actor (``backend='ray'`` only), e.g.
+        ``{"eval_gpu": 1}`` to pin the actors to held-out evaluation nodes started
+        with ``ray start --resources='{"eval_gpu": 1}'``.
+    ray_num_gpus : float, default 1
+        GPUs of each ``'cuda'`` actor (``backend='ray'`` only; a fraction shares a GPU).
 
     Raises
     ------
@@ -201,7 +231,10 @@ class PoolConfig:
         An unknown device or a GPU this machine cannot use, a timeout that is neither
         ``'auto'``, ``None`` nor positive, a non-positive ``timeout_floor``, a negative
         retry count, an unknown queue policy, a ``job_fn`` str that is not a
-        ``'module:function'`` path.
+        ``'module:function'`` path, an unknown backend, a ``ray_*`` value that is
+        invalid or given without ``backend='ray'``.
+    MissingExtraError
+        ``backend='ray'`` without Ray installed.
 
     Examples
     --------
@@ -216,26 +249,27 @@ class PoolConfig:
     queue_policy: QueuePolicy | str = "latest"
     cpu_threads: int | None = None
     job_fn: Callable | str | None = None
+    backend: str = "local"
+    ray_address: str | None = None
+    ray_resources: Mapping[str, float] | None = None
+    ray_num_gpus: float = 1.0
 
     def __post_init__(self):
         owner = "PoolConfig"
+        check_choice(owner, "backend", self.backend, ("local", "ray"))
+        ray_fields = self._checked_ray_fields(owner)
         devices = self.devices
+        if not isinstance(devices, (str, int, Sequence)):  # None, a set: no order, no len
+            raise invalid(owner, "devices", "a non-empty sequence of 'cpu', 'cuda[:ids]' or GPU "
+                          "indices", devices, "Use devices=['cpu'] for one CPU worker.")
         devices = (devices,) if isinstance(devices, (str, int)) else tuple(devices)
         if not devices:
             raise invalid(owner, "devices", "a non-empty sequence", self.devices)
         for d in devices:
-            try:
-                device_env(d)  # fail here, not in the first on_checkpoint
-            except ParameterError:
-                raise invalid(owner, "devices", "a sequence of 'cpu', 'cuda[:ids]' or GPU "
-                              "indices", self.devices) from None
-            why = unusable_gpus(d)
-            if why is not None:
-                raise invalid(owner, "devices", "a sequence of devices this machine can "
-                              f"evaluate on ({why})", self.devices,
-                              "Use devices=['cpu'], or install a CUDA build of torch "
-                              "(https://pytorch.org/get-started/locally/) on a machine with "
-                              "the GPUs named.")
+            if self.backend == "ray":
+                ray_device(d, owner=owner)
+            else:
+                self._check_local_device(owner, d)
         job_fn = self.job_fn
         if not (job_fn is None or callable(job_fn) or (
                 isinstance(job_fn, str) and _is_function_path(job_fn))):
@@ -248,7 +282,37 @@ class PoolConfig:
             max_retries=check_int(owner, "max_retries", self.max_retries, 0),
             queue_policy=self._checked_policy(owner),
             cpu_threads=check_int(owner, "cpu_threads", self.cpu_threads, 1, none_ok=True),
+            **ray_fields,
         )
+
+    def _check_local_device(self, owner, device) -> None:
+        try:
+            device_env(device)  # fail here, not in the first on_checkpoint
+        except ParameterError:
+            raise invalid(owner, "devices", "a sequence of 'cpu', 'cuda[:ids]' or GPU "
+                          "indices", self.devices) from None
+        why = unusable_gpus(device)
+        if why is not None:
+            raise invalid(owner, "devices", "a sequence of devices this machine can "
+                          f"evaluate on ({why})", self.devices,
+                          "Use devices=['cpu'], or install a CUDA build of torch "
+                          "(https://pytorch.org/get-started/locally/) on a machine with "
+                          "the GPUs named.")
+
+    def _checked_ray_fields(self, owner) -> dict:
+        """The ``ray_*`` fields, checked; refused when set without ``backend='ray'``."""
+        if self.backend != "ray":
+            for name, default in (("ray_address", None), ("ray_resources", None),
+                                  ("ray_num_gpus", 1.0)):
+                if getattr(self, name) != default:
+                    raise invalid(owner, name, f"{default!r} when backend='local'",
+                                  getattr(self, name), f"Set backend='ray' to evaluate on Ray "
+                                  f"actors, or leave {name} out.")
+            return {}
+        MissingExtraError.check("PoolConfig(backend='ray')", "ray", "ray")
+        return {"ray_address": check_ray_address(owner, self.ray_address, "ray_address"),
+                "ray_resources": check_ray_resources(owner, self.ray_resources, "ray_resources"),
+                "ray_num_gpus": check_real(owner, "ray_num_gpus", self.ray_num_gpus, 0)}
 
     def _checked_policy(self, owner) -> QueuePolicy:
         try:
@@ -272,6 +336,11 @@ class RunGeometry:
     max_steps : int, optional
         Length of the run, to draw the forecast curve to its end and forecast its
         final accuracy.
+    learning_rate : float, optional
+        Peak learning rate of the run. Compared at start with the ladder's
+        learning-rate trend (when the ladder records its runs' rates): a run whose rate
+        departs from it gets a warning, and its run-conditioned forecast trusts the
+        ladder less.
 
     Raises
     ------
@@ -287,11 +356,14 @@ class RunGeometry:
     params: float | None = None
     tokens_per_step: float | None = None
     max_steps: int | None = None
+    learning_rate: float | None = None
 
     def __post_init__(self):
         owner = "RunGeometry"
         _store(
             self,
+            learning_rate=check_real(owner, "learning_rate", self.learning_rate, 0,
+                                     none_ok=True),
             params=check_real(owner, "params", self.params, 0, none_ok=True),
             tokens_per_step=check_real(owner, "tokens_per_step", self.tokens_per_step, 0,
                                        none_ok=True),
@@ -323,7 +395,7 @@ class CheckpointConfig:
     Raises
     ------
     ParameterError
-        ``every`` below 1, a ``config_dir`` that is not a path.
+        ``every`` below 1, a ``config_dir`` that is not an existing directory.
 
     Examples
     --------
@@ -340,6 +412,11 @@ class CheckpointConfig:
         owner = "CheckpointConfig"
         if self.config_dir is not None and not isinstance(self.config_dir, (str, os.PathLike)):
             raise invalid(owner, "config_dir", "a directory path or None", self.config_dir)
+        if self.config_dir is not None and not os.path.isdir(self.config_dir):
+            # else every state-dict snapshot would fail, one alert per checkpoint
+            raise invalid(owner, "config_dir", "an existing directory or None", self.config_dir,
+                          "Save the model's config.json and tokenizer there (save_pretrained) "
+                          "before building the monitor.")
         _store(
             self,
             every=check_int(owner, "every", self.every, 1),

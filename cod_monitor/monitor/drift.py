@@ -47,11 +47,18 @@ from cod_monitor._validation import check_int, check_real, invalid
 from cod_monitor.records import Alert, AlertReason, ForecastPoint, Observation
 
 __all__ = [
+    "RUN_MODE",
     "DriftConfig",
     "DriftState",
     "decide",
+    "decide_with_run",
     "evaluation_failure_alert",
 ]
+
+
+#: ``ForecastPoint.mode`` of a one-step-ahead forecast made from the run's earlier
+#: checkpoints (:mod:`cod_monitor.monitor.run_forecasts`).
+RUN_MODE = "run-conditioned"
 
 
 @dataclass(frozen=True)
@@ -250,6 +257,9 @@ def decide(
         return alert, replace(state, forecast_missing=True)
 
     state = replace(state, forecast_missing=False)
+    # which forecast: the ladder's, or the one made from the run's earlier checkpoints
+    name = ("the one-step-ahead forecast band" if forecast.mode == RUN_MODE
+            else "the forecast band")
     lower = float(forecast.lower) - config.tolerance
     upper = float(forecast.upper) + config.tolerance
     band = f"[{lower:.3f}, {upper:.3f}] (forecast {float(forecast.value):.3f})"
@@ -262,7 +272,7 @@ def decide(
             what = f"its forecast (band {band})"
         else:
             threshold = lower + config.recovery_margin
-            what = (f"the lower edge of the forecast band {band} plus the recovery margin "
+            what = (f"the lower edge of {name} {band} plus the recovery margin "
                     f"{config.recovery_margin:.3f}")
         if accuracy >= threshold:
             recovered = state.recovered + 1
@@ -281,11 +291,11 @@ def decide(
     shortfall, n_short = _cusum(accuracy, forecast, state, config)
     message, rule = None, "band"
     if below >= config.patience:
-        message = (f"{where}: observed accuracy {accuracy:.3f} is below the forecast band "
+        message = (f"{where}: observed accuracy {accuracy:.3f} is below {name} "
                    f"{band} for {_plural(below, 'evaluation')}.")
     elif config.cusum_threshold is not None and shortfall > config.cusum_threshold:
         rule = "shortfall"
-        message = (f"{where}: observed accuracy {accuracy:.3f} against the forecast band "
+        message = (f"{where}: observed accuracy {accuracy:.3f} against {name} "
                    f"{band}: over the last {n_short} evaluation{'s' if n_short != 1 else ''} "
                    f"the run has fallen behind its forecast by a cumulative {shortfall:.1f} "
                    f"standard deviations beyond the slack of {config.cusum_slack:g} per "
@@ -297,6 +307,67 @@ def decide(
                               alert_rule=rule)
     return None, replace(state, below=below, shortfall=shortfall,
                          shortfall_evaluations=n_short)
+
+
+def decide_with_run(
+    observed: Observation,
+    forecast: ForecastPoint | None,
+    run_forecast: ForecastPoint | None,
+    state: DriftState,
+    run_state: DriftState,
+    config: DriftConfig,
+) -> tuple[list[Alert], DriftState, DriftState, int]:
+    """Judge one observation by both rules of a run-conditioned monitor.
+
+    The **ladder rule** is :func:`decide` against the ladder-only band ``forecast``: it
+    catches a run that is off from its first checkpoints, which a forecast learned from
+    the run would follow. The **surprise rule** is :func:`decide` against
+    ``run_forecast``, the one-step-ahead forecast made from the run's earlier
+    checkpoints (:mod:`cod_monitor.cod.conditioning`), whose band is the checkpoint
+    noise: a drop, or a steady shortfall, shows against it long before it leaves the
+    ladder's wider band. At most one below-band alert stands per benchmark: a rule
+    stays quiet while the other's alert stands, and its recovery waits for both.
+
+    Parameters
+    ----------
+    observed : Observation
+    forecast, run_forecast : ForecastPoint or None
+    state, run_state : DriftState
+        The two rules' states (``DriftState()`` at first).
+    config : DriftConfig
+        Both rules' thresholds.
+
+    Returns
+    -------
+    alerts : list of Alert
+        New alerts, at most one per rule.
+    state, run_state : DriftState
+    forgotten : int
+        When the surprise rule has just raised an alert: the earlier observations of the
+        stretch that made it, which the run-conditioned forecast should stop learning
+        from (0 otherwise).
+    """
+    run_was_alerting = run_state.alerting
+    alert, state = decide(observed, forecast, state, config)
+    run_alert, forgotten = None, 0
+    if run_forecast is not None:
+        before = run_state
+        run_alert, run_state = decide(observed, run_forecast, run_state, config)
+        if run_alert is not None and run_alert.reason is AlertReason.BELOW_BAND:
+            forgotten = max(before.below, before.shortfall_evaluations)
+
+    def quiet(a, other_alerting):
+        if a is not None and other_alerting and a.reason in (AlertReason.BELOW_BAND,
+                                                             AlertReason.RECOVERED):
+            return None
+        return a
+
+    if alert is not None and alert.reason is AlertReason.BELOW_BAND:
+        alert = quiet(alert, run_was_alerting)
+    else:
+        alert = quiet(alert, run_state.alerting)  # a recovery waits for the other rule
+    run_alert = quiet(run_alert, state.alerting)
+    return [a for a in (alert, run_alert) if a is not None], state, run_state, forgotten
 
 
 def _alert(step, benchmark, reason, message, accuracy, lower=None, upper=None) -> Alert:

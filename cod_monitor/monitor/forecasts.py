@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cod_monitor.cod.conditioning import RunPrior, estimate_run_prior
 from cod_monitor.cod.trajectory import TrajectoryForecaster
 from cod_monitor.ladder import Ladder, ladder_fingerprint, load_ladder
 from cod_monitor.methods import make_forecaster
@@ -26,7 +27,7 @@ from cod_monitor.monitor.config import ForecastConfig
 from cod_monitor.monitor.fanout import TrackerFanout
 from cod_monitor.monitor.journal import Journal, JournalState
 from cod_monitor.monitor.ledger import Inbox, Ledger
-from cod_monitor.records import ForecastPoint
+from cod_monitor.records import Alert, AlertReason, ForecastPoint
 
 __all__ = ["Forecasts", "make_trajectory_forecaster"]
 
@@ -58,6 +59,13 @@ def make_trajectory_forecaster(config: ForecastConfig, benchmark: str) -> Trajec
                                 run_sd=config.run_sd_for(benchmark))
 
 
+def _sample_ids(ladder: Ladder, benchmark: str) -> frozenset:
+    """The sample ids of ``benchmark`` in ``ladder`` (empty when it is not there)."""
+    if benchmark not in ladder.benchmarks:
+        return frozenset()
+    return frozenset(ladder.matrix(benchmark, roles=("ladder",)).sample_ids)
+
+
 def _stat_key(path) -> tuple:
     """Modification times and sizes of a ladder directory's files (a cheap change test)."""
     path = Path(path)
@@ -76,6 +84,15 @@ class _Version:
     number: int
     model: TrajectoryForecaster
     fingerprint: str
+    run_prior: RunPrior | None = None
+    recipe: dict | None = None
+
+
+#: A run whose peak learning rate is off the ladder's trend by more than this factor
+#: (either way) departs from the ladder's recipe.
+LR_DEPARTURE_FACTOR = 1.5
+#: How much wider the run-conditioned prior is for such a run.
+LR_DEPARTURE_WIDENING = 2.0
 
 
 class Forecasts:
@@ -116,6 +133,11 @@ class Forecasts:
         self._point_failures: set[tuple[str, int]] = set()
         self._prior: dict[str, tuple[int, str | None]] = {}
         self._compute_scale = 1.0
+        self._recipe_warned = False
+        self._fitted: set[str] = set()  # benchmarks fitted once (forecaster thread)
+        self._sample_ids: dict[str, frozenset] = {}  # of the first fit, per benchmark
+        #: ``emit(alert)`` for alerts about the ladder (the monitor sets it to its judge's)
+        self.emit = None
         self._stop = threading.Event()
         self._request = threading.Event()
         self._force = False
@@ -221,13 +243,72 @@ class Forecasts:
             except Exception as exc:
                 logger.warning("CODMonitor could not fit the forecast of %s: %s", b, exc)
                 self._inbox.post(self._publish_error, b, f"{type(exc).__name__}: {exc}")
+                if b in self._fitted:  # a refit: the run goes on with the version in use
+                    self._inbox.post(self._reject, b, (
+                        f"the changed ladder could not be fitted for {b!r} "
+                        f"({type(exc).__name__}: {exc}); forecast version kept. Fix or "
+                        "restore the ladder."))
                 continue
+            self._fitted.add(b)
+            ids = _sample_ids(ladder, b)
+            first = self._sample_ids.setdefault(b, ids)
+            if ids != first:
+                # a ladder of other samples would judge the run against samples it is
+                # not evaluated on: keep the version in use and say so
+                self._inbox.post(self._reject, b, (
+                    f"the ladder now has {len(ids)} samples for {b!r}, not the "
+                    f"{len(first)} the run is evaluated on ({len(ids & first)} in common); "
+                    "forecast version kept. Restore the ladder, or start a new monitor "
+                    "(another out_dir) for the new evaluation set."))
+                continue
+            run_prior = recipe = None
+            if self.config.condition_on_run:
+                run_prior, recipe = self._run_prior(ladder, b)
             logger.debug("forecast of %s fitted in %.1fs (mode %s)", b, time.perf_counter() - t0,
                          model.mode_)
-            self._inbox.post(self._publish, b, model, fingerprint, force)
+            self._inbox.post(self._publish, b, model, fingerprint, force, run_prior, recipe)
+
+    def _run_prior(self, ladder: Ladder, b: str) -> tuple[RunPrior, dict | None]:
+        """How far the run may depart from the ladder's forecast (backtests on the
+        ladder), widened when its learning rate departs from the ladder's trend."""
+        quick = replace(self.config, n_bootstrap=0)
+        try:
+            prior = estimate_run_prior(ladder, b, lambda: make_trajectory_forecaster(quick, b))
+        except Exception as exc:  # the defaults keep the run-conditioned forecast going
+            prior = RunPrior(reason=f"defaults: the backtests failed ({type(exc).__name__}: {exc})")
+        prior = prior.with_run_sd(self.config.run_sd_for(b))
+        recipe = self.recipe_check(ladder)
+        if recipe is not None and recipe["departs"]:
+            prior = prior.widened(LR_DEPARTURE_WIDENING, recipe["message"])
+        return prior, recipe
+
+    def recipe_check(self, ladder: Ladder) -> dict | None:
+        """The run's peak learning rate against the ladder's trend, or ``None`` when
+        either is unknown: ``ratio``, ``expected``, ``departs`` and a ``message``."""
+        lr, params = self._ledger.run.learning_rate, self._ledger.params
+        if lr is None or params is None:
+            return None
+        try:
+            trend = ladder.learning_rate_trend()
+        except Exception:  # a ladder without rates, or unreadable ones
+            trend = None
+        if trend is None:
+            return None
+        expected = float(trend.at(params))
+        ratio = lr / expected
+        departs = not (1 / LR_DEPARTURE_FACTOR <= ratio <= LR_DEPARTURE_FACTOR)
+        message = (f"the run's peak learning rate {lr:.3g} is {ratio:.2f}x the ladder's trend at "
+                   f"{params:.3g} parameters ({expected:.3g}, fitted on {trend.n_runs} ladder runs)")
+        if departs:
+            message += (": the run departs from the ladder's recipe, so the ladder's forecast is "
+                        "less reliable and the run-conditioned forecast leans more on the run's "
+                        "own checkpoints")
+        return {"learning_rate": lr, "expected": expected, "ratio": ratio, "departs": departs,
+                "message": message}
 
     # ------------------------------------------------------------------ processing thread
-    def _publish(self, b: str, model: TrajectoryForecaster, fingerprint: str, force: bool) -> None:
+    def _publish(self, b: str, model: TrajectoryForecaster, fingerprint: str, force: bool,
+                 run_prior: RunPrior | None = None, recipe: dict | None = None) -> None:
         """Make a fit the current version of ``b``: journal it and log it to the trackers."""
         prior = self._versions.get(b)
         if prior is not None:
@@ -239,14 +320,28 @@ class Forecasts:
             number = v if fp == fingerprint else v + 1
         else:
             number = 1
-        self._versions[b] = _Version(number, model, fingerprint)
+        self._versions[b] = _Version(number, model, fingerprint, run_prior, recipe)
         self._errors.pop(b, None)
         report = model.report()
         report["fingerprint"] = fingerprint
+        report["run_prior"] = None if run_prior is None else run_prior.to_dict()
+        report["recipe"] = recipe
+        if recipe is not None and recipe["departs"] and not self._recipe_warned:
+            self._recipe_warned = True
+            logger.warning("CODMonitor: %s.", recipe["message"])
         self._journal.append("forecast", benchmark=b, version=number, mode=model.mode_,
                              fingerprint=fingerprint, report=report)
         self._fanout.log_forecast(b, number, self.curve(b), report)
         logger.info("cod/%s: forecast version %d (%s mode) ready", b, number, model.mode_)
+
+    def _reject(self, b: str, message: str) -> None:
+        """A changed ladder refused for ``b``: journal it and raise ``LADDER_REJECTED``."""
+        self._journal.append("error", where=f"forecast/{b}", error=message)
+        logger.warning("CODMonitor: %s", message)
+        if self.emit is not None:
+            step = max((s for s, _, _ in self._ledger.positions()), default=0)
+            self.emit(Alert(step=int(step), benchmark=b, reason=AlertReason.LADDER_REJECTED,
+                            message=f"cod/{b}: {message}"))
 
     def _publish_error(self, b: str, error: str) -> None:
         if b not in self._versions:
@@ -258,6 +353,21 @@ class Forecasts:
         """The fitted forecaster in use (``None`` before the first fit)."""
         v = self._versions.get(benchmark)
         return None if v is None else v.model
+
+    def run_prior(self, benchmark: str) -> RunPrior | None:
+        """The run-conditioned forecast's prior of the current version (``None`` before
+        the first fit, or with ``condition_on_run=False``)."""
+        v = self._versions.get(benchmark)
+        return None if v is None else v.run_prior
+
+    def recipe(self, benchmark: str) -> dict | None:
+        """:meth:`recipe_check` of the current version's fit."""
+        v = self._versions.get(benchmark)
+        return None if v is None else v.recipe
+
+    def model_compute(self, params: float, tokens):
+        """The ladder's compute convention applied to the run's ``6 N D``."""
+        return self._compute_scale * 6.0 * params * np.asarray(tokens, dtype=float)
 
     def version(self, benchmark: str) -> int | None:
         """The current forecast version (``None`` before the first fit)."""

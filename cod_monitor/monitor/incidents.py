@@ -4,9 +4,11 @@ A fault that can cost an observation is reported as an
 :class:`~cod_monitor.records.Alert` as soon as it is known, not only as a log line:
 an evaluation attempt that timed out or whose worker died (:func:`attempt_failure_alert`),
 a journal whose disk refuses writes (:func:`journal_failure_alert`), evaluations still
-pending when the monitor closes (:func:`unfinished_alert`), and a failure of the
-monitor's own processing (:func:`monitor_error_alert`). An evaluation that fails on
-every attempt has :func:`~cod_monitor.monitor.drift.evaluation_failure_alert`.
+pending when the monitor closes (:func:`unfinished_alert`), a failure of the
+monitor's own processing (:func:`monitor_error_alert`), a tracker disabled after it
+kept failing (:func:`tracker_failure_alert`) and checkpoints the queue policy dropped
+(:func:`evaluation_skipped_alert`). An evaluation that fails on every attempt has
+:func:`~cod_monitor.monitor.drift.evaluation_failure_alert`.
 
 These are pure functions; :class:`~cod_monitor.monitor.CODMonitor` raises the alerts.
 """
@@ -15,13 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cod_monitor.monitor.fanout import TrackerFailure, describe
 from cod_monitor.records import Alert, AlertReason
 from cod_monitor.runtime.jobs import AttemptFailure
 
 __all__ = [
     "attempt_failure_alert",
+    "evaluation_skipped_alert",
     "journal_failure_alert",
     "monitor_error_alert",
+    "tracker_failure_alert",
     "unfinished_alert",
 ]
 
@@ -151,3 +156,70 @@ def monitor_error_alert(step: int, benchmark: str, where: str, error: BaseExcept
     return Alert(step=int(step), benchmark=benchmark, reason=AlertReason.MONITOR_ERROR,
                  message=(f"cod/{benchmark} at step {step}: the monitor failed while {where} "
                           f"({type(error).__name__}: {error}); the traceback is in the log."))
+
+
+def tracker_failure_alert(step: int, benchmark: str, failure: TrackerFailure) -> Alert:
+    """The alert for a tracker disabled because it kept failing or hung (raised once per
+    tracker).
+
+    Parameters
+    ----------
+    step : int
+        The newest checkpoint taken when it happened (0 before the first).
+    benchmark : str
+        The benchmark the alert is filed under (the monitor's first: a tracker serves
+        them all).
+    failure : TrackerFailure
+        What :class:`~cod_monitor.monitor.fanout.TrackerFanout` reported.
+
+    Returns
+    -------
+    Alert
+        Reason ``TRACKER_FAILING``.
+
+    Examples
+    --------
+    >>> f = TrackerFailure("WandbTracker", "start", "CommError: connection refused", 1, "start")
+    >>> print(tracker_failure_alert(0, "gsm8k", f).message)
+    cod: the tracker WandbTracker is disabled for the rest of the run: its start raised (CommError: connection refused). Its later records are dropped; the journal, the log and the other trackers carry on. Fix the tracker (for W&B: network, WANDB_API_KEY, WANDB_DIR) or set WANDB_MODE=offline, and resume the run to log again.
+    """
+    dropped = f" ({failure.dropped} queued record(s) dropped)" if failure.dropped else ""
+    return Alert(step=int(step), benchmark=benchmark, reason=AlertReason.TRACKER_FAILING,
+                 message=(f"cod: the tracker {failure.tracker} is disabled for the rest of the "
+                          f"run: {describe(failure)} ({failure.error}). Its later records are "
+                          f"dropped{dropped}; the journal, the log and the other trackers carry "
+                          "on. Fix the tracker (for W&B: network, WANDB_API_KEY, WANDB_DIR) or "
+                          "set WANDB_MODE=offline, and resume the run to log again."))
+
+
+def evaluation_skipped_alert(step: int, benchmark: str, why: str) -> Alert:
+    """The alert for a checkpoint the queue policy dropped before it was evaluated.
+
+    Parameters
+    ----------
+    step : int
+        The dropped checkpoint.
+    benchmark : str
+    why : str
+        What the pool said (``"dropped by queue policy 'latest'"``).
+
+    Returns
+    -------
+    Alert
+        Reason ``EVALUATION_SKIPPED``.
+
+    Examples
+    --------
+    >>> print(evaluation_skipped_alert(300, "gsm8k", "dropped by queue policy 'latest'").message)
+    cod/gsm8k at step 300: this checkpoint has no observation: evaluation fell behind the checkpoints and it was dropped by queue policy 'latest' while waiting for a worker. Later drops before the next evaluation finishes are journaled and listed in the summary's skipped_steps without another alert. To evaluate every checkpoint, raise QueuePolicy(max_pending=...), add evaluation devices (PoolConfig(devices=...)), or hand over fewer checkpoints (CheckpointConfig(every=...)).
+    """
+    return Alert(step=int(step), benchmark=benchmark, reason=AlertReason.EVALUATION_SKIPPED,
+                 message=(f"cod/{benchmark} at step {step}: this checkpoint has no observation: "
+                          f"evaluation fell behind the checkpoints and it was "
+                          f"{why.strip().rstrip('.') or 'dropped by the queue policy'} while "
+                          "waiting for a worker. Later drops before the next evaluation "
+                          "finishes are journaled and listed in the summary's skipped_steps "
+                          "without another alert. To evaluate every checkpoint, raise "
+                          "QueuePolicy(max_pending=...), add evaluation devices "
+                          "(PoolConfig(devices=...)), or hand over fewer checkpoints "
+                          "(CheckpointConfig(every=...))."))

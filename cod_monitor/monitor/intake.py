@@ -28,6 +28,7 @@ Nothing taken is lost without a word
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from numbers import Real
 from pathlib import Path
@@ -41,6 +42,7 @@ from cod_monitor.monitor.ledger import Inbox, Ledger
 from cod_monitor.records import Alert, AlertReason
 from cod_monitor.runtime.jobs import AttemptFailure, Job, JobOutcome
 from cod_monitor.runtime.pool import EvalPool
+from cod_monitor.runtime.ray_backend import RayEvalPool
 from cod_monitor.runtime.snapshots import (
     SnapshotWriter,
     clear_partial_snapshots,
@@ -105,19 +107,25 @@ class Intake:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Create the snapshot directory, the evaluation pool (not yet running) and the
-        snapshot writer; remove what a crash left of a snapshot being made."""
+        """Create the snapshot directory, the evaluation pool (not yet running; local
+        processes or Ray actors, as ``PoolConfig.backend`` says) and the snapshot
+        writer; remove what a crash left of a snapshot being made."""
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
         for tmp in clear_partial_snapshots(self.snapshot_dir):
             logger.info("CODMonitor removed %s, a snapshot a crash cut short (its step is "
                         "completed from the journal, or from the checkpoints on disk)", tmp)
         p = self.pool_config
-        self._pool = EvalPool(p.devices, job_fn=p.job_fn, timeout=p.timeout,
-                              timeout_floor=p.timeout_floor,
-                              max_retries=p.max_retries, queue_policy=p.queue_policy,
-                              cpu_threads=p.cpu_threads,
-                              on_outcome=lambda _o: self._inbox.wake(),
-                              on_attempt_failure=self._lost_attempt)
+        common = dict(job_fn=p.job_fn, timeout=p.timeout, timeout_floor=p.timeout_floor,
+                      max_retries=p.max_retries, queue_policy=p.queue_policy,
+                      cpu_threads=p.cpu_threads, on_outcome=lambda _o: self._inbox.wake(),
+                      on_attempt_failure=self._lost_attempt)
+        if p.backend == "ray":
+            # the actors read the snapshots where they are written: checked with a probe
+            self._pool = RayEvalPool(p.devices, address=p.ray_address, resources=p.ray_resources,
+                                     num_gpus=p.ray_num_gpus, shared_dir=self.snapshot_dir,
+                                     **common)
+        else:
+            self._pool = EvalPool(p.devices, **common)
         self._writer = SnapshotWriter()
 
     def run_pool(self) -> None:
@@ -219,8 +227,9 @@ class Intake:
         Raises
         ------
         ParameterError
-            A bad ``step``, or not exactly one of ``path`` and ``state_dict``, or a
-            state dict without a config directory.
+            A bad ``step``, ``tokens`` or ``compute`` (not a finite number >= 0), a
+            ``state_dict`` that is not a mapping, not exactly one of ``path`` and
+            ``state_dict``, or a state dict without a config directory.
         FileNotFoundError
             ``path`` is not a directory.
         """
@@ -233,6 +242,11 @@ class Intake:
                     self._journal.append("thinned", step=thinned)
                 return False
         step = _checked_step(step)
+        tokens = _checked_amount("tokens", tokens)
+        compute = _checked_amount("compute", compute)
+        if state_dict is not None and not isinstance(state_dict, Mapping):
+            raise invalid(_OWNER, "state_dict", "a mapping of parameter names to tensors or None",
+                          type(state_dict).__name__, "Pass model.state_dict().")
         if path is None and state_dict is None:
             raise invalid(_OWNER, "path", "a checkpoint directory when no state_dict is given",
                           path, "on_checkpoint needs exactly one of path= and state_dict=.")
@@ -251,7 +265,9 @@ class Intake:
                   "path": None if path is None else str(path)}
         if path is not None:
             if not Path(path).is_dir():
-                raise FileNotFoundError(f"checkpoint directory {str(path)!r} does not exist")
+                what = "is a file, not a directory" if Path(path).exists() else "does not exist"
+                raise FileNotFoundError(f"checkpoint directory {str(path)!r} {what}; pass the "
+                                        "directory the checkpoint was saved to")
             # journaled first: a crash while snapshotting leaves a pending record that
             # the next monitor completes from `path`, not a snapshot nobody knows of
             self._ledger.register(step, compute, tokens, dest)
@@ -317,6 +333,22 @@ class Intake:
     def _submit_all(self, step: int) -> None:
         for b in self.benchmarks:
             self._pool.submit(self._job(step, b))
+
+
+def _checked_amount(name: str, value) -> float | None:
+    """``tokens`` or ``compute`` as a float: a finite number >= 0 (a tensor or NumPy scalar
+    included), or ``None``."""
+    if value is None:
+        return None
+    try:
+        number = math.nan if isinstance(value, (str, bytes, bool)) else float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if math.isfinite(number) and number >= 0:
+        return number
+    raise invalid(_OWNER, name, "a finite number >= 0 or None", value,
+                  f"Pass the training {'tokens seen' if name == 'tokens' else 'FLOPs spent'} "
+                  "so far, or None to have it worked out (RunGeometry).")
 
 
 def _checked_step(step) -> int:

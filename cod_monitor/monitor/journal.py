@@ -41,7 +41,13 @@ Every record has ``kind``, ``seq`` (0, 1, 2, ... per file) and ``time`` (Unix se
 ``result``       ``step``, ``benchmark``, ``accuracy``, ``compute``, ``tokens``,
                  ``result`` (:meth:`EvalResult.to_dict`), ``attempts``, ``wall_s``
 ``decision``     ``step``, ``benchmark``, ``forecast``
-                 (:meth:`ForecastPoint.to_dict` or null), ``drift`` (the DriftState after it), ``alert`` (reason or null)
+                 (:meth:`ForecastPoint.to_dict` or null), ``drift`` (the DriftState after it), ``alert`` (reason or null);
+                 with the run-conditioned forecast also ``run_forecast`` (the one-step
+                 forecast it was judged against), ``run_drift`` (the surprise rule's
+                 state), ``surprise`` (:class:`~cod_monitor.cod.conditioning.Surprise`),
+                 ``final`` (:class:`~cod_monitor.records.FinalForecast`), ``forgotten``
+                 (earlier checkpoints taken out of the update) and ``next`` (forecasts of
+                 the pending checkpoints)
 ``failed``       ``step``, ``benchmark``, ``error``, ``attempts``
 ``skipped``      ``step``, ``benchmark``, ``reason`` (the queue policy dropped it)
 ``snapshot_deleted``  ``step``, ``snapshot``

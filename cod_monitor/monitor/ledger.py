@@ -179,6 +179,12 @@ class Ledger:
             return sorted(s for (s, b), v in self._status.items()
                           if b == benchmark and v == "pending")
 
+    def steps_with(self, benchmark: str, status: str) -> list[int]:
+        """Steps whose evaluation on ``benchmark`` has ``status``, in order."""
+        with self._lock:
+            return sorted(s for (s, b), v in self._status.items()
+                          if b == benchmark and v == status)
+
     def busy(self) -> bool:
         """Whether a snapshot is being written or an evaluation is pending."""
         with self._lock:

@@ -39,9 +39,13 @@ Threads
 links, or a CPU copy of a state dict), one journal record and a queue put. The rest
 runs on the monitor's own threads: the pool's dispatcher, a snapshot writer (state
 dicts), a forecaster thread (initial fit and ladder refreshes) and, unless
-``poll_interval`` is ``None``, a poller that processes results. Trackers, the alert
-callback and drift decisions run on the poller (or on whichever thread calls
-:meth:`~CODMonitor.poll` / :meth:`~CODMonitor.close`), one at a time.
+``poll_interval`` is ``None``, a poller that processes results. The alert callback
+and drift decisions run on the poller (or on whichever thread calls
+:meth:`~CODMonitor.poll` / :meth:`~CODMonitor.close`), one at a time. Each tracker
+has a thread of its own (:class:`~cod_monitor.monitor.fanout.TrackerFanout`), so a
+slow or hung tracker holds up neither training nor judging; one that keeps failing is
+disabled with a ``TRACKER_FAILING`` alert, and :meth:`~CODMonitor.close` waits at most
+a few seconds for the trackers to finish.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ import json
 import logging
 import math
 import os
+import platform
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -74,16 +79,18 @@ from cod_monitor.monitor.forecasts import Forecasts
 from cod_monitor.monitor.incidents import (
     journal_failure_alert,
     monitor_error_alert,
+    tracker_failure_alert,
     unfinished_alert,
 )
 from cod_monitor.monitor.intake import Intake
 from cod_monitor.monitor.journal import JOURNAL_NAME, Journal, JournalState
 from cod_monitor.monitor.judging import Judge
 from cod_monitor.monitor.ledger import Inbox, Ledger
+from cod_monitor.monitor.run_forecasts import RunForecasts
 from cod_monitor.records import Alert, Checkpoint, ForecastPoint, Observation
 from cod_monitor.trackers.base import Tracker
 
-__all__ = ["CODMonitor", "MonitorClosedError"]
+__all__ = ["CODMonitor", "MonitorClosedError", "OutDirInUseError", "lock_out_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +99,83 @@ SUMMARY_NAME = "summary.json"
 
 class MonitorClosedError(CODError, RuntimeError):
     """A closed :class:`CODMonitor` was asked to start again."""
+
+
+#: The lock file a running monitor holds in its ``out_dir``.
+LOCK_NAME = "monitor.lock"
+
+
+class OutDirInUseError(CODError, RuntimeError):
+    """Another :class:`CODMonitor` holds the ``out_dir`` this one was asked to start on."""
+
+
+def lock_out_dir(out_dir):
+    """Hold ``out_dir`` for one monitor: an exclusive ``flock`` on ``out_dir/monitor.lock``.
+
+    The kernel drops the lock when its process ends, however it ends, so a crashed
+    monitor never leaves a stale lock. Where ``flock`` is missing (Windows) nothing is
+    locked; on a network file system it may hold only within one machine.
+
+    Parameters
+    ----------
+    out_dir : path
+        An existing directory.
+
+    Returns
+    -------
+    file object or None
+        The open lock file (release it with :func:`release_out_dir`).
+
+    Raises
+    ------
+    OutDirInUseError
+        The lock is held, by this process or another; the message names the holder.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    fh = open(Path(out_dir) / LOCK_NAME, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "holder unknown"
+        fh.close()
+        raise OutDirInUseError(
+            f"{out_dir} is in use by another CODMonitor ({holder}): two monitors writing one "
+            "journal would evaluate every checkpoint twice and delete each other's snapshots. "
+            "Give this monitor its own out_dir, or close the other monitor first (a monitor "
+            "that crashed holds nothing)."
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} on {platform.node()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    fh.flush()
+    return fh
+
+
+def release_out_dir(fh) -> None:
+    """Release what :func:`lock_out_dir` returned (``None`` included); returns ``None``."""
+    if fh is not None:
+        fh.close()  # closing the file releases the flock
+    return None
+
+
+#: Tracker names people pass where a tracker object belongs, and the object to pass.
+_TRACKER_NAMES = {"wandb": "WandbTracker", "local": "LocalTracker", "html": "LocalTracker",
+                  "csv": "LocalTracker"}
+
+
+def _tracker_hint(t) -> str | None:
+    """How to fix a tracker given as a name or as a class (``None`` for anything else)."""
+    if isinstance(t, str):
+        cls = _TRACKER_NAMES.get(t.lower(), "WandbTracker")
+        return (f"Trackers are objects, not names: pass cod_monitor.trackers.{cls}(...) "
+                f"instead of {t!r}.")
+    if isinstance(t, type):
+        return f"Pass an instance, {t.__name__}(...), not the class {t.__name__}."
+    return None
 
 
 class CODMonitor:
@@ -134,7 +218,9 @@ class CODMonitor:
     alert_callback : callable, optional
         ``alert_callback(alert)`` for every alert, on a monitor thread.
     out_dir : str or path, default 'cod_monitor_out'
-        Journal, snapshots and ``summary.json``. Reusing it resumes the run.
+        Journal, snapshots and ``summary.json``. Reusing it resumes the run. One monitor
+        at a time: a running monitor holds it (``monitor.lock``), and another one started
+        on it raises :class:`OutDirInUseError`.
     run_name : str, optional
         Name of the run in the trackers (default: the name of ``out_dir``).
     poll_interval : float or None, default 0.5
@@ -228,14 +314,22 @@ class CODMonitor:
         self._run_info: dict = {}
         self._summary: dict = {}
         self._drain: dict | None = None
+        self._out_lock = None
         self._inbox = Inbox()
         self._journal = Journal(self.out_dir / JOURNAL_NAME, on_failure=self._journal_failed)
         self._ledger = Ledger(self._journal, self.benchmarks, run, checkpoints.keep_snapshots)
-        self._fanout = TrackerFanout(self.trackers, lambda: self._run_info)
+        self._fanout = TrackerFanout(self.trackers, lambda: self._run_info,
+                                     on_disabled=self._tracker_failed)
         self._forecasts = Forecasts(ladder, self.benchmarks, forecast, self._ledger,
                                     self._journal, self._fanout, self._inbox)
+        self._run_forecasts = None
+        if forecast.condition_on_run:
+            self._run_forecasts = RunForecasts(self.benchmarks, self._forecasts, self._ledger,
+                                               forecast.level)
         self._judge = Judge(self.benchmarks, self.drift, self._ledger, self._forecasts,
-                            self._journal, self._fanout, alert_callback)
+                            self._journal, self._fanout, alert_callback,
+                            run_forecasts=self._run_forecasts)
+        self._forecasts.emit = self._judge.emit  # a changed ladder it refuses is alerted
         self._intake = Intake(self.out_dir, self.eval_sets, self.evaluator, checkpoints, pool,
                               self._ledger, self._journal, self._inbox, self._judge.emit)
 
@@ -303,6 +397,9 @@ class CODMonitor:
             raise invalid(owner, "trackers", "a sequence of trackers", trackers)
         trackers = list(trackers)
         for t in trackers:
+            hint = _tracker_hint(t)
+            if hint is not None:
+                raise invalid(owner, "trackers", "a sequence of tracker objects", trackers, hint)
             if not isinstance(t, Tracker):
                 missing = [m for m in TRACKER_METHODS if not callable(getattr(t, m, None))]
                 raise invalid(owner, "trackers", "a sequence of trackers (objects with the "
@@ -312,6 +409,9 @@ class CODMonitor:
             raise invalid(owner, "alert_callback", "a callable or None", alert_callback)
         if not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir):
             raise invalid(owner, "out_dir", "a directory path", out_dir)
+        if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+            raise invalid(owner, "out_dir", "a directory path", os.fspath(out_dir),
+                          "It is a file; pass a directory (created when the monitor starts).")
         if run_name is not None and (not isinstance(run_name, str) or not run_name):
             raise invalid(owner, "run_name", "a non-empty str or None", run_name)
         return {
@@ -369,6 +469,10 @@ class CODMonitor:
         ------
         MonitorClosedError
             After :meth:`close`.
+        OutDirInUseError
+            Another monitor (in this process or another one on this machine) holds
+            ``out_dir``: two monitors writing one journal would evaluate every
+            checkpoint twice and delete each other's snapshots.
         InputError
             A benchmark the ladder lacks, or an evaluation set whose sample ids are not
             the ladder's (the message gives the counts, examples and the fix).
@@ -387,7 +491,12 @@ class CODMonitor:
             check_eval_sets(load_ladder(self.ladder), self.eval_sets,
                             read_files=self.pool.job_fn is None)
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            self._journal.open()
+            self._out_lock = lock_out_dir(self.out_dir)
+            try:
+                self._journal.open()
+            except BaseException:
+                self._out_lock = release_out_dir(self._out_lock)
+                raise
             state = self._journal.replay()
             self._intake.start()
             self._run_info = self._make_run_info(state.resumed)
@@ -412,9 +521,11 @@ class CODMonitor:
             "trajectory_method": self.forecast.trajectory_method,
             "run_sd": self.forecast.run_sd,
             "level": self.forecast.level,
+            "condition_on_run": self.forecast.condition_on_run,
             "params": self.run.params,
             "tokens_per_step": self.run.tokens_per_step,
             "max_steps": self.run.max_steps,
+            "learning_rate": self.run.learning_rate,
             "devices": [str(d) for d in self.pool.devices],
             "evaluator": self.evaluator if self.pool.job_fn is None else {"job_fn": str(self.pool.job_fn)},
             "drift": asdict(self.drift),
@@ -479,7 +590,9 @@ class CODMonitor:
             self._report_drain(drain_s, timeout)
             self._inbox.run_all()  # alerts posted meanwhile (a journal failing) reach the trackers
             summary = self.summary()
-            self._fanout.finish(summary)
+            self._fanout.finish(summary)  # waits at most fanout.FINISH_TIMEOUT_S
+            self._inbox.run_all()  # a tracker disabled while finishing: journal and log
+            summary["alerts"] = dict(self._judge.alert_counts)
             try:
                 atomic_write(self.out_dir / SUMMARY_NAME,
                              json.dumps(summary, indent=2, default=json_default))
@@ -487,6 +600,7 @@ class CODMonitor:
                 logger.warning("CODMonitor could not write %s", self.out_dir / SUMMARY_NAME, exc_info=True)
             self._journal.append("close", summary=summary)
             self._journal.close()
+            self._out_lock = release_out_dir(self._out_lock)
         self._forecasts.join(remaining())
         self._summary = summary
         return summary
@@ -515,6 +629,13 @@ class CODMonitor:
         for b in self.benchmarks:
             self._inbox.post(self._judge.emit,
                              journal_failure_alert(newest, b, self._journal.path, error))
+
+    def _tracker_failed(self, failure) -> None:
+        """A tracker was disabled (any thread): one ``TRACKER_FAILING`` alert, raised on
+        the processing thread, so it reaches the journal, the log and the other trackers."""
+        newest = max((s for s, _, _ in self._ledger.positions()), default=0)
+        self._inbox.post(self._judge.emit,
+                         tracker_failure_alert(newest, self.benchmarks[0], failure))
 
     def __enter__(self) -> CODMonitor:
         return self.start()
@@ -712,9 +833,12 @@ class CODMonitor:
         return ok
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until every submitted evaluation has been judged (or ``timeout``).
+        """Block until every submitted evaluation has been judged and the trackers have
+        made their calls (or ``timeout``).
 
-        Useful in scripts and tests; a training loop never needs it.
+        Useful in scripts and tests; a training loop never needs it. Tracker calls run
+        on each tracker's own thread (:class:`~cod_monitor.monitor.fanout.TrackerFanout`):
+        this waits for them too, so a tracker's records can be read when it returns.
 
         Returns
         -------
@@ -733,7 +857,7 @@ class CODMonitor:
                     self._process()
                 busy = self._ledger.busy() or self._judge.waiting()
             if not busy:
-                return True
+                return self._fanout.flush(None if end is None else max(0.0, end - time.monotonic()))
             if end is not None and time.monotonic() > end:
                 return False
             time.sleep(0.05)
@@ -762,6 +886,15 @@ class CODMonitor:
     def forecast_version(self, benchmark: str) -> int | None:
         """Current forecast version of ``benchmark``."""
         return self._forecasts.version(benchmark)
+
+    def run_forecasts(self, benchmark: str) -> list[tuple]:
+        """The run-conditioned forecasts made so far: ``(step, one_step, final)`` per
+        judged checkpoint, in judgement order, where ``one_step`` is the
+        :class:`~cod_monitor.records.ForecastPoint` the checkpoint was judged against
+        (made before it was seen) and ``final`` the
+        :class:`~cod_monitor.records.FinalForecast` made after it (``None`` when the
+        run's length is unknown). Empty with ``condition_on_run=False``."""
+        return list(self._judge.run_history.get(benchmark, []))
 
     def summary(self) -> dict:
         """Where the run stands, per benchmark (also passed to ``Tracker.finish``).
@@ -799,12 +932,16 @@ class CODMonitor:
             "last_accuracy": None if last is None else last.accuracy,
             "last_forecast": None if last_fp is None else last_fp.to_dict(),
             "final_forecast": None if final_fp is None else final_fp.to_dict(),
+            "run_final_forecast": (None if self._judge.finals.get(b) is None
+                                   else self._judge.finals[b].to_dict()),
+            "recipe": self._forecasts.recipe(b),
             "forecast_version": self.forecast_version(b),
             "mode": None if model is None else model.mode_,
             "forecast_error": self._forecasts.error(b),
-            "alerting": self._judge.state(b).alerting,
+            "alerting": b in self._judge.alerting,
             "failed": self._ledger.count(b, "failed"),
             "skipped": self._ledger.count(b, "skipped"),
+            "skipped_steps": self._ledger.steps_with(b, "skipped"),
             "pending": self._ledger.count(b, "pending"),
         }
 

@@ -4,8 +4,13 @@
   policy, attempts, timeouts, outcomes) over a worker backend.
 - :class:`Job`, :class:`JobOutcome`, :class:`QueuePolicy`
   (:mod:`~cod_monitor.runtime.jobs`): what the pool queues and reports.
+- :class:`WorkerBackend` (:mod:`~cod_monitor.runtime.backend`): the seam between the
+  bookkeeping and the workers.
 - :class:`LocalProcesses`, :func:`device_env` (:mod:`~cod_monitor.runtime.local`): the
   backend of spawn-started worker processes on held-out devices.
+- :class:`RayEvalPool`, :class:`RayActors` (:mod:`~cod_monitor.runtime.ray_backend`):
+  the pool over Ray actors (``pip install 'cod_monitor[ray]'``; Ray is imported when
+  such a pool is built).
 - :func:`run_evaluation` (:mod:`~cod_monitor.runtime.worker`): what a worker runs.
 - :func:`snapshot_directory`, :class:`SnapshotWriter`
   (:mod:`~cod_monitor.runtime.snapshots`): private copies of checkpoints.
@@ -24,7 +29,11 @@ _EXPORTS: dict[str, str] = {
     "JobOutcome": "cod_monitor.runtime.jobs",
     "QueuePolicy": "cod_monitor.runtime.jobs",
     "LocalProcesses": "cod_monitor.runtime.local",
+    "RayActors": "cod_monitor.runtime.ray_backend",
+    "RayEvalPool": "cod_monitor.runtime.ray_backend",
+    "WorkerBackend": "cod_monitor.runtime.backend",
     "device_env": "cod_monitor.runtime.local",
+    "worker_env": "cod_monitor.runtime.local",
     "run_evaluation": "cod_monitor.runtime.worker",
     "Snapshot": "cod_monitor.runtime.snapshots",
     "SnapshotWriter": "cod_monitor.runtime.snapshots",
@@ -34,9 +43,11 @@ _EXPORTS: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
+    from cod_monitor.runtime.backend import WorkerBackend
     from cod_monitor.runtime.jobs import Job, JobOutcome, QueuePolicy
-    from cod_monitor.runtime.local import LocalProcesses, device_env
+    from cod_monitor.runtime.local import LocalProcesses, device_env, worker_env
     from cod_monitor.runtime.pool import EvalPool
+    from cod_monitor.runtime.ray_backend import RayActors, RayEvalPool
     from cod_monitor.runtime.snapshots import (
         Snapshot,
         SnapshotWriter,
@@ -52,13 +63,17 @@ __all__ = [
     "JobOutcome",
     "LocalProcesses",
     "QueuePolicy",
+    "RayActors",
+    "RayEvalPool",
     "Snapshot",
     "SnapshotWriter",
     "cpu_state_dict",
     "device_env",
     "run_evaluation",
     "snapshot_directory",
+    "worker_env",
     "write_state_dict",
+    "WorkerBackend",
 ]
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, globals())

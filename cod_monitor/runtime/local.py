@@ -12,13 +12,10 @@ Isolation:
 * Workers ignore ``SIGINT``, so Ctrl-C in the training terminal leaves the parent free
   to drain or cancel them, and exit on their own when the parent process dies.
 
-The worker protocol, as :meth:`LocalProcesses.wait` reports it to the bookkeeping, is
-a list of events per worker: ``("ready", pid)``, ``("dead", traceback)`` (the job
-function could not be loaded), ``("ok", job_id, result, wall_s)``,
-``("error", job_id, traceback, wall_s)``, ``("fatal", job_id, traceback, wall_s)`` (the
-job raised one of :data:`~cod_monitor.runtime.worker.PERMANENT_ERRORS`, a configuration
-error that no retry cures; the traceback's last line says so and quotes the error), and
-last ``("exit", why)`` when the process ended or its pipe broke.
+It implements :class:`~cod_monitor.runtime.backend.WorkerBackend`: the events
+:meth:`LocalProcesses.wait` reports are those of :mod:`cod_monitor.runtime.backend`
+(``"unusable"`` aside, which a local process never sends), and ``("exit", why)``
+comes when the process ended or its pipe broke.
 """
 
 from __future__ import annotations
@@ -39,9 +36,9 @@ from multiprocessing.connection import wait as mp_wait
 
 from cod_monitor._validation import invalid
 from cod_monitor.exceptions import ParameterError
-from cod_monitor.runtime.worker import PERMANENT_ERRORS, resolve_job_fn
+from cod_monitor.runtime.worker import resolve_job_fn, run_job
 
-__all__ = ["LocalProcesses", "LocalWorker", "device_env", "unusable_gpus"]
+__all__ = ["LocalProcesses", "LocalWorker", "device_env", "unusable_gpus", "worker_env"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +80,45 @@ def device_env(device) -> tuple[str, dict]:
         raise invalid("device_env", "device", "'cpu', 'cuda[:ids]' or a GPU index", device)
     ids = ",".join(parts)
     return f"cuda:{ids}", {"CUDA_VISIBLE_DEVICES": ids, "COD_MONITOR_DEVICE": "cuda"}
+
+
+def worker_env(device_vars: dict, *, cpu_threads: int | None = None,
+               env: dict | None = None) -> dict:
+    """The environment of an evaluation worker, whichever backend starts it.
+
+    Parameters
+    ----------
+    device_vars : dict
+        The device's variables (:func:`device_env`); ``COD_MONITOR_DEVICE`` says
+        whether it is a CPU worker.
+    cpu_threads : int, optional
+        ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` of a CPU worker.
+    env : dict, optional
+        Extra variables; they win over the defaults.
+
+    Returns
+    -------
+    dict
+        ``device_vars`` with ``HF_HUB_DISABLE_PROGRESS_BARS`` (1 unless this process
+        sets it), and for a CPU worker ``OMP_WAIT_POLICY`` (``PASSIVE`` unless this
+        process sets it) and the thread counts.
+
+    Examples
+    --------
+    >>> worker_env(device_env("cpu")[1], cpu_threads=1)["OMP_NUM_THREADS"]
+    '1'
+    """
+    # progress bars of model loading would interleave with the training logs
+    out = {"HF_HUB_DISABLE_PROGRESS_BARS": os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+           **device_vars}
+    if out.get("COD_MONITOR_DEVICE") == "cpu":
+        if cpu_threads is not None:
+            out.update(OMP_NUM_THREADS=str(cpu_threads), MKL_NUM_THREADS=str(cpu_threads))
+        # a CPU worker shares cores with training: busy-waiting OpenMP threads on an
+        # oversubscribed core slow both sides many times over
+        out.setdefault("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+    out.update(env or {})
+    return out
 
 
 def _torch_gpus() -> tuple[str, bool, int] | None:
@@ -177,23 +213,13 @@ def _worker_main(conn, env: dict, nice: int, job_fn, parent_pid: int) -> None:
             return
         if job is None:
             return
-        t0 = time.perf_counter()
-        try:
-            result = fn(job.snapshot, job.eval_set, job.config)
-            msg = ("ok", job.job_id, result, time.perf_counter() - t0)
-        except PERMANENT_ERRORS as exc:
-            # the job's configuration is wrong: the last line is what an alert quotes
-            error = (f"{traceback.format_exc()}Not retried (a configuration error): "
-                     f"{type(exc).__name__}: {exc}")
-            msg = ("fatal", job.job_id, error, time.perf_counter() - t0)
-        except BaseException:
-            msg = ("error", job.job_id, traceback.format_exc(), time.perf_counter() - t0)
+        msg = run_job(fn, job)
         try:
             conn.send(msg)
         except (EOFError, OSError):
             return
         except Exception:  # the result does not pickle
-            conn.send(("error", job.job_id, traceback.format_exc(), time.perf_counter() - t0))
+            conn.send(("error", job.job_id, traceback.format_exc(), msg[3]))
 
 
 @dataclass(eq=False)
@@ -243,6 +269,8 @@ class LocalWorker:
 class LocalProcesses:
     """Worker backend: spawn-started processes on this machine, one per device.
 
+    A :class:`~cod_monitor.runtime.backend.WorkerBackend`.
+
     Parameters
     ----------
     job_fn : callable, str or None
@@ -283,17 +311,18 @@ class LocalProcesses:
         except ParameterError:
             raise invalid(owner, "devices", "a sequence of 'cpu', 'cuda[:ids]' or GPU indices",
                           device) from None
-        # progress bars of model loading would interleave with the training logs
-        denv = {"HF_HUB_DISABLE_PROGRESS_BARS": os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
-                **denv}
-        if name == "cpu" and cpu_threads is not None:
-            denv.update(OMP_NUM_THREADS=str(cpu_threads), MKL_NUM_THREADS=str(cpu_threads))
-        if name == "cpu":
-            # a CPU worker shares cores with training: busy-waiting OpenMP threads on an
-            # oversubscribed core slow both sides many times over
-            denv.setdefault("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
-        denv.update(env or {})
+        denv = worker_env(denv, cpu_threads=cpu_threads, env=env)
         return LocalWorker(name, denv, self.nice if name == "cpu" else 0)
+
+    def open(self) -> None:
+        """Nothing to prepare: processes start on this machine."""
+
+    def close(self) -> None:
+        """Nothing to release (every worker was stopped by :meth:`stop`)."""
+
+    def send(self, w: LocalWorker, job) -> None:
+        """Send a job to `w`'s process; raises when it does not pickle or the pipe is closed."""
+        w.send(job)
 
     def start(self, w: LocalWorker) -> None:
         """Start `w`'s process; it reports ``("ready", pid)`` once it can take jobs."""

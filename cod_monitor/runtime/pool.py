@@ -1,9 +1,13 @@
 """The evaluation pool: the bookkeeping of jobs over a worker backend.
 
 :class:`EvalPool` keeps the queue and its policy, the attempts, the timeouts and the
-outcomes of :class:`~cod_monitor.runtime.jobs.Job` objects; a worker backend runs them.
-The backend here is :class:`~cod_monitor.runtime.local.LocalProcesses` (one
-spawn-started process per held-out device). A worker turns a job into an
+outcomes of :class:`~cod_monitor.runtime.jobs.Job` objects; a worker backend
+(:class:`~cod_monitor.runtime.backend.WorkerBackend`) runs them:
+:class:`~cod_monitor.runtime.local.LocalProcesses` (one spawn-started process per
+held-out device, the default) or :class:`~cod_monitor.runtime.ray_backend.RayActors`
+(one Ray actor per slot, :class:`~cod_monitor.runtime.ray_backend.RayEvalPool`). The
+guarantees below hold for both: the backend starts, feeds and stops workers, and
+every decision is taken here. A worker turns a job into an
 :class:`~cod_monitor.records.EvalResult` with
 ``cod_monitor.evaluators.make_evaluator(config).evaluate(snapshot, eval_set)``
 (:func:`~cod_monitor.runtime.worker.run_evaluation`), or with any picklable
@@ -13,7 +17,8 @@ Guarantees
 ----------
 * **Isolation.** See :mod:`~cod_monitor.runtime.local`: spawned processes,
   ``CUDA_VISIBLE_DEVICES`` set before anything runs, niced CPU workers that ignore
-  ``SIGINT`` and exit with their parent.
+  ``SIGINT`` and exit with their parent (Ray actors: see
+  :mod:`~cod_monitor.runtime.ray_backend`).
 * **Retries.** A job that raises is retried on a free worker; a worker that dies
   (segfault, OOM kill, ``SIGKILL``) or exceeds the per-attempt time limit is killed
   and restarted and its job retried, and the lost attempt is reported at once
@@ -54,6 +59,7 @@ from dataclasses import replace
 
 from cod_monitor._validation import check_int, check_real, invalid
 from cod_monitor.exceptions import ParameterError
+from cod_monitor.runtime.backend import WorkerBackend
 from cod_monitor.runtime.jobs import AttemptFailure, Job, JobOutcome, QueuePolicy
 from cod_monitor.runtime.local import LocalProcesses
 
@@ -80,7 +86,6 @@ class _Slot:
 
     def __init__(self, handle):
         self.handle = handle
-        self.device = handle.device
         self.ready = False
         self.job: Job | None = None
         self.started_at = 0.0  # when the current job was sent
@@ -89,6 +94,12 @@ class _Slot:
         self.start_failures = 0
         self.not_before = 0.0  # restart back-off
         self.dead = False  # given up
+        self.start_error: str | None = None  # why it last failed to start
+
+    @property
+    def device(self) -> str:
+        """Where the worker runs (a Ray actor's node is known once it is ready)."""
+        return self.handle.device
 
 
 class EvalPool:
@@ -97,12 +108,15 @@ class EvalPool:
     Parameters
     ----------
     devices : sequence of str or int, default ('cpu',)
-        One worker per entry (see :func:`~cod_monitor.runtime.local.device_env`);
-        repeat ``'cpu'`` for several CPU workers.
+        One worker per entry, in the backend's terms (local processes:
+        :func:`~cod_monitor.runtime.local.device_env`; Ray actors:
+        :func:`~cod_monitor.runtime.ray_backend.ray_device`); repeat ``'cpu'`` for
+        several CPU workers.
     job_fn : callable or str, optional
         ``job_fn(snapshot, eval_set, config) -> EvalResult`` run in the workers; a
         picklable module-level function or a ``'module:function'`` string. Default
-        :func:`~cod_monitor.runtime.worker.run_evaluation`.
+        :func:`~cod_monitor.runtime.worker.run_evaluation`. With a ``backend``, give
+        it to the backend instead.
     timeout : float, 'auto' or None, default 'auto'
         Seconds one attempt may take before its worker is killed. ``'auto'``:
         :data:`AUTO_TIMEOUT_FACTOR` times the slowest successful attempt so far (see
@@ -131,6 +145,17 @@ class EvalPool:
         Called with an :class:`~cod_monitor.runtime.jobs.AttemptFailure` on the
         dispatcher thread (must not block) each time an attempt's worker is lost: it
         timed out or died.
+    backend : WorkerBackend, optional
+        What runs the workers; default ``LocalProcesses(job_fn, nice=nice)``.
+        :class:`~cod_monitor.runtime.ray_backend.RayEvalPool` passes a
+        :class:`~cod_monitor.runtime.ray_backend.RayActors`.
+
+    Raises
+    ------
+    ParameterError
+        An empty or invalid ``devices``, a bad ``timeout``, ``timeout_floor``,
+        ``max_retries`` or ``queue_policy``, or a ``job_fn`` given beside a
+        ``backend``.
 
     Attributes
     ----------
@@ -162,8 +187,9 @@ class EvalPool:
         env: dict | None = None,
         on_outcome: Callable[[JobOutcome], None] | None = None,
         on_attempt_failure: Callable[[AttemptFailure], None] | None = None,
+        backend: WorkerBackend | None = None,
     ):
-        owner = "EvalPool"
+        owner = type(self).__name__
         if isinstance(devices, (str, int)):
             devices = [devices]
         if not devices:
@@ -177,7 +203,12 @@ class EvalPool:
         self.on_outcome = on_outcome
         self.on_attempt_failure = on_attempt_failure
         self._slowest = 0.0  # the longest successful attempt so far (seconds)
-        self._backend = LocalProcesses(job_fn, nice=self.nice)
+        if backend is None:
+            backend = LocalProcesses(job_fn, nice=self.nice)
+        elif job_fn is not None:
+            raise invalid(owner, "job_fn", "None when a backend is given", job_fn,
+                          "Give the job function to the backend, e.g. RayActors(job_fn=...).")
+        self._backend = backend
         self._workers = [_Slot(self._backend.worker(d, cpu_threads=cpu_threads, env=env, owner=owner))
                          for d in devices]
         self._slot_of = {id(w.handle): w for w in self._workers}
@@ -385,7 +416,8 @@ class EvalPool:
         self._stop_worker(w, kill=True)
         if job is not None:
             self.stats["crashes"] += 1
-            detail = f"evaluation worker on {w.device} died ({why}, exit code {code}) while running the job"
+            how = why if code is None else f"{why}, exit code {code}"  # Ray gives no code
+            detail = f"evaluation worker on {w.device} died ({how}) while running the job"
             logger.warning("%s %s; restarting it", detail, job.job_id)
             self._lost_attempt(job, "crash", detail, w.device, time.monotonic() - w.started_at)
         if was_ready:
@@ -399,7 +431,7 @@ class EvalPool:
                              w.device, w.start_failures)
 
     def _handle(self, w: _Slot, msg: tuple) -> None:
-        """One event of the backend's worker protocol (see cod_monitor.runtime.local)."""
+        """One event of the backend's worker protocol (see cod_monitor.runtime.backend)."""
         kind = msg[0]
         if kind == "exit":
             self._on_death(w, msg[1])
@@ -409,7 +441,14 @@ class EvalPool:
             w.start_failures = 0
             return
         if kind == "dead":
+            w.start_error = msg[1]
             logger.error("evaluation worker on %s could not start:\n%s", w.device, msg[1])
+            return
+        if kind == "unusable":  # no restart can cure it: give the slot up now
+            w.start_error, w.dead = msg[1], True
+            logger.error("evaluation worker on %s cannot run here; giving up on it: %s",
+                         w.device, msg[1])
+            self._stop_worker(w, kill=True)
             return
         _, job_id, payload, wall = msg
         job, w.job = w.job, None
@@ -452,7 +491,7 @@ class EvalPool:
                 w.job, w.started_at = job, time.monotonic()
                 w.limit = self.attempt_timeout
                 try:
-                    w.handle.send(job)
+                    self._backend.send(w.handle, job)
                     logger.debug("evaluation job %s sent to %s (attempt %d)", job.job_id, w.device,
                                  job.attempt)
                 except Exception as exc:  # a job that does not pickle fails at once
@@ -466,9 +505,12 @@ class EvalPool:
         with self._lock:
             jobs = list(self._pending)
             self._pending.clear()
+        error = "no evaluation worker could start on any device"
+        why = [w.start_error.strip().splitlines()[-1] for w in self._workers if w.start_error]
+        if why:  # the last line of a traceback, or a whole one-line message
+            error += f"; the last error: {why[-1]}"
         for j in jobs:
-            self._emit(JobOutcome(j, "failed", attempts=j.attempt,
-                                  error="no evaluation worker could start on any device"))
+            self._emit(JobOutcome(j, "failed", attempts=j.attempt, error=error))
 
     def _check_timeouts(self) -> None:
         now = time.monotonic()
@@ -493,8 +535,20 @@ class EvalPool:
             why = f"timeout='auto': its floor of {self.timeout_floor:g} s"
         return f"timed out after {w.limit:g}s on {w.device} ({why}); its worker was killed"
 
+    def _open_backend(self) -> None:
+        """Open the backend; when it cannot open, no worker can start: every slot is
+        given up with the reason (queued jobs then fail with it, nothing is raised)."""
+        try:
+            self._backend.open()
+        except Exception as exc:
+            error = f"the worker backend could not start: {type(exc).__name__}: {exc}"
+            logger.error("evaluation pool: %s", error)
+            for w in self._workers:
+                w.dead, w.start_error = True, error
+
     def _run(self) -> None:
         try:
+            self._open_backend()
             self._loop()
         except Exception:  # pragma: no cover - a bug here must not kill training
             logger.exception("evaluation pool dispatcher crashed")
@@ -504,6 +558,10 @@ class EvalPool:
                     self._stop_worker(w, kill=self._stopping_now())
                 except Exception:  # pragma: no cover
                     pass
+            try:
+                self._backend.close()
+            except Exception:  # pragma: no cover - a backend bug must not kill training
+                logger.warning("evaluation pool: closing the worker backend failed", exc_info=True)
             self._cancel_all("evaluation pool closed before the job finished")
             self._closed.set()
 
@@ -513,6 +571,8 @@ class EvalPool:
                 busy = bool(self._pending) or any(w.job is not None for w in self._workers)
                 stopping = self._stopping
             if stopping and (not busy or self._stopping_now() or all(w.dead for w in self._workers)):
+                if all(w.dead for w in self._workers):
+                    self._cancel_dead()  # failed with the reason, not merely unfinished
                 return
             self._dispatch()
             wait_s = 0.5

@@ -7,26 +7,32 @@ evaluation sets, for the worker's later jobs. A job that raises one of
 :data:`PERMANENT_ERRORS` (a configuration error) is not retried by the pool. Importing
 this module imports the evaluators' light modules only: no torch, no scikit-learn, no
 forecasting stack.
+
+:func:`run_job` is the one place where a worker runs a job and turns what happened
+into the message its backend sends back (a local process and a Ray actor alike).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import time
+import traceback
 from collections.abc import Callable
 
-from cod_monitor.evaluators.base import ExactModeError
+from cod_monitor.evaluators.base import CorruptCheckpointError, ExactModeError
 from cod_monitor.evaluators.evalset import EvalSet
 from cod_monitor.evaluators.registry import make_evaluator
 from cod_monitor.exceptions import LadderValidationError, MissingExtraError, ParameterError
 
-__all__ = ["PERMANENT_ERRORS", "load_eval_set", "resolve_job_fn", "run_evaluation"]
+__all__ = ["PERMANENT_ERRORS", "load_eval_set", "resolve_job_fn", "run_evaluation", "run_job"]
 
-#: Errors of a job's configuration, not of its run: a retry would fail the same way, so
-#: the pool reports them after one attempt (an invalid evaluator parameter or config
-#: key, a missing optional dependency, a broken evaluation set, ``exact`` mode on a set
-#: it cannot score).
-PERMANENT_ERRORS = (ParameterError, MissingExtraError, LadderValidationError, ExactModeError)
+#: Errors of a job's configuration or of its checkpoint's files, not of its run: a retry
+#: would fail the same way, so the pool reports them after one attempt (an invalid
+#: evaluator parameter or config key, a missing optional dependency, a broken evaluation
+#: set, ``exact`` mode on a set it cannot score, a truncated or corrupt checkpoint file).
+PERMANENT_ERRORS = (ParameterError, MissingExtraError, LadderValidationError, ExactModeError,
+                    CorruptCheckpointError)
 
 _EVALUATORS: dict = {}  # per worker process: evaluator per config (engines are reused)
 _EVAL_SETS: dict = {}
@@ -111,3 +117,34 @@ def resolve_job_fn(job_fn: Callable | str | None) -> Callable:
             obj = getattr(obj, part)
         return obj
     return job_fn
+
+
+def run_job(fn: Callable, job) -> tuple:
+    """Run one job in a worker and say what happened, as the worker's reply message.
+
+    Parameters
+    ----------
+    fn : callable
+        The resolved job function (:func:`resolve_job_fn`).
+    job : Job
+        The job; ``fn(job.snapshot, job.eval_set, job.config)`` is called.
+
+    Returns
+    -------
+    tuple
+        ``("ok", job_id, result, wall_s)``; ``("fatal", job_id, traceback, wall_s)``
+        for one of :data:`PERMANENT_ERRORS`, whose last line says that it is not
+        retried and quotes the error; ``("error", job_id, traceback, wall_s)`` for
+        anything else raised (see :mod:`cod_monitor.runtime.backend`).
+    """
+    t0 = time.perf_counter()
+    try:
+        result = fn(job.snapshot, job.eval_set, job.config)
+        return ("ok", job.job_id, result, time.perf_counter() - t0)
+    except PERMANENT_ERRORS as exc:
+        # the job's configuration is wrong: the last line is what an alert quotes
+        error = (f"{traceback.format_exc()}Not retried (a configuration error): "
+                 f"{type(exc).__name__}: {exc}")
+        return ("fatal", job.job_id, error, time.perf_counter() - t0)
+    except BaseException:
+        return ("error", job.job_id, traceback.format_exc(), time.perf_counter() - t0)

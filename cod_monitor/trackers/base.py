@@ -39,13 +39,14 @@ class Tracker(Protocol):
 
     Threading and errors
     --------------------
-    Calls come from the monitor's own threads (its background poller, or the thread
-    that calls :meth:`CODMonitor.poll` / :meth:`CODMonitor.close`), one at a time,
-    never from the training step itself, so a tracker may do I/O (a W&B upload, a plot)
-    without slowing training. A tracker should not raise: the monitor wraps every call,
-    logs a warning with the traceback and carries on, so a failing tracker loses its
-    own records and nothing else. Rate limiting (e.g. of W&B alerts) is the tracker's
-    business.
+    Each tracker's calls are made on a thread of its own, one at a time and in order,
+    never on the training thread, so a tracker may do I/O (a W&B upload, a plot)
+    without slowing training or the other trackers. A tracker should not raise: the
+    monitor catches every exception, and a tracker whose ``start`` raises, whose other
+    methods raise 3 times in a row, or whose call hangs (60 s) is disabled for the rest
+    of the run with one ``TRACKER_FAILING`` alert; it loses its own records and nothing
+    else. ``CODMonitor.close`` waits a few seconds for ``finish``. Rate limiting (e.g.
+    of W&B alerts) is the tracker's business.
 
     Methods
     -------

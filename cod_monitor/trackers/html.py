@@ -16,7 +16,9 @@ The input is plain Python (dicts, lists, numbers, strings), the shape that
     the fields of :class:`~cod_monitor.records.ForecastPoint` (``step, compute, value,
     lower, upper, version, mode``), an *obs* has ``step, compute, accuracy`` and
     optionally ``forecast, lower, upper, version``, and a *version_row* has ``version,
-    time, final_value, final_lower, final_upper``. ``report`` is
+    time, final_value, final_lower, final_upper``. An optional ``"finals"`` list holds
+    the run-conditioned forecasts of the final accuracy, one per judged checkpoint
+    (the fields of :class:`~cod_monitor.records.FinalForecast`). ``report`` is
     :meth:`CODForecaster.report() <cod_monitor.cod.forecaster.CODForecaster.report>`.
 ``alerts``
     ``[{"time", "step", "benchmark", "reason", "message", "observed", "lower", "upper",
@@ -52,7 +54,7 @@ from cod_monitor.trackers._html_markup import (
     svg_polyline,
 )
 
-__all__ = ["cluster_curves", "render_report", "write_report"]
+__all__ = ["cluster_curves", "final_chart", "render_report", "write_report"]
 
 # Okabe-Ito-like palette, readable on white and for colour-blind readers.
 PALETTE = (
@@ -192,6 +194,42 @@ def forecast_chart(curve: list, observations: list, alerts: list = ()) -> str:
     return svg_chart(body, "forecast versus observed accuracy") + chart_legend(legend)
 
 
+def final_chart(finals: list) -> str:
+    """The forecast of the final accuracy against the step it was made at: the
+    run-conditioned forecast and its band, and the ladder-only forecast (dashed).
+
+    Returns
+    -------
+    str
+        An inline ``<svg>`` element (empty string when there is nothing to draw).
+    """
+    rows = sorted((f for f in finals if is_finite(f.get("value"))), key=lambda f: f["step"])
+    if not rows:
+        return ""
+    ys = [v for f in rows for v in (f.get("lower"), f.get("upper"), f["value"],
+                                     f.get("prior_value")) if is_finite(v)]
+    ylo, yhi = min(ys), max(ys)
+    pad = max(0.02, 0.08 * (yhi - ylo))
+    ax = Axes(0, max(max(f["step"] for f in rows), 1), max(0.0, ylo - pad), min(1.0, yhi + pad))
+    body = svg_frame(ax, "training step (forecast made after)", "final accuracy")
+    band = [f for f in rows if is_finite(f.get("lower")) and is_finite(f.get("upper"))]
+    if band:
+        poly = [(ax.x(f["step"]), ax.y(f["upper"])) for f in band]
+        poly += [(ax.x(f["step"]), ax.y(f["lower"])) for f in reversed(band)]
+        body.append('<polygon class="band" points="'
+                    + " ".join(f"{x:.1f},{y:.1f}" for x, y in poly)
+                    + f'" fill="{_BAND}" fill-opacity="0.45" stroke="none"/>')
+    body.append(svg_polyline([(ax.x(f["step"]), ax.y(f["value"])) for f in rows], _FORECAST,
+                             cls="final"))
+    prior = [f for f in rows if is_finite(f.get("prior_value"))]
+    if prior:
+        body.append(svg_polyline([(ax.x(f["step"]), ax.y(f["prior_value"])) for f in prior],
+                                 "#555", dash="5,4", cls="final-ladder"))
+    legend = [(_BAND, "interval", "band"), (_FORECAST, "forecast of the final accuracy", "line"),
+              ("#555", "ladder only", "line")]
+    return svg_chart(body, "forecast of the final accuracy by step") + chart_legend(legend)
+
+
 def cluster_chart(report: dict, curve: list = (), observations: list = ()) -> str:
     """Per-cluster fitted laws against compute, with the ladder's points.
 
@@ -312,10 +350,19 @@ def _benchmark_section(name: str, b: dict, alerts: list) -> str:
                 f"{fmt_acc(last.get('upper'))}]</small>", "forecast there"))
             st = _status(last["accuracy"], last.get("lower"), last.get("upper"))
             cards.append(card(f'<span class="st {st.replace(" ", "-")}">{esc(st)}</span>', "status"))
+    finals = sorted(b.get("finals") or [], key=lambda f: f["step"])
+    if finals:
+        f = finals[-1]
+        cards.append(card(
+            f"{fmt_acc(f['value'])} <small>[{fmt_acc(f.get('lower'))}, "
+            f"{fmt_acc(f.get('upper'))}]</small>",
+            f"final @ step {fmt_num(f.get('final_step'))}, learned from the run"))
     if final is not None:
         cards.append(card(
             f"{fmt_acc(final['value'])} <small>[{fmt_acc(final['lower'])}, "
-            f"{fmt_acc(final['upper'])}]</small>", f"final forecast @ step {fmt_num(final['step'])}"))
+            f"{fmt_acc(final['upper'])}]</small>",
+            f"final forecast @ step {fmt_num(final['step'])}"
+            + (" (ladder only)" if finals else "")))
     if b.get("version") is not None:
         cards.append(card(esc(b["version"]), "forecast version"))
     if report:
@@ -330,6 +377,9 @@ def _benchmark_section(name: str, b: dict, alerts: list) -> str:
     fc = forecast_chart(curve, obs, bench_alerts)
     if fc:
         parts.append(f"<div><h3>Forecast vs observed</h3>{fc}</div>")
+    ff = final_chart(finals)
+    if ff:
+        parts.append(f"<div><h3>Forecast of the final accuracy</h3>{ff}</div>")
     cc = cluster_chart(report, curve, obs)
     if cc:
         parts.append(f"<div><h3>Per-cluster laws (compute view)</h3>{cc}</div>")

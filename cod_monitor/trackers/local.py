@@ -21,7 +21,7 @@ import numpy as np
 from cod_monitor._io import atomic_write, json_default
 from cod_monitor._validation import check_real, invalid
 from cod_monitor.exceptions import MissingExtraError
-from cod_monitor.records import Alert, ForecastPoint, Observation
+from cod_monitor.records import Alert, FinalForecast, ForecastPoint, Observation
 from cod_monitor.trackers.html import (
     PALETTE,
     cluster_curves,
@@ -38,6 +38,9 @@ OBSERVATION_FIELDS = (
 )
 FORECAST_FIELDS = ("time", "benchmark", "version", "mode", "step", "compute", "value", "lower", "upper")
 ALERT_FIELDS = ("time", "benchmark", "step", "reason", "observed", "lower", "upper", "message")
+FINAL_FIELDS = ("time", "benchmark", "step", "final_step", "value", "lower", "upper",
+                "prior_value", "prior_lower", "prior_upper", "n_used", "level", "rate",
+                "one_step", "one_step_lower", "one_step_upper")
 
 _PLOTS = ("LocalTracker plots", "matplotlib", "report")  # MissingExtraError arguments
 
@@ -137,6 +140,11 @@ class LocalTracker:
             raise invalid(owner, "plots", "a str among {'auto'} or a bool", plots)
         if plots is True:
             MissingExtraError.check(*_PLOTS)
+        if not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir):
+            raise invalid(owner, "out_dir", "a directory path", out_dir)
+        if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+            raise invalid(owner, "out_dir", "a directory path", os.fspath(out_dir),
+                          "It is a file; pass a directory (created when the tracker starts).")
         self.out_dir = os.fspath(out_dir)
         self.plots = plots
         self.render_interval_s = check_real(owner, "render_interval_s", render_interval_s, 0,
@@ -209,6 +217,23 @@ class LocalTracker:
             elif now - self._last_render >= self.render_interval_s:
                 self._render(plots=False)
 
+    def log_run_forecast(self, observation: Observation, one_step: ForecastPoint | None,
+                         final: FinalForecast | None) -> None:
+        """Record the run-conditioned forecasts of one judged checkpoint
+        (``final_forecasts.csv``: the forecast of the final accuracy made after it, the
+        ladder's beside it, and the one-step forecast it was judged against)."""
+        if final is None:
+            return
+        with self._lock:
+            self._ensure_started()
+            row = {"time": _now(), "benchmark": observation.benchmark, **{
+                k: getattr(final, k) for k in FINAL_FIELDS[2:13]}}
+            row.update(one_step=None if one_step is None else one_step.value,
+                       one_step_lower=None if one_step is None else one_step.lower,
+                       one_step_upper=None if one_step is None else one_step.upper)
+            if self._add_final(row):
+                self._append("final_forecasts.csv", FINAL_FIELDS, [row])
+
     def log_alert(self, alert: Alert) -> None:
         """Record an alert and re-render the report."""
         with self._lock:
@@ -262,13 +287,11 @@ class LocalTracker:
 
     def _add_observation(self, row) -> bool:
         """Insert or replace; True when (benchmark, step) is new."""
-        obs = self._bench(row["benchmark"])["observations"]
-        for i, o in enumerate(obs):
-            if o["step"] == row["step"]:
-                obs[i] = row
-                return False
-        obs.append(row)
-        return True
+        return _upsert_by_step(self._bench(row["benchmark"])["observations"], row)
+
+    def _add_final(self, row) -> bool:
+        """Insert or replace a run-conditioned final forecast; True when its step is new."""
+        return _upsert_by_step(self._bench(row["benchmark"]).setdefault("finals", []), row)
 
     def _add_alert(self, row) -> bool:
         key = (row["benchmark"], row["step"], row["reason"], row["message"])
@@ -307,6 +330,9 @@ class LocalTracker:
             row = {k: (_num(v) if k not in ("time", "benchmark", "status") else v)
                    for k, v in r.items()}
             self._add_observation(row)
+        for r in self._read_csv("final_forecasts.csv"):
+            self._add_final({k: (v if k in ("time", "benchmark") else _num(v))
+                             for k, v in r.items()})
         for r in self._read_csv("alerts.csv"):
             row = {k: (_num(v) if k in ("step", "observed", "lower", "upper") else v)
                    for k, v in r.items()}
@@ -426,6 +452,16 @@ class LocalTracker:
         fig.savefig(tmp)
         os.replace(tmp, path)
         return path
+
+
+def _upsert_by_step(rows: list, row: dict) -> bool:
+    """Replace the row of ``row["step"]`` in ``rows`` or append it; True when appended."""
+    for i, r in enumerate(rows):
+        if r["step"] == row["step"]:
+            rows[i] = row
+            return False
+    rows.append(row)
+    return True
 
 
 def _point_dict(p) -> dict:

@@ -12,9 +12,9 @@ from datetime import timedelta
 from cod_monitor._io import to_jsonable
 from cod_monitor._validation import check_real
 from cod_monitor.exceptions import CODError, MissingExtraError
-from cod_monitor.records import Alert, AlertReason, ForecastPoint, Observation
+from cod_monitor.records import Alert, AlertReason, FinalForecast, ForecastPoint, Observation
 
-__all__ = ["TrackerFinishedError", "WandbTracker"]
+__all__ = ["TrackerFinishedError", "TrackerUnavailableError", "WandbTracker"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,9 @@ COMPUTE_KEY = "cod/compute"
 STEP_METRICS = (
     "observed", "forecast", "lower", "upper", "residual", "final_forecast", "final_lower",
     "final_upper", "forecast_version", "drift",
+    # the run-conditioned forecast (:meth:`WandbTracker.log_run_forecast`)
+    "run/one_step", "run/one_step_lower", "run/one_step_upper", "run/final", "run/final_lower",
+    "run/final_upper", "run/final_ladder", "run/level", "run/rate",
 )
 #: Per-benchmark keys plotted against :data:`COMPUTE_KEY` (``cod/<benchmark>/by_compute/<name>``).
 COMPUTE_METRICS = ("observed", "forecast", "lower", "upper")
@@ -42,11 +45,18 @@ _LEVELS = {
     AlertReason.EVALUATION_UNFINISHED: "ERROR",
     AlertReason.JOURNAL_FAILING: "ERROR",
     AlertReason.MONITOR_ERROR: "ERROR",
+    AlertReason.TRACKER_FAILING: "WARN",
+    AlertReason.EVALUATION_SKIPPED: "WARN",
+    AlertReason.LADDER_REJECTED: "ERROR",
 }
 
 
 class TrackerFinishedError(CODError, RuntimeError):
     """An event was logged to a tracker after its ``finish``."""
+
+
+class TrackerUnavailableError(CODError, RuntimeError):
+    """The tracker could not open its W&B run; it does not try again."""
 
 
 def _import_wandb():
@@ -129,6 +139,13 @@ class WandbTracker:
     clock : callable, default time.monotonic
         Time source of the alert cooldown and chart interval.
 
+    Attributes
+    ----------
+    fallback_dir_ : str or None
+        Where W&B wrote a run this tracker opened, when that is not the directory asked
+        for (``dir``, ``$WANDB_DIR`` or ``out_dir``): W&B falls back to the system temp
+        directory when that one is not writable. Logged as a warning.
+
     Notes
     -----
     Environment variables read by wandb itself: ``WANDB_MODE`` (``offline`` writes the
@@ -167,18 +184,39 @@ class WandbTracker:
         self._versions: dict[str, int] = {}
         self._observed: dict[str, dict[int, Observation]] = {}
         self._obs_forecasts: dict[str, dict[int, ForecastPoint]] = {}
+        self._finals: dict[str, dict[int, FinalForecast]] = {}
         self._last_chart: dict[str, float] = {}
         self._last_alert: dict[tuple[str, str], float] = {}
         self._n_alerts: dict[str, int] = {}
         self._n_suppressed: dict[str, int] = {}
         self._step = None
         self._compute = None
+        self._start_error: str | None = None
+        self.fallback_dir_: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, run_info: dict) -> None:
-        """Attach to (or open) the run, declare the axes, store ``run_info`` in the config."""
+        """Attach to (or open) the run, declare the axes, store ``run_info`` in the config.
+
+        A ``wandb.init`` that fails is not tried again (online without network it waits
+        its ``init_timeout``, 90 s by default, each time): this call and every later
+        event raise :class:`TrackerUnavailableError` at once. When W&B writes the run
+        somewhere else than the directory asked for (it silently falls back to the
+        system temp directory when that one is not writable), a warning names both and
+        :attr:`fallback_dir_` holds where the run went.
+
+        Raises
+        ------
+        TrackerUnavailableError
+            ``wandb.init`` failed, now or before.
+        """
         with self._lock:
             run_info = dict(run_info or {})
+            if self._run is None and self._start_error is not None:
+                raise TrackerUnavailableError(
+                    f"WandbTracker could not open its W&B run ({self._start_error}) and does "
+                    "not try again; fix the cause (network, WANDB_API_KEY, WANDB_DIR) or set "
+                    "WANDB_MODE=offline.")
             if self._run is None:
                 wandb = _import_wandb()
                 if self.run is not None:
@@ -188,14 +226,19 @@ class WandbTracker:
                     logger.debug("WandbTracker reuses the open W&B run %s.", wandb.run.id)
                 else:
                     d = self.dir or (None if os.environ.get("WANDB_DIR") else run_info.get("out_dir"))
-                    if d:
-                        os.makedirs(d, exist_ok=True)
-                    self._run = wandb.init(
-                        project=self.project or os.environ.get("WANDB_PROJECT", "cod-monitor"),
-                        entity=self.entity, name=self.name, tags=self.tags, config=self.config,
-                        dir=d,
-                    )
-                    self._owns_run = True
+                    try:
+                        if d:
+                            os.makedirs(d, exist_ok=True)
+                        run = wandb.init(
+                            project=self.project or os.environ.get("WANDB_PROJECT", "cod-monitor"),
+                            entity=self.entity, name=self.name, tags=self.tags,
+                            config=self.config, dir=d,
+                        )
+                    except Exception as exc:
+                        self._start_error = f"{type(exc).__name__}: {exc}".strip()
+                        raise
+                    self._run, self._owns_run = run, True
+                    self._check_directory(d or os.environ.get("WANDB_DIR"))
                 self._run.define_metric(STEP_KEY)
                 self._run.define_metric(COMPUTE_KEY)
             if run_info:
@@ -259,6 +302,57 @@ class WandbTracker:
             if self.clock() - self._last_chart.get(o.benchmark, -math.inf) >= self.chart_interval_s:
                 self._log_chart(o.benchmark)
 
+    def log_run_forecast(self, observation: Observation, one_step: ForecastPoint | None,
+                         final: FinalForecast | None) -> None:
+        """Log the run-conditioned forecasts made at one judged checkpoint.
+
+        ``cod/<benchmark>/run/one_step`` (with ``_lower``, ``_upper``) is the forecast of
+        this checkpoint made before it was seen; ``run/final`` (``_lower``, ``_upper``)
+        the forecast of the final accuracy made after it, beside the ladder-only one
+        (``run/final_ladder``); ``run/level`` and ``run/rate`` the run's estimated
+        departure from the ladder. The chart ``final_forecast_vs_step`` draws the
+        forecast of the final accuracy against the training step.
+        """
+        if one_step is None and final is None:
+            return
+        with self._lock:
+            o = observation
+            run = self._ensure(o.benchmark)
+            p = f"cod/{o.benchmark}/run"
+            row = {STEP_KEY: int(o.step), COMPUTE_KEY: float(o.compute)}
+            if one_step is not None:
+                row.update({f"{p}/one_step": float(one_step.value),
+                            f"{p}/one_step_lower": float(one_step.lower),
+                            f"{p}/one_step_upper": float(one_step.upper)})
+            if final is not None:
+                self._finals.setdefault(o.benchmark, {})[int(o.step)] = final
+                row.update({f"{p}/final": final.value, f"{p}/final_lower": final.lower,
+                            f"{p}/final_upper": final.upper, f"{p}/level": final.level,
+                            f"{p}/rate": final.rate})
+                if math.isfinite(final.prior_value):
+                    row[f"{p}/final_ladder"] = final.prior_value
+            run.log(row)
+            if final is not None and self.clock() - self._last_chart.get(
+                    ("final", o.benchmark), -math.inf) >= self.chart_interval_s:
+                self._log_final_chart(o.benchmark)
+
+    def _log_final_chart(self, benchmark: str):
+        """The forecast of the final accuracy (and its band, and the ladder's) by step."""
+        wandb = _import_wandb()
+        finals = [f for _, f in sorted((self._finals.get(benchmark) or {}).items())]
+        if not finals:
+            return
+        steps = [f.step for f in finals]
+        series = [("final forecast", [f.value for f in finals]),
+                  ("lower", [f.lower for f in finals]), ("upper", [f.upper for f in finals]),
+                  ("ladder only", [f.prior_value for f in finals])]
+        chart = wandb.plot.line_series(
+            xs=[steps] * len(series), ys=[v for _, v in series], keys=[k for k, _ in series],
+            title=f"{benchmark}: forecast of the final accuracy (step {finals[-1].final_step})",
+            xname="step")
+        self._run.log({f"cod/{benchmark}/final_forecast_vs_step": chart})
+        self._last_chart[("final", benchmark)] = self.clock()
+
     def log_alert(self, alert: Alert) -> None:
         """Send ``run.alert`` unless the same (benchmark, reason) fired within the cooldown."""
         with self._lock:
@@ -299,6 +393,8 @@ class WandbTracker:
             try:
                 for b in sorted(set(self._curves) | set(self._observed)):
                     self._log_chart(b)
+                for b in self._finals:
+                    self._log_final_chart(b)
                 final = {}
                 for b in sorted(set(self._curves) | set(self._observed) | set(self._n_alerts)):
                     p = f"cod/{b}"
@@ -331,6 +427,27 @@ class WandbTracker:
                     logger.warning("WandbTracker could not finish its W&B run.", exc_info=True)
 
     # ------------------------------------------------------------------ helpers
+    def _check_directory(self, wanted) -> None:
+        """Warn when W&B put the run somewhere else than ``wanted`` (its fallback)."""
+        if not wanted:
+            return
+        settings = getattr(self._run, "settings", None)
+        actual = getattr(settings, "root_dir", None)
+        if not actual or os.path.realpath(actual) == os.path.realpath(os.fspath(wanted)):
+            return
+        self.fallback_dir_ = str(actual)
+        logger.warning(
+            "WandbTracker asked W&B to write the run under %s, but W&B wrote it under %s "
+            "(its fallback when a directory is not writable): the run's files are at %s. "
+            "Make %s writable, or set WANDB_DIR to a writable directory.",
+            wanted, actual, getattr(self._run, "dir", actual), wanted)
+        try:
+            self._run.config.update({"cod_wandb_dir_fallback": {"wanted": str(wanted),
+                                                                "actual": str(actual)}},
+                                    allow_val_change=True)
+        except Exception:  # the warning above is what matters
+            logger.debug("could not record the W&B directory fallback", exc_info=True)
+
     def _ensure(self, benchmark: str):
         if self._run is None:
             self.start({})

@@ -162,6 +162,54 @@ def test_add_runs_appends_anchor_runs_evaluated_like_the_ladder(micro):
         add_runs(before, extra, eval_size=40, workers=1, progress=False)
 
 
+def test_micro_build_records_each_runs_learning_rate_and_schedule(micro):
+    from cod_monitor.demo.recipe import LR_SCHEDULE, micro_specs
+
+    rate = {s.name: s.learning_rate for s in micro_specs(steps=4)}
+    ladder = Ladder.load(micro.path)
+    assert all(m.learning_rate == rate[m.run] and m.lr_schedule == LR_SCHEDULE
+               for m in ladder.models)
+    trend = ladder.learning_rate_trend()
+    assert trend is not None and trend.n_sizes == 3 and trend.slope < 0
+
+
+def test_add_runs_injects_faults_and_reports_each_finished_run(micro):
+    from dataclasses import replace
+
+    from cod_monitor.demo.build import add_runs
+    from cod_monitor.demo.recipe import make_spec
+    from cod_monitor.demo.sabotage import Sabotage
+
+    base = make_spec("micro-t", 32, 1, role="target", tokens=8 * 4 * 64, n_checkpoints=2,
+                     batch_size=4)
+    low = replace(base, name="micro-t-lowlr", learning_rate=0.35 * base.learning_rate)
+    spiked = replace(base, name="micro-t-spike")
+    with pytest.raises(ValueError, match="'sabotage' parameter of add_runs"):
+        add_runs(micro.ladder, [low], eval_size=60, workers=1, progress=False,
+                 sabotage={"nope": Sabotage("lr_spike", 0.5, 0.6)})
+    seen = []
+    after = add_runs(micro.ladder, [low, spiked], eval_size=60, workers=1, threads=1,
+                     progress=False, sabotage={"micro-t-spike": Sabotage("high_lr", factor=30)},
+                     on_run=lambda lad, msg: seen.append(
+                         (msg["run"], sorted({m.run for m in lad.models} - {
+                             m.run for m in micro.ladder.models}), msg["wall_s"] > 0)))
+    # one call per finished run, with the ladder of the runs finished so far
+    assert [s[0] for s in seen] == ["micro-t-lowlr", "micro-t-spike"]
+    assert seen[0][1] == ["micro-t-lowlr"] and seen[1][1] == ["micro-t-lowlr", "micro-t-spike"]
+    assert all(s[2] for s in seen)
+    by_run = {}
+    for m in after.models:
+        by_run.setdefault(m.run, []).append(m)
+    assert {m.learning_rate for m in by_run["micro-t-lowlr"]} == {low.learning_rate}
+    # the fault is not the recipe: the run records its nominal rate
+    assert {m.learning_rate for m in by_run["micro-t-spike"]} == {base.learning_rate}
+    mat = after.matrix("demo", roles=("target",))
+    cols = {m.run: j for j, m in enumerate(mat.models) if m.step == base.steps}
+    # the same seeds, other rates: other pass rates
+    assert not np.array_equal(mat.pass_rates[:, cols["micro-t-lowlr"]],
+                              mat.pass_rates[:, cols["micro-t-spike"]])
+
+
 def test_build_demo_cli_parser(tmp_path):
     from cod_monitor.cli.build_demo import add_build_demo_parser, run_build_demo
 

@@ -24,7 +24,11 @@ pytest.importorskip("transformers")
 dcp = pytest.importorskip("torch.distributed.checkpoint")
 
 from cod_monitor.evaluators import HFEvaluator, VLLMEvaluator, make_evaluator  # noqa: E402
-from cod_monitor.evaluators.base import CheckpointError, EvaluatorConfigError  # noqa: E402
+from cod_monitor.evaluators.base import (  # noqa: E402
+    CheckpointError,
+    CorruptCheckpointError,
+    EvaluatorConfigError,
+)
 from cod_monitor.evaluators.dcp import (  # noqa: E402
     DCPStateDict,
     _MAPPINGS,
@@ -281,10 +285,11 @@ def test_dcp_errors_name_the_field_and_the_fix(titan_dir, tiny_ckpt, tiny_eval_s
         HFEvaluator(mode="exact", checkpoint_format="dcp").evaluate(tiny_ckpt, tiny_eval_set)
     with pytest.raises(EvaluatorConfigError, match="torch DCP directory .* which vLLM cannot load"):
         VLLMEvaluator(mode="exact").evaluate(titan_dir, tiny_eval_set)
-    # checkpoint_format='hf' never reads DCP: the directory is not a save_pretrained one
-    with pytest.raises(Exception) as info:
+    # checkpoint_format='hf' never reads DCP: the directory is not a save_pretrained one,
+    # and the error says what such a directory lacks
+    with pytest.raises(CorruptCheckpointError, match=r"config\.json: missing") as info:
         HFEvaluator(mode="exact", checkpoint_format="hf").evaluate(titan_dir, tiny_eval_set)
-    assert not isinstance(info.value, CheckpointError)
+    assert "DCP" not in str(info.value)
 
 
 def test_metadata_naming_other_classes_is_refused_unread(tmp_path):

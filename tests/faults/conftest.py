@@ -59,14 +59,15 @@ def write_checkpoint(run_and_ladder):
 
 @pytest.fixture
 def make_monitor(run_and_ladder):
-    """``make_monitor(out_dir, faults=None, pool=None, **kw)``: a monitor of the run
-    whose workers inject ``faults`` (``{step: 'hang' | 'nan' | ...}``)."""
+    """``make_monitor(out_dir, faults=None, pool=None, sleep=0, **kw)``: a monitor of the
+    run whose workers inject ``faults`` (``{step: 'hang' | 'nan' | ...}``) and take at
+    least ``sleep`` seconds per evaluation."""
     run, ladder_dir = run_and_ladder
 
-    def make(out_dir, faults=None, pool=None, **kw):
+    def make(out_dir, faults=None, pool=None, sleep=0.0, **kw):
         pool = pool or {}
         pool.setdefault("queue_policy", QueuePolicy(max_pending=100))
-        config = {"faults": {str(k): v for k, v in (faults or {}).items()}}
+        config = {"faults": {str(k): v for k, v in (faults or {}).items()}, "sleep": sleep}
         kw.setdefault("poll_interval", None)
         return CODMonitor(
             ladder_dir, {run.benchmark: run.benchmark}, config,

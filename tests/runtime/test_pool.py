@@ -1,4 +1,9 @@
-"""The evaluation pool with real spawned workers running functions of monitor_jobs."""
+"""The evaluation pool with real workers running functions of monitor_jobs.
+
+Each scenario runs on both worker backends (``make_pool``, tests/runtime/conftest.py):
+spawned local processes and Ray actors on a simulated multi-node cluster; the
+bookkeeping, and so every count asserted here, is the same.
+"""
 
 import os
 import signal
@@ -30,9 +35,9 @@ def outcomes_by_id(pool):
     return {o.job.job_id: o for o in pool.poll()}
 
 
-def test_results_failures_crashes_and_timeouts_in_one_pool(tmp_path):
-    pool = EvalPool(["cpu"], job_fn=f"{JOBS}:scripted", timeout=2.0, max_retries=1,
-                    queue_policy=QueuePolicy(max_pending=10))
+def test_results_failures_crashes_and_timeouts_in_one_pool(tmp_path, make_pool):
+    pool = make_pool(["cpu"], job_fn=f"{JOBS}:scripted", timeout=2.0, max_retries=1,
+                     queue_policy=QueuePolicy(max_pending=10))
     todo = ["probe", "probe", "fail_once", "always_fail", "crash_once", "hang_once", "probe"]
     for i, do in enumerate(todo):
         pool.submit(job(tmp_path, i, {"do": do}))
@@ -60,8 +65,8 @@ def test_results_failures_crashes_and_timeouts_in_one_pool(tmp_path):
     assert pool.stats["restarts"] == 2 and pool.stats["retries"] == 4
 
 
-def test_sigkill_mid_job_restarts_worker_and_retries(tmp_path):
-    pool = EvalPool(["cpu"], job_fn=f"{JOBS}:slow_first", max_retries=2)
+def test_sigkill_mid_job_restarts_worker_and_retries(tmp_path, make_pool):
+    pool = make_pool(["cpu"], job_fn=f"{JOBS}:slow_first", max_retries=2)
     pool.submit(job(tmp_path, 0, {"sleep": 120}))
     wait_for(lambda: (tmp_path / "snap-0" / ".slow-tried").exists())  # the job has started
     pid = pool.running_jobs()["0:bench"]
@@ -82,8 +87,8 @@ def test_sigkill_mid_job_restarts_worker_and_retries(tmp_path):
         (QueuePolicy("every_nth", max_pending=3, n=2), [0, 4, 6], [1, 2, 3, 5]),
     ],
 )
-def test_queue_policy_when_evaluation_falls_behind(tmp_path, policy, done, skipped):
-    pool = EvalPool(["cpu"], job_fn=f"{JOBS}:constant", queue_policy=policy)
+def test_queue_policy_when_evaluation_falls_behind(tmp_path, make_pool, policy, done, skipped):
+    pool = make_pool(["cpu"], job_fn=f"{JOBS}:constant", queue_policy=policy)
     pool.submit(job(tmp_path, 0, {"sleep": 1.0}))
     wait_for(lambda: "0:bench" in pool.running_jobs())
     for i in range(1, 7):  # checkpoints arrive faster than they are evaluated
@@ -96,9 +101,9 @@ def test_queue_policy_when_evaluation_falls_behind(tmp_path, policy, done, skipp
     assert [o.job.group for o in out if o.status == "done"] == done
 
 
-def test_configuration_errors_are_never_retried(tmp_path):
+def test_configuration_errors_are_never_retried(tmp_path, make_pool):
     # the default job function: the worker builds the evaluator from the config
-    pool = EvalPool(["cpu"], max_retries=2)
+    pool = make_pool(["cpu"], max_retries=2)
     pool.submit(job(tmp_path, 0, {"backend": "hf", "mode": "exacto"}))
     pool.submit(job(tmp_path, 1, {"backend": "hf", "mdoe": "exact"}))
     pool.close(timeout=120)
@@ -113,8 +118,8 @@ def test_configuration_errors_are_never_retried(tmp_path):
     assert "Unknown key(s) ['mdoe'] (did you mean 'mode' for 'mdoe'?)" in last[1]
 
 
-def test_close_with_cancel_reports_unfinished_jobs(tmp_path):
-    pool = EvalPool(["cpu"], job_fn=f"{JOBS}:constant")
+def test_close_with_cancel_reports_unfinished_jobs(tmp_path, make_pool):
+    pool = make_pool(["cpu"], job_fn=f"{JOBS}:constant")
     pool.submit(job(tmp_path, 0, {"sleep": 60}))
     pool.submit(job(tmp_path, 1))
     wait_for(lambda: pool.n_running == 1)

@@ -49,3 +49,25 @@ def make_run(forecaster, target, *, n_curve=50, last_step=50_000, every=2, n_obs
 @pytest.fixture(scope="session")
 def fake_run(fitted_cod, syn):
     return make_run(fitted_cod, syn.target)
+
+
+def final_forecasts(run):
+    """A :class:`FinalForecast` after each observation of ``run``: the ladder's final
+    forecast, moved a little further at every checkpoint."""
+    from cod_monitor.records import FinalForecast
+
+    last = run.curve[-1]
+    out = []
+    for i, (o, p) in enumerate(run.observed):
+        value = last.value + 0.002 * i
+        out.append((o, p, FinalForecast(
+            step=o.step, benchmark=run.benchmark, final_step=last.step, value=value,
+            lower=value - 0.03, upper=value + 0.03, prior_value=last.value,
+            prior_lower=last.lower, prior_upper=last.upper, n_used=i + 1, level=0.002 * i,
+            rate=0.01 * i, version=1)))
+    return out
+
+
+@pytest.fixture
+def run_finals(fake_run):
+    return final_forecasts(fake_run)

@@ -157,3 +157,23 @@ def test_lazy_attributes():
     assert t.LocalTracker is LocalTracker
     with pytest.raises(AttributeError):
         t.NoSuchTracker  # noqa: B018
+
+
+def test_run_forecasts_are_written_read_back_and_drawn(fake_run, run_finals, tmp_path):
+    tracker = LocalTracker(tmp_path, plots=False)
+    _feed(tracker, fake_run)
+    finals = run_finals
+    for o, p, f in finals:
+        tracker.log_run_forecast(o, p, f)
+    tracker.log_run_forecast(finals[0][0], finals[0][1], finals[0][2])  # a replay: no new row
+    tracker.finish({})
+    rows = _rows(tmp_path / "final_forecasts.csv")
+    assert [int(r["step"]) for r in rows] == [o.step for o, _, _ in finals]
+    assert_allclose([float(r["value"]) for r in rows], [f.value for _, _, f in finals])
+    assert_allclose([float(r["prior_value"]) for r in rows], [f.prior_value for _, _, f in finals])
+    html = (tmp_path / "report.html").read_text()
+    assert "Forecast of the final accuracy" in html and 'class="final-ladder"' in html
+    # a restarted tracker reads them back and does not duplicate them
+    again = LocalTracker(tmp_path, plots=False)
+    again.log_run_forecast(finals[-1][0], finals[-1][1], finals[-1][2])
+    assert len(_rows(tmp_path / "final_forecasts.csv")) == len(finals)

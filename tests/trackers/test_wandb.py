@@ -166,3 +166,27 @@ def test_missing_wandb_says_how_to_install(monkeypatch):
                         lambda name, *a: None if name == "wandb" else real(name, *a))
     with pytest.raises(ImportError, match=r"pip install 'cod_monitor\[wandb\]'"):
         WandbTracker()
+
+
+def test_run_forecasts_are_logged_against_the_step(fake_run, run_finals, wandb_dir):
+    b = fake_run.benchmark
+    tracker = WandbTracker(project="cod-test", chart_interval_s=0)
+    tracker.start({"benchmarks": [b]})
+    finals = run_finals
+    for o, p, f in finals:
+        tracker.log_observation(o, p)
+        tracker.log_run_forecast(o, p, f)
+    tracker.finish({})
+    run_dir, rec = read_run(wandb_dir)
+    metrics = {m.get("name"): m for m in rec["metric"] if m.get("name")}
+    for key in ("run/final", "run/final_ladder", "run/one_step"):
+        assert metrics[f"cod/{b}/{key}"]["step_metric"] == "cod/ckpt_step"
+    rows = history(rec, f"cod/{b}/run/final")
+    assert [r["cod/ckpt_step"] for r in rows] == [o.step for o, _, _ in finals]
+    assert_allclose([r[f"cod/{b}/run/final"] for r in rows], [f.value for _, _, f in finals])
+    assert_allclose([r[f"cod/{b}/run/final_ladder"] for r in rows],
+                    [f.prior_value for _, _, f in finals])
+    assert_allclose([r[f"cod/{b}/run/one_step"] for r in rows], [p.value for _, p, _ in finals])
+    charts = [h for h in rec.get("history", [])
+              if f"cod/{b}/final_forecast_vs_step" in json.dumps(h)]
+    assert charts
