@@ -142,9 +142,11 @@ def run_job(fn: Callable, job) -> tuple:
         result = fn(job.snapshot, job.eval_set, job.config)
         return ("ok", job.job_id, result, time.perf_counter() - t0)
     except PERMANENT_ERRORS as exc:
-        # the job's configuration is wrong: the last line is what an alert quotes
-        error = (f"{traceback.format_exc()}Not retried (a configuration error): "
-                 f"{type(exc).__name__}: {exc}")
+        # the job's configuration or its checkpoint's files are wrong: the last line is
+        # what an alert quotes
+        why = ("a broken checkpoint file" if isinstance(exc, CorruptCheckpointError)
+               else "a configuration error")
+        error = f"{traceback.format_exc()}Not retried ({why}): {type(exc).__name__}: {exc}"
         return ("fatal", job.job_id, error, time.perf_counter() - t0)
     except BaseException:
         return ("error", job.job_id, traceback.format_exc(), time.perf_counter() - t0)

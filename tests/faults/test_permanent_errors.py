@@ -91,8 +91,10 @@ def test_the_pool_tries_a_bad_file_or_config_once_and_retries_a_crash(tiny, tmp_
         assert o.status == "failed" and o.attempts == 1, job_id
         last = o.error.strip().splitlines()[-1]
         assert "CorruptCheckpointError" in last and str(named) in last
+        assert last.startswith("Not retried (a broken checkpoint file)")
     assert out["400:tiny"].status == "failed" and out["400:tiny"].attempts == 1
     assert "EvaluatorConfigError: The 'dtype' parameter" in out["400:tiny"].error
+    assert "Not retried (a configuration error)" in out["400:tiny"].error
     assert out["500:tiny"].status == "failed" and out["500:tiny"].attempts == 3
     assert pool.stats["retries"] == 2
 
