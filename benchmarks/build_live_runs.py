@@ -31,8 +31,8 @@ Usage::
 
     python -m benchmarks.build_live_runs [--only NAME ...] [--out DIR] [--list]
 
-Runs train two at a time (2 worker processes of 1 thread, as the demo build); about
-5 minutes a pair on 2 CPU cores.
+Runs train two at a time (2 worker processes of 1 thread, as the demo build): about
+5 minutes a pair on an idle 2-core machine, 10 to 22 minutes with other work on it.
 """
 
 from __future__ import annotations
