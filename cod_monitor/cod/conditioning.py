@@ -96,6 +96,13 @@ class RunPrior:
         return RunPrior(self.level_sd * factor, self.rate_sd * factor, self.noise_sd,
                         list(self.backtests), f"{self.reason}; widened {factor:g}x: {why}")
 
+    def with_level_floor(self, sd: float, why: str) -> RunPrior:
+        """The prior with ``sd`` added to ``level_sd`` in quadrature when it is wider."""
+        if not sd > self.level_sd:
+            return self
+        return RunPrior(float(np.hypot(self.level_sd, sd)), self.rate_sd, self.noise_sd,
+                        list(self.backtests), f"{self.reason}; {why}")
+
     def with_run_sd(self, run_sd: float) -> RunPrior:
         """The prior with one run's seed-to-seed spread added to ``level_sd``."""
         if not run_sd:

@@ -66,10 +66,7 @@ def build_conditioner(model, prior: RunPrior, params: float, end_tokens=None, *,
         end_tokens = np.atleast_1d(np.asarray(end_tokens, dtype=float))
         lo, hi = model.predict_interval(params, end_tokens, compute=flops(end_tokens), level=0.9)
         band_sd = float(np.mean(np.asarray(hi) - np.asarray(lo))) / (2 * _Z90)
-        if band_sd > prior.level_sd:
-            prior = RunPrior(float(np.hypot(prior.level_sd, band_sd)), prior.rate_sd,
-                             prior.noise_sd, list(prior.backtests),
-                             f"{prior.reason}; the ladder band at the end of the run added")
+        prior = prior.with_level_floor(band_sd, "the ladder band at the end of the run added")
     return RunConditioner(curve, prior, end_tokens=end_tokens)
 
 
