@@ -74,7 +74,8 @@ def averaged_ladder(ladder: Ladder, n_seeds: int) -> Ladder:
                 names += [finals[f"{m.run_key}-seed{k}"].name for k in range(1, n_seeds)]
             cols.append(np.mean([column(n) for n in names], axis=0))
         matrices[bench] = PassRateMatrix(bench, full.sample_ids, models, np.stack(cols, axis=1))
-    return Ladder(models, matrices, compute_unit=ladder.compute_unit)
+    return Ladder(models, matrices, compute_unit=ladder.compute_unit,
+                  eval_settings=ladder.eval_settings)
 
 
 def evaluate(ladder: Ladder) -> dict:

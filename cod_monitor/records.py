@@ -21,7 +21,9 @@ __all__ = [
     "EvalResult",
     "FinalForecast",
     "ForecastPoint",
+    "METRIC_NAMES",
     "Observation",
+    "observation_metrics",
 ]
 
 
@@ -336,6 +338,69 @@ class Alert:
         kw = _known_fields(cls, d)
         kw["reason"] = AlertReason(kw["reason"])
         return cls(**kw)
+
+
+#: The per-checkpoint scalars a training loop's own logger gets, as ``cod/<benchmark>/<name>``
+#: (see :func:`observation_metrics`).
+METRIC_NAMES = (
+    "accuracy", "forecast", "forecast_lower", "forecast_upper", "final_forecast",
+    "final_forecast_lower", "final_forecast_upper", "checkpoint_step", "alerting",
+)
+
+
+def observation_metrics(observation: Observation, forecast: ForecastPoint | None = None,
+                        final: FinalForecast | None = None, *, alerting: bool = False,
+                        prefix: str = "cod") -> dict:
+    """The flat scalars of one judged checkpoint, one key per quantity.
+
+    What the training loop's own logger (the HF ``Trainer``'s ``report_to``
+    backends, a Lightning logger, ``Accelerator.log``) records for an observation.
+    The loop logs them at its current step, which is later than the checkpoint's
+    (evaluation is asynchronous): ``checkpoint_step`` says which checkpoint they are
+    about.
+
+    Parameters
+    ----------
+    observation : Observation
+    forecast : ForecastPoint, optional
+        The forecast the checkpoint was judged against.
+    final : FinalForecast, optional
+        The run-conditioned forecast of the final accuracy, made after it.
+    alerting : bool, default False
+        Whether a below-band alert stood for the benchmark after it was judged.
+    prefix : str, default 'cod'
+
+    Returns
+    -------
+    dict of str to float or int
+        ``<prefix>/<benchmark>/<name>`` for the names of :data:`METRIC_NAMES`:
+        ``accuracy``, ``checkpoint_step`` and ``alerting`` (0 or 1) always; the
+        ``forecast*`` keys with a forecast, the ``final_forecast*`` keys with a final
+        forecast. A non-finite number is left out.
+
+    Examples
+    --------
+    >>> obs = Observation(step=500, compute=1e20, benchmark="gsm8k", accuracy=0.41)
+    >>> observation_metrics(obs, ForecastPoint(500, 1e20, "gsm8k", 0.43, 0.40, 0.46))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'cod/gsm8k/accuracy': 0.41, 'cod/gsm8k/forecast': 0.43, 'cod/gsm8k/forecast_lower': 0.4,
+     'cod/gsm8k/forecast_upper': 0.46, 'cod/gsm8k/checkpoint_step': 500,
+     'cod/gsm8k/alerting': 0}
+    """
+    values: dict = {"accuracy": observation.accuracy}
+    if forecast is not None:
+        values.update(forecast=forecast.value, forecast_lower=forecast.lower,
+                      forecast_upper=forecast.upper)
+    if final is not None:
+        values.update(final_forecast=final.value, final_forecast_lower=final.lower,
+                      final_forecast_upper=final.upper)
+    p = f"{prefix}/{observation.benchmark}"
+    # plain floats: loggers (TensorBoard, MLflow) refuse numpy scalars or NaN
+    out = {f"{p}/{k}": float(v) for k, v in values.items()
+           if v is not None and math.isfinite(float(v))}
+    out[f"{p}/checkpoint_step"] = int(observation.step)
+    out[f"{p}/alerting"] = int(bool(alerting))
+    return out
 
 
 def _known_fields(cls, d: dict) -> dict:

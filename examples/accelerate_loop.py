@@ -8,9 +8,20 @@ hard links it into a private snapshot before returning, so deleting the checkpoi
 right after is safe; evaluation, forecasting and drift alerts happen in the
 background (see ``examples/plain_loop.py``).
 
+After each checkpoint, every process:
+
+- logs the checkpoints judged meanwhile through ``Accelerator.log``
+  (``cod/<benchmark>/accuracy``, ``forecast``, ``final_forecast``,
+  ``checkpoint_step``, ... beside the loss; ``--log-with wandb`` to see them);
+- asks whether to stop: the monitor lives on the main process only, and its stop on
+  drift reaches every process through accelerate's trigger
+  (:func:`cod_monitor.integrations.accelerate.stop_on_every_rank`), so no process
+  waits at a collective for one that left.
+
 Run (about a minute on 2 CPU cores)::
 
     python examples/accelerate_loop.py --steps 60 --every 20
+    accelerate launch --cpu --num_processes 2 examples/accelerate_loop.py --tiny --steps 4 --every 2
 """
 
 from __future__ import annotations
@@ -32,6 +43,13 @@ def parse_args(argv=None):
     p.add_argument("--every", type=int, default=20)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tiny", action="store_true", help="a 30k-parameter model (smoke test)")
+    p.add_argument("--log-with", default=None,
+                   help="accelerate tracker for the loss and the cod/* metrics (e.g. wandb)")
+    p.add_argument("--keep-going", action="store_true",
+                   help="do not stop when the run drifts below its forecast")
+    p.add_argument("--sync", action="store_true",
+                   help="wait for each checkpoint's judgement before training on (to watch a "
+                        "stop on drift happen; a real run never waits)")
     return p.parse_args(argv)
 
 
@@ -46,6 +64,7 @@ def main(argv=None) -> dict:
     from cod_monitor.demo.recipe import ADAM_BETAS, GRAD_CLIP, make_spec, target_spec
     from cod_monitor.demo.tokenizer import save_tokenizer
     from cod_monitor.demo.train import TokenBlockDataset, build_model
+    from cod_monitor.integrations.accelerate import log_observations, stop_on_every_rank
     from cod_monitor.ladder import Ladder
     from cod_monitor.monitor import CheckpointConfig, CODMonitor, ForecastConfig, PoolConfig, RunGeometry
 
@@ -53,7 +72,7 @@ def main(argv=None) -> dict:
     if not os.path.isdir(ladder):
         sys.exit(f"no ladder at {ladder}; build the demo ladder with `cod-monitor build-demo` or pass --ladder")
     torch.set_num_threads(args.threads)
-    accelerator = Accelerator(cpu=True)
+    accelerator = Accelerator(cpu=True, log_with=args.log_with)
     spec = make_spec("tiny", 32, 1, role="target") if args.tiny else target_spec()
     # the task generator the ladder was built with: the training stream leaves out its
     # evaluation prompts, and the evaluation set is the ladder's own samples
@@ -65,6 +84,10 @@ def main(argv=None) -> dict:
     model, opt, loader = accelerator.prepare(model, opt, loader)
 
     out_dir = args.out_dir or tempfile.mkdtemp(prefix="cod-accelerate-loop-")
+    if args.log_with:
+        accelerator.init_trackers("cod-accelerate-loop", config={"steps": args.steps})
+    tokens_per_step = spec.tokens_per_step * accelerator.num_processes  # all processes
+    steps = min(args.steps, len(loader))  # each process sees its share of the data
     tokenizer_dir = save_tokenizer(os.path.join(out_dir, "tokenizer"))
     monitor = None
     if accelerator.is_main_process:  # one monitor per job, on the main process
@@ -77,7 +100,8 @@ def main(argv=None) -> dict:
             {"backend": "hf", "mode": "exact", "temperature": 1.0, "top_p": 0.7, "batch_size": 256},
             forecast=ForecastConfig(n_bootstrap=50),
             pool=PoolConfig(devices=["cpu"], cpu_threads=1),
-            run=RunGeometry(max_steps=spec.steps),
+            run=RunGeometry(params=spec.params, tokens_per_step=tokens_per_step,
+                            max_steps=steps),
             # fills in the tokenizer files the checkpoints lack
             checkpoints=CheckpointConfig(config_dir=tokenizer_dir),
             out_dir=os.path.join(out_dir, "cod"),
@@ -94,29 +118,37 @@ def main(argv=None) -> dict:
         accelerator.clip_grad_norm_(model.parameters(), GRAD_CLIP)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        if step % args.every == 0 or step == args.steps:
+        if step % args.every == 0 or step == steps:
             ckpt = os.path.join(out_dir, f"checkpoint-{step}")
             accelerator.wait_for_everyone()
             accelerator.unwrap_model(model).save_pretrained(
                 ckpt, state_dict=accelerator.get_state_dict(model), is_main_process=accelerator.is_main_process
             )
             if monitor is not None:
-                tokens = step * spec.tokens_per_step * accelerator.num_processes
+                tokens = step * tokens_per_step
                 monitor.on_checkpoint(step, tokens=tokens, compute=6.0 * spec.params * tokens, path=ckpt)
                 saved.append(ckpt)
                 while len(saved) > 1:  # rotation: the snapshot keeps what the evaluator needs
                     shutil.rmtree(saved.pop(0), ignore_errors=True)
                 print(f"step {step}: loss {loss.item():.3f}", flush=True)
-            if monitor is not None and monitor.stop_requested:
+                if args.sync:
+                    monitor.wait()  # the other processes wait at the collective below
+            accelerator.log({"train/loss": loss.item()}, step=step)
+            # the checkpoints judged meanwhile, beside the loss (main process; no-op elsewhere)
+            log_observations(accelerator, monitor, [] if monitor is None else monitor.poll(), step)
+            # every process, here: the main process's stop decision reaches all of them
+            if stop_on_every_rank(accelerator, monitor, step, stop_on_drift=not args.keep_going):
                 print("the run fell behind its forecast; stopping", flush=True)
                 break
-        if step >= args.steps:
+        if step >= steps:
             break
     train_s = time.perf_counter() - t_start
+    print(f"process {accelerator.process_index} left the loop at step {step}", flush=True)
     summary = {}
     if monitor is not None:
         summary = monitor.close(timeout=600)
-        print(f"\ntrained {step} steps in {train_s:.0f}s")
+        log_observations(accelerator, monitor, monitor.poll(), step)  # judged while draining
+        print(f"\ntrained {step} steps in {train_s:.0f}s; {summary['status']}")
         for obs in monitor.observations:
             fp = monitor.forecast_point("demo", obs.step, tokens=obs.tokens)
             fc = "n/a" if fp is None else f"{fp.value:.3f} [{fp.lower:.3f}, {fp.upper:.3f}]"

@@ -107,8 +107,8 @@ def main(argv=None) -> dict:
     trainer.fit(LitLlama(build_model(spec), spec.learning_rate), loader)
 
     summary = cod.summary_ or {}
-    print(f"\ntrained to step {trainer.global_step}; checkpoints handed to the monitor: "
-          f"{cod.submitted_steps}")
+    print(f"\ntrained to step {trainer.global_step} ({summary.get('status')}); checkpoints "
+          f"handed to the monitor: {cod.submitted_steps}")
     for obs in cod.monitor.observations:
         fp = cod.monitor.forecast_point("demo", obs.step, tokens=obs.tokens)
         fc = "n/a" if fp is None else f"{fp.value:.3f} [{fp.lower:.3f}, {fp.upper:.3f}] ({fp.mode})"

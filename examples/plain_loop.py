@@ -108,13 +108,14 @@ def main(argv=None) -> dict:
             for obs in monitor.poll():  # judged results that came back meanwhile
                 print(f"step {obs.step}: observed {obs.accuracy:.3f}", flush=True)
             print(f"step {step}: loss {loss.item():.3f}, checkpoint queued in {in_loop_ms[-1]:.1f} ms", flush=True)
-        if monitor.stop_requested:
+        if monitor.stop_requested:  # a below-band alert
             print("the run fell behind its forecast; stopping", flush=True)
+            monitor.note_stopped(step, "drift")  # the summary says status: stopped_by_drift
             break
     train_s = time.perf_counter() - t_start
     summary = monitor.close(timeout=600)  # waits for the queued evaluations
 
-    print(f"\ntrained {step} steps in {train_s:.0f}s; on_checkpoint took "
+    print(f"\ntrained {step} steps in {train_s:.0f}s ({summary['status']}); on_checkpoint took "
           f"{max(in_loop_ms):.1f} ms at most")
     for obs in monitor.observations:
         fp = monitor.forecast_point("demo", obs.step, tokens=obs.tokens)

@@ -20,3 +20,15 @@ def test_version_from_the_installed_entry_point():
     out = subprocess.run([sys.executable, "-c", "import sys; from cod_monitor.cli import main; "
                           "sys.exit(main())", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.split() == ["cod-monitor", cod_monitor.__version__]
+
+
+def test_cli_parser_does_not_import_the_forecasting_stack():
+    # `cod-monitor --version` and `--help` answer at once: scikit-learn and scipy's
+    # optimisers load only when a command needs them
+    import subprocess
+    import sys
+
+    code = ("import sys; from cod_monitor.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('sklearn', 'scipy.optimize', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

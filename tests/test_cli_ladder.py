@@ -2,10 +2,11 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from cod_monitor.cli import main
-from cod_monitor.ladder import Ladder
+from cod_monitor.ladder import EvalSettings, Ladder
 
 MODELS_CSV = """\
 model,params_total,step,tokens,compute_6ND
@@ -209,3 +210,252 @@ def test_info_reports_difficulty_reversals(shuffled_syn_dir, capsys):
     assert code == 0, err
     line = next(line for line in out.splitlines() if "samples;" in line)
     assert "above 10%" in line and "trust its forecast less" in line
+
+
+# ------------------------------------------------------------ evaluation settings
+
+
+def test_import_records_eval_settings_and_info_prints_them(files, capsys):
+    code, out, err = import_long(files, capsys, "--eval-settings",
+                                 '{"stop": "\\n", "scorer": "last_number", "mode": "sampled", '
+                                 '"n": 10000, "temperature": 0.6, "top_p": 0.95}')
+    assert code == 0, err
+    settings = Ladder.load(files / "out").eval_settings_for("math")
+    assert settings == EvalSettings(stop="\n", scorer="last_number", mode="sampled", n=10000,
+                                    temperature=0.6, top_p=0.95)
+    assert "math: stop '\\n', scorer 'last_number', mode 'sampled', n 10000" in out
+    code, out, err = run(["ladder", "info", str(files / "out")], capsys)
+    assert code == 0, err
+    assert "evaluation settings:\n  math: stop '\\n', scorer 'last_number'" in out
+    code, out, err = run(["ladder", "validate", str(files / "out")], capsys)
+    assert code == 0, err
+    assert "evaluation settings recorded for 1 of 1 benchmark(s): math" in out
+    # per benchmark, from a file; null stop: no stop marker
+    (files / "settings.json").write_text(json.dumps({"math": {"stop": None, "mode": "exact"}}))
+    code, out, err = import_long(files, capsys, "--force", "--eval-settings",
+                                 str(files / "settings.json"))
+    assert code == 0, err
+    assert Ladder.load(files / "out").eval_settings_for("math") == EvalSettings(stop=None,
+                                                                               mode="exact")
+    # without the option nothing is recorded, and info says how to record it
+    code, out, err = import_long(files, capsys, "--force")
+    assert code == 0, err
+    assert "  math: not recorded" in out and "--eval-settings" in out
+
+
+@pytest.mark.parametrize(
+    "value, fragments",
+    [
+        ('{"top_k": 50}', ["invalid top_k = 50", "evaluation settings have only the keys"]),
+        ('{"mode": "greedy"}', ["invalid mode = 'greedy'"]),
+        ('{"gsm8k": {"mode": "exact"}}', ["invalid eval_settings = 'gsm8k'", "'math'"]),
+        ('{"mode": ', ["invalid --eval-settings", "Fix the JSON"]),
+        ("nowhere.json", ["invalid --eval-settings = 'nowhere.json'", "no such file"]),
+        ('["exact"]', ["invalid --eval-settings = ['exact']", "JSON object"]),
+    ],
+)
+def test_bad_eval_settings_exit_2_with_one_line(files, capsys, value, fragments):
+    code, _, err = import_long(files, capsys, "--eval-settings", value)
+    assert_one_line_error(code, err, *fragments)
+    assert not (files / "out").exists()
+
+
+def test_import_lm_eval_merges_eval_settings_with_what_the_logs_tell(tmp_path, capsys):
+    (tmp_path / "models.csv").write_text(
+        "name,params,tokens\nlm-0,1e8,2e9\nlm-1,4e8,8e9\nlm-2,1.6e9,3.2e10\n")
+    argv = ["ladder", "import", "--format", "lm-eval", "--models", str(tmp_path / "models.csv"),
+            "--eval-settings", '{"scorer": "exact"}', "--out", str(tmp_path / "out")]
+    for i in range(3):
+        d = tmp_path / f"lm-{i}"
+        d.mkdir()
+        lines = [json.dumps({"doc_id": doc, "filter": "none", "metrics": ["exact_match"],
+                             "exact_match": float(doc < i), "target": "x",
+                             "arguments": {"gen_args_0": {"arg_0": "Q:", "arg_1": {
+                                 "until": ["\n"], "do_sample": False}}}})
+                 for doc in range(3)]
+        (d / "samples_arith_2024-05-01T12-00-00.jsonl").write_text("\n".join(lines) + "\n")
+        argv += ["--model", f"lm-{i}={d}"]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert Ladder.load(tmp_path / "out").eval_settings_for("arith") == EvalSettings(
+        stop="\n", scorer="exact", mode="sampled", temperature=0.0)
+    argv_conflict = [a if a != '{"scorer": "exact"}' else '{"temperature": 1.0}' for a in argv]
+    argv_conflict[argv_conflict.index("--out") + 1] = str(tmp_path / "again")
+    code, _, err = run(argv_conflict, capsys)
+    assert_one_line_error(code, err, "invalid temperature = 1.0", "contradicts the value 0.0")
+
+
+def test_validate_rejects_settings_of_the_wrong_type(files, capsys):
+    assert import_long(files, capsys, "--eval-settings", '{"mode": "exact"}')[0] == 0
+    meta = json.loads((files / "out" / "ladder.json").read_text())
+    meta["eval_settings"]["math"]["top_p"] = "0.7"
+    (files / "out" / "ladder.json").write_text(json.dumps(meta))
+    code, _, err = run(["ladder", "validate", str(files / "out")], capsys)
+    assert_one_line_error(code, err, "eval_settings['math']: invalid top_p = '0.7'",
+                          "Give top_p as a number in (0, 1]")
+
+
+# ------------------------------------------------------------------ ladder score
+
+
+def _tinylm():
+    """tests/evaluators/tinylm.py: tiny char-level Llama models built here, no download."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent / "evaluators" / "tinylm.py"
+    spec = importlib.util.spec_from_file_location("tinylm", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_ladder_files(tmp_path_factory):
+    """Four checkpoints of one tiny Llama (after 0, 3, 6 and 12 short training steps), a
+    models table naming them by relative path, and a 24-prompt evaluation set."""
+    for mod in ("torch", "transformers", "tokenizers"):
+        pytest.importorskip(mod)
+    import torch
+
+    from cod_monitor.evaluators import EvalSet
+
+    tinylm = _tinylm()
+    root = tmp_path_factory.mktemp("tiny_ladder")
+    eval_set = EvalSet.from_records(tinylm.make_tasks(24, seed=1), name="tiny", stop=tinylm.STOP)
+    eval_set.to_jsonl(root / "tiny.jsonl")
+    rows = ["name,params,tokens,step,role,path"]
+    with torch.random.fork_rng():
+        tok = tinylm.build_char_tokenizer()
+        model = tinylm.build_tiny_llama(len(tok), seed=0)
+        params = sum(p.numel() for p in model.parameters())
+        done = 0
+        for step, role in ((0, "ladder"), (3, "ladder"), (6, "ladder"), (12, "target")):
+            if step > done:
+                tinylm.train(model, tok, steps=step - done, batch=16, lr=1e-2,
+                             exclude=set(eval_set.prompts), seed=step)
+                done = step
+            tinylm.save_checkpoint(model, tok, root / "ckpt" / f"step-{step}")
+            rows.append(f"tiny-s{step},{params},{(step + 1) * 4096},{step},{role},ckpt/step-{step}")
+    (root / "models.csv").write_text("\n".join(rows) + "\n")
+    return root, eval_set
+
+
+def _score(root, capsys, out, *extra):
+    return run(["ladder", "score", "--models", str(root / "models.csv"), "--out", str(out),
+                *extra], capsys)
+
+
+def test_score_writes_a_ladder_with_the_evaluators_pass_rates_and_settings(
+        tiny_ladder_files, tmp_path, capsys):
+    from cod_monitor.evaluators import HFEvaluator
+    from cod_monitor.exceptions import InputError
+    from cod_monitor.monitor.checks import check_eval_sets
+
+    root, eval_set = tiny_ladder_files
+    config = {"backend": "hf", "mode": "exact", "top_p": 1.0}
+    code, out, err = _score(root, capsys, tmp_path / "lad", "--eval-set",
+                            f"tiny={root / 'tiny.jsonl'}", "--stop", "\\n",
+                            "--evaluator", json.dumps(config))
+    assert code == 0, err
+    progress = [line for line in err.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in progress] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+    assert all(line.endswith("s elapsed)") and "tiny 0." in line for line in progress)
+    assert "tiny: stop '\\n', scorer 'exact', mode 'exact', temperature 1.0, top_p 1.0" in out
+
+    code, out, err = run(["ladder", "validate", str(tmp_path / "lad")], capsys)
+    assert code == 0, err
+    assert "evaluation settings recorded for 1 of 1 benchmark(s): tiny" in out
+    ladder = Ladder.load(tmp_path / "lad")
+    assert ladder.eval_settings_for("tiny") == EvalSettings(
+        stop="\n", scorer="exact", mode="exact", temperature=1.0, top_p=1.0)
+    mat = ladder.matrix("tiny", roles=("ladder", "target"))
+    assert mat.model_names == ["tiny-s0", "tiny-s3", "tiny-s6", "tiny-s12"]
+    assert ladder.model("tiny-s12").role == "target"
+    evaluator = HFEvaluator(mode="exact", top_p=1.0)
+    for j, step in enumerate((0, 3, 6, 12)):
+        direct = evaluator.evaluate(str(root / "ckpt" / f"step-{step}"), eval_set)
+        assert list(direct.sample_ids) == list(mat.sample_ids)
+        np.testing.assert_allclose(mat.pass_rates[:, j], direct.pass_rates, rtol=1e-12, atol=0)
+    assert len({tuple(col) for col in mat.pass_rates.T}) == 4  # four different models
+
+    # a monitor given the same set and evaluator passes its check; another top_p does not
+    spec = {"tiny": {"path": str(root / "tiny.jsonl"), "stop": "\n"}}
+    check_eval_sets(ladder, spec, config)
+    with pytest.raises(InputError, match=r"top_p: the ladder 1.0, the run 0.7 \(the "
+                                         r"evaluator's default"):
+        check_eval_sets(ladder, spec, {"backend": "hf", "mode": "exact"})
+
+
+def test_score_in_sampled_mode_records_counts_n_and_the_budget(tiny_ladder_files, tmp_path,
+                                                               capsys):
+    from cod_monitor.evaluators import HFEvaluator
+
+    root, eval_set = tiny_ladder_files
+    (tmp_path / "evaluator.json").write_text(json.dumps({"mode": "sampled", "n": 3, "seed": 1}))
+    spec = json.dumps({"path": str(root / "tiny.jsonl"), "stop": "\n"})
+    code, out, err = _score(root, capsys, tmp_path / "lad", "--eval-set", f"tiny={spec}",
+                            "--evaluator", str(tmp_path / "evaluator.json"), "--quiet",
+                            "--compress")
+    assert code == 0, err
+    assert not any(line.startswith("[") for line in err.splitlines())  # --quiet
+    ladder = Ladder.load(tmp_path / "lad")
+    assert (tmp_path / "lad" / "scores.csv.gz").is_file()
+    assert ladder.eval_settings_for("tiny") == EvalSettings(
+        stop="\n", scorer="exact", mode="sampled", n=3, temperature=1.0, top_p=0.7,
+        max_new_tokens=None)
+    mat = ladder.matrix("tiny", roles=("ladder", "target"))
+    assert (mat.n_samples == 3).all()
+    direct = HFEvaluator(mode="sampled", n=3, seed=1).evaluate(
+        str(root / "ckpt" / "step-12"), eval_set)
+    np.testing.assert_array_equal(mat.n_correct[:, 3], direct.n_correct)
+
+
+@pytest.mark.parametrize(
+    "extra, fragments",
+    [
+        ([], ["invalid --eval-set = None", "--eval-set BENCH=PATH"]),
+        (["--eval-set", "tiny"], ["invalid --eval-set = 'tiny'", "BENCH=PATH"]),
+        (["--eval-set", 'tiny={"path": "x.jsonl", "stopp": "\\n"}'], ["unknown: ['stopp']"]),
+        (["--eval-set", "tiny=missing.jsonl"], ["missing.jsonl"]),
+        (["--eval-set", "tiny=T", "--evaluator", '{"mode": "exacto"}'],
+         ["'mode' parameter of HFEvaluator"]),
+        (["--eval-set", "tiny=T", "--evaluator", '{"top_k": 5}'], ["Unknown key(s) ['top_k']"]),
+        (["--eval-set", "tiny=T", "--role", "tiny-s6=target"],
+         ["2 model(s) with role 'ladder'"]),
+    ],
+)
+def test_score_checks_its_inputs_before_scoring(tiny_ladder_files, tmp_path, capsys, extra,
+                                                fragments):
+    root, _ = tiny_ladder_files
+    extra = [str(root / "tiny.jsonl") if a == "tiny=T" else a for a in extra]
+    extra = ["tiny=" + a if a == str(root / "tiny.jsonl") else a for a in extra]
+    code, _, err = _score(root, capsys, tmp_path / "lad", *extra)
+    assert_one_line_error(code, err, *fragments)
+    assert not (tmp_path / "lad").exists()
+
+
+def test_score_refuses_a_missing_checkpoint_and_an_existing_ladder(tiny_ladder_files, tmp_path,
+                                                                  capsys):
+    root, _ = tiny_ladder_files
+    # absolute paths: a relative one is read from the table's own directory
+    table = (root / "models.csv").read_text().replace(",ckpt/", f",{root}/ckpt/")
+    table = table.replace("ckpt/step-3", "ckpt/step-4")
+    (tmp_path / "models.csv").write_text(table)
+    code, _, err = run(["ladder", "score", "--models", str(tmp_path / "models.csv"),
+                        "--eval-set", f"tiny={root / 'tiny.jsonl'}", "--out",
+                        str(tmp_path / "lad")], capsys)
+    assert_one_line_error(code, err, "model 'tiny-s3': invalid path = ",
+                          "step-4", "(this path is missing)")
+    (tmp_path / "models.csv").write_text(table.replace(f",{root}/ckpt/step-4", ","))
+    code, _, err = run(["ladder", "score", "--models", str(tmp_path / "models.csv"),
+                        "--eval-set", f"tiny={root / 'tiny.jsonl'}", "--out",
+                        str(tmp_path / "lad")], capsys)
+    assert_one_line_error(code, err, "model 'tiny-s3': invalid path = None",
+                          "'path' column")
+    (tmp_path / "lad").mkdir()
+    (tmp_path / "lad" / "ladder.json").write_text("{}")
+    code, _, err = _score(root, capsys, tmp_path / "lad", "--eval-set",
+                          f"tiny={root / 'tiny.jsonl'}")
+    assert_one_line_error(code, err, "It already holds a ladder (ladder.json); pass --force")
+    assert (tmp_path / "lad" / "ladder.json").read_text() == "{}"  # untouched

@@ -60,6 +60,11 @@ def test_predict_all_methods_and_target_by_name(ladder_dir, syn, capsys):
     )
     for name, entry in payload["predictions"].items():
         assert (entry["value"] is None) == ("error" in entry) == (name == "loss-intermediate"), name
+    # progress on stderr, one line per method, so that stdout stays one JSON object
+    n = len(available_methods())
+    assert f"fitting {n} method(s) on 'synthetic'" in err
+    assert f"[1/{n}] cod fitted in" in err and "loss-intermediate failed in" in err
+    assert err.count("] ") == n
 
 
 def test_predict_tokens_per_param_moves_a_mixed_recipe_ladder(tmp_path, capsys):

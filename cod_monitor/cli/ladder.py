@@ -3,9 +3,14 @@
 Sub-commands:
 
 - ``import``: build a ladder directory from a long score table (``--format long``)
-  or lm-evaluation-harness ``--log_samples`` output (``--format lm-eval``); an
-  ``--out`` directory that holds a ladder is refused unless ``--force`` is given;
-- ``info``: print the models (role, compute) and benchmarks (sample counts);
+  or lm-evaluation-harness ``--log_samples`` output (``--format lm-eval``), with the
+  evaluation settings ``--eval-settings`` gives (and, for lm-eval, those its logs
+  tell); an ``--out`` directory that holds a ladder is refused unless ``--force`` is
+  given;
+- ``score``: evaluate your ladder's checkpoints with the monitor's evaluator and write
+  a ladder directory (:mod:`cod_monitor.cli.score`);
+- ``info``: print the models (role, compute), benchmarks (sample counts) and their
+  evaluation settings;
 - ``validate``: load the ladder with every check and print ``ok`` or the error.
 """
 
@@ -13,17 +18,16 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 
+from cod_monitor.cli._options import parse_pairs, read_json_option, refuse_overwrite
 from cod_monitor.cli.build_demo import add_build_demo_parser
-from cod_monitor.cod.transport import MIN_TOKENS_SPREAD, tokens_spread
+from cod_monitor.cli.score import add_score_parser
 from cod_monitor.exceptions import LadderValidationError
 from cod_monitor.ladder import DEFAULT_COMPUTE_UNIT, ROLES, Ladder
 from cod_monitor.ladder.diagnostics import reversal_summary
 from cod_monitor.ladder.importers import import_long_table, read_models_table
 from cod_monitor.ladder.lm_eval import import_lm_eval_samples
 from cod_monitor.ladder.selection import final_checkpoints
-from cod_monitor.ladder.storage import LADDER_JSON, SCORES_CSV, SCORES_CSV_GZ
 
 __all__ = ["add_parser", "run_import", "run_info", "run_validate", "parse_pairs"]
 
@@ -35,7 +39,15 @@ examples:
       --benchmark math --role pythia-12b@step143000=target --out ladders/pythia-math
   cod-monitor ladder import --format lm-eval --models models.csv \\
       --model pythia-70m=out/pythia-70m --model pythia-160m=out/pythia-160m \\
-      --model pythia-410m=out/pythia-410m --filter strict-match --out ladders/gsm8k
+      --model pythia-410m=out/pythia-410m --filter strict-match \\
+      --eval-settings '{"scorer": "exact"}' --out ladders/gsm8k
+
+--eval-settings records how the scores were produced, so that a monitor can check that
+its run is evaluated the same way: one JSON object for every benchmark, or an object
+mapping benchmarks to objects, with keys among stop (the stop marker; null: none),
+scorer, mode (exact|sampled), n, temperature, top_p, max_new_tokens (null: sized from
+the answers). Leave out what you do not know. lm-eval logs tell stop, temperature,
+top_p and max_new_tokens where their generation arguments fix them.
 """
 
 
@@ -61,6 +73,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="ladder_command", metavar="SUBCOMMAND")
     sub.required = True
     add_build_demo_parser(sub)
+    add_score_parser(sub)
 
     imp = sub.add_parser(
         "import",
@@ -102,6 +115,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="--format lm-eval: benchmark name for a task (repeatable)")
     imp.add_argument("--compute-unit", type=float, default=DEFAULT_COMPUTE_UNIT,
                      metavar="FLOPS", help="FLOPs per compute unit (default: %(default)g)")
+    imp.add_argument("--eval-settings", metavar="JSON",
+                     help="how the scores were produced (JSON text or file): one settings "
+                     "object for all benchmarks or one per benchmark; keys stop, scorer, "
+                     "mode, n, temperature, top_p, max_new_tokens")
     imp.add_argument("--drop-incomplete", action="store_true",
                      help="drop samples missing a score for some model instead of failing")
     imp.add_argument("--out", required=True, metavar="DIR",
@@ -128,39 +145,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def parse_pairs(values: list[str], flag: str, form: str = "ours=theirs") -> dict[str, str]:
-    """Parse repeated ``KEY=VALUE`` options into a dict.
-
-    Parameters
-    ----------
-    values : list of str
-        The option values.
-    flag : str
-        The option, for error messages (e.g. ``"--map"``).
-    form : str, default 'ours=theirs'
-        The expected shape, for error messages.
-
-    Returns
-    -------
-    dict of str to str
-
-    Raises
-    ------
-    LadderValidationError
-        A value without ``=``, with an empty side, or repeating a key.
-    """
-    out: dict[str, str] = {}
-    for value in values:
-        key, sep, val = value.partition("=")
-        key, val = key.strip(), val.strip()
-        if not sep or not key or not val:
-            raise LadderValidationError(flag, value, f"Use {flag} {form}.")
-        if key in out:
-            raise LadderValidationError(flag, value, f"Give {key!r} once.")
-        out[key] = val
-    return out
-
-
 def _refuse(args, flags: dict[str, object], fmt: str) -> None:
     for flag, value in flags.items():
         if value:
@@ -169,27 +153,20 @@ def _refuse(args, flags: dict[str, object], fmt: str) -> None:
             )
 
 
-def _refuse_overwrite(out, force: bool) -> None:
-    """Refuse an ``--out`` directory that holds a ladder, unless ``--force``."""
-    held = [name for name in (LADDER_JSON, SCORES_CSV, SCORES_CSV_GZ)
-            if (Path(out) / name).exists()]
-    if held and not force:
-        raise LadderValidationError(
-            "--out", str(out), f"It already holds a ladder ({', '.join(held)}); pass --force "
-            "to overwrite it, or choose another --out directory."
-        )
-
-
 def run_import(args: argparse.Namespace) -> int:
     """Run ``cod-monitor ladder import``; return the exit code."""
     # check every option before reading any file, so a typo fails fast
-    _refuse_overwrite(args.out, args.force)
+    refuse_overwrite(args.out, args.force)
     if not (math.isfinite(args.compute_unit) and args.compute_unit > 0):
         raise LadderValidationError(
             "--compute-unit", args.compute_unit, "Give --compute-unit (the ladder's compute_unit) "
             "as a positive number of FLOPs, e.g. 1e18.")
     roles = parse_pairs(args.role, "--role", "NAME=ROLE")
     model_columns = parse_pairs(args.model_map, "--model-map")
+    settings = None
+    if args.eval_settings is not None:
+        settings = read_json_option(args.eval_settings, "--eval-settings",
+                                    "the evaluation settings")
     if args.format == "long":
         _refuse(args, {"--model": args.model, "--metric": args.metric,
                        "--filter": args.filter_name, "--rename": args.rename}, "long")
@@ -222,6 +199,7 @@ def run_import(args: argparse.Namespace) -> int:
             compute_unit=args.compute_unit,
             drop_incomplete=args.drop_incomplete,
             skip_unknown_models=args.skip_unknown_models,
+            eval_settings=_settings_option(settings),
         )
     else:
         ladder = import_lm_eval_samples(
@@ -232,10 +210,32 @@ def run_import(args: argparse.Namespace) -> int:
             compute_unit=args.compute_unit,
             benchmark_names=renames,
             drop_incomplete=args.drop_incomplete,
+            eval_settings=_settings_option(settings),
         )
     out = ladder.save(args.out, compress=args.compress)
     print(f"wrote {out}: {ladder!r}")
+    _print_settings(ladder)
     return 0
+
+
+def _settings_option(settings):
+    """``--eval-settings`` JSON, with errors that name the option."""
+    if settings is not None and not isinstance(settings, dict):
+        raise LadderValidationError(
+            "--eval-settings", settings, "Give a JSON object: one settings object, or one "
+            "per benchmark.")
+    return settings
+
+
+def _print_settings(ladder: Ladder) -> None:
+    """Each benchmark's evaluation settings, or how to record them."""
+    print("evaluation settings:")
+    for b in ladder.benchmarks:
+        settings = ladder.eval_settings_for(b)
+        print(f"  {b}: " + ("not recorded" if settings is None else settings.describe()))
+    if len(ladder.eval_settings) < len(ladder.benchmarks):
+        print("  (record missing settings with `cod-monitor ladder import --eval-settings` or "
+              "`cod-monitor ladder score`: a monitor checks its run against them at start)")
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -260,11 +260,15 @@ def run_info(args: argparse.Namespace) -> int:
         mat = ladder.matrix(b, roles=ROLES)
         counts = " (with n_samples/n_correct)" if mat.n_samples is not None else ""
         print(f"  {b}: {len(mat.sample_ids)} samples{counts}; {reversal_summary(ladder, b)}")
+    _print_settings(ladder)
     return 0
 
 
 def _print_recipe(ladder: Ladder) -> None:
     """Tokens per parameter of the ladder runs, and whether the recipe transport applies."""
+    # scipy's optimisers: loaded when a command needs them, not to build the parser
+    from cod_monitor.cod.transport import MIN_TOKENS_SPREAD, tokens_spread
+
     fit = [m for m in ladder.models if m.role == "ladder"]
     if not fit:
         return
@@ -283,4 +287,7 @@ def run_validate(args: argparse.Namespace) -> int:
     """Run ``cod-monitor ladder validate``; return the exit code."""
     ladder = Ladder.load(args.path)
     print(f"ok: {args.path}: {ladder!r}")
+    recorded = len(ladder.eval_settings)
+    print(f"evaluation settings recorded for {recorded} of {len(ladder.benchmarks)} "
+          "benchmark(s)" + (f": {', '.join(ladder.eval_settings)}" if recorded else ""))
     return 0

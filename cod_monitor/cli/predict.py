@@ -13,15 +13,14 @@ import argparse
 import json
 import math
 import sys
+import time
 import warnings
 
 from cod_monitor._validation import check_real
-from cod_monitor.cod.configs import DEFAULT_CONFIGURATIONS
-from cod_monitor.cod.forecaster import FALLBACKS
+from cod_monitor.cod.configs import DEFAULT_CONFIGURATIONS, FALLBACKS
 from cod_monitor.exceptions import FitWarning, LadderValidationError, ParameterError
 from cod_monitor.ladder import load_ladder
 from cod_monitor.ladder.diagnostics import difficulty_reversals
-from cod_monitor.methods.registry import available_methods, compare_methods, method_description
 
 __all__ = ["add_parser", "run", "predictions_json", "format_table"]
 
@@ -95,6 +94,8 @@ def add_parser(subparsers) -> None:
 
 
 def _methods(requested: list[str] | None) -> list[str]:
+    from cod_monitor.methods.registry import available_methods, method_description
+
     if not requested:
         return [DEFAULT_CONFIGURATIONS["predict"]]
     if "all" in requested:
@@ -146,6 +147,10 @@ def run(args) -> int:
     # only what the user set: a method's fixed configuration warns when overridden
     options = {"anchors": args.anchor, "compute_unit": args.compute_unit,
                "tokens_per_param": tokens_per_param, "fallback": args.fallback}
+    from cod_monitor.methods.registry import compare_methods  # scikit-learn: not for --help
+
+    methods = _methods(args.method)
+    progress = method_progress("cod-monitor predict", args.benchmark, methods)
     with warnings.catch_warnings():
         # the table and the JSON carry each unavailable interval's reason
         warnings.filterwarnings("ignore", message=".*interval unavailable", category=FitWarning)
@@ -153,8 +158,9 @@ def run(args) -> int:
             ladder,
             args.benchmark,
             compute,
-            _methods(args.method),
+            methods,
             level=args.level,
+            progress=progress,
             checkpoints=args.checkpoints,
             smooth_checkpoints=args.smooth_checkpoints,
             n_bootstrap=args.n_bootstrap,
@@ -183,6 +189,28 @@ def run(args) -> int:
               f"forecast: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def method_progress(prefix: str, benchmark: str, methods: list[str]):
+    """The ``progress`` callable of :func:`~cod_monitor.methods.registry.compare_methods`
+    for a command: a line when fitting starts (once the input is checked) and one per
+    method fitted.
+
+    Lines go to stderr, so that ``--json`` output stays one object on stdout.
+    """
+    started = time.perf_counter()
+    shown = ", ".join(methods[:4]) + (", ..." if len(methods) > 4 else "")
+
+    def progress(name, i, n, seconds, error):
+        if seconds is None:
+            if i == 1:
+                print(f"{prefix}: fitting {n} method(s) on {benchmark!r} ({shown})",
+                      file=sys.stderr, flush=True)
+            return
+        print(f"{prefix}: [{i}/{n}] {name} {'failed' if error else 'fitted'} in {seconds:.1f} s "
+              f"({time.perf_counter() - started:.0f} s in all)", file=sys.stderr, flush=True)
+
+    return progress
 
 
 def _route_fit(routed):

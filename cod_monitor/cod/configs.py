@@ -18,7 +18,11 @@ from types import MappingProxyType
 
 from cod_monitor._validation import check_choice
 
-__all__ = ["CONFIGURATIONS", "DEFAULT_CONFIGURATIONS", "configuration"]
+__all__ = ["CONFIGURATIONS", "DEFAULT_CONFIGURATIONS", "FALLBACKS", "configuration"]
+
+#: What COD does when no cluster passes the filter (``CODForecaster(fallback=...)``);
+#: here, not in ``forecaster``, so the command line's parser needs no scikit-learn.
+FALLBACKS = ("error", "all_clusters", "end_to_end", "rest")
 
 #: Configuration name -> the :class:`~cod_monitor.cod.forecaster.CODForecaster`
 #: parameters it sets (read-only).

@@ -4,7 +4,8 @@
 :mod:`cod_monitor.demo.recipe` (in two 1-thread worker processes by default: on 2
 cores that beats one 2-thread process, and a worker whose partner has finished
 takes both threads), evaluates every checkpoint with
-``HFEvaluator(mode="exact", temperature=1.0, top_p=0.7)`` on the
+``HFEvaluator(mode="exact", temperature=1.0, top_p=0.7)``
+(:data:`~cod_monitor.demo.recipe.EVALUATOR`) on the
 :class:`~cod_monitor.demo.tasks.TaskGenerator` evaluation set, and writes::
 
     OUT/ladder/            ladder.json + scores.csv.gz (Ladder.save format)
@@ -22,7 +23,10 @@ held-out next-token loss, ``learning_rate`` = the run's peak rate and ``lr_sched
 ``'target'``. One benchmark per task family (``fact``, ``city``, ``add``) and one
 combined benchmark ``demo`` holding all samples (the same sample ids). Pass rates
 are rounded to ``score_decimals`` (1e-4 by default: 100 times finer than a
-100-sample estimate) so the table compresses.
+100-sample estimate) so the table compresses. Every benchmark records the evaluation
+settings it was scored with (:func:`demo_eval_settings`: stop marker ``"\\n"``, scorer
+``'exact'``, exact mode at temperature 1, top_p 0.7), which a monitor checks its run
+against.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import numpy as np
 from cod_monitor._io import atomic_write, to_jsonable
 from cod_monitor._validation import check_choice, check_int, invalid
 from cod_monitor.demo.recipe import (
+    EVALUATOR,
     LADDER_SEEDS,
     LR_SCHEDULE,
     TARGET_SEEDS,
@@ -53,11 +58,12 @@ from cod_monitor.demo.recipe import (
 )
 from cod_monitor.demo.report import final_accuracy, ladder_report, plot_curves
 from cod_monitor.demo.sabotage import Sabotage
-from cod_monitor.demo.tasks import BENCHMARK_FAMILIES, TaskGenerator, parse_sample_id
-from cod_monitor.ladder import Ladder, ModelInfo, PassRateMatrix
+from cod_monitor.demo.tasks import BENCHMARK_FAMILIES, STOP, TaskGenerator, parse_sample_id
+from cod_monitor.evaluators.settings import evaluator_settings
+from cod_monitor.ladder import EvalSettings, Ladder, ModelInfo, PassRateMatrix
 
 __all__ = ["BuildResult", "build_demo_ladder", "add_runs", "seed_variants", "ladder_report",
-           "DEMO_COMPUTE_UNIT"]
+           "DEMO_COMPUTE_UNIT", "demo_eval_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -278,7 +284,22 @@ def _ladder_from_columns(models, columns, sample_ids, compute_unit) -> Ladder:
     ids = np.array(sample_ids, dtype=object)
     matrices = {name: PassRateMatrix(name, ids[mask], models, X[mask])
                 for name, mask in benchmark_masks(sample_ids).items()}
-    return Ladder(models, matrices, compute_unit=compute_unit)
+    settings = demo_eval_settings()
+    return Ladder(models, matrices, compute_unit=compute_unit,
+                  eval_settings=dict.fromkeys(matrices, settings))
+
+
+def demo_eval_settings() -> EvalSettings:
+    """The evaluation settings of every demo benchmark: its evaluation sets' stop marker
+    (:data:`~cod_monitor.demo.tasks.STOP`) and ``'exact'`` scorer, and the evaluator of
+    :data:`~cod_monitor.demo.recipe.EVALUATOR` with its defaults filled in.
+
+    Examples
+    --------
+    >>> demo_eval_settings()
+    EvalSettings(stop='\\n', scorer='exact', mode='exact', temperature=1.0, top_p=0.7)
+    """
+    return EvalSettings(stop=STOP, scorer="exact", **evaluator_settings(EVALUATOR))
 
 
 def benchmark_masks(sample_ids) -> dict[str, np.ndarray]:
@@ -593,8 +614,7 @@ def build_demo_ladder(
         # what rebuilds the evaluation set and scores a checkpoint as the ladder was
         # scored (the live demo reads both)
         "generator": gen_kwargs,
-        "evaluator": {"backend": "hf", "mode": "exact", "temperature": 1.0, "top_p": 0.7,
-                      "batch_size": 256},
+        "evaluator": dict(EVALUATOR),
         "n_eval_samples": len(generator.eval_samples),
         "backend": backend,
         "compute_unit": compute_unit,

@@ -344,7 +344,9 @@ def _build_monitor(cfg, spec, ladder_dir, eval_sets, evaluator, build, monitor_d
     if cfg.wandb:
         from cod_monitor.trackers.wandb import WandbTracker
 
-        trackers.insert(1, WandbTracker())
+        # the Trainer's WandbCallback brings the per-checkpoint scalars (CODCallback puts
+        # them in its log stream, as train/cod/...); the tracker adds charts and summary
+        trackers.insert(1, WandbTracker(log_stream_prefix="train/"))
     forecast = ForecastConfig(
         **({"trajectory": cfg.trajectory} if cfg.trajectory else {}),
         trajectory_method=cfg.trajectory_method,

@@ -58,6 +58,7 @@ __all__ = [
     "LR_SCHEDULE",
     "BLOCK_SIZE",
     "BATCH_SIZE",
+    "EVALUATOR",
     "LADDER_SHAPES",
     "TARGET_SHAPE",
     "RunSpec",
@@ -86,6 +87,13 @@ MIN_WARMUP = 10
 WEIGHT_DECAY = 0.1
 ADAM_BETAS = (0.9, 0.95)
 GRAD_CLIP = 1.0
+#: The evaluator config every demo checkpoint is scored with: exact pass rates under the
+#: sampling policy at temperature 1 and top_p 0.7 (the evaluation sets are scored
+#: ``'exact'`` and cut at :data:`~cod_monitor.demo.tasks.STOP`). The build records it in
+#: ``build.json`` and as the ladder's evaluation settings; the live demo's monitor
+#: evaluates its run with it.
+EVALUATOR = {"backend": "hf", "mode": "exact", "temperature": 1.0, "top_p": 0.7,
+             "batch_size": 256}
 LADDER_CHECKPOINTS = 8
 #: Training runs per ladder size (other seeds), whose pass rates the build averages
 #: (the shipped ladder's count; one seed mixes a sample's difficulty with a run's luck).

@@ -31,6 +31,7 @@ from typing import Literal
 from cod_monitor._validation import check_choice
 from cod_monitor.demo.recipe import (
     ADAM_BETAS,
+    EVALUATOR,
     GRAD_CLIP,
     WEIGHT_DECAY,
     RunSpec,
@@ -257,13 +258,14 @@ def evaluate_model(
     generator: TaskGenerator,
     *,
     tokenizer=None,
-    temperature: float = 1.0,
-    top_p: float = 0.7,
+    temperature: float = EVALUATOR["temperature"],
+    top_p: float = EVALUATOR["top_p"],
 ) -> EvalResult:
     """Exact pass rates of ``model`` on every evaluation sample of ``generator``.
 
-    ``HFEvaluator(mode="exact", batch_size=256)`` with the demo tokenizer: the evaluator
-    of the demo ladder's build. The model's training mode is left as it was.
+    The HF evaluator of :data:`~cod_monitor.demo.recipe.EVALUATOR` (exact mode, batch
+    size 256) with the demo tokenizer: the evaluator of the demo ladder's build. The
+    model's training mode is left as it was.
 
     Parameters
     ----------
@@ -283,7 +285,8 @@ def evaluate_model(
     """
     if tokenizer is None:
         tokenizer = build_tokenizer()
-    evaluator = HFEvaluator(mode="exact", temperature=temperature, top_p=top_p, batch_size=256)
+    config = {k: v for k, v in EVALUATOR.items() if k != "backend"}
+    evaluator = HFEvaluator(**{**config, "temperature": temperature, "top_p": top_p})
     return evaluator.evaluate((model, tokenizer), generator.eval_set())
 
 

@@ -10,6 +10,9 @@
 - :class:`HFEvaluator` (transformers, CPU or CUDA) and :class:`VLLMEvaluator` (vLLM,
   engine in a subprocess), built on :mod:`~cod_monitor.evaluators.tokens` (token ids)
   and :mod:`~cod_monitor.evaluators.policy` (the sampling policy's log-probabilities).
+- :func:`run_settings` (:mod:`~cod_monitor.evaluators.settings`): the evaluation
+  settings (stop marker, scorer, mode, temperature, ...) of an evaluation set and an
+  evaluator config, which a ladder records and the monitor compares.
 - :func:`register_dcp_mapping`, :func:`dcp_to_hf_state_dict`
   (:mod:`~cod_monitor.evaluators.dcp`): torch DCP checkpoints (torchtitan, Megatron-core
   ``torch_dist``) read as HF weights through a pluggable name mapping.
@@ -38,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "register_dcp_mapping": "cod_monitor.evaluators.dcp",
     "make_evaluator": "cod_monitor.evaluators.registry",
     "register_backend": "cod_monitor.evaluators.registry",
+    "run_settings": "cod_monitor.evaluators.settings",
     "SCORERS": _SCORING,
     "cut_at_stop": _SCORING,
     "normalize_text": _SCORING,
@@ -63,6 +67,7 @@ if TYPE_CHECKING:
     from cod_monitor.evaluators.hf import HFEvaluator
     from cod_monitor.evaluators.registry import make_evaluator, register_backend
     from cod_monitor.evaluators.scoring import SCORERS, cut_at_stop, normalize_text, resolve_scorer
+    from cod_monitor.evaluators.settings import run_settings
     from cod_monitor.evaluators.vllm import VLLMEvaluator
 
 __all__ = [
@@ -86,6 +91,7 @@ __all__ = [
     "register_backend",
     "register_dcp_mapping",
     "resolve_scorer",
+    "run_settings",
 ]
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, globals())

@@ -44,8 +44,10 @@ from lightning.pytorch.callbacks import Callback
 
 from cod_monitor._validation import check_bool, check_int, check_real, invalid  # noqa: E402
 from cod_monitor.evaluators.base import CheckpointError
+from cod_monitor.integrations.console import show_progress
 from cod_monitor.integrations.hf import (
     CallbackArgumentsError,
+    status_words,
     monitor_arguments,
     unknown_arguments,
 )
@@ -298,13 +300,26 @@ class CODCallback(Callback):
       on a background thread; it returns at once. A step already handed over (e.g.
       ``last.ckpt`` beside ``step=N.ckpt``) is not handed over again.
     - ``on_train_batch_end``: count the batch's tokens (rank 0); at each optimizer
-      step, ``monitor.poll()`` (at most every :attr:`poll_every_s` seconds); with
+      step, ``monitor.poll()`` (at most every :attr:`poll_every_s` seconds), and
+      every judged checkpoint's scalars (:meth:`CODMonitor.metrics
+      <cod_monitor.monitor.CODMonitor.metrics>`: ``cod/<benchmark>/accuracy``,
+      ``forecast``, ``forecast_lower``, ``forecast_upper``, ``final_forecast``,
+      ``checkpoint_step``, ``alerting``, ...) go to every logger of the ``Trainer``
+      (``logger.log_metrics(..., step=trainer.global_step)``, rank 0); with
       ``stop_on_drift``, every ``stop_check_every_n_steps`` steps rank 0's decision
       (``monitor.stop_requested``, set by a below-band alert) is broadcast with
       ``trainer.strategy.broadcast`` and every rank sets ``trainer.should_stop``
-      at the same step.
+      at the same step (recorded with ``monitor.note_stopped``: the summary says
+      ``status: stopped_by_drift``).
     - ``on_fit_end``: ``monitor.close(drain_timeout)`` drains the queued evaluations,
-      finishes the trackers and writes the summary (kept in :attr:`summary_`).
+      finishes the trackers and writes the summary (kept in :attr:`summary_`); the
+      observations judged while draining go to the loggers too.
+
+    When training starts, ``run.params`` defaults to the HF model's parameter count
+    (with ``compute_from='tokens'``), and the monitor's lines (a start-up line, one
+    per judged checkpoint, the final report) are shown on stderr when the script
+    configured no logging (``console=False`` turns this off; see
+    :func:`~cod_monitor.integrations.console.show_progress`).
     - ``on_exception``: ``monitor.close(0)``; unfinished evaluations stay pending in
       the journal and are resumed by the next monitor on the same ``out_dir``.
 
@@ -323,7 +338,10 @@ class CODCallback(Callback):
     trackers : sequence of Tracker, optional
         Default: a :class:`~cod_monitor.trackers.local.LocalTracker` in ``out_dir``
         plus a :class:`~cod_monitor.trackers.wandb.WandbTracker` when the ``Trainer``
-        logs with a ``WandbLogger`` (it logs into that logger's run). ``[]``: none.
+        logs with a ``WandbLogger``: it logs into that logger's run, where the
+        scalars already come through the logger, so it adds the charts, tables,
+        alerts and summary without a second series (``log_stream_prefix``).
+        ``[]``: none.
     out_dir : str or path, optional
         The monitor's directory; default ``<trainer.default_root_dir>/cod_monitor``
         (the same for every resumed run, unlike ``lightning_logs/version_N``).
@@ -362,6 +380,8 @@ class CODCallback(Callback):
         Seconds ``on_fit_end`` waits for queued evaluations (``None``: no limit);
         jobs still running stay pending in the monitor's journal and are resumed by
         the next monitor on the same ``out_dir``.
+    console : bool, default True
+        Show the monitor's lines on stderr when logging is not configured.
 
     Raises
     ------
@@ -465,6 +485,7 @@ class CODCallback(Callback):
         stop_on_drift: bool = False,
         stop_check_every_n_steps: int = 1,
         drain_timeout: float | None = 600.0,
+        console: bool = True,
         **unknown,
     ):
         if unknown:
@@ -505,6 +526,7 @@ class CODCallback(Callback):
                                                   stop_check_every_n_steps, 1)
         self.drain_timeout = check_real(_OWNER, "drain_timeout", drain_timeout, 0, closed="left",
                                         none_ok=True)
+        self.console = check_bool(_OWNER, "console", console)
         self.submitted_steps: list[int] = []
         self.n_observations = 0
         self.stopped_at: int | None = None
@@ -632,15 +654,41 @@ class CODCallback(Callback):
             logger.warning("CODCallback has no monitor and no CODMonitor arguments; it does nothing.")
             return
         hf_model = self._hf_model(pl_module)
+        self._n_params = _n_params(hf_model)
+        if self.console:
+            show_progress()
         if self.monitor is None:
             self.monitor = self._build_monitor(trainer)
         # the files first: a failure here leaves no worker process running
         self._config_dir = self._write_config_dir(hf_model)
-        self._n_params = _n_params(hf_model)
         self.monitor.start()
         self._started = True
         logger.debug("CODCallback set up: %s, config in %s", type(self.monitor).__name__,
                      self._config_dir)
+        self._say_hello(trainer)
+
+    def _say_hello(self, trainer) -> None:
+        """The start-up line."""
+        try:
+            m = self.monitor
+            run, pool = getattr(m, "run", None), getattr(m, "pool", None)
+            per_step = self._tokens_per_step()
+            tokens = (f"tokens/step={per_step:.6g} (given)" if per_step
+                      else "tokens counted from the batches' input_ids")
+            evaluator = (f"job_fn {pool.job_fn}" if getattr(pool, "job_fn", None) is not None
+                         else getattr(m, "evaluator", None))
+            benchmarks = list(getattr(m, "benchmarks", []) or [])
+            params = getattr(m, "params", None)
+            logger.info(
+                "CODCallback: monitoring %d benchmark%s (%s), N=%s params, %s, max_steps=%s, "
+                "evaluator %s, devices %s, loggers %s, out_dir %s.", len(benchmarks),
+                "" if len(benchmarks) == 1 else "s", ", ".join(map(str, benchmarks)),
+                f"{params:.3g}" if params else "unknown", tokens,
+                getattr(run, "max_steps", None), evaluator,
+                [str(d) for d in getattr(pool, "devices", []) or []],
+                [type(lg).__name__ for lg in trainer.loggers] or "none", getattr(m, "out_dir", None))
+        except Exception:
+            logger.warning("CODCallback could not write its start-up line.", exc_info=True)
 
     def _hf_model(self, pl_module):
         """The ``transformers`` model at ``hf_model_attr`` of ``pl_module``."""
@@ -670,6 +718,9 @@ class CODCallback(Callback):
                 run = replace(run, max_steps=max_steps)
         if run.tokens_per_step is None and self.tokens_per_step is not None:
             run = replace(run, tokens_per_step=self.tokens_per_step)
+        if run.params is None and not callable(self.compute_from) and self._n_params:
+            # compute is 6*N*tokens with this N; a callable's compute teaches its own N
+            run = replace(run, params=float(self._n_params))
         kwargs["run"] = run
         if "trackers" not in kwargs:
             from cod_monitor.trackers.local import LocalTracker
@@ -679,8 +730,12 @@ class CODCallback(Callback):
             if wandb_loggers:
                 from cod_monitor.trackers.wandb import WandbTracker
 
-                # the logger opens its run lazily; the tracker then reuses it (wandb.run)
-                trackers.append(WandbTracker(run=wandb_loggers[0].experiment))
+                # the logger opens its run lazily; the tracker then reuses it (wandb.run).
+                # The scalars reach that run through the logger (log_metrics adds its
+                # prefix with '-'), so the tracker logs no series of its own.
+                prefix = getattr(wandb_loggers[0], "_prefix", "") or ""
+                trackers.append(WandbTracker(run=wandb_loggers[0].experiment,
+                                             log_stream_prefix=f"{prefix}-" if prefix else ""))
             kwargs["trackers"] = trackers
         return CODMonitor(**kwargs)
 
@@ -821,9 +876,29 @@ class CODCallback(Callback):
         except Exception:
             logger.warning("CODMonitor.poll raised; the run is not affected.", exc_info=True)
             return
+        self._take(observations)
+
+    def _take(self, observations) -> None:
+        """Count observations and log their scalars to the Trainer's loggers (rank 0)."""
         self.n_observations += len(observations)
+        trainer = self._trainer()
+        loggers = [] if trainer is None else list(trainer.loggers)
         for o in observations:
             logger.debug("cod/%s step %d: observed %.4f", o.benchmark, o.step, o.accuracy)
+            if not loggers:
+                continue
+            try:
+                metrics = self.monitor.metrics(o)
+            except Exception:
+                logger.warning("CODCallback could not make the metrics of step %s; the run is "
+                               "not affected.", o.step, exc_info=True)
+                continue
+            for lg in loggers:  # one call per observation: a row has one value per key
+                try:
+                    lg.log_metrics(metrics, step=int(trainer.global_step))
+                except Exception:
+                    logger.warning("CODCallback could not log to %s; the run is not affected.",
+                                   type(lg).__name__, exc_info=True)
 
     def _check_stop(self, trainer) -> None:
         """Every rank: take rank 0's stop decision, at the same step."""
@@ -838,6 +913,8 @@ class CODCallback(Callback):
         if stop and not trainer.should_stop:
             trainer.should_stop = True
             self.stopped_at = int(trainer.global_step)
+            if trainer.is_global_zero and self._live():
+                self.monitor.note_stopped(self.stopped_at, "drift")  # status: stopped_by_drift
             if trainer.is_global_zero:
                 logger.warning("CODCallback stops training at step %d%s: the run drifted below "
                                "its forecast (stop_on_drift=True).", trainer.global_step,
@@ -850,7 +927,7 @@ class CODCallback(Callback):
         try:
             self.summary_ = self.monitor.close(timeout)
             # the observations judged while draining, not yet returned by a poll
-            self.n_observations += len(self.monitor.poll())
+            self._take(self.monitor.poll())
         except Exception:
             logger.warning("CODMonitor.close raised; the run is not affected.", exc_info=True)
             return
@@ -862,6 +939,7 @@ class CODCallback(Callback):
                 _fmt(fc.get("value")), _fmt(fc.get("lower")), _fmt(fc.get("upper")),
                 "; ALERTING" if s.get("alerting") else "",
             )
+        logger.info("CODCallback: %s.", status_words(self.summary_))
 
 
 # --------------------------------------------------------------------------- helpers

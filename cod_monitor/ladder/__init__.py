@@ -3,6 +3,7 @@
 - :mod:`~cod_monitor.ladder.model`: :class:`ModelInfo` and :class:`PassRateMatrix`;
 - :mod:`~cod_monitor.ladder.ladder`: :class:`Ladder` and :func:`load_ladder`;
 - :mod:`~cod_monitor.ladder.builder`: long tables (columns or records) to a ladder's tables;
+- :mod:`~cod_monitor.ladder.settings`: :class:`EvalSettings`, how a benchmark was scored;
 - :mod:`~cod_monitor.ladder.storage`: the on-disk format and :func:`ladder_fingerprint`;
 - :mod:`~cod_monitor.ladder.importers`: long tables and lm-evaluation-harness samples;
 - :mod:`~cod_monitor.ladder.selection`: which ladder points a forecaster fits;
@@ -22,6 +23,7 @@ from cod_monitor.ladder.model import (
     ModelInfo,
     PassRateMatrix,
 )
+from cod_monitor.ladder.settings import UNKNOWN, EvalSettings
 from cod_monitor.ladder.storage import SCHEMA_VERSION, ladder_fingerprint
 from cod_monitor.ladder.trend import LearningRateTrend, learning_rate_trend
 
@@ -32,6 +34,8 @@ __all__ = [
     "ROLES",
     "SCHEMA_VERSION",
     "SCORE_COLUMNS",
+    "UNKNOWN",
+    "EvalSettings",
     "Ladder",
     "LearningRateTrend",
     "ModelInfo",

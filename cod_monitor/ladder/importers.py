@@ -1,7 +1,8 @@
 """Importers: build a validated :class:`~cod_monitor.ladder.Ladder` from other formats.
 
 - :func:`read_models_table`: model metadata from a CSV (with a column mapping) or a
-  JSON list of ladder.json-style model objects.
+  JSON list of ladder.json-style model objects; :func:`read_checkpoints_table`: the
+  same with each model's checkpoint path (what ``cod-monitor ladder score`` scores).
 - :func:`import_long_table`: a long table of per-sample scores, CSV (optionally
   gzipped) or JSON lines, with a column mapping.
 - :func:`~cod_monitor.ladder.lm_eval.import_lm_eval_samples` (in
@@ -22,8 +23,10 @@ from pathlib import Path
 from cod_monitor.exceptions import LadderValidationError
 from cod_monitor.ladder.ladder import Ladder
 from cod_monitor.ladder.model import COUNT_COLUMNS, DEFAULT_COMPUTE_UNIT, SCORE_COLUMNS, ModelInfo
+from cod_monitor.ladder.settings import settings_by_benchmark
 
 __all__ = [
+    "read_checkpoints_table",
     "read_models_table",
     "import_long_table",
     "MODEL_FIELDS",
@@ -203,15 +206,71 @@ def read_models_table(
     >>> read_models_table(p, columns={"name": "model", "params": "params_total"})[0].compute
     1.2e+18
     """
+    return [m for m, _ in _read_models(path, columns, roles, extra=())]
+
+
+def read_checkpoints_table(
+    path,
+    *,
+    columns: Mapping[str, str] | None = None,
+    roles: Mapping[str, str] | None = None,
+) -> tuple[list[ModelInfo], dict[str, str]]:
+    """Read model metadata and each model's checkpoint path from one table.
+
+    The table of :func:`read_models_table` with one more field, ``path``: the model's
+    checkpoint (a directory an evaluator loads), as written in the table.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A CSV file or a JSON list of model objects, as :func:`read_models_table`
+        reads them, with a ``path`` column (or key) filled for every model.
+    columns : mapping of str to str, optional
+        Our field -> the file's column, as in :func:`read_models_table`; may map
+        ``path`` too.
+    roles : mapping of str to str, optional
+        Model name -> role, overriding the file's ``role`` column.
+
+    Returns
+    -------
+    models : list of ModelInfo
+        In file order.
+    paths : dict of str to str
+        Model name -> its checkpoint path as written (a relative path is the caller's
+        to resolve).
+
+    Raises
+    ------
+    LadderValidationError
+        As :func:`read_models_table`, and a model without a path.
+    """
+    models, paths = [], {}
+    for model, extra in _read_models(path, columns, roles, extra=("path",)):
+        value = extra.get("path")
+        if not isinstance(value, str) or not value.strip():
+            raise LadderValidationError(
+                "path", value, "Give every model its checkpoint directory in a 'path' column "
+                "(map another column with columns={'path': '<column>'}, --model-map "
+                "path=<column>).", where=f"{path}, model {model.name!r}")
+        models.append(model)
+        paths[model.name] = value.strip()
+    return models, paths
+
+
+def _read_models(path, columns, roles, *, extra: tuple[str, ...]) -> list[tuple[ModelInfo, dict]]:
+    """(model, its ``extra`` fields) per entry of a models table, in file order."""
     path = _existing_file(path, "models")
-    columns = _check_mapping(columns, MODEL_FIELDS)
+    fields = MODEL_FIELDS + extra
+    columns = _check_mapping(columns, fields)
     if path.name.lower().removesuffix(".gz").endswith(".json"):
         entries = _models_from_json(path, columns)
     else:
-        entries = _models_from_csv(path, columns)
+        entries = _models_from_csv(path, columns, fields)
     models = []
     seen = set()
     for where, entry in entries:
+        entry = dict(entry)
+        extras = {k: entry.pop(k) for k in extra if k in entry}
         if "compute" not in entry:
             entry = dict(entry)
             params = _number(entry, "params", where)
@@ -222,7 +281,7 @@ def read_models_table(
             raise LadderValidationError("name", model.name, "Give every model a unique name.",
                                         where=where)
         seen.add(model.name)
-        models.append(model)
+        models.append((model, extras))
     if not models:
         raise LadderValidationError("models", str(path), "List at least one model.")
     if roles:
@@ -232,9 +291,9 @@ def read_models_table(
                     "roles", f"{name}={role}", f"No model {name!r} in {path}; known models: "
                     f"{', '.join(map(repr, sorted(seen)[:8]))}{', ...' if len(seen) > 8 else ''}.",
                 )
-        models = [ModelInfo.from_dict({**m.to_dict(), "role": roles[m.name]},
-                                      where=f"roles[{m.name!r}]")
-                  if m.name in roles else m for m in models]
+        models = [(ModelInfo.from_dict({**m.to_dict(), "role": roles[m.name]},
+                                       where=f"roles[{m.name!r}]"), extras)
+                  if m.name in roles else (m, extras) for m, extras in models]
     return models
 
 
@@ -248,9 +307,9 @@ def _number(entry, key, where) -> float:
         raise LadderValidationError(key, value, f"Give {key} as a number.", where=where) from None
 
 
-def _models_from_csv(path, columns):
+def _models_from_csv(path, columns, fields=MODEL_FIELDS):
     header, rows, lines = _read_csv(path)
-    found = _resolve_columns(header, columns, MODEL_FIELDS, path)
+    found = _resolve_columns(header, columns, fields, path)
     for ours in ("name", "params", "tokens"):
         if ours not in found:
             raise LadderValidationError(
@@ -310,6 +369,7 @@ def import_long_table(
     compute_unit: float = DEFAULT_COMPUTE_UNIT,
     drop_incomplete: bool = False,
     skip_unknown_models: bool = False,
+    eval_settings=None,
 ) -> Ladder:
     """Build a ladder from a long table of per-sample scores.
 
@@ -337,6 +397,11 @@ def import_long_table(
     skip_unknown_models : bool, default False
         Skip rows of models absent from ``models`` (to import a subset of the
         table's models) instead of raising.
+    eval_settings : EvalSettings, dict or mapping of str to those, optional
+        How the scores were produced (stop marker, scorer, evaluator mode, ...): one
+        settings object for every benchmark or one per benchmark (see
+        :func:`~cod_monitor.ladder.settings.settings_by_benchmark`). A long table
+        carries none of them, so nothing is recorded without it.
 
     Returns
     -------
@@ -414,7 +479,7 @@ def import_long_table(
     if dropped:
         logger.debug("%d model(s) of the models table have no scores in %s and are left out",
                      len(dropped), path)
-    return Ladder.from_columns(
+    ladder = Ladder.from_columns(
         [m for m in models if m.name in present],
         cols,
         compute_unit=compute_unit,
@@ -422,6 +487,9 @@ def import_long_table(
         source=str(path),
         line_numbers=lines,
     )
+    if eval_settings is None:
+        return ladder
+    return ladder.with_eval_settings(settings_by_benchmark(eval_settings, ladder.benchmarks))
 
 
 def _subset(cols: dict, lines: list, keep: list[int]):

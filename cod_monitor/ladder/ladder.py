@@ -30,6 +30,7 @@ from cod_monitor.ladder.model import (
     _names_hint,
     _sort_models,
 )
+from cod_monitor.ladder.settings import EvalSettings
 from cod_monitor.ladder.storage import (
     LADDER_JSON,
     read_ladder_json,
@@ -48,8 +49,9 @@ class Ladder:
 
     Build one with :meth:`from_records`, :meth:`from_columns`, :meth:`load` or the
     importers in :mod:`cod_monitor.ladder.importers`; the constructor takes ready-made
-    matrices. A ladder is immutable: :meth:`with_roles` and :meth:`without_models`
-    return new ladders.
+    matrices. A ladder is immutable: :meth:`with_roles`, :meth:`with_compute`,
+    :meth:`without_models` and :meth:`with_eval_settings` return new ladders (each keeps
+    the evaluation settings).
 
     Parameters
     ----------
@@ -60,6 +62,10 @@ class Ladder:
         of the same models; they are reordered to the ladder's order).
     compute_unit : float, default 1e18
         FLOPs per compute unit the forecaster rescales to.
+    eval_settings : mapping of str to EvalSettings or dict, optional
+        Benchmark -> how its pass rates were scored
+        (:class:`~cod_monitor.ladder.settings.EvalSettings`: stop marker, scorer,
+        evaluator mode, temperature, ...). Benchmarks left out record none.
 
     Attributes
     ----------
@@ -68,13 +74,16 @@ class Ladder:
     compute_unit : float
     benchmarks : list of str
         Sorted by name.
+    eval_settings : dict of str to EvalSettings
+        The benchmarks that record evaluation settings, sorted by name.
 
     Raises
     ------
     LadderValidationError
         Duplicate model names, fewer than 3 models with role ``'ladder'``, no
         benchmark, a matrix whose models differ from ``models``, duplicate sample
-        ids, a bad ``compute_unit``.
+        ids, a bad ``compute_unit``, evaluation settings of a benchmark without scores
+        or with a bad value.
 
     See Also
     --------
@@ -100,6 +109,7 @@ class Ladder:
         models: Sequence[ModelInfo],
         matrices: Mapping[str, PassRateMatrix],
         compute_unit: float = DEFAULT_COMPUTE_UNIT,
+        eval_settings: Mapping[str, EvalSettings | Mapping] | None = None,
     ):
         ordered = _sort_models(models)
         names = [m.name for m in ordered]
@@ -126,18 +136,20 @@ class Ladder:
                 None if mat.n_samples is None else mat.n_samples[:, cols],
                 None if mat.n_correct is None else mat.n_correct[:, cols],
             )
-        self._set(ordered, tables, compute_unit, where="Ladder")
+        self._set(ordered, tables, compute_unit, where="Ladder", eval_settings=eval_settings)
 
     # construction ---------------------------------------------------------------
 
     @classmethod
-    def _create(cls, models, tables, compute_unit, where, *, derived=False) -> Ladder:
+    def _create(cls, models, tables, compute_unit, where, *, derived=False,
+                eval_settings=None) -> Ladder:
         """A ladder from already-ordered models and their ``ScoreTable`` (no copying)."""
         self = cls.__new__(cls)
-        self._set(tuple(models), dict(tables), compute_unit, where=where, derived=derived)
+        self._set(tuple(models), dict(tables), compute_unit, where=where, derived=derived,
+                  eval_settings=eval_settings)
         return self
 
-    def _set(self, models, tables, compute_unit, where, derived=False):
+    def _set(self, models, tables, compute_unit, where, derived=False, eval_settings=None):
         self._compute_unit = _finite_float(compute_unit, "compute_unit", where, positive=True)
         self._models = models
         self._index = {}
@@ -174,6 +186,26 @@ class Ladder:
                     "sample_id", dup, "Give every sample of a benchmark a unique id.",
                     where=f"{where}, benchmark {benchmark!r}",
                 )
+        self._settings = self._check_settings(eval_settings or {}, where)
+
+    def _check_settings(self, eval_settings, where) -> dict[str, EvalSettings]:
+        """Benchmark -> settings, validated; benchmarks that record nothing left out."""
+        if not isinstance(eval_settings, Mapping):
+            raise LadderValidationError(
+                "eval_settings", eval_settings, "Give a mapping of benchmark name to its "
+                "evaluation settings.", where=where)
+        out = {}
+        for benchmark in sorted(eval_settings, key=str):
+            if benchmark not in self._tables:
+                raise LadderValidationError(
+                    "eval_settings", benchmark, "Record evaluation settings only for the "
+                    f"ladder's benchmarks ({_names_hint(list(self._tables))}); remove this "
+                    "entry or fix its name.", where=where)
+            settings = EvalSettings.from_dict(
+                eval_settings[benchmark], where=f"{where}, eval_settings[{benchmark!r}]")
+            if settings.recorded:
+                out[benchmark] = settings
+        return out
 
     def _check_ladder_models(self, where):
         n_ladder = sum(m.role == "ladder" for m in self._models)
@@ -294,7 +326,8 @@ class Ladder:
         ------
         LadderValidationError
             A missing directory or file, both ``scores.csv`` and ``scores.csv.gz``,
-            malformed JSON or CSV, an unsupported ``schema_version``, and every
+            malformed JSON or CSV, an unsupported ``schema_version``, evaluation
+            settings of the wrong type or for a benchmark without scores, and every
             check of :meth:`from_columns`.
         """
         path = Path(path)
@@ -302,18 +335,22 @@ class Ladder:
             raise LadderValidationError(
                 "path", str(path), "Give the directory that holds ladder.json and scores.csv.",
             )
-        models, compute_unit = read_ladder_json(path / LADDER_JSON)
+        models, compute_unit, settings = read_ladder_json(path / LADDER_JSON)
         scores = scores_path(path)
         columns, lines = read_scores_csv(scores)
-        return cls.from_columns(
+        ladder = cls.from_columns(
             models, columns, compute_unit=compute_unit, drop_incomplete=drop_incomplete,
             source=str(scores), line_numbers=lines,
         )
+        # the new ladder is not shared yet: its settings are set in place
+        ladder._settings = ladder._check_settings(settings, where=str(path / LADDER_JSON))
+        return ladder
 
     def save(self, path, *, compress: bool = False) -> Path:
         """Write the ladder to a directory (created if needed).
 
-        Writes ``ladder.json`` and ``scores.csv`` (``scores.csv.gz`` with
+        Writes ``ladder.json`` (with the evaluation settings, when any) and
+        ``scores.csv`` (``scores.csv.gz`` with
         ``compress=True``, byte-for-byte reproducible), each atomically, and removes
         the other scores file if present. Rows are sorted by benchmark, sample
         order, then model compute; floats are written with ``repr`` precision so
@@ -345,7 +382,7 @@ class Ladder:
             )
         try:
             write_ladder(path, self._models, self._tables, self._compute_unit,
-                         compress=compress)
+                         compress=compress, eval_settings=self._settings)
         except OSError as exc:
             raise LadderValidationError(
                 "path", str(path), f"Give a writable directory ({exc.strerror or exc})."
@@ -368,6 +405,65 @@ class Ladder:
     def benchmarks(self) -> list[str]:
         """Benchmark names, sorted."""
         return list(self._tables)
+
+    @property
+    def eval_settings(self) -> dict[str, EvalSettings]:
+        """Benchmark -> its evaluation settings, for the benchmarks that record them."""
+        return dict(self._settings)
+
+    def eval_settings_for(self, benchmark: str) -> EvalSettings | None:
+        """How ``benchmark``'s pass rates were scored, or ``None`` when not recorded.
+
+        Raises
+        ------
+        LadderValidationError
+            Unknown benchmark.
+        """
+        self._table(benchmark)
+        return self._settings.get(benchmark)
+
+    def with_eval_settings(self, eval_settings: Mapping[str, EvalSettings | Mapping | None]
+                           ) -> Ladder:
+        """A copy recording other evaluation settings for some benchmarks.
+
+        Parameters
+        ----------
+        eval_settings : mapping of str to EvalSettings, dict or None
+            Benchmark -> its settings (an :class:`~cod_monitor.ladder.settings.EvalSettings`
+            or its ``ladder.json`` dict), replacing what the benchmark recorded; ``None``
+            removes them. Other benchmarks keep theirs.
+
+        Returns
+        -------
+        Ladder
+
+        Raises
+        ------
+        LadderValidationError
+            A benchmark the ladder lacks, or a bad setting.
+
+        Examples
+        --------
+        >>> from cod_monitor.synthetic import synthetic_ladder
+        >>> ladder = synthetic_ladder(n_samples=20, seed=0).ladder
+        >>> b = ladder.benchmarks[0]
+        >>> ladder.with_eval_settings({b: {"stop": "\\n", "mode": "exact"}}).eval_settings_for(b)
+        EvalSettings(stop='\\n', mode='exact')
+        """
+        if not isinstance(eval_settings, Mapping):
+            raise LadderValidationError(
+                "eval_settings", eval_settings, "Give a mapping of benchmark name to its "
+                "evaluation settings (None removes them).", where="with_eval_settings")
+        merged = dict(self._settings)
+        for benchmark, settings in eval_settings.items():
+            if settings is None:
+                if benchmark not in self._tables:
+                    self._table(benchmark)  # raises: the ladder has no such benchmark
+                merged.pop(benchmark, None)
+            else:
+                merged[benchmark] = settings
+        return Ladder._create(self._models, self._tables, self._compute_unit,
+                              where="with_eval_settings", derived=True, eval_settings=merged)
 
     def model(self, name: str) -> ModelInfo:
         """The model called ``name``.
@@ -515,7 +611,7 @@ class Ladder:
             for m in self._models
         )
         return Ladder._create(models, self._tables, self._compute_unit, where="with_roles",
-                              derived=True)
+                              derived=True, eval_settings=self._settings)
 
     def with_compute(self, compute: Mapping[str, float]) -> Ladder:
         """A copy with some models' compute changed (models re-ordered by compute).
@@ -548,7 +644,7 @@ class Ladder:
         order = sorted(range(len(models)), key=lambda j: (models[j].compute, models[j].name))
         tables = {b: t.columns(order) for b, t in self._tables.items()}
         return Ladder._create(tuple(models[j] for j in order), tables, self._compute_unit,
-                              where="with_compute", derived=True)
+                              where="with_compute", derived=True, eval_settings=self._settings)
 
     def without_models(self, names: str | Iterable[str]) -> Ladder:
         """A copy without some models.
@@ -579,7 +675,7 @@ class Ladder:
         tables = {b: t.columns(keep) for b, t in self._tables.items()}
         models = tuple(self._models[j] for j in keep)
         return Ladder._create(models, tables, self._compute_unit, where="without_models",
-                              derived=True)
+                              derived=True, eval_settings=self._settings)
 
     def __repr__(self) -> str:
         counts = {}

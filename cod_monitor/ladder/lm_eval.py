@@ -3,6 +3,9 @@
 lm-eval writes one ``samples_<task>_<timestamp>.jsonl`` file per task and model run;
 :func:`import_lm_eval_samples` reads each model's files, takes one metric per record
 and builds a validated :class:`~cod_monitor.ladder.Ladder` with one benchmark per task.
+The generation arguments the records log (``until``, ``do_sample``, ``temperature``,
+``top_p``, ``max_gen_toks``) become the benchmark's evaluation settings, as far as they
+tell them (:func:`settings_of_generation_kwargs`).
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from cod_monitor.exceptions import LadderValidationError
 from cod_monitor.ladder.importers import SCORE_FIELDS, coerce_models, read_jsonl, read_text
 from cod_monitor.ladder.ladder import Ladder
 from cod_monitor.ladder.model import DEFAULT_COMPUTE_UNIT
+from cod_monitor.ladder.settings import UNKNOWN, EvalSettings, settings_by_benchmark
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["import_lm_eval_samples", "LM_EVAL_DEFAULT_METRICS"]
+__all__ = ["import_lm_eval_samples", "LM_EVAL_DEFAULT_METRICS", "settings_of_generation_kwargs"]
 
 #: Metrics tried, in order, when an lm-eval record does not list its metrics.
 LM_EVAL_DEFAULT_METRICS = ("exact_match", "acc", "pass@1")
@@ -43,6 +47,7 @@ def import_lm_eval_samples(
     compute_unit: float = DEFAULT_COMPUTE_UNIT,
     benchmark_names: Mapping[str, str] | None = None,
     drop_incomplete: bool = False,
+    eval_settings=None,
 ) -> Ladder:
     """Build a ladder from lm-evaluation-harness ``--log_samples`` output.
 
@@ -77,11 +82,18 @@ def import_lm_eval_samples(
         Task name -> benchmark name; other tasks keep their task name.
     drop_incomplete : bool, default False
         Drop documents missing for some model (with a warning) instead of raising.
+    eval_settings : EvalSettings, dict or mapping of str to those, optional
+        Settings the logs do not tell (e.g. the scorer), one object for every
+        benchmark or one per benchmark (see
+        :func:`~cod_monitor.ladder.settings.settings_by_benchmark`); they fill the
+        fields the logs leave unknown.
 
     Returns
     -------
     Ladder
-        One benchmark per task; ``sample_id`` is ``str(doc_id)``.
+        One benchmark per task; ``sample_id`` is ``str(doc_id)``. Each benchmark
+        records the evaluation settings its records' generation arguments tell
+        (:func:`settings_of_generation_kwargs`), merged with `eval_settings`.
 
     Raises
     ------
@@ -89,7 +101,8 @@ def import_lm_eval_samples(
         A missing path, a file whose name does not give a task, malformed JSON,
         a record without ``doc_id`` or without the metric, a metric value that is
         not a number in [0, 1] (or a list of them), an unknown filter, a model
-        absent from ``models``, and every check of :meth:`Ladder.from_columns`.
+        absent from ``models``, a setting of `eval_settings` that contradicts the
+        logs, and every check of :meth:`Ladder.from_columns`.
 
     Notes
     -----
@@ -119,6 +132,8 @@ def import_lm_eval_samples(
     values: dict[tuple[str, str, str], list[float]] = {}
     metric_of: dict[str, str] = {}
     filter_of: dict[str, str | None] = {}
+    # seen[benchmark][setting] -> the distinct values the records tell
+    seen: dict[str, dict[str, list]] = {}
     for model_name, spec in paths.items():
         if model_name not in by_name:
             raise LadderValidationError(
@@ -130,7 +145,7 @@ def import_lm_eval_samples(
             task = _task_of(file)
             bench = names.get(task, task)
             _read_lm_eval_file(file, bench, model_name, metric, filter_name,
-                               metric_of, filter_of, values)
+                               metric_of, filter_of, values, seen.setdefault(bench, {}))
     for bench in filter_of:
         logger.info("lm-eval task %s: metric %r, filter %r", bench, metric_of[bench],
                     filter_of[bench])
@@ -146,10 +161,138 @@ def import_lm_eval_samples(
             cols["n_samples"][i] = len(vals)
             cols["n_correct"][i] = int(sum(vals))
     used = [by_name[name] for name in paths]
-    return Ladder.from_columns(
+    ladder = Ladder.from_columns(
         used, cols, compute_unit=compute_unit, drop_incomplete=drop_incomplete,
         source="lm-eval samples",
     )
+    given = settings_by_benchmark(eval_settings, ladder.benchmarks)
+    settings = {}
+    for bench in ladder.benchmarks:
+        found = _agreed_settings(bench, seen.get(bench, {}))
+        if bench in given:
+            found = found.merge(given[bench], where=f"eval_settings[{bench!r}] (the lm-eval "
+                                "records of this task tell another value)")
+        settings[bench] = found
+    return ladder.with_eval_settings(settings)
+
+
+def settings_of_generation_kwargs(gen_kwargs: Mapping) -> dict:
+    """The evaluation settings an lm-eval ``generate_until`` request's arguments tell.
+
+    Only what the arguments fix whatever the model backend is recorded; the rest stays
+    unknown (left out).
+
+    Parameters
+    ----------
+    gen_kwargs : mapping
+        The request's generation arguments as lm-eval logs them (``until``,
+        ``do_sample``, ``temperature``, ``top_p``, ``max_gen_toks``, ...).
+
+    Returns
+    -------
+    dict
+        ``mode`` is ``'sampled'`` (completions are generated and scored); ``stop`` is the
+        one ``until`` string (``None`` for an empty ``until``: end-of-sequence only;
+        several strings cannot be one stop marker and leave it unknown); ``temperature`` is 0.0 for greedy decoding
+        (``do_sample: false`` without a temperature, or ``temperature: 0``), the given
+        temperature with ``do_sample: true`` (without it, HF decodes greedily and vLLM
+        samples); ``top_p`` with ``do_sample: true``; ``max_new_tokens`` from
+        ``max_gen_toks``.
+
+    Examples
+    --------
+    >>> settings_of_generation_kwargs({"until": ["Question:"], "do_sample": False})
+    {'mode': 'sampled', 'stop': 'Question:', 'temperature': 0.0}
+    """
+    out: dict = {"mode": "sampled"}
+    stop = _stop_of(gen_kwargs)
+    if stop is not UNKNOWN and stop is not _SEVERAL:
+        out["stop"] = stop
+    do_sample = gen_kwargs.get("do_sample")
+    temperature = gen_kwargs.get("temperature")
+    if _is_number(temperature) and float(temperature) == 0.0:
+        out["temperature"] = 0.0
+    elif do_sample is False and temperature is None:
+        out["temperature"] = 0.0
+    elif do_sample is True and _is_number(temperature):
+        out["temperature"] = float(temperature)
+    if do_sample is True and _is_number(gen_kwargs.get("top_p")):
+        out["top_p"] = float(gen_kwargs["top_p"])
+    max_gen = gen_kwargs.get("max_gen_toks")
+    if _is_number(max_gen) and float(max_gen) == int(max_gen) and max_gen >= 1:
+        out["max_new_tokens"] = int(max_gen)
+    return out
+
+
+#: The stop of a request with several ``until`` strings: no one stop marker.
+_SEVERAL = object()
+
+
+def _stop_of(gen_kwargs: Mapping):
+    """The one ``until`` string, ``None`` (end-of-sequence only), ``_SEVERAL`` or UNKNOWN."""
+    until = gen_kwargs.get("until")
+    if isinstance(until, str):
+        until = [until]
+    if not isinstance(until, list) or not all(isinstance(u, str) for u in until):
+        return UNKNOWN
+    until = [u for u in until if u]
+    if not until:
+        return None
+    return until[0] if len(until) == 1 else _SEVERAL
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _generation_kwargs(rec) -> Mapping | None:
+    """The generation arguments of a record's first request, or ``None`` (a
+    log-likelihood request, or a record that does not log its arguments)."""
+    args = rec.get("arguments")
+    first = None
+    if isinstance(args, Mapping):  # lm-eval >= 0.4.3: {"gen_args_0": {"arg_0": ..., ...}}
+        request = args.get("gen_args_0")
+        if isinstance(request, Mapping):
+            first = request.get("arg_1")
+    elif isinstance(args, list) and args and isinstance(args[0], list) and len(args[0]) > 1:
+        first = args[0][1]  # older lm-eval: [[context, gen_kwargs], ...]
+    return first if isinstance(first, Mapping) else None
+
+
+def _note_settings(rec, seen: dict) -> None:
+    gen = _generation_kwargs(rec)
+    if gen is None:
+        seen["_loglikelihood"] = [True]
+        return
+    told = settings_of_generation_kwargs(gen)
+    if _stop_of(gen) is _SEVERAL:
+        told["stop"] = _SEVERAL
+    for name, value in told.items():
+        values = seen.setdefault(name, [])
+        if not any(v is value or v == value for v in values):
+            values.append(value)
+
+
+def _agreed_settings(bench: str, seen: dict) -> EvalSettings:
+    """The settings every record of ``bench`` tells alike; the others stay unknown."""
+    if "_loglikelihood" in seen:  # some requests are no generation: nothing is known
+        return EvalSettings()
+    values = {}
+    for name, found in seen.items():
+        if len(found) > 1:
+            shown = ", ".join("several until strings" if v is _SEVERAL else repr(v)
+                              for v in found)
+            logger.warning(
+                "lm-eval task %s: its records disagree on %s (%s); the ladder records no %s "
+                "for it (give it with eval_settings= / --eval-settings if you know it)",
+                bench, name, shown, name)
+        elif found[0] is _SEVERAL:
+            logger.warning(
+                "lm-eval task %s stops at any of several 'until' strings, which one stop "
+                "marker cannot express; the ladder records no stop marker for it", bench)
+        else:
+            values[name] = found[0]
+    return EvalSettings(**values)
 
 
 def _lm_eval_files(spec, model_name) -> list[Path]:
@@ -206,7 +349,7 @@ def _lm_eval_records(file: Path) -> list[tuple[int, dict]]:
 
 
 def _read_lm_eval_file(file, bench, model_name, metric, filter_name, metric_of, filter_of,
-                       values) -> None:
+                       values, seen) -> None:
     records = _lm_eval_records(file)
     if not records:
         raise LadderValidationError("file", str(file), "The samples file has no records.")
@@ -238,6 +381,7 @@ def _read_lm_eval_file(file, bench, model_name, metric, filter_name, metric_of, 
         vals = _metric_values(rec[name], name, where)
         key = (bench, str(rec["doc_id"]), model_name)
         values.setdefault(key, []).extend(vals)
+        _note_settings(rec, seen)
 
 
 def _default_metric(rec, where) -> str:

@@ -1,6 +1,8 @@
 """The on-disk format of a ladder: a directory with ``ladder.json`` and ``scores.csv[.gz]``.
 
-``ladder.json`` holds the schema version, the compute unit and the models;
+``ladder.json`` holds the schema version, the compute unit, the models and, optionally,
+the evaluation settings of each benchmark (``eval_settings``, see
+:mod:`cod_monitor.ladder.settings`; a ladder without them is read as before);
 ``scores.csv`` (or its gzipped twin) is the long table ``benchmark, sample_id, model,
 score[, n_samples, n_correct]``. The README documents the format, which is a public
 contract. :meth:`Ladder.load <cod_monitor.ladder.ladder.Ladder.load>` and
@@ -31,6 +33,7 @@ from cod_monitor.ladder.model import (
     ScoreTable,
     _finite_float,
 )
+from cod_monitor.ladder.settings import EvalSettings
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -50,14 +53,18 @@ LADDER_JSON = "ladder.json"
 SCORES_CSV = "scores.csv"
 SCORES_CSV_GZ = "scores.csv.gz"
 
-_TOP_KEYS = ("schema_version", "compute_unit", "models")
+_TOP_KEYS = ("schema_version", "compute_unit", "models", "eval_settings")
 
 
 # ------------------------------------------------------------------------------ read
 
 
-def read_ladder_json(path: Path) -> tuple[list[ModelInfo], float]:
-    """The models and compute unit of a ``ladder.json`` file, validated."""
+def read_ladder_json(path: Path) -> tuple[list[ModelInfo], float, dict[str, EvalSettings]]:
+    """The models, compute unit and evaluation settings of a ``ladder.json`` file, validated.
+
+    The settings are ``{}`` when the file has no ``eval_settings`` section; whether each
+    benchmark named there has scores is the :class:`~cod_monitor.ladder.Ladder`'s check.
+    """
     if not path.is_file():
         raise LadderValidationError(
             "path", str(path), "A ladder directory needs a ladder.json file; create it or "
@@ -107,7 +114,19 @@ def read_ladder_json(path: Path) -> tuple[list[ModelInfo], float]:
                 "name", m.name, "Give every model a unique name.", where=f"{path} models[{i}]"
             )
         seen.add(m.name)
-    return models, compute_unit
+    return models, compute_unit, _read_eval_settings(meta.get("eval_settings"), path)
+
+
+def _read_eval_settings(section, path: Path) -> dict[str, EvalSettings]:
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise LadderValidationError(
+            "eval_settings", section, "Give \"eval_settings\" as a JSON object mapping each "
+            "benchmark to its settings, or leave it out.", where=str(path),
+        )
+    return {bench: EvalSettings.from_dict(entry, where=f"{path} eval_settings[{bench!r}]")
+            for bench, entry in section.items()}
 
 
 def scores_path(directory: Path) -> Path:
@@ -189,7 +208,8 @@ def read_scores_csv(path: Path) -> tuple[dict[str, list], list[int]]:
 
 
 def write_ladder(path: Path, models: Sequence[ModelInfo], tables: Mapping[str, ScoreTable],
-                 compute_unit: float, *, compress: bool) -> None:
+                 compute_unit: float, *, compress: bool,
+                 eval_settings: Mapping[str, EvalSettings] | None = None) -> None:
     """Write ``ladder.json`` and the scores file into the directory ``path``.
 
     Each file is written atomically, and the other scores file is removed if present.
@@ -207,6 +227,9 @@ def write_ladder(path: Path, models: Sequence[ModelInfo], tables: Mapping[str, S
     compute_unit : float
     compress : bool
         Gzip the scores (``scores.csv.gz``, byte-for-byte reproducible).
+    eval_settings : mapping of str to EvalSettings, optional
+        Benchmark -> its evaluation settings; written as ``eval_settings`` after the
+        models when not empty (a ladder without settings is written as before).
     """
     path.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -214,6 +237,8 @@ def write_ladder(path: Path, models: Sequence[ModelInfo], tables: Mapping[str, S
         "compute_unit": compute_unit,
         "models": [m.to_dict() for m in models],
     }
+    if eval_settings:
+        meta["eval_settings"] = {b: eval_settings[b].to_dict() for b in sorted(eval_settings)}
     atomic_write(path / LADDER_JSON, (json.dumps(meta, indent=2) + "\n").encode())
     name, stale = (SCORES_CSV_GZ, SCORES_CSV) if compress else (SCORES_CSV, SCORES_CSV_GZ)
     data = _scores_csv_text(models, tables).encode()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import time
 import warnings
 from collections.abc import Mapping
 from functools import cache
@@ -187,7 +188,8 @@ def make_forecaster(name: str, **common):
     return _build(name, common)
 
 
-def compare_methods(ladder, benchmark: str, compute: float, methods=None, *, level=0.9, **common):
+def compare_methods(ladder, benchmark: str, compute: float, methods=None, *, level=0.9,
+                    progress=None, **common):
     """Fit several methods on one ladder and forecast the same compute.
 
     Every method runs in isolation: whatever one raises (no extrapolatable cluster, a
@@ -213,6 +215,11 @@ def compare_methods(ladder, benchmark: str, compute: float, methods=None, *, lev
         Method names; ``None`` runs every registered method.
     level : float, default 0.9
         Interval coverage.
+    progress : callable, optional
+        ``progress(name, i, n, seconds, error)`` before each method (the ``i``-th of
+        ``n``, from 1; ``seconds`` is ``None``) and after it, with the seconds it took
+        and its error (``None`` when it forecast): how the command line reports
+        progress. Called only once the shared input is checked.
     **common
         Passed to every method's constructor, as :func:`make_forecaster`.
 
@@ -243,24 +250,34 @@ def compare_methods(ladder, benchmark: str, compute: float, methods=None, *, lev
                       checkpoints=common.get("checkpoints", "final"),
                       smooth_checkpoints=common.get("smooth_checkpoints", False))
     out = {}
-    for name in names:
-        try:
-            estimator = _build(name, common)
-            estimator.fit(ladder, benchmark)
-            value = float(estimator.predict(compute))
-            if not math.isfinite(value):
-                raise FitFailedError(f"the forecast of {name!r} is not finite ({value})")
-            lo, hi = estimator.predict_interval(compute, level=level)
-        except Exception as exc:  # one method's failure never aborts the others
-            # cod_monitor's own errors are written for users; anything else names its type
-            error = str(exc) if isinstance(exc, CODError) else f"{type(exc).__name__}: {exc}"
-            out[name] = {"value": None, "interval": None, "interval_error": None,
-                         "error": error or type(exc).__name__, "estimator": None}
-            continue
-        interval_error = getattr(estimator, "interval_error_", None)
-        if interval_error is None and not (math.isfinite(lo) and math.isfinite(hi)):
-            interval_error = "the interval is not finite"  # an estimator without the attribute
-        # NaN bounds, not None: callers unpack [lo, hi] whenever there is a value
-        out[name] = {"value": value, "interval": [float(lo), float(hi)],
-                     "interval_error": interval_error, "estimator": estimator}
+    for i, name in enumerate(names, 1):
+        if progress is not None:
+            progress(name, i, len(names), None, None)
+        t0 = time.perf_counter()
+        out[name] = _compare_one(name, ladder, benchmark, compute, level, common)
+        if progress is not None:
+            progress(name, i, len(names), time.perf_counter() - t0, out[name].get("error"))
     return out
+
+
+def _compare_one(name: str, ladder, benchmark: str, compute: float, level: float,
+                 common: dict) -> dict:
+    """One method's row of :func:`compare_methods` (never raises)."""
+    try:
+        estimator = _build(name, common)
+        estimator.fit(ladder, benchmark)
+        value = float(estimator.predict(compute))
+        if not math.isfinite(value):
+            raise FitFailedError(f"the forecast of {name!r} is not finite ({value})")
+        lo, hi = estimator.predict_interval(compute, level=level)
+    except Exception as exc:  # one method's failure never aborts the others
+        # cod_monitor's own errors are written for users; anything else names its type
+        error = str(exc) if isinstance(exc, CODError) else f"{type(exc).__name__}: {exc}"
+        return {"value": None, "interval": None, "interval_error": None,
+                "error": error or type(exc).__name__, "estimator": None}
+    interval_error = getattr(estimator, "interval_error_", None)
+    if interval_error is None and not (math.isfinite(lo) and math.isfinite(hi)):
+        interval_error = "the interval is not finite"  # an estimator without the attribute
+    # NaN bounds, not None: callers unpack [lo, hi] whenever there is a value
+    return {"value": value, "interval": [float(lo), float(hi)],
+            "interval_error": interval_error, "estimator": estimator}

@@ -45,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     "MonitorClosedError": "cod_monitor.monitor.monitor",
     "OutDirInUseError": "cod_monitor.monitor.monitor",
     "QueuePolicy": "cod_monitor.runtime.jobs",
+    "MainGuardError": "cod_monitor.runtime.main_guard",
 }
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from cod_monitor.monitor.judging import ALERT_LOGGER, PROGRESS_LOGGER
     from cod_monitor.monitor.monitor import CODMonitor, MonitorClosedError, OutDirInUseError
     from cod_monitor.runtime.jobs import QueuePolicy
+    from cod_monitor.runtime.main_guard import MainGuardError
 
 __all__ = [
     "ALERT_LOGGER",
@@ -76,6 +78,7 @@ __all__ = [
     "ForecastConfig",
     "Journal",
     "JournalState",
+    "MainGuardError",
     "MonitorClosedError",
     "OutDirInUseError",
     "PoolConfig",

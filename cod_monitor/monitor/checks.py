@@ -11,11 +11,20 @@ notice. :func:`check_eval_sets` therefore requires the evaluation set of every
 monitored benchmark to hold exactly the ladder benchmark's sample ids (in any order),
 and raises :class:`~cod_monitor.exceptions.InputError` with the counts and examples of
 each side otherwise.
+
+The samples are not all: a pass rate also depends on the stop marker and scorer of the
+set and on the evaluator's mode, temperature, top-p (and in ``sampled`` mode ``n`` and
+``max_new_tokens``). Where the ladder records these
+(:class:`~cod_monitor.ladder.settings.EvalSettings`), :func:`check_eval_sets` compares
+them with the run's, the evaluator's defaults filled in, and refuses a difference
+(:func:`check_settings`); where it records none, it logs one warning naming those
+benchmarks.
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from collections.abc import Mapping, Sequence
 
@@ -23,13 +32,18 @@ from cod_monitor._validation import invalid
 from cod_monitor.evaluators.base import EvaluatorConfigError
 from cod_monitor.evaluators.evalset import EvalSet
 from cod_monitor.evaluators.registry import make_evaluator
+from cod_monitor.evaluators.settings import eval_set_settings, evaluator_settings
 from cod_monitor.exceptions import InputError
-from cod_monitor.ladder import Ladder
+from cod_monitor.ladder import EvalSettings, Ladder
+from cod_monitor.ladder.settings import EVAL_SET_FIELDS, describe_value
 from cod_monitor.monitor.config import PoolConfig
 from cod_monitor.runtime.local import device_env
-from cod_monitor.runtime.worker import load_eval_set
+from cod_monitor.runtime.worker import EVAL_SET_SPEC_KEYS, load_eval_set
 
-__all__ = ["check_eval_set_spec", "check_eval_sets", "check_evaluator", "check_sample_ids"]
+__all__ = ["check_eval_set_spec", "check_eval_sets", "check_evaluator", "check_sample_ids",
+           "check_settings"]
+
+logger = logging.getLogger(__name__)
 
 #: Example ids quoted per side in a mismatch message.
 N_EXAMPLES = 3
@@ -82,14 +96,21 @@ def check_sample_ids(benchmark: str, ladder_ids: Sequence, eval_ids: Sequence) -
     )
 
 
-def check_eval_sets(ladder: Ladder, eval_sets: Mapping, *, read_files: bool = True) -> None:
-    """Require every monitored benchmark to be in the ladder, with the ladder's samples.
+def check_eval_sets(ladder: Ladder, eval_sets: Mapping, evaluator: Mapping | None = None, *,
+                    read_files: bool = True) -> None:
+    """Require every monitored benchmark to be in the ladder, with the ladder's samples,
+    scored with the ladder's evaluation settings.
 
     Parameters
     ----------
     ladder : Ladder
     eval_sets : mapping of str to EvalSet, path or dict
         As :class:`~cod_monitor.monitor.CODMonitor` takes them.
+    evaluator : mapping, optional
+        The evaluator config the run is evaluated with; its settings, the backend's
+        defaults filled in, are compared with those the ladder records. ``None`` (a
+        custom job function, which decides what a config means) compares the
+        evaluation sets' settings only.
     read_files : bool, default True
         Read the evaluation sets given as paths or ``EvalSet.from_jsonl`` arguments;
         ``False`` checks only those given as :class:`~cod_monitor.evaluators.EvalSet`
@@ -98,13 +119,23 @@ def check_eval_sets(ladder: Ladder, eval_sets: Mapping, *, read_files: bool = Tr
     Raises
     ------
     InputError
-        A benchmark the ladder does not have, or an evaluation set whose sample ids
-        are not the ladder's (:func:`check_sample_ids`).
+        A benchmark the ladder does not have, an evaluation set whose sample ids are
+        not the ladder's (:func:`check_sample_ids`), or a setting that differs from the
+        one the ladder records (:func:`check_settings`).
     EvalSetValidationError
         An evaluation-set file that breaks the format.
+    EvaluatorConfigError
+        An evaluator config that cannot build an evaluator.
     OSError
         An evaluation-set file that cannot be read.
+
+    Notes
+    -----
+    Benchmarks whose ladder records no evaluation settings are named in one warning
+    (logged, not raised: ladders written before the settings existed still work).
     """
+    unrecorded = []
+    run_evaluator = None  # the evaluator's settings, resolved once when first needed
     for benchmark, spec in eval_sets.items():
         if benchmark not in ladder.benchmarks:
             raise InputError(
@@ -112,10 +143,93 @@ def check_eval_sets(ladder: Ladder, eval_sets: Mapping, *, read_files: bool = Tr
                 f"{ladder.benchmarks}. Name each evaluation set by the ladder benchmark it "
                 "was scored on."
             )
-        if not (read_files or isinstance(spec, EvalSet)):
+        eval_set = None
+        if read_files or isinstance(spec, EvalSet):
+            eval_set = load_eval_set(spec)
+            check_sample_ids(benchmark, ladder.matrix(benchmark).sample_ids, eval_set.ids)
+        recorded = ladder.eval_settings_for(benchmark)
+        if recorded is None:
+            unrecorded.append(benchmark)
             continue
-        check_sample_ids(benchmark, ladder.matrix(benchmark).sample_ids,
-                         load_eval_set(spec).ids)
+        run = {} if eval_set is None else eval_set_settings(eval_set)
+        if evaluator is not None:
+            if run_evaluator is None:
+                run_evaluator = evaluator_settings(evaluator)
+            run.update(run_evaluator)
+        check_settings(benchmark, recorded, EvalSettings(**run), evaluator)
+    if unrecorded:
+        logger.warning(
+            "The ladder records no evaluation settings for benchmark(s) %s, so the monitor "
+            "cannot check that the run is scored as the ladder was (stop marker, scorer, "
+            "evaluator mode, temperature, top_p): a run scored otherwise, e.g. without the "
+            "ladder's stop marker, would be compared with the forecast all the same. Record "
+            "them in the ladder: `cod-monitor ladder score` (re-scores the checkpoints with "
+            "the monitor's evaluator), `cod-monitor ladder import --eval-settings`, or an "
+            "\"eval_settings\" section in ladder.json.",
+            ", ".join(map(repr, unrecorded)))
+
+
+def check_settings(benchmark: str, ladder: EvalSettings, run: EvalSettings,
+                   evaluator: Mapping | None = None) -> None:
+    """Require a run's evaluation settings to be the ladder's where both are known.
+
+    Parameters
+    ----------
+    benchmark : str
+        Named in the error.
+    ladder : EvalSettings
+        What the ladder records for the benchmark.
+    run : EvalSettings
+        The run's settings (:func:`~cod_monitor.evaluators.settings.run_settings`).
+    evaluator : mapping, optional
+        The run's evaluator config as given: a differing field it leaves out is said to
+        be the evaluator's default.
+
+    Raises
+    ------
+    InputError
+        A setting differs; the message names the benchmark, each differing field with
+        the ladder's value and the run's, and the fix.
+
+    Examples
+    --------
+    >>> check_settings("add", EvalSettings(stop="\\n", top_p=0.7),
+    ...                EvalSettings(stop="\\n", scorer="exact", top_p=0.7))  # no error
+    >>> check_settings("add", EvalSettings(stop="\\n", mode="exact"),
+    ...                EvalSettings(stop=None, mode="exact"))
+    Traceback (most recent call last):
+    ...
+    cod_monitor.exceptions.InputError: The run would not be scored as the ladder was on benchmark 'add': stop: the ladder '\\n', the run None (no stop marker). Pass rates scored with other settings cannot be compared with the ladder's forecast (without the ladder's stop marker, for one, a completion runs on past the answer and scores 0). Evaluate the run as the ladder was: give the evaluation set of 'add' stop='\\n' (e.g. eval_sets={'add': {'path': ..., 'stop': '\\n'}}). Or re-score the ladder's checkpoints with the run's settings: `cod-monitor ladder score`.
+    """
+    diffs = ladder.differences(run)
+    if not diffs:
+        return
+    given = {} if evaluator is None else evaluator
+    parts = []
+    for name, ours, theirs in diffs:
+        default = "" if name in EVAL_SET_FIELDS or name in given else (
+            f" (the evaluator's default: the config does not set {name!r})")
+        parts.append(f"{name}: the ladder {describe_value(name, ours)}, the run "
+                     f"{describe_value(name, theirs)}{default}")
+    set_fix = {name: ours for name, ours, _ in diffs if name in EVAL_SET_FIELDS}
+    evaluator_fix = {name: ours for name, ours, _ in diffs if name not in EVAL_SET_FIELDS}
+    fixes = []
+    if set_fix:
+        spec = ", ".join(f"{k!r}: {v!r}" for k, v in set_fix.items())
+        fixes.append(f"give the evaluation set of {benchmark!r} "
+                     + " and ".join(f"{k}={v!r}" for k, v in set_fix.items())
+                     + f" (e.g. eval_sets={{{benchmark!r}: {{'path': ..., {spec}}}}})")
+    if evaluator_fix:
+        fixes.append(f"set {evaluator_fix!r} in the evaluator config")
+    why = (" (without the ladder's stop marker, for one, a completion runs on past the "
+           "answer and scores 0)" if any(name == "stop" for name, _, _ in diffs) else "")
+    raise InputError(
+        f"The run would not be scored as the ladder was on benchmark {benchmark!r}: "
+        + "; ".join(parts) + ". Pass rates scored with other settings cannot be compared "
+        f"with the ladder's forecast{why}. Evaluate the run as the ladder was: "
+        + "; ".join(fixes) + ". Or re-score the ladder's checkpoints with the run's "
+        "settings: `cod-monitor ladder score`."
+    )
 
 
 def _examples(ids: list[str]) -> str:
@@ -127,8 +241,6 @@ def _examples(ids: list[str]) -> str:
 
 #: The methods every tracker has (:class:`~cod_monitor.trackers.base.Tracker`).
 TRACKER_METHODS = ("start", "log_forecast", "log_observation", "log_alert", "finish")
-#: The keys of an evaluation-set spec dict: ``EvalSet.from_jsonl``'s arguments.
-EVAL_SET_SPEC_KEYS = ("path", "name", "scorer", "stop")
 
 
 def check_eval_set_spec(owner: str, benchmark, spec, custom_jobs: bool) -> None:

@@ -332,7 +332,28 @@ class Forecasts:
         self._journal.append("forecast", benchmark=b, version=number, mode=model.mode_,
                              fingerprint=fingerprint, report=report)
         self._fanout.log_forecast(b, number, self.curve(b), report)
-        logger.info("cod/%s: forecast version %d (%s mode) ready", b, number, model.mode_)
+        logger.info("%s", self._ready_line(b, number, model, report))
+
+    def _ready_line(self, b: str, number: int, model: TrajectoryForecaster, report: dict) -> str:
+        """One line saying what a new forecast version decided: its mode, the COD route
+        and why, and the forecast at the run's last step when that is known."""
+        parts = [f"cod/{b}: forecast version {number} ready ({model.mode_} mode"]
+        if report.get("route"):
+            parts.append(f", COD route {report['route']}")
+        parts.append(")")
+        end = self._ledger.run.max_steps
+        fp = None if end is None else self.point(b, int(end))
+        if fp is not None:
+            parts.append(f"; at the last step {end}: {fp.value:.3f} "
+                         f"[{fp.lower:.3f}, {fp.upper:.3f}]")
+        elif end is not None:
+            parts.append(f"; the forecast at the last step {end} waits for the run's "
+                         "parameters and tokens per step (given, or learned from the first "
+                         "checkpoint that reports them)")
+        why = report.get("why") or (report.get("trajectory") or {}).get("reason")
+        if why:
+            parts.append(f". Why: {why}")
+        return "".join(parts)
 
     def _reject(self, b: str, message: str) -> None:
         """A changed ladder refused for ``b``: journal it and raise ``LADDER_REJECTED``."""
@@ -390,7 +411,7 @@ class Forecasts:
         if v is None:
             return None
         if tokens is None:
-            tokens = self._ledger.run.tokens_at(step)
+            tokens = self._ledger.tokens_at(step)
         params = self._ledger.params
         if params is None and tokens and compute:
             params = compute / (6.0 * tokens)
@@ -418,13 +439,13 @@ class Forecasts:
 
     def curve(self, benchmark: str) -> list[ForecastPoint]:
         """The forecast at every checkpoint taken and, when the run's length and tokens
-        per step are known, on a grid to its end; by step."""
+        per step (given or learned) are known, on a grid to its end; by step."""
         points = {s: (tok, comp) for s, tok, comp in self._ledger.positions()}
         run = self._ledger.run
-        if run.max_steps and run.tokens_per_step:
+        if run.max_steps and self._ledger.tokens_per_step():
             grid = np.linspace(0, run.max_steps, CURVE_POINTS + 1)[1:].round().astype(int)
             for s in np.unique(grid):
-                points.setdefault(int(s), (run.tokens_at(int(s)), None))
+                points.setdefault(int(s), (self._ledger.tokens_at(int(s)), None))
         out = []
         for s in sorted(points):
             tok, comp = points[s]

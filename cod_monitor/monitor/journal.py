@@ -58,6 +58,9 @@ Every record has ``kind``, ``seq`` (0, 1, 2, ... per file) and ``time`` (Unix se
 ``drain``        ``seconds`` (how long closing waited for evaluations), ``timeout``,
                  ``unfinished`` (the ``[step, benchmark]`` pairs still pending at close;
                  the next monitor on this ``out_dir`` resubmits them)
+``stopped``      ``step``, ``reason`` (the training loop stopped the run there, e.g.
+                 on drift: :meth:`CODMonitor.note_stopped
+                 <cod_monitor.monitor.CODMonitor.note_stopped>`)
 ``close``        ``summary``
 """
 
@@ -173,6 +176,8 @@ class JournalState:
         its alert was raised then).
     thinned : set of int
         Steps that ``CheckpointConfig.every`` left out on purpose.
+    stopped : dict or None
+        The last ``stopped`` record (where and why the training loop stopped the run).
     n_records : int
     resumed : bool
         Whether the journal held any record before.
@@ -188,6 +193,7 @@ class JournalState:
     deleted: set = field(default_factory=set)
     refused: set = field(default_factory=set)
     thinned: set = field(default_factory=set)
+    stopped: dict | None = None
     n_records: int = 0
     resumed: bool = False
 
@@ -502,4 +508,6 @@ def replay_records(records: list[dict]) -> JournalState:
             st.refused.add(int(rec["step"]))
         elif kind == "thinned":
             st.thinned.add(int(rec["step"]))
+        elif kind == "stopped":
+            st.stopped = rec
     return st

@@ -98,6 +98,8 @@ class Judge:
         self._run_failures: set[str] = set()
         self._awaiting: dict[str, list[Observation]] = {b: [] for b in self.benchmarks}
         self._unreturned: collections.deque = collections.deque(maxlen=10_000)
+        # (benchmark, step) -> (forecast judged against, final forecast, alerting after)
+        self._judgements: dict[tuple[str, int], tuple] = {}
         # per benchmark: evaluations ended when the current stretch of queue drops began
         self._skip_stretch: dict[str, int] = {}
 
@@ -233,6 +235,8 @@ class Judge:
             # also without a forecast, so that a tracker can end its line for this step
             self._fanout.log_run_forecast(obs, run_fp, final)
         self.finals[b] = final if final is not None else self.finals.get(b)
+        self._judgements[(b, int(obs.step))] = (run_fp if run_fp is not None else fp, final,
+                                                state.alerting or run_state.alerting)
         if run_fp is not None or final is not None:
             self.run_history.setdefault(b, []).append((obs.step, run_fp, final))
         _progress_logger.info(_progress_line(obs, fp, run_fp, final))
@@ -280,6 +284,13 @@ class Judge:
                 out.append(self._unreturned.popleft())
             except IndexError:
                 return out
+
+    def judgement(self, benchmark: str, step: int) -> tuple | None:
+        """``(forecast, final, alerting)`` of a checkpoint judged in this session: the
+        forecast it was judged against (the run-conditioned one when there is one, as
+        in the progress line), the final forecast made after it and whether a
+        below-band alert stood after it; ``None`` when it was not judged here."""
+        return self._judgements.get((benchmark, int(step)))
 
     def waiting(self) -> bool:
         """Whether an observation waits to be judged."""

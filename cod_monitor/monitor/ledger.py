@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 #: The statuses that end an evaluation; the first one recorded wins.
 TERMINAL = ("result", "failed", "skipped")
+#: Relative difference between a checkpoint's reported tokens and ``step *
+#: RunGeometry.tokens_per_step`` above which the monitor warns (once).
+TOKENS_RATE_TOLERANCE = 0.02
 
 
 @dataclass
@@ -78,6 +81,7 @@ class Ledger:
         self._steps: dict[int, _Step] = {}
         self._status: dict[tuple[int, str], str] = {}
         self._writes = 0
+        self._rate_warned = False
 
     # ------------------------------------------------------------------ checkpoints
     def knows(self, step: int) -> bool:
@@ -124,14 +128,47 @@ class Ledger:
         with self._lock:
             return sorted((s, st.tokens, st.compute) for s, st in self._steps.items())
 
+    def tokens_per_step(self) -> float | None:
+        """Training tokens per step: those the newest checkpoint reported (its tokens over
+        its step) when any did, else ``RunGeometry.tokens_per_step``, else ``None``.
+
+        Reported tokens win over the given rate: they are what the training loop counted
+        (on every process), while a rate given by hand is easily a per-device one.
+        """
+        with self._lock:
+            newest = max(((s, st.tokens) for s, st in self._steps.items()
+                          if s > 0 and st.tokens), default=None)
+        if newest is not None:
+            return newest[1] / newest[0]
+        return self.run.tokens_per_step
+
+    def tokens_at(self, step: int) -> float | None:
+        """``step * tokens_per_step()`` (the tokens of a step no checkpoint reported)."""
+        rate = self.tokens_per_step()
+        return None if rate is None else float(step) * rate
+
     def resolve(self, step: int, tokens, compute) -> tuple[float | None, float | None, float | None]:
         """Complete a checkpoint's ``(tokens, compute, params)`` from what is known.
 
-        Tokens default to ``step * tokens_per_step``; ``params`` is learned as
-        ``compute / (6 * tokens)``; compute defaults to ``6 * params * tokens``.
+        Tokens default to ``step * tokens_per_step()``; ``params`` is learned as
+        ``compute / (6 * tokens)``; compute defaults to ``6 * params * tokens``. Reported
+        tokens that disagree with ``RunGeometry.tokens_per_step`` by more than
+        :data:`TOKENS_RATE_TOLERANCE` are warned about once (a per-device rate in a
+        multi-process run is the usual cause); the reported tokens are used.
         """
         if tokens is None:
-            tokens = self.run.tokens_at(step)
+            tokens = self.tokens_at(step)
+        elif step > 0 and self.run.tokens_per_step and not self._rate_warned:
+            ratio = float(tokens) / (step * self.run.tokens_per_step)
+            if abs(ratio - 1.0) > TOKENS_RATE_TOLERANCE:
+                self._rate_warned = True
+                logger.warning(
+                    "CODMonitor: the checkpoint at step %d reports %.6g tokens, %.3gx "
+                    "step * RunGeometry.tokens_per_step (%.6g); the reported tokens are used. "
+                    "RunGeometry.tokens_per_step counts the tokens of one optimizer step on "
+                    "all processes together (a per-device count is short by the world size), "
+                    "or leave it out when every checkpoint reports its tokens.",
+                    step, float(tokens), ratio, self.run.tokens_per_step)
         tokens = None if tokens is None else float(tokens)
         compute = None if compute is None else float(compute)
         if self.params is None and tokens and compute:

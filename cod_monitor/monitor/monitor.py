@@ -87,7 +87,15 @@ from cod_monitor.monitor.journal import JOURNAL_NAME, Journal, JournalState
 from cod_monitor.monitor.judging import Judge
 from cod_monitor.monitor.ledger import Inbox, Ledger
 from cod_monitor.monitor.run_forecasts import RunForecasts
-from cod_monitor.records import Alert, Checkpoint, ForecastPoint, Observation
+from cod_monitor.records import (
+    Alert,
+    AlertReason,
+    Checkpoint,
+    ForecastPoint,
+    Observation,
+    observation_metrics,
+)
+from cod_monitor.runtime.main_guard import check_main_guard, check_not_spawn_child
 from cod_monitor.trackers.base import Tracker
 
 __all__ = ["CODMonitor", "MonitorClosedError", "OutDirInUseError", "lock_out_dir"]
@@ -231,8 +239,10 @@ class CODMonitor:
     Attributes
     ----------
     stop_requested : bool
-        Set when a below-band alert is raised (an HF callback with ``stop_on_drift``
-        reads it); never cleared by the monitor.
+        Set when a below-band alert is raised (a callback or loop with
+        ``stop_on_drift`` reads it, stops training and says so with
+        :meth:`note_stopped`); never cleared by the monitor. It does not mean that
+        training stopped: see ``status`` in :meth:`summary`.
     observations : list of Observation
         Every evaluated checkpoint judged so far (without per-sample results, which
         stay in the journal).
@@ -314,6 +324,7 @@ class CODMonitor:
         self._run_info: dict = {}
         self._summary: dict = {}
         self._drain: dict | None = None
+        self._stopped: dict | None = None  # where and why the loop stopped training
         self._out_lock = None
         self._inbox = Inbox()
         self._journal = Journal(self.out_dir / JOURNAL_NAME, on_failure=self._journal_failed)
@@ -375,6 +386,7 @@ class CODMonitor:
         ...                            {"backend": "hf", "mode": "exact"})["evaluator"]
         {'backend': 'hf', 'mode': 'exact'}
         """
+        check_not_spawn_child(owner)  # a script re-run by a spawned worker
         if not isinstance(ladder, (Ladder, str, os.PathLike)):
             raise invalid(owner, "ladder", "a Ladder or a directory path", ladder)
         for name, value, cls in (("forecast", forecast, ForecastConfig), ("pool", pool, PoolConfig),
@@ -469,6 +481,10 @@ class CODMonitor:
         ------
         MonitorClosedError
             After :meth:`close`.
+        MainGuardError
+            With the local backend, ``start`` is reached from top-level code of the
+            main script outside ``if __name__ == "__main__":``: every spawn-started
+            worker would run the script, and so the training, again.
         OutDirInUseError
             Another monitor (in this process or another one on this machine) holds
             ``out_dir``: two monitors writing one journal would evaluate every
@@ -489,7 +505,10 @@ class CODMonitor:
                 raise MonitorClosedError("CODMonitor is closed")
             # before anything starts: a mistake here stops the run before it trains
             check_eval_sets(load_ladder(self.ladder), self.eval_sets,
+                            self.evaluator if self.pool.job_fn is None else None,
                             read_files=self.pool.job_fn is None)
+            if self.pool.backend == "local":
+                check_main_guard("CODMonitor")  # before any worker is spawned
             self.out_dir.mkdir(parents=True, exist_ok=True)
             self._out_lock = lock_out_dir(self.out_dir)
             try:
@@ -501,6 +520,7 @@ class CODMonitor:
             self._intake.start()
             self._run_info = self._make_run_info(state.resumed)
             self._journal.append("start", run_info=self._run_info, resumed=state.resumed)
+            logger.info("%s", self._start_line())
             self._resume(state)
             self._intake.run_pool()
             self._started = True
@@ -533,10 +553,29 @@ class CODMonitor:
             "resumed": resumed,
         }
 
+    def _start_line(self) -> str:
+        """What the monitor watches and knows of the run, in one line (logged at start)."""
+        run = self.run
+        n = "unknown (learned from the first checkpoint with tokens and compute)" \
+            if run.params is None else f"{run.params:.3g}"
+        tps = ("from the checkpoints' tokens" if run.tokens_per_step is None
+               else f"{run.tokens_per_step:.6g}")
+        evaluator = (f"job_fn {self.pool.job_fn}" if self.pool.job_fn is not None else
+                     ", ".join(f"{k}={v}" for k, v in self.evaluator.items()))
+        return (f"CODMonitor: monitoring {len(self.benchmarks)} benchmark(s) "
+                f"({', '.join(self.benchmarks)}); N={n} parameters; tokens/step={tps}; "
+                f"max_steps={run.max_steps if run.max_steps else 'unknown (no final forecast)'}; "
+                f"evaluator {evaluator} on {', '.join(str(d) for d in self.pool.devices)} "
+                f"({self.pool.backend}); forecast: trajectory mode {self.forecast.trajectory}, "
+                f"{'conditioned on the run' if self.forecast.condition_on_run else 'ladder only'}; "
+                f"out_dir {self.out_dir}")
+
     def _resume(self, state: JournalState) -> None:
         """Rebuild steps, statuses, drift states and pending jobs from the journal."""
         self._ledger.restore(state)
         self._judge.restore(state)
+        if state.stopped is not None:
+            self._stopped = {"step": state.stopped.get("step"), "reason": state.stopped.get("reason")}
         self._forecasts.restore(state)
         resubmitted = self._intake.resume(state)
         if state.resumed:
@@ -896,25 +935,115 @@ class CODMonitor:
         run's length is unknown). Empty with ``condition_on_run=False``."""
         return list(self._judge.run_history.get(benchmark, []))
 
+    def note_stopped(self, step: int, reason: str = "drift") -> None:
+        """Record that the training loop stopped the run at ``step``; never raises.
+
+        Call it when training actually stops because of the monitor (the callbacks
+        do, with ``stop_on_drift``): :attr:`stop_requested` only says that a
+        below-band alert was raised, and the summary's ``status`` says
+        ``'stopped_by_drift'`` only after this call. The record is journaled, so a
+        monitor restarted on the same ``out_dir`` (to finish the evaluations, say)
+        still reports it; a checkpoint handed over after ``step`` (training resumed)
+        makes it history.
+
+        Parameters
+        ----------
+        step : int
+            The training step at which the loop stopped.
+        reason : str, default 'drift'
+            Why: ``'drift'`` (a below-band alert) or a word of the caller's.
+
+        Examples
+        --------
+        >>> if monitor.stop_requested:  # doctest: +SKIP
+        ...     monitor.note_stopped(step)
+        ...     break
+        """
+        try:
+            self._stopped = {"step": int(step), "reason": str(reason)}
+            logger.info("CODMonitor: training stopped at step %d (%s)", int(step), reason)
+            if self._started and not self._closed:
+                self._journal.append("stopped", **self._stopped)
+        except Exception:  # never into the training loop
+            logger.warning("CODMonitor could not record the stop at step %s", step, exc_info=True)
+
+    def metrics(self, observation: Observation) -> dict:
+        """The flat scalars of one judged checkpoint, for the training loop's own logger.
+
+        :func:`~cod_monitor.records.observation_metrics` of the observation with the
+        forecast it was judged against (the run-conditioned one when there is one), the
+        final forecast made after it and whether an alert stood after it; what the
+        callbacks log through the ``Trainer``'s log stream, and what a plain loop
+        passes to its logger (e.g. ``Accelerator.log``).
+
+        Parameters
+        ----------
+        observation : Observation
+            One returned by :meth:`poll`.
+
+        Returns
+        -------
+        dict of str to float or int
+            ``cod/<benchmark>/<name>`` (see :data:`~cod_monitor.records.METRIC_NAMES`).
+
+        Examples
+        --------
+        >>> for obs in monitor.poll():  # doctest: +SKIP
+        ...     accelerator.log(monitor.metrics(obs), step=step)
+        """
+        judged = self._judge.judgement(observation.benchmark, observation.step)
+        if judged is None:  # judged by an earlier session: today's forecast of it
+            compute = None if math.isnan(observation.compute) else observation.compute
+            judged = (self.forecast_point(observation.benchmark, observation.step,
+                                          tokens=observation.tokens, compute=compute),
+                      None, observation.benchmark in self.alerting)
+        forecast, final, alerting = judged
+        return observation_metrics(observation, forecast, final, alerting=alerting)
+
     def summary(self) -> dict:
         """Where the run stands, per benchmark (also passed to ``Tracker.finish``).
 
-        ``drain`` is ``None`` before :meth:`close`, then ``{"seconds", "timeout",
-        "unfinished"}``: how long closing waited for evaluations, its limit, and how many
-        it left pending.
+        ``status`` is ``'running'`` before :meth:`close`, then ``'finished'``; or
+        ``'stopped_by_drift'`` (``'stopped'`` for another reason) once the training
+        loop said it stopped the run (:meth:`note_stopped`), with ``stopped_at`` (its
+        step) and ``stop_reason``. ``drift_detected``: a below-band alert was raised
+        (whether or not training was stopped). ``stop_requested`` is kept for older
+        readers and means ``status == 'stopped_by_drift'``. ``drain`` is ``None``
+        before :meth:`close`, then ``{"seconds", "timeout", "unfinished"}``: how long
+        closing waited for evaluations, its limit, and how many it left pending.
         """
         benchmarks = {b: self._benchmark_summary(b) for b in self.benchmarks}
+        stopped = self._stop_record()
+        if stopped is not None:
+            status = "stopped_by_drift" if stopped["reason"] == "drift" else "stopped"
+        else:
+            status = "finished" if self._closed else "running"
         return {
             "run_name": self.run_name,
             "out_dir": str(self.out_dir),
+            "status": status,
+            "drift_detected": bool(self.stop_requested or self._judge.alert_counts.get(
+                AlertReason.BELOW_BAND.value, 0)),
+            "stopped_at": None if stopped is None else stopped["step"],
+            "stop_reason": None if stopped is None else stopped["reason"],
             "benchmarks": benchmarks,
             "alerts": dict(self._judge.alert_counts),
             "failed": sum(v["failed"] for v in benchmarks.values()),
             "skipped": sum(v["skipped"] for v in benchmarks.values()),
-            "stop_requested": self.stop_requested,
+            "stop_requested": status == "stopped_by_drift",
             "pool": self._intake.stats,
             "drain": self._drain,
         }
+
+    def _stop_record(self) -> dict | None:
+        """The stop the loop noted, unless training went on past it (a later checkpoint)."""
+        stopped = self._stopped
+        if stopped is None or stopped.get("step") is None:
+            return stopped
+        newest = max((s for s, _, _ in self._ledger.positions()), default=None)
+        if newest is not None and newest > int(stopped["step"]):
+            return None
+        return stopped
 
     def _benchmark_summary(self, b: str) -> dict:
         obs = [o for o in self.observations if o.benchmark == b]

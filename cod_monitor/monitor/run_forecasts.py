@@ -101,7 +101,7 @@ class RunForecasts:
         for (step, b), rec in sorted(state.decisions.items()):
             if b not in self._seen or (step, b) not in state.results:
                 continue
-            tokens = state.results[(step, b)].get("tokens") or self._ledger.run.tokens_at(step)
+            tokens = state.results[(step, b)].get("tokens") or self._ledger.tokens_at(step)
             surprise = rec.get("surprise")
             if tokens is None or surprise is None:
                 continue
@@ -140,9 +140,12 @@ class RunForecasts:
 
     def _end_tokens(self):
         run = self._ledger.run
-        if run.max_steps is None or run.tokens_per_step is None:
+        end = None if run.max_steps is None else self._ledger.tokens_at(run.max_steps)
+        if end is None:
             return None
-        return np.array([run.tokens_at(run.max_steps)])
+        # 4 significant digits: a learned tokens-per-step rate that wobbles with
+        # padding does not rebuild the conditioner at every checkpoint
+        return np.array([float(f"{end:.4g}")])
 
     def _build(self, b: str, model, prior: RunPrior, params: float, end) -> RunConditioner:
         rc = build_conditioner(model, prior, params, end,
@@ -196,7 +199,8 @@ class RunForecasts:
     def final(self, benchmark: str, step: int) -> FinalForecast | None:
         """The forecast of the run's final accuracy after the checkpoint at ``step``,
         with the ladder-only forecast beside it; ``None`` when the run's length, tokens
-        per step or parameters are unknown."""
+        per step (given, or learned from the checkpoints' tokens) or parameters are
+        unknown."""
         rc = self.conditioner(benchmark)
         run = self._ledger.run
         if rc is None or rc.end_tokens is None:
@@ -224,7 +228,7 @@ class RunForecasts:
             return []
         out = []
         for s in steps:
-            fp = self.one_step(benchmark, int(s), self._ledger.run.tokens_at(int(s)))
+            fp = self.one_step(benchmark, int(s), self._ledger.tokens_at(int(s)))
             if fp is not None:
                 out.append(fp)
         return out

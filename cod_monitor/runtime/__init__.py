@@ -12,6 +12,8 @@
   the pool over Ray actors (``pip install 'cod_monitor[ray]'``; Ray is imported when
   such a pool is built).
 - :func:`run_evaluation` (:mod:`~cod_monitor.runtime.worker`): what a worker runs.
+- :func:`score_ladder` (:mod:`~cod_monitor.runtime.score`): a ladder's checkpoints
+  scored by that same job function (``cod-monitor ladder score``).
 - :func:`snapshot_directory`, :class:`SnapshotWriter`
   (:mod:`~cod_monitor.runtime.snapshots`): private copies of checkpoints.
 
@@ -35,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     "device_env": "cod_monitor.runtime.local",
     "worker_env": "cod_monitor.runtime.local",
     "run_evaluation": "cod_monitor.runtime.worker",
+    "score_ladder": "cod_monitor.runtime.score",
     "Snapshot": "cod_monitor.runtime.snapshots",
     "SnapshotWriter": "cod_monitor.runtime.snapshots",
     "cpu_state_dict": "cod_monitor.runtime.snapshots",
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
     from cod_monitor.runtime.local import LocalProcesses, device_env, worker_env
     from cod_monitor.runtime.pool import EvalPool
     from cod_monitor.runtime.ray_backend import RayActors, RayEvalPool
+    from cod_monitor.runtime.score import score_ladder
     from cod_monitor.runtime.snapshots import (
         Snapshot,
         SnapshotWriter,
@@ -70,6 +74,7 @@ __all__ = [
     "cpu_state_dict",
     "device_env",
     "run_evaluation",
+    "score_ladder",
     "snapshot_directory",
     "worker_env",
     "write_state_dict",

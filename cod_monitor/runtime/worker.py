@@ -25,7 +25,8 @@ from cod_monitor.evaluators.evalset import EvalSet
 from cod_monitor.evaluators.registry import make_evaluator
 from cod_monitor.exceptions import LadderValidationError, MissingExtraError, ParameterError
 
-__all__ = ["PERMANENT_ERRORS", "load_eval_set", "resolve_job_fn", "run_evaluation", "run_job"]
+__all__ = ["EVAL_SET_SPEC_KEYS", "PERMANENT_ERRORS", "load_eval_set", "resolve_job_fn",
+           "run_evaluation", "run_job"]
 
 #: Errors of a job's configuration or of its checkpoint's files, not of its run: a retry
 #: would fail the same way, so the pool reports them after one attempt (an invalid
@@ -33,6 +34,9 @@ __all__ = ["PERMANENT_ERRORS", "load_eval_set", "resolve_job_fn", "run_evaluatio
 #: set, ``exact`` mode on a set it cannot score, a truncated or corrupt checkpoint file).
 PERMANENT_ERRORS = (ParameterError, MissingExtraError, LadderValidationError, ExactModeError,
                     CorruptCheckpointError)
+
+#: The keys of an evaluation-set spec dict: ``EvalSet.from_jsonl``'s arguments.
+EVAL_SET_SPEC_KEYS = ("path", "name", "scorer", "stop")
 
 _EVALUATORS: dict = {}  # per worker process: evaluator per config (engines are reused)
 _EVAL_SETS: dict = {}

@@ -69,9 +69,13 @@ class Tracker(Protocol):
     log_alert(alert)
         An :class:`~cod_monitor.records.Alert`; its ``message`` is a full sentence.
     finish(summary)
-        ``summary`` keys: ``out_dir``, ``benchmarks`` (per benchmark: observations,
-        last step and accuracy, last forecast, forecast version, mode, alerting),
-        ``alerts`` (count per reason), ``failed``, ``skipped``, ``stop_requested``.
+        ``summary`` keys: ``out_dir``, ``status`` (``'finished'``,
+        ``'stopped_by_drift'``, ...), ``drift_detected``, ``stopped_at``,
+        ``stop_reason``, ``benchmarks`` (per benchmark: observations, last step and
+        accuracy, last forecast, forecast version, mode, alerting), ``alerts`` (count
+        per reason), ``failed``, ``skipped``, ``stop_requested`` (kept for older
+        readers: ``status == 'stopped_by_drift'``); see :meth:`CODMonitor.summary
+        <cod_monitor.monitor.CODMonitor.summary>`.
 
     Examples
     --------

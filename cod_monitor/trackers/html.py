@@ -409,6 +409,18 @@ def _benchmark_section(name: str, b: dict, alerts: list) -> str:
     return "".join(parts)
 
 
+def _run_status(summary: dict | None, finished: bool) -> str:
+    """``running``; when finished, the summary's status (``stopped by drift at step 6``)."""
+    summary = summary or {}
+    status = summary.get("status")
+    if not finished and status in (None, "running", "finished"):
+        return "running"  # a summary passed before the end (or an old one) says no more
+    words = str(status or "finished").replace("_", " ")
+    if summary.get("stopped_at") is not None:
+        words += f" at step {summary['stopped_at']}"
+    return words
+
+
 def render_report(
     *,
     run_info: dict | None = None,
@@ -433,7 +445,8 @@ def render_report(
     summary : dict, optional
         What the monitor passed to ``Tracker.finish``.
     finished : bool, default False
-        Whether the run has finished.
+        Whether the monitor has finished; the header then shows the summary's
+        ``status`` (``finished``, ``stopped by drift at step N``, ...).
     generated_at : str, optional
         Timestamp shown in the header; defaults to now (UTC).
     title : str, default 'COD monitor report'
@@ -445,8 +458,10 @@ def render_report(
     """
     run_info, benchmarks, alerts = run_info or {}, benchmarks or {}, alerts or []
     generated_at = generated_at or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    status = "finished" if finished else "running"
-    meta = [f"status: <b>{status}</b>", f"generated {esc(generated_at)}"]
+    meta = [f"status: <b>{esc(_run_status(summary, finished))}</b>"]
+    if (summary or {}).get("drift_detected"):
+        meta.append('<span class="st below">drift detected</span>')
+    meta.append(f"generated {esc(generated_at)}")
     for key in ("run_name", "out_dir"):
         if run_info.get(key):
             meta.append(f"{key.replace('_', ' ')}: {esc(run_info[key])}")

@@ -10,9 +10,16 @@ import time
 from datetime import timedelta
 
 from cod_monitor._io import to_jsonable
-from cod_monitor._validation import check_real
+from cod_monitor._validation import check_real, invalid
 from cod_monitor.exceptions import CODError, MissingExtraError
-from cod_monitor.records import Alert, AlertReason, FinalForecast, ForecastPoint, Observation
+from cod_monitor.records import (
+    METRIC_NAMES,
+    Alert,
+    AlertReason,
+    FinalForecast,
+    ForecastPoint,
+    Observation,
+)
 
 __all__ = ["TrackerFinishedError", "TrackerUnavailableError", "WandbTracker"]
 
@@ -34,6 +41,10 @@ STEP_METRICS = (
 )
 #: Per-benchmark keys plotted against :data:`COMPUTE_KEY` (``cod/<benchmark>/by_compute/<name>``).
 COMPUTE_METRICS = ("observed", "forecast", "lower", "upper")
+#: Entries of the monitor's per-benchmark summary left out of the run summary: the
+#: tracker's own keys say the same (``n_observations``, ``last_observed``,
+#: ``final_forecast``/``final_lower``/``final_upper``).
+_SAME_AS_OWN = ("observations", "last_accuracy", "final_forecast")
 
 _LEVELS = {
     AlertReason.BELOW_BAND: "WARN",
@@ -113,8 +124,19 @@ class WandbTracker:
       enforced by the server only, so offline runs would record every repeat).
     - At finish, ``run.summary`` gets ``cod/<b>/{final_forecast,final_lower,final_upper,
       forecast_version,last_observed,last_step,n_observations,n_alerts,
-      n_alerts_suppressed}``, the monitor's per-benchmark summary flattened under
-      ``cod/<b>/`` and the rest of it under ``cod/summary/``.
+      n_alerts_suppressed}``, the rest of the monitor's per-benchmark summary flattened
+      under ``cod/<b>/`` and the rest of it under ``cod/summary/`` (``status``:
+      ``finished`` or ``stopped_by_drift``, ``drift_detected``, ``stopped_at``, ...).
+      One key per quantity: the scalar series above are kept out of the summary
+      (``define_metric(summary='none')``), since their last value is already there
+      under its own name.
+
+    When the training loop's own logger already brings the per-checkpoint scalars
+    into the same run (``log_stream_prefix``), the tracker logs none of the scalar
+    series above: W&B plots the loop's ``<prefix>cod/<b>/<name>`` keys (see
+    :data:`~cod_monitor.records.METRIC_NAMES`) against ``<prefix>cod/<b>/checkpoint_step``
+    and keeps them out of the summary; charts, tables, alerts and the summary are the
+    tracker's as above.
 
     ``final_*`` is the last point of the forecast curve: the end of the run when the
     monitor knows its length, else the latest evaluated checkpoint.
@@ -138,6 +160,13 @@ class WandbTracker:
         Minimum seconds between re-logs of the line chart triggered by observations.
     clock : callable, default time.monotonic
         Time source of the alert cooldown and chart interval.
+    log_stream_prefix : str, optional
+        Set when the run also receives :meth:`CODMonitor.metrics
+        <cod_monitor.monitor.CODMonitor.metrics>` through the training loop's logger,
+        to the prefix that logger puts before ``cod/``: ``'train/'`` for the HF
+        ``Trainer``'s ``WandbCallback`` (its :class:`~cod_monitor.integrations.hf.CODCallback`
+        sets it), ``''`` for a Lightning ``WandbLogger``. ``None`` (default): the
+        tracker logs its own scalar series.
 
     Attributes
     ----------
@@ -161,7 +190,8 @@ class WandbTracker:
     def __init__(self, project: str | None = None, run=None, *, alert_cooldown_s: float = 600.0,
                  entity: str | None = None, name: str | None = None, tags=None,
                  config: dict | None = None, dir: str | None = None,
-                 chart_interval_s: float = 300.0, clock=time.monotonic):
+                 chart_interval_s: float = 300.0, clock=time.monotonic,
+                 log_stream_prefix: str | None = None):
         MissingExtraError.check("WandbTracker", "wandb", "wandb")
         self.project = project
         self.run = run
@@ -175,6 +205,9 @@ class WandbTracker:
         self.chart_interval_s = check_real("WandbTracker", "chart_interval_s", chart_interval_s,
                                            0, closed="left")
         self.clock = clock
+        if log_stream_prefix is not None and not isinstance(log_stream_prefix, str):
+            raise invalid("WandbTracker", "log_stream_prefix", "a str or None", log_stream_prefix)
+        self.log_stream_prefix = log_stream_prefix
         self._lock = threading.RLock()
         self._run = None
         self._owns_run = False
@@ -256,15 +289,18 @@ class WandbTracker:
             self._curves[benchmark] = curve
             self._versions[benchmark] = int(version)
             p = f"cod/{benchmark}"
-            row = {f"{p}/forecast_version": int(version)}
-            if self._step is not None:
-                row[STEP_KEY] = self._step
-            if self._compute is not None:
-                row[COMPUTE_KEY] = self._compute
+            row = {}
+            if not self._streamed:
+                row[f"{p}/forecast_version"] = int(version)
+                if self._step is not None:
+                    row[STEP_KEY] = self._step
+                if self._compute is not None:
+                    row[COMPUTE_KEY] = self._compute
+                if curve:
+                    row.update({f"{p}/final_forecast": curve[-1].value,
+                                f"{p}/final_lower": curve[-1].lower,
+                                f"{p}/final_upper": curve[-1].upper})
             if curve:
-                row.update({f"{p}/final_forecast": curve[-1].value,
-                            f"{p}/final_lower": curve[-1].lower,
-                            f"{p}/final_upper": curve[-1].upper})
                 row[f"{p}/forecast_curve"] = wandb.Table(
                     columns=["version", "step", "compute", "value", "lower", "upper", "mode"],
                     data=[[int(version), q.step, q.compute, q.value, q.lower, q.upper, q.mode]
@@ -277,7 +313,8 @@ class WandbTracker:
                              "rmse", "ceiling", "detail"],
                     data=[_cluster_row(int(version), cl) for cl in clusters],
                 )
-            run.log(row)
+            if row:
+                run.log(row)
             self._log_chart(benchmark)
 
     def log_observation(self, observation: Observation, forecast: ForecastPoint | None) -> None:
@@ -298,7 +335,8 @@ class WandbTracker:
                                 ("upper", forecast.upper)):
                     row[f"{p}/{name}"] = row[f"{p}/by_compute/{name}"] = float(v)
                 row[f"{p}/residual"] = float(o.accuracy) - float(forecast.value)
-            run.log(row)
+            if not self._streamed:  # else the loop's logger brings them
+                run.log(row)
             if self.clock() - self._last_chart.get(o.benchmark, -math.inf) >= self.chart_interval_s:
                 self._log_chart(o.benchmark)
 
@@ -331,7 +369,8 @@ class WandbTracker:
                             f"{p}/rate": final.rate})
                 if math.isfinite(final.prior_value):
                     row[f"{p}/final_ladder"] = final.prior_value
-            run.log(row)
+            if not self._streamed:
+                run.log(row)
             if final is not None and self.clock() - self._last_chart.get(
                     ("final", o.benchmark), -math.inf) >= self.chart_interval_s:
                 self._log_final_chart(o.benchmark)
@@ -359,7 +398,7 @@ class WandbTracker:
             run = self._ensure(alert.benchmark)
             wandb = _import_wandb()
             reason = AlertReason(alert.reason)
-            if reason in (AlertReason.BELOW_BAND, AlertReason.RECOVERED):
+            if reason in (AlertReason.BELOW_BAND, AlertReason.RECOVERED) and not self._streamed:
                 run.log({STEP_KEY: int(alert.step),
                          f"cod/{alert.benchmark}/drift": int(reason is AlertReason.BELOW_BAND)})
             key = (alert.benchmark, reason.value)
@@ -414,6 +453,9 @@ class WandbTracker:
                                   f"{p}/n_alerts_suppressed": self._n_suppressed.get(b, 0)})
                 summary = dict(summary or {})
                 for b, d in (summary.pop("benchmarks", None) or {}).items():
+                    if isinstance(d, dict):
+                        d = {k: v for k, v in d.items() if k not in _SAME_AS_OWN
+                             or (k == "final_forecast" and not self._curves.get(b))}
                     final.update(_flatten(d, f"cod/{b}") if isinstance(d, dict)
                                  else {f"cod/{b}": _plain(d)})
                 final.update(_flatten(summary, "cod/summary"))
@@ -456,14 +498,29 @@ class WandbTracker:
         self._define(benchmark)
         return self._run
 
+    @property
+    def _streamed(self) -> bool:
+        """Whether the loop's own logger brings the scalars (see ``log_stream_prefix``)."""
+        return self.log_stream_prefix is not None
+
     def _define(self, benchmark: str):
         if benchmark in self._defined:
             return
         self._defined.add(benchmark)
+        # summary="none": their last values are in the summary under names of their own
+        if self._streamed:
+            p = f"{self.log_stream_prefix}cod/{benchmark}"
+            for name in METRIC_NAMES:
+                self._run.define_metric(
+                    f"{p}/{name}", summary="none",
+                    step_metric=None if name == "checkpoint_step" else f"{p}/checkpoint_step")
+            return
         for name in STEP_METRICS:
-            self._run.define_metric(f"cod/{benchmark}/{name}", step_metric=STEP_KEY)
+            self._run.define_metric(f"cod/{benchmark}/{name}", step_metric=STEP_KEY,
+                                    summary="none")
         for name in COMPUTE_METRICS:
-            self._run.define_metric(f"cod/{benchmark}/by_compute/{name}", step_metric=COMPUTE_KEY)
+            self._run.define_metric(f"cod/{benchmark}/by_compute/{name}", step_metric=COMPUTE_KEY,
+                                    summary="none")
 
     def _log_chart(self, benchmark: str):
         """Forecast trajectory (value, lower, upper) and observed points against the step."""

@@ -9,6 +9,8 @@ import pytest
 
 from cod_monitor.demo import SHIPPED_LADDER, load_demo_ladder
 from cod_monitor.demo.tasks import BENCHMARK_FAMILIES, FAMILIES
+from cod_monitor.evaluators import EvalSet
+from cod_monitor.evaluators.settings import run_settings
 from cod_monitor.ladder import Ladder
 
 
@@ -60,6 +62,12 @@ def test_micro_build_writes_a_valid_ladder_with_a_target_and_steps(micro):
     for name in ("eval.jsonl", "build.json", "report.txt", "tokenizer/tokenizer.json"):
         assert (out / name).is_file(), name
     assert (out / "models" / "micro-target-d64x2" / "config.json").is_file()
+    # every benchmark records how it was scored, as build.json's evaluator did it
+    scored = run_settings(EvalSet.from_jsonl(out / "eval.jsonl", stop="\n"),
+                          json.loads((out / "build.json").read_text())["evaluator"])
+    assert ladder.eval_settings == dict.fromkeys(ladder.benchmarks, scored)
+    assert scored.to_dict() == {"stop": "\n", "scorer": "exact", "mode": "exact",
+                                "temperature": 1.0, "top_p": 0.7}
     assert "accuracy rises with compute" in micro.report
     assert micro.summary["runs"][-1]["tokens_per_s"] > 0
 
@@ -145,6 +153,7 @@ def test_add_runs_appends_anchor_runs_evaluated_like_the_ladder(micro):
     assert [m.name for m in anchors] == ["micro-anchor-d32x2-s0004", "micro-anchor-d32x2-s0008"]
     assert all(m.run == "micro-anchor-d32x2" and m.loss is not None for m in anchors)
     assert set(after.benchmarks) == set(before.benchmarks)
+    assert after.eval_settings == before.eval_settings  # evaluated like the ladder
     roles = ("ladder", "target")
     for bench in before.benchmarks:
         old, new = before.matrix(bench, roles=roles), after.matrix(bench, roles=roles)

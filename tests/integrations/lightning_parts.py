@@ -64,8 +64,9 @@ def loader():
 def make_trainer(root, max_steps, callbacks, *, every=5, **kw):
     """A CPU ``Trainer`` saving ``<root>/ckpt/step=<N>.ckpt`` every ``every`` steps."""
     kw.setdefault("devices", 1)
+    kw.setdefault("logger", False)
     return pl.Trainer(
-        max_steps=max_steps, accelerator="cpu", default_root_dir=str(root), logger=False,
+        max_steps=max_steps, accelerator="cpu", default_root_dir=str(root),
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
         callbacks=[*callbacks, ModelCheckpoint(dirpath=Path(root) / "ckpt", filename="{step}",
                                                every_n_train_steps=every, save_top_k=-1)],

@@ -94,16 +94,20 @@ def _events():
 
 class EventRecorderCallback(TrainerCallback):
     """Records (event, global_step, checkpoints CODCallback had submitted by then), and
-    the checksum of the weights at every save."""
+    the checksum of the weights at every save; ``logs`` holds the logs each ``on_log``
+    received (a copy)."""
 
     def __init__(self, cod=None):
         self.cod = cod
         self.events = []
         self.checksums = {}
+        self.logs = []
 
     def _record(self, name, state, kwargs):
         self.events.append((name, state.global_step,
                             None if self.cod is None else list(self.cod.submitted_steps)))
+        if name == "on_log":
+            self.logs.append((state.global_step, dict(kwargs["logs"])))
         if name == "on_save":
             sd = kwargs["model"].state_dict()
             self.checksums[state.global_step] = float(sum(v.double().sum() for v in sd.values()))
@@ -145,11 +149,19 @@ def first_run(tmp_path_factory):
             "trainer": trainer}
 
 
+def _extra_cod_log(step, logs):
+    """A log the CODCallback asked for: between two regular logs (every 5 steps), or
+    after the last one, holding only cod/* metrics (observations judged at the drain)."""
+    return step % 5 != 0 or all(k.startswith("cod/") for k in logs)
+
+
 def test_event_order_and_one_submission_per_save(first_run):
     rec = first_run["recorder"]
     assert rec.events[0][0] == "on_init_end"
+    logs = iter(rec.logs)
     seen = [(n, s) for n, s, _ in rec.events
-            if n in ("on_train_begin", "on_step_end", "on_log", "on_save", "on_train_end")]
+            if n in ("on_train_begin", "on_step_end", "on_log", "on_save", "on_train_end")
+            and not (n == "on_log" and _extra_cod_log(*next(logs)))]
     expected = [("on_train_begin", 0)]
     for s in range(1, 21):
         expected.append(("on_step_end", s))
@@ -182,6 +194,17 @@ def test_snapshot_survives_save_total_limit_rotation(first_run):
     assert summary["benchmarks"][BENCH]["observations"] == 4
     assert summary["benchmarks"][BENCH]["last_step"] == 20
     assert first_run["cod"].n_observations == 4  # including those judged at the drain
+
+
+def test_every_observation_reaches_the_log_history_once(first_run):
+    key = f"cod/{BENCH}/checkpoint_step"
+    rows = [h for h in first_run["trainer"].state.log_history if key in h]
+    # during training or, when judged at the drain, in logs of their own at the end
+    assert [h[key] for h in rows] == [5, 10, 15, 20]
+    assert all(h["step"] >= h[key] and h[f"cod/{BENCH}/accuracy"] == 0.5 for h in rows)
+    # a callback after the CODCallback (as the printer) got them in its on_log
+    assert [logs[key] for _, logs in first_run["recorder"].logs if key in logs] == [5, 10, 15, 20]
+    assert first_run["cod"].summary_["status"] == "finished"
 
 
 def test_resume_restores_callback_state(first_run):
@@ -219,6 +242,11 @@ def test_stop_on_drift_stops_at_the_next_step(tmp_path):
     assert cod.stopped_at == 6 and trainer.state.global_step == 6
     (alert,) = journal(out_dir, "alert")
     assert alert["reason"] == "below_band" and alert["step"] == 5
+    # the summary says what happened, and the stop is in the journal
+    s = cod.summary_
+    assert (s["status"], s["stopped_at"], s["stop_reason"]) == ("stopped_by_drift", 6, "drift")
+    assert s["drift_detected"] is True and s["stop_requested"] is True
+    assert [(r["step"], r["reason"]) for r in journal(out_dir, "stopped")] == [(6, "drift")]
 
 
 # --------------------------------------------------------------------------- W&B
@@ -249,12 +277,23 @@ def test_cod_keys_land_in_the_trainers_wandb_run(tmp_path, monkeypatch):
     records = [json.loads(line) for line in out.splitlines()]
     items = [r["history"]["item"] for r in records if r["type"] == "history"]
     assert any("train/loss" in i for i in items)
-    cod_rows = [i for i in items if f"cod/{BENCH}/observed" in i]
-    assert [i["cod/ckpt_step"] for i in cod_rows] == [5, 10]
-    assert_allclose([i[f"cod/{BENCH}/observed"] for i in cod_rows], [0.5, 0.5])
+    # the scalars come through the Trainer's log stream (its WandbCallback adds "train/")
+    p = f"train/cod/{BENCH}"
+    cod_rows = [i for i in items if f"{p}/accuracy" in i]
+    assert sorted(i[f"{p}/checkpoint_step"] for i in cod_rows) == [5, 10]
+    assert_allclose([i[f"{p}/accuracy"] for i in cod_rows], [0.5, 0.5])
+    assert all(f"{p}/forecast" in i and "train/global_step" in i for i in cod_rows)
+    # one series per quantity: the tracker logs no scalar series of its own in this run
+    from cod_monitor.trackers.wandb import COMPUTE_METRICS, STEP_METRICS
+
+    own = {f"cod/{BENCH}/{n}" for n in STEP_METRICS} | {
+        f"cod/{BENCH}/by_compute/{n}" for n in COMPUTE_METRICS}
+    assert not [k for i in items for k in i if k in own]
+    assert any(k.startswith(f"cod/{BENCH}/forecast_vs_observed") for i in items for k in i)  # chart
     metrics = {r["metric"].get("name"): r["metric"] for r in records if r["type"] == "metric"}
-    # our explicit axis wins over the Trainer's define_metric("*", step_metric="train/global_step")
-    assert metrics[f"cod/{BENCH}/observed"]["step_metric"] == "cod/ckpt_step"
+    # plotted against the checkpoint's step: the tracker's explicit axis wins over the
+    # Trainer's define_metric("*", step_metric="train/global_step")
+    assert metrics[f"{p}/accuracy"]["step_metric"] == f"{p}/checkpoint_step"
     assert any(m.get("glob_name") == "*" and m.get("step_metric") == "train/global_step"
                for m in (r["metric"] for r in records if r["type"] == "metric"))
     summary = {}
@@ -262,7 +301,13 @@ def test_cod_keys_land_in_the_trainers_wandb_run(tmp_path, monkeypatch):
         if r["type"] == "summary":
             summary.update(r["summary"].get("update", {}))
     assert summary[f"cod/{BENCH}/n_observations"] == 2
+    assert summary[f"cod/{BENCH}/last_observed"] == 0.5 and summary["cod/summary/status"] == "finished"
+    assert not [k for k in summary if k.startswith("train/cod/")]  # one key per quantity
     assert os.path.exists(output_dir / "cod_monitor" / "report.html")  # the default LocalTracker
+    history = [h for h in trainer.state.log_history if f"cod/{BENCH}/accuracy" in h]
+    assert sorted(h[f"cod/{BENCH}/checkpoint_step"] for h in history) == [5, 10]
+    handler = [type(c).__name__ for c in trainer.callback_handler.callbacks]
+    assert handler.index("CODCallback") < handler.index("WandbCallback")
 
 
 # --------------------------------------------------------------------------- unit level
@@ -316,7 +361,7 @@ def test_state_is_json_and_parameters_are_checked(tmp_path):
     [
         (dict(ladderr="ladder/"), CallbackArgumentsError,
          r"CODCallback got an unexpected keyword argument 'ladderr'\. Did you mean 'ladder'\? "
-         r"It accepts monitor, ladder, eval_sets, evaluator, .*, compute_from;"),
+         r"It accepts monitor, ladder, eval_sets, evaluator, .*, compute_from, console;"),
         (dict(stop_on_drfit=True), CallbackArgumentsError, "Did you mean 'stop_on_drift'"),
         (dict(poll_interval=-1), CallbackArgumentsError,
          r"unexpected keyword argument 'poll_interval'\. It accepts .* ready monitor=CODMonitor"),

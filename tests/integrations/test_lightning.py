@@ -156,6 +156,7 @@ def test_a_resumed_ckpt_written_without_the_callback_is_read_safely(tmp_path):
     assert_allclose(ckpts[1]["tokens"], 10 * TOKENS_PER_STEP)
     assert_allclose(ckpts[1]["compute"], 6.0 * n * 10 * TOKENS_PER_STEP)
     assert cod.compute_source == "6*N*tokens"
+    assert cod.monitor.run.params == n  # the HF model's parameter count, by default
     assert not list(out_dir.glob(".tmp-*"))  # the staging directory is gone
 
 
@@ -171,6 +172,32 @@ def test_stop_on_drift_stops_at_the_next_step(tmp_path):
     assert cod.stopped_at == 6 and trainer.global_step == 6
     (alert,) = journal(out_dir, "alert")
     assert alert["reason"] == "below_band" and alert["step"] == 5
+
+
+def test_the_metrics_reach_the_trainers_logger_and_the_stop_is_recorded(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    out_dir = tmp_path / "cod"
+    cod = CODCallback(stop_on_drift=True, tokenizer=build_tokenizer(),
+                      compute_from=ladder_scale_compute, drain_timeout=60, trackers=[],
+                      **monitor_kwargs(out_dir, accuracy=0.0, drift=DriftConfig(patience=1)))
+    cod.poll_every_s = 0  # every optimizer step collects what was judged
+    csv = CSVLogger(tmp_path / "logs", name="run", version=0)
+    trainer = make_trainer(tmp_path, 40, [WaitForJudgement(cod), cod], logger=csv)
+    trainer.fit(LitLlama(), loader())
+    assert trainer.global_step == 6
+    # checkpoint 5, judged at step 6, logged at step 6 through the Trainer's logger
+    import csv as csv_module
+
+    with open(Path(csv.log_dir) / "metrics.csv") as fh:
+        rows = [r for r in csv_module.DictReader(fh) if r.get(f"cod/{BENCH}/checkpoint_step")]
+    assert [(int(r["step"]), int(float(r[f"cod/{BENCH}/checkpoint_step"]))) for r in rows] == [(6, 5)]
+    assert float(rows[0][f"cod/{BENCH}/accuracy"]) == 0.0
+    assert int(float(rows[0][f"cod/{BENCH}/alerting"])) == 1 and rows[0][f"cod/{BENCH}/forecast"]
+    # the summary says the run was stopped, and where
+    s = cod.summary_
+    assert (s["status"], s["stopped_at"], s["drift_detected"]) == ("stopped_by_drift", 6, True)
+    assert [r["step"] for r in journal(out_dir, "stopped")] == [6]
 
 
 def test_two_ddp_processes_stop_together_and_only_rank_0_monitors(tmp_path):
@@ -289,7 +316,7 @@ def test_state_round_trips_through_json():
     [
         (dict(hf_model_atr="model"), CallbackArgumentsError,
          r"unexpected keyword argument 'hf_model_atr'\. Did you mean 'hf_model_attr'\? It accepts "
-         r"monitor, ladder, .*, drain_timeout;"),
+         r"monitor, ladder, .*, drain_timeout, console;"),
         (dict(hf_model_attr="model.0"), ParameterError, r"'hf_model_attr' parameter of CODCallback"),
         (dict(hf_model_attr=""), ParameterError, r"'hf_model_attr' parameter"),
         (dict(tokenizer=3), ParameterError, r"'tokenizer' parameter .* Got 'int' instead"),

@@ -1,5 +1,6 @@
 """The checks a monitor runs at start: evaluation sets against the ladder's samples."""
 
+import logging
 import re
 from pathlib import Path
 
@@ -82,3 +83,128 @@ def test_the_examples_evaluate_the_shipped_ladders_samples(tmp_path):
         source = (EXAMPLES / example).read_text()
         assert "write_eval_sets(" in source and "demo_generator(ladder)" in source, example
         assert "eval_size=" not in source, example
+
+
+# ------------------------------------------------------------ evaluation settings
+
+DEMO = {"stop": "\n", "scorer": "exact", "mode": "exact", "temperature": 1.0, "top_p": 0.7}
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    """A synthetic ladder whose benchmark records the demo's settings, and its ids."""
+    ladder = synthetic_ladder(n_samples=20, seed=0).ladder
+    b = ladder.benchmarks[0]
+    return ladder.with_eval_settings({b: DEMO}), b, list(ladder.matrix(b).sample_ids)
+
+
+def _set(ids, name, **kw):
+    return EvalSet.from_records([{"id": s, "prompt": f"q {s}", "answer": "a"} for s in ids],
+                                name=name, **kw)
+
+
+def test_matching_settings_pass_with_the_evaluators_defaults_filled_in(recorded):
+    ladder, b, ids = recorded
+    # top_p and temperature left out: the HF evaluator's defaults, 0.7 and 1.0
+    check_eval_sets(ladder, {b: _set(ids, b, stop="\n")}, {"backend": "hf", "mode": "exact"})
+    # n and max_new_tokens do not change an exact pass rate
+    check_eval_sets(ladder, {b: _set(ids, b, stop="\n")},
+                    {"mode": "exact", "n": 7, "max_new_tokens": 3, "batch_size": 4,
+                     "seed": 5, "device": "cpu"})
+
+
+@pytest.mark.parametrize(
+    "stop, scorer, evaluator, fields",
+    [
+        (None, "exact", {"mode": "exact"},
+         ["stop: the ladder '\\n', the run None (no stop marker)"]),
+        ("\n", "normalized", {"mode": "exact", "force_exact": True},
+         ["scorer: the ladder 'exact', the run 'normalized'"]),
+        ("\n", "exact", {"mode": "sampled"}, ["mode: the ladder 'exact', the run 'sampled'"]),
+        ("\n", "exact", {"mode": "exact", "top_p": 1.0},
+         ["top_p: the ladder 0.7, the run 1.0"]),
+        (";", "exact", {"mode": "exact", "temperature": 0.5},
+         ["stop: the ladder '\\n', the run ';'", "temperature: the ladder 1.0, the run 0.5"]),
+    ],
+)
+def test_a_setting_that_differs_is_refused_naming_each_field(recorded, stop, scorer, evaluator,
+                                                            fields):
+    ladder, b, ids = recorded
+    with pytest.raises(InputError) as err:
+        check_eval_sets(ladder, {b: _set(ids, b, stop=stop, scorer=scorer)}, evaluator)
+    message = str(err.value)
+    assert message.startswith(f"The run would not be scored as the ladder was on benchmark {b!r}: ")
+    for field in fields:
+        assert field in message
+    assert "Evaluate the run as the ladder was" in message
+    assert "`cod-monitor ladder score`" in message
+
+
+def test_a_default_that_differs_is_named_as_the_evaluators_default(recorded):
+    ladder, b, ids = recorded
+    top_p_one = ladder.with_eval_settings({b: {**DEMO, "top_p": 1.0}})
+    with pytest.raises(InputError, match=re.escape(
+            "top_p: the ladder 1.0, the run 0.7 (the evaluator's default: the config does not "
+            "set 'top_p')")) as err:
+        check_eval_sets(top_p_one, {b: _set(ids, b, stop="\n")}, {"mode": "exact"})
+    assert "set {'top_p': 1.0} in the evaluator config" in str(err.value)
+
+
+def test_sampled_mode_compares_n_and_the_generation_budget(recorded):
+    ladder, b, ids = recorded
+    sampled = ladder.with_eval_settings({b: {**DEMO, "mode": "sampled", "n": 100,
+                                             "max_new_tokens": None}})
+    check_eval_sets(sampled, {b: _set(ids, b, stop="\n")}, {"mode": "sampled"})
+    with pytest.raises(InputError, match=r"n: the ladder 100, the run 20; max_new_tokens: the "
+                                         r"ladder None \(sized from the answers\), the run 8"):
+        check_eval_sets(sampled, {b: _set(ids, b, stop="\n")},
+                        {"mode": "sampled", "n": 20, "max_new_tokens": 8})
+
+
+def test_only_what_is_knowable_is_compared(recorded, tmp_path):
+    ladder, b, ids = recorded
+    path = tmp_path / "b.jsonl"
+    _set(ids, b).to_jsonl(path)
+    # a custom job function: its specs and its evaluator config are its own business
+    check_eval_sets(ladder, {b: {"path": str(path)}}, None, read_files=False)
+    # an EvalSet is known whatever runs it: its stop marker is compared
+    with pytest.raises(InputError, match="stop: the ladder"):
+        check_eval_sets(ladder, {b: _set(ids, b)}, None, read_files=False)
+    check_eval_sets(ladder, {b: _set(ids, b, stop="\n")}, None, read_files=False)
+
+
+def test_benchmarks_without_settings_get_one_warning_naming_them(tmp_path, caplog):
+    ladder = load_demo_ladder().with_eval_settings({"add": None, "sum": None})
+    specs = write_eval_sets(ladder, demo_generator(SHIPPED_LADDER), ["add", "sort", "sum"],
+                            tmp_path)
+    caplog.set_level(logging.WARNING, logger="cod_monitor.monitor.checks")
+    check_eval_sets(ladder, specs, {"mode": "exact"})  # 'sort' records matching settings
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "records no evaluation settings for benchmark(s) 'add', 'sum', so" in warning
+    assert "`cod-monitor ladder score`" in warning and "--eval-settings" in warning
+    caplog.clear()
+    check_eval_sets(load_demo_ladder(), specs, {"mode": "exact"})
+    assert caplog.records == []  # the shipped ladder records them all
+
+
+def test_issue_18_a_run_without_the_ladders_stop_marker_is_refused_at_start(recorded, tmp_path):
+    """The README setup ``eval_sets={"gsm8k": "gsm8k.jsonl"}`` has no stop marker: every
+    checkpoint would score 0.0 against a ladder scored with stop "\\n". Refused at start."""
+    from cod_monitor.monitor import CODMonitor
+
+    ladder, b, ids = recorded
+    ladder.save(tmp_path / "ladder")
+    _set(ids, b).to_jsonl(tmp_path / "gsm8k.jsonl")
+    monitor = CODMonitor(str(tmp_path / "ladder"), {b: str(tmp_path / "gsm8k.jsonl")},
+                         {"backend": "hf", "mode": "exact"}, out_dir=tmp_path / "cod")
+    with pytest.raises(InputError, match=re.escape(
+            f"on benchmark {b!r}: stop: the ladder '\\n', the run None (no stop marker). ")):
+        monitor.start()
+    assert not (tmp_path / "cod").exists()  # refused before anything started
+    monitor.close()
+    fixed = CODMonitor(str(tmp_path / "ladder"),
+                       {b: {"path": str(tmp_path / "gsm8k.jsonl"), "stop": "\n"}},
+                       {"backend": "hf", "mode": "exact"}, poll_interval=None,
+                       out_dir=tmp_path / "cod2")
+    with fixed:
+        fixed.start()

@@ -479,3 +479,46 @@ def test_plain_loop_example_runs(tmp_path):
     assert summary["benchmarks"]["demo"]["observations"] == 2
     assert summary["benchmarks"]["demo"]["mode"] == "trajectory_e2e"
     assert "observed" in proc.stdout
+
+
+def test_the_summary_says_whether_training_was_stopped(sabotaged, tmp_path):
+    """A below-band alert asks the loop to stop (``stop_requested``); the summary says
+    ``stopped_by_drift`` only once the loop reports the stop, which a restarted monitor
+    remembers until training goes on past it."""
+    run, ladder_dir = sabotaged
+    out, b = tmp_path / "cod", run.benchmark
+    steps = [t["step"] for t in run.target]
+    kw = dict(drift=DriftConfig(tolerance=0.02, patience=2), max_steps=steps[-1],
+              tokens_per_step=run.target[0]["tokens"] / steps[0])
+    with _monitor(ladder_dir, out, run, **kw) as monitor:
+        assert monitor.summary()["status"] == "running"
+        _train(monitor, run, tmp_path / "ckpt", indices=range(12))
+        assert monitor.wait(timeout=120) and monitor.stop_requested
+        s = monitor.summary()
+        # drift, but no stop yet: nothing claims one
+        assert (s["status"], s["drift_detected"], s["stopped_at"], s["stop_requested"]) == (
+            "running", True, None, False)
+        first, last = monitor.observations[0], monitor.observations[-1]
+        m = monitor.metrics(last)
+        assert m[f"cod/{b}/accuracy"] == last.accuracy and m[f"cod/{b}/checkpoint_step"] == steps[11]
+        assert m[f"cod/{b}/alerting"] == 1 and monitor.metrics(first)[f"cod/{b}/alerting"] == 0
+        assert m[f"cod/{b}/forecast_lower"] <= m[f"cod/{b}/forecast"] <= m[f"cod/{b}/forecast_upper"]
+        assert f"cod/{b}/final_forecast" in m  # the run's length is known
+        monitor.note_stopped(steps[11], "drift")
+    s = monitor.summary()
+    assert (s["status"], s["stopped_at"], s["stop_reason"], s["stop_requested"]) == (
+        "stopped_by_drift", steps[11], "drift", True)
+    assert json.loads((out / "summary.json").read_text())["status"] == "stopped_by_drift"
+    assert [(r["step"], r["reason"]) for r in read_journal(out / "journal.jsonl")
+            if r["kind"] == "stopped"] == [(steps[11], "drift")]
+
+    # a monitor restarted on the same out_dir (to finish its evaluations, say) remembers it
+    with _monitor(ladder_dir, out, run, **kw) as monitor:
+        assert monitor.summary()["status"] == "stopped_by_drift"
+        assert monitor.metrics(monitor.observations[-1])[f"cod/{b}/checkpoint_step"] == steps[11]
+    # training that goes on past the stop makes it history
+    with _monitor(ladder_dir, out, run, **kw) as monitor:
+        _train(monitor, run, tmp_path / "ckpt", indices=[12])
+        assert monitor.wait(timeout=120)
+    s = monitor.summary()
+    assert (s["status"], s["stopped_at"], s["drift_detected"]) == ("finished", None, True)

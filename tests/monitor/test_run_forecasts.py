@@ -180,3 +180,42 @@ def test_a_ladder_replaced_by_one_of_other_samples_is_refused_with_an_alert(heal
     assert len(rejected) == 1 and "200 samples" in rejected[0].message
     assert "300 the run is evaluated on" in rejected[0].message
     assert len([r for r in _records(out) if r["kind"] == "decision"]) == 4
+
+
+def test_final_forecast_without_tokens_per_step_learns_the_rate_from_the_checkpoints(
+        healthy, tmp_path, caplog):
+    # A Trainer that counts its tokens gives them with every checkpoint but no rate: the
+    # run's length alone must be enough for the final forecast.
+    run, ladder_dir = healthy
+    out = tmp_path / "cod"
+    caplog.set_level(logging.INFO, logger="cod_monitor")
+    with _monitor(ladder_dir, out, run, max_steps=run.target[-1]["step"]) as monitor:
+        _train(monitor, run, tmp_path / "ckpt")
+        assert monitor.wait(timeout=120)
+    summary = json.loads((out / "summary.json").read_text())
+    b = summary["benchmarks"][run.benchmark]
+    assert b["final_forecast"] is not None and b["run_final_forecast"] is not None
+    rate = run.target[-1]["tokens"] / run.target[-1]["step"]
+    assert b["final_forecast"]["tokens"] == pytest.approx(rate * run.target[-1]["step"], rel=1e-3)
+    start = [r.getMessage() for r in caplog.records if "CODMonitor: monitoring" in r.getMessage()]
+    assert len(start) == 1 and "tokens/step=from the checkpoints' tokens" in start[0]
+    assert f"max_steps={run.target[-1]['step']}" in start[0]
+    ready = [r.getMessage() for r in caplog.records if "forecast version 1 ready" in r.getMessage()]
+    assert ready and "Why:" in ready[0]
+
+
+def test_reported_tokens_that_disagree_with_the_given_rate_win_with_one_warning(
+        healthy, tmp_path, caplog):
+    # a per-device rate in a 4-process run: a quarter of what the checkpoints report
+    run, ladder_dir = healthy
+    out = tmp_path / "cod"
+    rate = run.target[-1]["tokens"] / run.target[-1]["step"]
+    caplog.set_level(logging.WARNING, logger="cod_monitor")
+    with _monitor(ladder_dir, out, run, max_steps=run.target[-1]["step"],
+                  tokens_per_step=rate / 4) as monitor:
+        _train(monitor, run, tmp_path / "ckpt")
+        assert monitor.wait(timeout=120)
+        final = monitor.forecast_point(run.benchmark, run.target[-1]["step"])
+    warned = [r.getMessage() for r in caplog.records if "RunGeometry.tokens_per_step" in r.getMessage()]
+    assert len(warned) == 1 and "4x" in warned[0] and "per-device" in warned[0]
+    assert final.tokens == pytest.approx(run.target[-1]["tokens"], rel=1e-6)

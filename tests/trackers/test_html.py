@@ -188,3 +188,19 @@ def test_report_renders_in_headless_chromium(fake_run, tmp_path):
     assert len(colours) > 100  # charts, not a blank or error page
     if os.environ.get("COD_SCREENSHOT_OUT"):
         shutil.copyfile(shot, os.environ["COD_SCREENSHOT_OUT"])
+
+
+@pytest.mark.parametrize(
+    "summary, finished, status, drift",
+    [
+        ({}, False, "running", False),
+        ({}, True, "finished", False),  # a summary of an older monitor
+        ({"status": "finished", "drift_detected": True}, True, "finished", True),
+        ({"status": "stopped_by_drift", "stopped_at": 6, "drift_detected": True}, True,
+         "stopped by drift at step 6", True),
+    ],
+)
+def test_the_header_says_how_the_run_ended(summary, finished, status, drift):
+    doc = render_report(summary=summary, finished=finished)
+    assert f"status: <b>{status}</b>" in doc
+    assert ('<span class="st below">drift detected</span>' in doc) is drift

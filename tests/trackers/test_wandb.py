@@ -190,3 +190,70 @@ def test_run_forecasts_are_logged_against_the_step(fake_run, run_finals, wandb_d
     charts = [h for h in rec.get("history", [])
               if f"cod/{b}/final_forecast_vs_step" in json.dumps(h)]
     assert charts
+
+
+def test_a_run_fed_by_the_loops_logger_gets_one_series_and_one_summary_key_per_quantity(
+        fake_run, wandb_dir):
+    """The HF Trainer's run: its WandbCallback brings the cod scalars (``train/`` prefix);
+    the tracker adds charts, tables, alerts and the summary, and no series of its own."""
+    from cod_monitor.records import observation_metrics
+    from cod_monitor.trackers.wandb import COMPUTE_METRICS, STEP_METRICS
+
+    b = fake_run.benchmark
+    run = wandb.init(project="cod-test")           # as the Trainer's WandbCallback does
+    run.define_metric("train/global_step")
+    run.define_metric("*", step_metric="train/global_step", step_sync=True)
+    tracker = WandbTracker(log_stream_prefix="train/", chart_interval_s=0)
+    tracker.start({"benchmarks": [b]})
+    tracker.log_forecast(b, 1, fake_run.curve, fake_run.report)
+    observed = fake_run.observed[:3]
+    for i, (o, p) in enumerate(observed):
+        tracker.log_observation(o, p)
+        # what the WandbCallback logs of a Trainer log that carries an observation
+        row = {f"train/{k}": v for k, v in observation_metrics(o, p).items()}
+        run.log({**row, "train/loss": 1.0 / (i + 1), "train/global_step": o.step + 7})
+    below = Alert(observed[-1][0].step, b, AlertReason.BELOW_BAND, f"{b} fell below its band.")
+    tracker.log_alert(below)
+    tracker.finish({"status": "stopped_by_drift", "stopped_at": observed[-1][0].step + 1,
+                    "drift_detected": True,
+                    "benchmarks": {b: {"observations": 3, "last_accuracy": observed[-1][0].accuracy,
+                                       "alerting": True}}})
+    run.finish()
+
+    _, rec = read_run(wandb_dir)
+    own = {f"cod/{b}/{n}" for n in STEP_METRICS} | {f"cod/{b}/by_compute/{n}" for n in COMPUTE_METRICS}
+    items = [h["item"] for h in rec["history"]]
+    assert not [k for i in items for k in i if k in own]  # no second series
+    rows = history(rec, f"train/cod/{b}/accuracy")
+    assert [r[f"train/cod/{b}/checkpoint_step"] for r in rows] == [o.step for o, _ in observed]
+    metrics = {m.get("name"): m for m in rec["metric"] if m.get("name")}
+    # plotted against the checkpoint's step, not the Trainer's step
+    assert metrics[f"train/cod/{b}/accuracy"]["step_metric"] == f"train/cod/{b}/checkpoint_step"
+    assert metrics[f"train/cod/{b}/forecast_upper"]["step_metric"] == f"train/cod/{b}/checkpoint_step"
+    s = summary(rec)
+    assert not [k for k in s if k.startswith("train/cod/")]  # their last values are below
+    assert s[f"cod/{b}/last_observed"] == pytest.approx(observed[-1][0].accuracy)
+    assert s[f"cod/{b}/n_observations"] == 3 and f"cod/{b}/observations" not in s
+    assert f"cod/{b}/last_accuracy" not in s and s[f"cod/{b}/alerting"] is True
+    assert s["cod/summary/status"] == "stopped_by_drift" and s["cod/summary/drift_detected"] is True
+    assert [a["title"] for a in rec["alert"]] == [f"COD below band: {b}"]
+    assert any(k.startswith(f"cod/{b}/forecast_vs_observed") for i in items for k in i)
+    assert any(k.startswith(f"cod/{b}/clusters") for i in items for k in i)
+
+
+def test_own_run_summary_has_one_key_per_quantity(fake_run, wandb_dir):
+    b = fake_run.benchmark
+    tracker = WandbTracker(project="cod-test")
+    tracker.start({"benchmarks": [b]})
+    tracker.log_forecast(b, 1, fake_run.curve, fake_run.report)
+    for o, p in fake_run.observed[:2]:
+        tracker.log_observation(o, p)
+    tracker.finish({"benchmarks": {b: {"observations": 2, "last_accuracy": 0.5,
+                                       "final_forecast": {"value": 0.7}, "mode": "compute"}}})
+    _, rec = read_run(wandb_dir)
+    s = summary(rec)
+    # the series' last values are not repeated under their series' names
+    assert not {f"cod/{b}/observed", f"cod/{b}/lower", f"cod/{b}/by_compute/observed"} & set(s)
+    assert f"cod/{b}/observations" not in s and f"cod/{b}/final_forecast/value" not in s
+    assert s[f"cod/{b}/n_observations"] == 2 and s[f"cod/{b}/mode"] == "compute"
+    assert s[f"cod/{b}/final_forecast"] == pytest.approx(fake_run.curve[-1].value)
