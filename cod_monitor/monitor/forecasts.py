@@ -239,6 +239,17 @@ class Forecasts:
                 return
             t0 = time.perf_counter()
             try:
+                ids = _sample_ids(ladder, b)
+                first = self._sample_ids.get(b)
+                if first is not None and ids != first:
+                    # checked before fitting, so the alert comes at once: a ladder of other
+                    # samples would judge the run against samples it is not evaluated on
+                    self._inbox.post(self._reject, b, (
+                        f"the ladder now has {len(ids)} samples for {b!r}, not the "
+                        f"{len(first)} the run is evaluated on ({len(ids & first)} in "
+                        "common); forecast version kept. Restore the ladder, or start a new "
+                        "monitor (another out_dir) for the new evaluation set."))
+                    continue
                 model = make_trajectory_forecaster(self.config, b).fit(ladder, b).prepare()
             except Exception as exc:
                 logger.warning("CODMonitor could not fit the forecast of %s: %s", b, exc)
@@ -250,17 +261,7 @@ class Forecasts:
                         "restore the ladder."))
                 continue
             self._fitted.add(b)
-            ids = _sample_ids(ladder, b)
-            first = self._sample_ids.setdefault(b, ids)
-            if ids != first:
-                # a ladder of other samples would judge the run against samples it is
-                # not evaluated on: keep the version in use and say so
-                self._inbox.post(self._reject, b, (
-                    f"the ladder now has {len(ids)} samples for {b!r}, not the "
-                    f"{len(first)} the run is evaluated on ({len(ids & first)} in common); "
-                    "forecast version kept. Restore the ladder, or start a new monitor "
-                    "(another out_dir) for the new evaluation set."))
-                continue
+            self._sample_ids.setdefault(b, ids)
             run_prior = recipe = None
             if self.config.condition_on_run:
                 run_prior, recipe = self._run_prior(ladder, b)
