@@ -131,6 +131,11 @@ class TableBuilder:
         if set(map(type, sample_ids)) - {str}:
             sample_ids = [s if type(s) is str else self._sample_id(s, i)
                           for i, s in enumerate(sample_ids)]
+        blank = next((i for i, s in enumerate(sample_ids) if not s.strip()), None)
+        if blank is not None:  # an empty CSV cell: one "" id would merge unrelated rows
+            raise LadderValidationError(
+                "sample_id", sample_ids[blank], "Give every row a non-empty sample id.",
+                where=self.where(blank))
         # global sample index: (benchmark, sample_id) in order of first appearance;
         # dict.fromkeys and map keep the per-row work in C
         row_keys = list(zip(bench_of_row, sample_ids))

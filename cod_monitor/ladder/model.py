@@ -117,7 +117,7 @@ class ModelInfo:
     LadderValidationError
         Empty name, non-positive or non-finite ``params``/``tokens``/``compute``,
         non-integer or negative ``step``, unknown ``role``, empty ``run``,
-        non-finite ``loss``, non-positive or non-finite ``learning_rate``, empty or
+        non-finite or negative ``loss``, non-positive or non-finite ``learning_rate``, empty or
         non-string ``lr_schedule``.
 
     Examples
@@ -158,9 +158,12 @@ class ModelInfo:
                 "run", self.run, "Give run as a non-empty string or leave it out.", where=where
             )
         if self.loss is not None:
-            object.__setattr__(
-                self, "loss", _finite_float(self.loss, "loss", where, positive=False)
-            )
+            loss = _finite_float(self.loss, "loss", where, positive=False)
+            if loss < 0:  # a cross-entropy: a negative one is a sign flip or another metric
+                raise LadderValidationError(
+                    "loss", self.loss, "Give loss as the model's validation loss (a "
+                    "cross-entropy, >= 0) or leave it out.", where=where)
+            object.__setattr__(self, "loss", loss)
         if self.learning_rate is not None:
             object.__setattr__(self, "learning_rate", _finite_float(
                 self.learning_rate, "learning_rate", where, positive=True,
