@@ -46,7 +46,7 @@ from cod_monitor._io import to_jsonable
 from cod_monitor._validation import check_choice, check_real, invalid
 from cod_monitor._docstrings import fill_doc
 from cod_monitor.cod.clustering import ImprovedMeanShift
-from cod_monitor.cod.configs import configuration
+from cod_monitor.cod.configs import FALLBACKS, configuration
 from cod_monitor.cod.filtering import ClusterVerdict, ExtrapolatableFilter, Verdict
 from cod_monitor.cod.intervals import FITTED_LADDER_ATTRIBUTES, INTERVALS, ForecastMixin
 from cod_monitor.cod.laws import LAW_FORMS, LawFit, fit_laws, fit_local_trend
@@ -65,8 +65,6 @@ __all__ = [
     "REST_MODELS",
 ]
 
-#: What to do when no cluster passes the filter.
-FALLBACKS = ("error", "all_clusters", "end_to_end", "rest")
 #: How the predictable subset's forecast becomes the full-set forecast.
 COMBINES = ("mapping", "share")
 #: How the samples outside the predictable subset are forecast (``combine='share'``).
