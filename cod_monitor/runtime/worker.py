@@ -83,8 +83,10 @@ def run_evaluation(snapshot: str, eval_set, config: dict):
     """The default job function: build the evaluator from ``config`` and evaluate.
 
     Runs inside a worker process. The evaluator is built once per distinct config and
-    reused for later jobs (so an engine or a tokenizer is loaded once). An HF config
-    without a ``device`` gets the worker's device (``COD_MONITOR_DEVICE``).
+    reused for later jobs (the HF evaluator keeps its tokenized sets; the vLLM one starts
+    a fresh engine process per evaluation). An ``hf`` or ``vllm`` config without a
+    ``device`` gets the worker's device (``COD_MONITOR_DEVICE``): a vLLM worker on a GPU
+    then runs its engine compiled, not in the eager mode of CPU workers.
 
     Parameters
     ----------
@@ -100,7 +102,7 @@ def run_evaluation(snapshot: str, eval_set, config: dict):
     EvalResult
     """
     cfg = dict(config)
-    if cfg.get("backend", "hf") == "hf" and "device" not in cfg:
+    if cfg.get("backend", "hf") in ("hf", "vllm") and "device" not in cfg:
         cfg["device"] = os.environ.get("COD_MONITOR_DEVICE", "cpu")
     key = repr(sorted(cfg.items(), key=lambda kv: kv[0]))
     evaluator = _EVALUATORS.get(key)
