@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
 from cod_monitor.exceptions import LadderValidationError
 from cod_monitor.ladder.storage import LADDER_JSON, SCORES_CSV, SCORES_CSV_GZ
 
-__all__ = ["parse_pairs", "read_json_option", "refuse_overwrite", "unescape"]
+__all__ = ["check_compute_unit", "parse_pairs", "read_json_option", "refuse_overwrite", "unescape"]
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+
+
+def check_compute_unit(value: float) -> None:
+    """Refuse a ``--compute-unit`` that is not a positive, finite number of FLOPs.
+
+    Raises
+    ------
+    LadderValidationError
+        Naming the flag, the value and the fix.
+    """
+    if not (math.isfinite(value) and value > 0):
+        raise LadderValidationError(
+            "--compute-unit", value, "Give --compute-unit (the ladder's compute_unit) as a "
+            "positive number of FLOPs, e.g. 1e18.")
 
 
 def read_json_option(value: str, flag: str, what: str):

@@ -17,9 +17,13 @@ Sub-commands:
 from __future__ import annotations
 
 import argparse
-import math
 
-from cod_monitor.cli._options import parse_pairs, read_json_option, refuse_overwrite
+from cod_monitor.cli._options import (
+    check_compute_unit,
+    parse_pairs,
+    read_json_option,
+    refuse_overwrite,
+)
 from cod_monitor.cli.build_demo import add_build_demo_parser
 from cod_monitor.cli.score import add_score_parser
 from cod_monitor.exceptions import LadderValidationError
@@ -157,10 +161,7 @@ def run_import(args: argparse.Namespace) -> int:
     """Run ``cod-monitor ladder import``; return the exit code."""
     # check every option before reading any file, so a typo fails fast
     refuse_overwrite(args.out, args.force)
-    if not (math.isfinite(args.compute_unit) and args.compute_unit > 0):
-        raise LadderValidationError(
-            "--compute-unit", args.compute_unit, "Give --compute-unit (the ladder's compute_unit) "
-            "as a positive number of FLOPs, e.g. 1e18.")
+    check_compute_unit(args.compute_unit)
     roles = parse_pairs(args.role, "--role", "NAME=ROLE")
     model_columns = parse_pairs(args.model_map, "--model-map")
     settings = None

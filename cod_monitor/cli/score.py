@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
-from cod_monitor.cli._options import parse_pairs, read_json_option, refuse_overwrite, unescape
+from cod_monitor.cli._options import (
+    check_compute_unit,
+    parse_pairs,
+    read_json_option,
+    refuse_overwrite,
+    unescape,
+)
 from cod_monitor.exceptions import LadderValidationError
 from cod_monitor.ladder import DEFAULT_COMPUTE_UNIT
 from cod_monitor.ladder.importers import read_checkpoints_table
@@ -151,10 +156,7 @@ def run_score(args: argparse.Namespace) -> int:
     """Run ``cod-monitor ladder score``; return the exit code."""
     # every option before any evaluation, so a typo fails in seconds
     refuse_overwrite(args.out, args.force)
-    if not (math.isfinite(args.compute_unit) and args.compute_unit > 0):
-        raise LadderValidationError(
-            "--compute-unit", args.compute_unit, "Give --compute-unit (the ladder's "
-            "compute_unit) as a positive number of FLOPs, e.g. 1e18.")
+    check_compute_unit(args.compute_unit)
     stop = None if args.stop is None else unescape(args.stop)
     eval_sets = parse_eval_sets(args.eval_set, stop, args.scorer)
     evaluator = {"backend": "hf"}

@@ -443,10 +443,11 @@ class Forecasts:
         per step (given or learned) are known, on a grid to its end; by step."""
         points = {s: (tok, comp) for s, tok, comp in self._ledger.positions()}
         run = self._ledger.run
-        if run.max_steps and self._ledger.tokens_per_step():
+        rate = self._ledger.tokens_per_step()  # once: it scans the ledger
+        if run.max_steps and rate:
             grid = np.linspace(0, run.max_steps, CURVE_POINTS + 1)[1:].round().astype(int)
             for s in np.unique(grid):
-                points.setdefault(int(s), (self._ledger.tokens_at(int(s)), None))
+                points.setdefault(int(s), (float(s) * rate, None))
         out = []
         for s in sorted(points):
             tok, comp = points[s]
