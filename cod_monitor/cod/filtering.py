@@ -100,6 +100,20 @@ class ExtrapolatableFilter:
             failed.append(f"c={fit.c:.3g} outside [{self.c_min:g}, {self.c_max:g})")
         return failed
 
+    def keeps(self, fit: LawFit) -> bool:
+        """Whether :meth:`judge` keeps ``fit`` (without working out why not).
+
+        Parameters
+        ----------
+        fit : LawFit
+
+        Returns
+        -------
+        bool
+        """
+        return bool(fit.success and np.isfinite([fit.a, fit.b, fit.c, fit.g]).all()
+                    and not self.failed_thresholds(fit))
+
     def judge(self, fit: LawFit, accuracy) -> ClusterVerdict:
         """Filter one cluster.
 

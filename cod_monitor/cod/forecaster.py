@@ -47,9 +47,10 @@ from cod_monitor._validation import check_choice, check_real, invalid
 from cod_monitor._docstrings import fill_doc
 from cod_monitor.cod.clustering import ImprovedMeanShift
 from cod_monitor.cod.configs import FALLBACKS, configuration
+from cod_monitor.cod._memo import memoized
 from cod_monitor.cod.filtering import ClusterVerdict, ExtrapolatableFilter, Verdict
 from cod_monitor.cod.intervals import FITTED_LADDER_ATTRIBUTES, INTERVALS, ForecastMixin
-from cod_monitor.cod.laws import LAW_FORMS, LawFit, fit_laws, fit_local_trend
+from cod_monitor.cod.laws import LAW_FORMS, LawFit, fit_laws, fit_laws_warm, fit_local_trend
 from cod_monitor.cod.mapping import SubsetToFullMapping
 from cod_monitor.cod.transport import transport_ladder
 from cod_monitor.exceptions import FitWarning, NoExtrapolatableClusterError
@@ -488,7 +489,12 @@ class CODForecaster(ForecastMixin, BaseEstimator):
             X = np.clip(np.log(np.maximum(X, eps) / eps) / np.log(1 / eps), 0.0, 1.0)
         elif self.features == "arcsine":
             X = (2.0 / np.pi) * np.arcsin(np.sqrt(np.clip(X, 0.0, 1.0)))
-        return np.asarray(clusterer.fit(X).labels_, dtype=int)
+        if not isinstance(self.clustering, str):  # a user's clusterer: never shared
+            return np.asarray(clusterer.fit(X).labels_, dtype=int)
+        params = repr(sorted(clusterer.get_params().items()))
+        labels = memoized("clustering", (params, np.ascontiguousarray(X, float)),
+                          lambda: np.asarray(clusterer.fit(X).labels_, dtype=int))
+        return labels.copy()
 
     def _fit_rest(self, compute, rest_acc, init=None):
         """Forecast curve of the samples outside the predictable subset."""
@@ -558,6 +564,22 @@ class CODForecaster(ForecastMixin, BaseEstimator):
             _subset_forecast(rep.fits, self.cluster_sizes_, rep.kept, c), c, rep.share, rep.rest
         )
 
+    def _warm_refits(self, draws, curves):
+        """Every replicate's refits of the clusters ``curves``, warm-started from the
+        fit, in one batch: ``draws`` is a list of (rows, cols, cluster means)."""
+        if not curves or not draws:
+            return [[] for _ in draws]
+        return fit_laws_warm(
+            np.array([self.compute_[cols] for _, cols, _ in draws]),
+            np.array([acc[curves] for _, _, acc in draws]),
+            [self.cluster_fits_[k] for k in curves], form=self.law)
+
+    def _draws(self):
+        """The bootstrap draws (rows, cols) with each draw's cluster means."""
+        X, labels, n_clusters = self._X, self.labels_, len(self.cluster_fits_)
+        return [(rows, cols, cluster_means(X[np.ix_(rows, cols)], labels[rows], n_clusters)[0])
+                for rows, cols in self._resamples(self._label_groups())]
+
     def _bootstrap_share(self) -> list[_Replicate]:
         """Bootstrap of ``combine='share'``: the filter and the rest are refitted too.
 
@@ -567,36 +589,28 @@ class CODForecaster(ForecastMixin, BaseEstimator):
         replicate to the next; the rest model is refitted on the replicate's rest.
         """
         X, labels = self._X, self.labels_
-        n_clusters = len(self.cluster_fits_)
         fitted = [k for k, f in enumerate(self.cluster_fits_) if f.success]
         rejudge = self.fallback_used_ in (None, "rest")
         flt = self._filter()
         total = len(labels)
+        draws = self._draws()
         replicates = []
-        for rows, cols in self._resamples(self._label_groups()):
-            Xb, lb, cb = X[np.ix_(rows, cols)], labels[rows], self.compute_[cols]
-            acc, _ = cluster_means(Xb, lb, n_clusters)
+        for (rows, cols, _), refit in zip(draws, self._warm_refits(draws, fitted)):
             fits = list(self.cluster_fits_)
-            if fitted:
-                refit = fit_laws(
-                    cb, acc[fitted], form=self.law, init=[self.cluster_fits_[k] for k in fitted]
-                )
-                for k, f in zip(fitted, refit):
-                    fits[k] = f
-            if rejudge:
-                kept = np.array(
-                    [flt.judge(fits[k], acc[k][np.argsort(cb, kind="stable")]).kept
-                     for k in range(n_clusters)],
-                    dtype=bool,
-                )
-            else:
-                kept = self.kept_.copy()
+            for k, f in zip(fitted, refit):
+                fits[k] = f
+            # only the verdict's kept/rejected matters here, not its reason
+            kept = (np.array([flt.keeps(f) for f in fits], dtype=bool) if rejudge
+                    else self.kept_.copy())
+            lb = labels[rows]
             in_subset = np.isin(lb, np.flatnonzero(kept))
             share = float(self.cluster_sizes_[kept].sum() / total) if kept.any() else 0.0
             rest = None
             if not in_subset.all():
                 init = [self.rest_model_] if isinstance(self.rest_model_, LawFit) else None
-                rest = self._fit_rest(cb, Xb[~in_subset].mean(axis=0), init=init)
+                Xb = X[np.ix_(rows, cols)]
+                rest = self._fit_rest(self.compute_[cols], Xb[~in_subset].mean(axis=0),
+                                      init=init)
             replicates.append(_Replicate(fits, None, kept, share, rest))
         return replicates
 
@@ -604,22 +618,14 @@ class CODForecaster(ForecastMixin, BaseEstimator):
         """Bootstrap of ``combine='mapping'``: the kept laws and the mapping are refitted."""
         X, labels = self._X, self.labels_
         kept_ids = np.flatnonzero(self.kept_)
-        n_clusters = len(self.cluster_fits_)
+        draws = self._draws()
         replicates = []
-        for rows, cols in self._resamples(self._label_groups()):
+        for (rows, cols, _), refit in zip(draws, self._warm_refits(draws, list(kept_ids))):
             Xb = X[np.ix_(rows, cols)]
-            lb = labels[rows]
-            acc, _ = cluster_means(Xb, lb, n_clusters)
             fits = list(self.cluster_fits_)
-            refit = fit_laws(
-                self.compute_[cols],
-                acc[kept_ids],
-                form=self.law,
-                init=[self.cluster_fits_[k] for k in kept_ids],
-            )
             for k, f in zip(kept_ids, refit):
                 fits[k] = f
-            in_subset = np.isin(lb, kept_ids)
+            in_subset = np.isin(labels[rows], kept_ids)
             map_x, map_y = Xb[in_subset].mean(axis=0), Xb.mean(axis=0)
             if self._anchor_X is not None:
                 A = self._anchor_X[rows]
@@ -713,9 +719,15 @@ def cluster_means(X, labels, n_clusters):
     means : ndarray of shape (n_clusters, n_models)
     sizes : ndarray of shape (n_clusters,)
     """
-    sizes = np.bincount(labels[labels >= 0], minlength=n_clusters)[:n_clusters]
-    sums = np.zeros((n_clusters, X.shape[1]))
-    np.add.at(sums, labels[labels >= 0], X[labels >= 0])
+    member = labels >= 0
+    lab = labels[member]
+    sizes = np.bincount(lab, minlength=n_clusters)[:n_clusters]
+    # one weighted bincount over (cluster, model) bins: the same sums, in the same row
+    # order, as np.add.at, without its per-element overhead
+    n_models = X.shape[1]
+    bins = (lab[:, None] * n_models + np.arange(n_models)).ravel()
+    sums = np.bincount(bins, weights=X[member].ravel(), minlength=n_clusters * n_models)
+    sums = sums[:n_clusters * n_models].reshape(n_clusters, n_models)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums / sizes[:, None]
     return np.nan_to_num(means), sizes

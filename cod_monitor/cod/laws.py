@@ -19,13 +19,15 @@ compute :math:`C_{ref}`, so the same grid works whatever the compute unit.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from cod_monitor._validation import check_choice, check_real
+from cod_monitor.cod._memo import memoized
+from cod_monitor.cod._trf import TERMINATION_MESSAGES, solve_trf
 from cod_monitor.exceptions import FitWarning, InputError
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "LawFit",
     "fit_law",
     "fit_laws",
+    "fit_laws_warm",
     "LocalTrend",
     "fit_local_trend",
 ]
@@ -163,18 +166,6 @@ def _model(theta, x, free):
     return p["g"] + (1 - p["g"]) * e, t, e, p
 
 
-def _jacobian(theta, x, free, sw):
-    _, t, e, p = _model(theta, x, free)
-    one_g = 1 - p["g"]
-    cols = [
-        -one_g * e * t,  # d/d logk
-        one_g * e * t * np.log(x),  # d/d b
-    ]
-    for name in free[2:]:
-        cols.append(-one_g * e if name == "c" else 1 - e)
-    return np.stack(cols, axis=1) * sw[:, None]
-
-
 def _grid(free):
     axes = [_GRID_LOGK, _GRID_B]
     if "c" in free:
@@ -238,6 +229,16 @@ def fit_laws(
     Xu et al., "Unveiling Downstream Performance Scaling of LLMs: A Clustering-Based
     Perspective", ICLR 2026, arXiv:2502.17262, Eq. (4).
     """
+    if init is None:
+        # a batch of cold fits is the same whenever its inputs are (see _memo)
+        parts = (form, int(n_refine), np.asarray(compute, float), np.asarray(accuracy, float),
+                 None if sigma is None else np.asarray(sigma, float))
+        return list(memoized("laws", parts, lambda: _fit_laws(
+            compute, accuracy, form=form, sigma=sigma, n_refine=n_refine)))
+    return _fit_laws(compute, accuracy, form=form, sigma=sigma, n_refine=n_refine, init=init)
+
+
+def _fit_laws(compute, accuracy, *, form, sigma, n_refine, init=None):
     free = _check_form(form)
     x_raw = np.asarray(compute, dtype=float)
     y = np.atleast_2d(np.asarray(accuracy, dtype=float))
@@ -255,13 +256,7 @@ def fit_laws(
     sw = np.ones_like(y) if sigma is None else 1.0 / np.maximum(np.asarray(sigma, float), 1e-6)
     sw = np.broadcast_to(sw, y.shape)
 
-    lower = [_LOGK_BOUNDS[0], _B_BOUNDS[0]] + [
-        {"c": _C_BOUNDS, "g": _G_BOUNDS}[n][0] for n in free[2:]
-    ]
-    upper = [_LOGK_BOUNDS[1], _B_BOUNDS[1]] + [
-        {"c": _C_BOUNDS, "g": _G_BOUNDS}[n][1] for n in free[2:]
-    ]
-    lower, upper = np.array(lower), np.array(upper)
+    lower, upper = _bounds(free)
 
     if init is None:
         grid = _grid(free)
@@ -283,60 +278,140 @@ def fit_laws(
         return [_law_from_theta(th, x, yi, free, lower, upper, form, c_ref, True, "warm start")
                 for th, yi in zip(theta, y)]
 
-    fits = []
-    for yi, swi, st in zip(y, sw, starts):
-        fits.append(_refine(x, yi, swi, st, free, lower, upper, form, c_ref))
-    return fits
+    return _refine_all(x, y, sw, starts, free, lower, upper, form, c_ref)
 
 
 def _batch_model(theta, x, free):
-    """Predictions (n, m) and Jacobians (n, m, p) of n curves at once."""
+    """Predictions (n, m) and Jacobians (n, m, p) of n curves at once; ``x`` is the
+    shared compute axis (m,) or one per curve (n, m)."""
     n, p = theta.shape
+    x = x if x.ndim == 2 else x[None, :]
     c = theta[:, free.index("c")][:, None] if "c" in free else np.zeros((n, 1))
     g = theta[:, free.index("g")][:, None] if "g" in free else np.zeros((n, 1))
     with np.errstate(over="ignore", invalid="ignore"):
-        t = np.exp(theta[:, 0:1]) * x[None, :] ** (-theta[:, 1:2])
+        t = np.exp(theta[:, 0:1]) * x ** (-theta[:, 1:2])
         e = np.exp(-t - c)
     pred = g + (1 - g) * e
-    cols = [-(1 - g) * e * t, (1 - g) * e * t * np.log(x)[None, :]]
+    cols = [-(1 - g) * e * t, (1 - g) * e * t * np.log(x)]
     for name in free[2:]:
         cols.append(-(1 - g) * e if name == "c" else 1 - e)
     return pred, np.stack(cols, axis=2)
 
 
-def _refine_warm(x, y, sw, theta, free, lower, upper, n_iter=60):
+def _refine_warm(x, y, sw, theta, free, lower, upper, n_iter=60, group_size=None):
     """Projected Levenberg-Marquardt on many curves at once, from warm starts.
 
     Bootstrap replicates start next to the original fit, where one local refinement
     suffices; batching the 4x4 normal equations of all curves avoids the per-call
-    overhead of ``least_squares``.
+    overhead of ``least_squares``. With ``group_size`` the curves come in consecutive
+    groups of that size (one group per bootstrap replicate) and each group stops as
+    it would alone: when every one of its curves has converged.
     """
     theta = np.clip(theta, lower, upper)
+    n_curves = len(theta)
+    group_size = group_size or n_curves
+    n_groups = n_curves // group_size
+    x = np.broadcast_to(x if x.ndim == 2 else x[None, :], y.shape)
     pred, J = _batch_model(theta, x, free)
     cost = np.sum(((pred - y) * sw) ** 2, axis=1)
-    lam = np.full(len(theta), 1e-3)
+    lam = np.full(n_curves, 1e-3)
     eye = np.eye(theta.shape[1])
+    running = np.ones(n_groups, bool)
     for _ in range(n_iter):
-        r = (pred - y) * sw
-        Jw = J * sw[:, :, None]
+        live = np.flatnonzero(np.repeat(running, group_size))
+        if not live.size:
+            break
+        r = (pred[live] - y[live]) * sw[live]
+        Jw = J[live] * sw[live][:, :, None]
         JTJ = np.einsum("nmp,nmq->npq", Jw, Jw)
         JTr = np.einsum("nmp,nm->np", Jw, r)
         diag = np.einsum("npp->np", JTJ)[:, :, None] * eye + 1e-12 * eye
+        A = JTJ + lam[live][:, None, None] * diag
         try:
-            step = -np.linalg.solve(JTJ + lam[:, None, None] * diag, JTr[:, :, None])[:, :, 0]
+            step = -np.linalg.solve(A, JTr[:, :, None])[:, :, 0]
         except np.linalg.LinAlgError:  # pragma: no cover - singular despite damping
-            break
-        cand = np.clip(theta + step, lower, upper)
-        cand_pred, cand_J = _batch_model(cand, x, free)
-        cand_cost = np.sum(((cand_pred - y) * sw) ** 2, axis=1)
-        better = np.isfinite(cand_cost) & (cand_cost < cost)
-        theta[better], pred[better], J[better] = cand[better], cand_pred[better], cand_J[better]
-        improvement = np.where(better, cost - cand_cost, 0.0)
-        cost[better] = cand_cost[better]
-        lam = np.where(better, lam / 3.0, lam * 4.0)
-        if np.all((improvement <= 1e-12 * (1 + cost)) & (lam > 1e6) | (cost < 1e-20)):
-            break
+            # a group whose system is singular stops where it is, as it would alone
+            bad = np.unique(live[np.linalg.matrix_rank(A) < A.shape[1]] // group_size)
+            running[bad] = False
+            continue
+        cand = np.clip(theta[live] + step, lower, upper)
+        cand_pred, cand_J = _batch_model(cand, x[live], free)
+        cand_cost = np.sum(((cand_pred - y[live]) * sw[live]) ** 2, axis=1)
+        old = cost[live]
+        better = np.isfinite(cand_cost) & (cand_cost < old)
+        up = live[better]
+        theta[up], pred[up], J[up] = cand[better], cand_pred[better], cand_J[better]
+        improvement = np.where(better, old - cand_cost, 0.0)
+        cost[up] = cand_cost[better]
+        lam[live] = np.where(better, lam[live] / 3.0, lam[live] * 4.0)
+        done = (improvement <= 1e-12 * (1 + cost[live])) & (lam[live] > 1e6) | (cost[live] < 1e-20)
+        groups = live[::group_size] // group_size
+        running[groups[done.reshape(-1, group_size).all(axis=1)]] = False
     return theta
+
+
+def fit_laws_warm(compute, accuracy, init: list[LawFit], *, form: str = "full"):
+    """Refit the same curves on many resampled ladders, warm-started, in one batch.
+
+    Equivalent to ``[fit_laws(compute[r], accuracy[r], form=form, init=init) for r in
+    range(R)]``, which bootstrap intervals need once per replicate.
+
+    Parameters
+    ----------
+    compute : array_like of shape (R, n_points)
+        Each replicate's compute axis, in the working unit.
+    accuracy : array_like of shape (R, n_curves, n_points)
+    init : list of LawFit
+        The original fits, one per curve.
+    form : {'full', 'no_g', 'no_c', 'plain'}, default 'full'
+
+    Returns
+    -------
+    list of list of LawFit
+        ``R`` lists of ``n_curves`` fits.
+    """
+    free = _check_form(form)
+    x_raw = np.asarray(compute, dtype=float)
+    y = np.asarray(accuracy, dtype=float)
+    R, K, m = y.shape
+    if len(init) != K:
+        raise InputError(f"`init` has {len(init)} fits for {K} curves")
+    valid = (np.all(np.isfinite(x_raw), axis=1) & np.all(x_raw > 0, axis=1)
+             & (x_raw.max(axis=1) > x_raw.min(axis=1)))
+    if not valid.all():  # the single fit raises the error that names the problem
+        r = int(np.flatnonzero(~valid)[0])
+        fit_laws(x_raw[r], y[r], form=form, init=init)
+    if K == 0:
+        return [[] for _ in range(R)]
+    c_ref = np.exp(np.mean(np.log(x_raw), axis=1))
+    x = x_raw / c_ref[:, None]
+    lower, upper = _bounds(free)
+    theta0 = np.stack([_to_theta_many(f, free, c_ref) for f in init], axis=1)  # (R, K, p)
+    theta = _refine_warm(np.repeat(x, K, axis=0), y.reshape(R * K, m), np.ones((R * K, m)),
+                         theta0.reshape(R * K, -1), free, lower, upper, group_size=K)
+    return _laws_from_thetas(theta, np.repeat(x, K, axis=0), y.reshape(R * K, m), free,
+                             lower, upper, form, np.repeat(c_ref, K), "warm start",
+                             group_size=K)
+
+
+def _laws_from_thetas(theta, x, y, free, lower, upper, form, c_ref, message, group_size):
+    """:func:`_law_from_theta` for many curves at once (each with its own compute axis
+    ``x`` and ``c_ref``), returned in groups of ``group_size``."""
+    b = theta[:, 1]
+    a = np.exp(theta[:, 0] + b * np.log(c_ref))
+    rest = {name: theta[:, 2 + i] for i, name in enumerate(free[2:])}
+    c, g = rest.get("c", np.zeros(len(theta))), rest.get("g", np.zeros(len(theta)))
+    rmse = np.sqrt(np.mean((_batch_model(theta, x, free)[0] - y) ** 2, axis=1))
+    names = ("a", "b") + free[2:]
+    tol = 1e-6 * (upper - lower)
+    on_bound = (theta <= lower + tol) | (theta >= upper - tol)
+    success = np.all(np.isfinite(theta), axis=1)
+    rows = zip(a.tolist(), b.tolist(), c.tolist(), g.tolist(), rmse.tolist(),
+               success.tolist(), on_bound.tolist())
+    fits = [LawFit(form, ai, bi, ci, gi, ri, si, x.shape[1],
+                   tuple(nm for nm, hit in zip(names, hits) if hit), message)
+            for ai, bi, ci, gi, ri, si, hits in rows]
+    return [fits[i:i + group_size] for i in range(0, len(fits), group_size)]
 
 
 def _to_theta(fit: LawFit, free, c_ref):
@@ -348,39 +423,79 @@ def _to_theta(fit: LawFit, free, c_ref):
     return np.array(theta, dtype=float)
 
 
-def _refine(x, y, sw, starts, free, lower, upper, form, c_ref) -> LawFit:
-    best, message = None, "no start"
-    for theta0 in starts:
-        theta0 = np.clip(np.asarray(theta0, float), lower, upper)
+def _to_theta_many(fit: LawFit, free, c_ref):
+    """:func:`_to_theta` for one fit at many reference computes: (len(c_ref), p)."""
+    logk = np.log(max(fit.a, 1e-300)) - fit.b * np.log(c_ref)
+    cols = [np.clip(logk, *_LOGK_BOUNDS), np.full(len(c_ref), np.clip(fit.b, *_B_BOUNDS))]
+    for name in free[2:]:
+        value = getattr(fit, name)
+        cols.append(np.full(len(c_ref), np.clip(value, *(_C_BOUNDS if name == "c" else _G_BOUNDS))))
+    return np.stack(cols, axis=1)
 
-        def resid(theta):
-            return (_model(theta, x, free)[0] - y) * sw
 
-        try:
-            res = least_squares(
-                resid,
-                theta0,
-                jac=lambda th: _jacobian(th, x, free, sw),
-                bounds=(lower, upper),
-                method="trf",
-                x_scale="jac",
-                max_nfev=400,
-            )
-        except (ValueError, FloatingPointError) as exc:  # pragma: no cover - defensive
-            message = str(exc)
+def _bounds(free):
+    """Lower and upper bounds of the refined parameters of a law form."""
+    pairs = [_LOGK_BOUNDS, _B_BOUNDS] + [{"c": _C_BOUNDS, "g": _G_BOUNDS}[n] for n in free[2:]]
+    return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+
+
+def _refine_all(x, y, sw, starts, free, lower, upper, form, c_ref) -> list[LawFit]:
+    """Refine every curve from each of its starts; keep each curve's lowest cost.
+
+    All (curve, start) problems run together through :func:`~cod_monitor.cod._trf.solve_trf`
+    (the trust-region reflective method of ``least_squares``, batched). Among a curve's
+    starts the first with the lowest cost wins, as the starts come in grid order.
+    """
+    n_curves, n_starts = len(y), len(starts[0]) if len(starts) else 0
+    theta0 = np.clip(np.concatenate([np.asarray(st, float) for st in starts]), lower, upper)
+    curve = np.repeat(np.arange(n_curves), n_starts)
+    y_p, sw_p = y[curve], sw[curve]
+
+    def evaluate(index, theta):
+        pred, J = _batch_model(theta, x, free)
+        return (pred - y_p[index]) * sw_p[index], J * sw_p[index][:, :, None]
+
+    xs, log_xs = x.tolist(), np.log(x).tolist()
+    has_c, has_g = "c" in free, "g" in free
+
+    def evaluate_one(i, theta):
+        # the law of _batch_model in plain floats, for the last few problems
+        c = theta[2] if has_c else 0.0
+        g = theta[free.index("g")] if has_g else 0.0
+        k, b = math.exp(theta[0]), theta[1]
+        f, J = [], []
+        for xj, lxj, yj, wj in zip(xs, log_xs, y[curve[i]].tolist(), sw[curve[i]].tolist()):
+            t = k * xj ** (-b)
+            e = math.exp(-t - c)
+            f.append((g + (1 - g) * e - yj) * wj)
+            row = [-(1 - g) * e * t * wj, (1 - g) * e * t * lxj * wj]
+            if has_c:
+                row.append(-(1 - g) * e * wj)
+            if has_g:
+                row.append((1 - e) * wj)
+            J.append(row)
+        return f, J
+
+    theta, cost, status, _ = solve_trf(evaluate, theta0, lower, upper, max_nfev=400,
+                                       evaluate_one=evaluate_one)
+    fits = []
+    for i in range(n_curves):
+        best = None
+        for j in range(i * n_starts, (i + 1) * n_starts):
+            if status[j] == -3 or not np.all(np.isfinite(theta[j])):
+                continue
+            if best is None or cost[j] < cost[best]:
+                best = j
+        if best is None:
+            warnings.warn("law fit failed from every start", FitWarning, stacklevel=3)
+            fits.append(LawFit(form, np.nan, np.nan, np.nan, np.nan, np.nan, False, len(x),
+                               (), "failed"))
             continue
-        if not np.all(np.isfinite(res.x)):
-            continue
-        if best is None or res.cost < best.cost:
-            best = res
-    if best is None:
-        warnings.warn(f"law fit failed from every start ({message})", FitWarning, stacklevel=3)
-        return LawFit(form, np.nan, np.nan, np.nan, np.nan, np.nan, False, len(x), (), "failed")
-    # status 0 (evaluation budget used up) still leaves the best point found, which is
-    # a usable fit on these small problems; only a non-finite result is a failure
-    return _law_from_theta(
-        best.x, x, y, free, lower, upper, form, c_ref, bool(best.status >= 0), str(best.message)
-    )
+        # status 0 (evaluation budget used up) still leaves the best point found, which
+        # is a usable fit on these small problems; only a non-finite result is a failure
+        fits.append(_law_from_theta(theta[best], x, y[i], free, lower, upper, form, c_ref,
+                                    True, TERMINATION_MESSAGES[int(status[best])]))
+    return fits
 
 
 def _law_from_theta(theta, x, y, free, lower, upper, form, c_ref, success, message) -> LawFit:

@@ -44,6 +44,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from cod_monitor._validation import check_choice, check_int, check_real, invalid
+from cod_monitor.cod._memo import shared_fits
 from cod_monitor.cod.forecaster import CODForecaster
 from cod_monitor.exceptions import FitWarning
 from cod_monitor.ladder import load_ladder
@@ -169,32 +170,40 @@ class RoutedCOD(BaseEstimator):
         """
         self._validate_params()
         ladder = load_ladder(ladder)
-        candidates, fitted, first_error = [], {}, None
-        for route in self.routes:
-            est = self.route_forecaster(route)
-            entry = {"route": route, "configuration": ROUTES[route], "status": "fitted",
-                     "error": None, "backtest": {}, "score": None}
-            try:
-                with warnings.catch_warnings():
-                    # a route's fit warnings (a mapping fallback, ...) are its own report's
-                    warnings.simplefilter("ignore", FitWarning)
-                    est.fit(ladder, benchmark)
-                    bt = est.backtest() if int(self.n_backtest) > 0 else []
-            except Exception as exc:
-                first_error = first_error or exc
-                entry.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-            else:
-                fitted[route] = est
-                entry["backtest"] = {b["model"]: float(b["residual"]) for b in bt}
-            candidates.append(entry)
+        candidates, fitted = [], {}
+        with shared_fits():  # routes that cluster alike share clusterings and law fits
+            for route in self.routes:
+                self._fit_route(route, ladder, benchmark, candidates, fitted)
+        errors = [c for c in candidates if c["status"] == "failed"]
         if not fitted:
-            raise first_error
+            raise errors[0]["exception"]
+        for c in candidates:
+            c.pop("exception", None)
         self.route_, self.route_why_ = self._choose(candidates)
         self.routes_ = candidates
         self.forecaster_ = fitted[self.route_]
         for name in ("benchmark_", "compute_unit_", "models_", "compute_"):
             setattr(self, name, getattr(self.forecaster_, name))
         return self
+
+    def _fit_route(self, route, ladder, benchmark, candidates, fitted):
+        """Fit and backtest one route; record it in ``candidates`` (and ``fitted``)."""
+        est = self.route_forecaster(route)
+        entry = {"route": route, "configuration": ROUTES[route], "status": "fitted",
+                 "error": None, "backtest": {}, "score": None}
+        try:
+            with warnings.catch_warnings():
+                # a route's fit warnings (a mapping fallback, ...) are its own report's
+                warnings.simplefilter("ignore", FitWarning)
+                est.fit(ladder, benchmark)
+                bt = est.backtest() if int(self.n_backtest) > 0 else []
+        except Exception as exc:
+            entry.update(status="failed", error=f"{type(exc).__name__}: {exc}",
+                         exception=exc)
+        else:
+            fitted[route] = est
+            entry["backtest"] = {b["model"]: float(b["residual"]) for b in bt}
+        candidates.append(entry)
 
     def _choose(self, candidates: list[dict]) -> tuple[str, str]:
         """The incumbent route unless another beats its backtests decisively, and the

@@ -46,3 +46,15 @@ def test_thresholds_are_strict_and_configurable():
 def test_rejection_detail_names_the_failed_threshold():
     result = ExtrapolatableFilter().judge(law(0.31, 0.5, 0.1), expected_accuracy(C, 0.31, 0.5, 0.1))
     assert "a=0.31 <= 1" in result.detail
+
+
+def test_keeps_agrees_with_judge():
+    from cod_monitor.cod.filtering import ExtrapolatableFilter
+    from cod_monitor.cod.laws import LawFit
+
+    flt = ExtrapolatableFilter()
+    y = np.array([0.1, 0.2, 0.4, 0.6])
+    for a, b, c, ok in [(5, .5, .1, True), (0.5, .5, .1, True), (5, .05, .1, True),
+                        (5, .5, 1.5, True), (5, .5, .1, False), (np.nan, .5, .1, True)]:
+        fit = LawFit("full", a, b, c, 0.0, 0.01, ok, 4)
+        assert flt.keeps(fit) == flt.judge(fit, y).kept

@@ -382,3 +382,19 @@ def test_low_ceiling_cluster_is_kept_and_forecast_by_its_law():
                             for v in rejected)
     err = abs(cod.predict(syn.target.compute) - truth)
     assert err < 0.025 and err < 0.6 * abs(paper.predict(syn.target.compute) - truth)
+
+
+def test_cluster_means_equal_the_unbuffered_sums_to_the_last_bit():
+    from cod_monitor.cod.forecaster import cluster_means
+
+    rng = np.random.default_rng(0)
+    X = rng.random((500, 7))
+    labels = rng.integers(-1, 6, 500)
+    labels[labels == 4] = -1  # an empty cluster
+    means, sizes = cluster_means(X, labels, 6)
+    sums = np.zeros((6, 7))
+    np.add.at(sums, labels[labels >= 0], X[labels >= 0])
+    counts = np.bincount(labels[labels >= 0], minlength=6)
+    assert np.array_equal(sizes, counts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        assert np.array_equal(means, np.nan_to_num(sums / counts[:, None]))

@@ -139,3 +139,45 @@ def test_local_trend_averages_repeated_compute_and_needs_three_points():
 def test_local_trend_bad_input(compute, accuracy, window, match):
     with pytest.raises(ValueError, match=match):
         fit_local_trend(compute, accuracy, window=window)
+
+
+def test_warm_refits_in_one_batch_equal_one_call_per_replicate():
+    from cod_monitor.cod.laws import fit_laws_warm
+
+    rng = np.random.default_rng(1)
+    m, K, R = 7, 5, 12
+    x = np.logspace(0, 3, m)
+    Y = np.clip(np.array([expected_accuracy(x / 30, rng.uniform(.5, 5), rng.uniform(.2, 1.2),
+                                            0.1, 0.1) for _ in range(K)])
+                + rng.normal(0, 0.01, (K, m)), 0, 1)
+    init = fit_laws(x, Y)
+    cols = np.sort(rng.integers(0, m, (R, m)), axis=1)
+    cols[:, -1] = m - 1  # at least two distinct compute values per replicate
+    acc = np.clip(Y[:, cols].transpose(1, 0, 2) + rng.normal(0, 0.01, (R, K, m)), 0, 1)
+    batched = fit_laws_warm(x[cols], acc, init)
+    for r in range(R):
+        assert batched[r] == fit_laws(x[cols[r]], acc[r], init=init)  # to the last bit
+
+
+def test_warm_batch_refuses_a_replicate_with_one_compute_value():
+    from cod_monitor.cod.laws import fit_laws_warm
+    from cod_monitor.exceptions import InputError
+
+    init = fit_laws(C, expected_accuracy(C, 5.0, 0.5, 0.1)[None, :])
+    compute = np.vstack([C, np.full_like(C, C[0])])
+    acc = np.repeat(expected_accuracy(C, 5.0, 0.5, 0.1)[None, None, :], 2, axis=0)
+    with pytest.raises(InputError, match="two distinct"):
+        fit_laws_warm(compute, acc, init)
+
+
+def test_shared_fits_reuse_identical_law_fits_only_inside_the_block():
+    from cod_monitor.cod._memo import shared_fits
+
+    y = expected_accuracy(C, 40.0, 0.6, 0.15)[None, :]
+    outside = fit_laws(C, y)
+    with shared_fits():
+        first, again = fit_laws(C, y), fit_laws(C, y)
+        other = fit_laws(C, y * 0.9)
+    assert first[0] is again[0]  # reused
+    assert first == outside and other != first
+    assert fit_laws(C, y)[0] is not first[0]  # nothing kept after the block
