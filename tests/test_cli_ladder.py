@@ -411,6 +411,27 @@ def test_score_in_sampled_mode_records_counts_n_and_the_budget(tiny_ladder_files
     np.testing.assert_array_equal(mat.n_correct[:, 3], direct.n_correct)
 
 
+def test_score_warns_when_every_sample_scores_zero(tiny_ladder_files, tmp_path, capsys):
+    # a stop marker the models never write: every sampled completion runs on past the
+    # answer and scores 0, which is said, not written silently
+    root, _ = tiny_ladder_files
+    spec = json.dumps({"path": str(root / "tiny.jsonl"), "stop": "###"})
+    evaluator = json.dumps({"mode": "sampled", "n": 2, "seed": 1, "max_new_tokens": 6})
+    code, out, err = _score(root, capsys, tmp_path / "lad", "--eval-set", f"tiny={spec}",
+                            "--evaluator", evaluator, "--quiet")
+    assert code == 0, err
+    assert not Ladder.load(tmp_path / "lad").matrix("tiny", roles=("ladder", "target")) \
+        .pass_rates.any()
+    assert "warning: every sample of 'tiny' scored 0 on every ladder model" in err
+    assert "stop marker (now '###')" in err
+    # with the models' own stop marker there is no such warning
+    code, _, err = _score(root, capsys, tmp_path / "ok", "--eval-set",
+                          f"tiny={root / 'tiny.jsonl'}", "--stop", "\\n", "--quiet",
+                          "--evaluator", json.dumps({"mode": "exact"}))
+    assert code == 0, err
+    assert "scored 0" not in err
+
+
 @pytest.mark.parametrize(
     "extra, fragments",
     [

@@ -21,6 +21,7 @@ import numpy as np
 
 from cod_monitor.cod.conditioning import RunPrior, estimate_run_prior
 from cod_monitor.cod.trajectory import TrajectoryForecaster
+from cod_monitor.exceptions import InputError
 from cod_monitor.ladder import Ladder, ladder_fingerprint, load_ladder
 from cod_monitor.methods import make_forecaster
 from cod_monitor.monitor.config import ForecastConfig
@@ -138,6 +139,10 @@ class Forecasts:
         self._sample_ids: dict[str, frozenset] = {}  # of the first fit, per benchmark
         #: ``emit(alert)`` for alerts about the ladder (the monitor sets it to its judge's)
         self.emit = None
+        #: ``check_settings(ladder, benchmark)``: raises ``InputError`` when a changed
+        #: ladder records evaluation settings the run is not scored with (the monitor
+        #: sets it; the first ladder is checked at start)
+        self.check_settings = None
         self._stop = threading.Event()
         self._request = threading.Event()
         self._force = False
@@ -250,6 +255,16 @@ class Forecasts:
                         "common); forecast version kept. Restore the ladder, or start a new "
                         "monitor (another out_dir) for the new evaluation set."))
                     continue
+                if first is not None and self.check_settings is not None:
+                    try:
+                        self.check_settings(ladder, b)
+                    except InputError as exc:
+                        # as for other samples: the run would be compared with a forecast
+                        # of pass rates scored another way
+                        self._inbox.post(self._reject, b, (
+                            f"the changed ladder records other evaluation settings: {exc} "
+                            "Forecast version kept."))
+                        continue
                 model = make_trajectory_forecaster(self.config, b).fit(ladder, b).prepare()
             except Exception as exc:
                 logger.warning("CODMonitor could not fit the forecast of %s: %s", b, exc)

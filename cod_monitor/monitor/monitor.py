@@ -341,6 +341,7 @@ class CODMonitor:
                             self._journal, self._fanout, alert_callback,
                             run_forecasts=self._run_forecasts)
         self._forecasts.emit = self._judge.emit  # a changed ladder it refuses is alerted
+        self._forecasts.check_settings = self._check_ladder_settings
         self._intake = Intake(self.out_dir, self.eval_sets, self.evaluator, checkpoints, pool,
                               self._ledger, self._journal, self._inbox, self._judge.emit)
 
@@ -530,6 +531,12 @@ class CODMonitor:
                                                 daemon=True)
                 self._poller.start()
         return self
+
+    def _check_ladder_settings(self, ladder, benchmark: str) -> None:
+        """The check of :meth:`start` for one benchmark of a changed ladder."""
+        check_eval_sets(ladder, {benchmark: self.eval_sets[benchmark]},
+                        self.evaluator if self.pool.job_fn is None else None,
+                        read_files=self.pool.job_fn is None)
 
     def _make_run_info(self, resumed: bool) -> dict:
         return {

@@ -103,12 +103,13 @@ def sabotaged(tmp_path_factory):
 def _monitor(ladder_dir, out_dir, run, *, n_bootstrap=20, refresh_interval=None,
              trajectory="auto", trajectory_method=None, run_sd=None, max_steps=None,
              tokens_per_step=None, config_dir=None, learning_rate=None,
-             condition_on_run=True, **kw):
+             condition_on_run=True, eval_sets=None, **kw):
     forecast = ForecastConfig(trajectory=trajectory, trajectory_method=trajectory_method,
                               n_bootstrap=n_bootstrap, run_sd=run_sd,
                               refresh_interval=refresh_interval,
                               condition_on_run=condition_on_run)
-    return CODMonitor(ladder_dir, {run.benchmark: run.benchmark}, {}, forecast=forecast,
+    return CODMonitor(ladder_dir, eval_sets or {run.benchmark: run.benchmark}, {},
+                      forecast=forecast,
                       pool=PoolConfig(job_fn=JOB, queue_policy=QueuePolicy(max_pending=100)),
                       run=RunGeometry(params=run.target_params, tokens_per_step=tokens_per_step,
                                       max_steps=max_steps, learning_rate=learning_rate),

@@ -182,6 +182,35 @@ def test_a_ladder_replaced_by_one_of_other_samples_is_refused_with_an_alert(heal
     assert len([r for r in _records(out) if r["kind"] == "decision"]) == 4
 
 
+def test_a_ladder_replaced_by_one_of_other_evaluation_settings_is_refused(healthy, tmp_path):
+    from cod_monitor.evaluators import EvalSet
+    from cod_monitor.ladder import load_ladder
+
+    run, ladder_dir = healthy
+    ladder = tmp_path / "ladder"
+    load_ladder(ladder_dir).with_eval_settings({run.benchmark: {"stop": "\n"}}).save(ladder)
+    eval_set = EvalSet.from_records(
+        [{"id": s, "prompt": f"q {s}", "answer": "a"} for s in run.sample_ids],
+        name=run.benchmark, stop="\n")
+    out = tmp_path / "cod"
+    alerts = []
+    with _monitor(ladder, out, run, alert_callback=alerts.append, **_geometry(run),
+                  eval_sets={run.benchmark: eval_set}) as monitor:
+        _train(monitor, run, tmp_path / "a", indices=range(2))
+        assert monitor.wait(timeout=120)
+        assert monitor.forecast_version(run.benchmark) == 1
+        # the same samples, re-scored by someone with another stop marker
+        changed = load_ladder(ladder).with_eval_settings({run.benchmark: {"stop": "###"}})
+        shutil.rmtree(ladder)
+        changed.save(ladder)
+        assert monitor.refresh(force=True, timeout=120)
+        monitor.poll()
+        assert monitor.forecast_version(run.benchmark) == 1  # the version in use stays
+    rejected = [a for a in alerts if a.reason is AlertReason.LADDER_REJECTED]
+    assert len(rejected) == 1 and "other evaluation settings" in rejected[0].message
+    assert "stop" in rejected[0].message and "Forecast version kept" in rejected[0].message
+
+
 def test_final_forecast_without_tokens_per_step_learns_the_rate_from_the_checkpoints(
         healthy, tmp_path, caplog):
     # A Trainer that counts its tokens gives them with every checkpoint but no rate: the
