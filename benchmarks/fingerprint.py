@@ -14,13 +14,15 @@ Usage::
 
     python -m benchmarks.fingerprint --out before.json      # on the old commit
     python -m benchmarks.fingerprint --out after.json       # on the new one
-    python -m benchmarks.fingerprint --compare before.json after.json
+    python -m benchmarks.fingerprint --compare before.json after.json [--tolerance 1e-4]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import subprocess
 import sys
 import warnings
@@ -95,8 +97,26 @@ def cli_forecasts() -> list:
     return [proc.returncode, proc.stdout]
 
 
-def compare(before: dict, after: dict) -> int:
-    """Print how many entries of each part are identical; return the number that differ."""
+_NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?|nan|inf")
+
+
+def _deviation(a, b) -> float:
+    """The largest absolute difference between the numbers of two printed entries, or
+    ``inf`` when they differ in anything but their numbers."""
+    ta, tb = json.dumps(a), json.dumps(b)
+    if _NUMBER.sub("#", ta) != _NUMBER.sub("#", tb):
+        return math.inf
+    worst = 0.0
+    for x, y in zip(_NUMBER.findall(ta), _NUMBER.findall(tb)):
+        x, y = float(x), float(y)
+        if x != y and not (math.isnan(x) and math.isnan(y)):
+            worst = max(worst, abs(x - y))
+    return worst
+
+
+def compare(before: dict, after: dict, tolerance: float = 0.0) -> int:
+    """Print how many entries of each part are identical (and, with ``tolerance``, how
+    many more agree within it); return the number that differ beyond it."""
     differ = 0
     for part in ("methods", "trajectory"):
         a, b = before[part], after[part]
@@ -104,13 +124,19 @@ def compare(before: dict, after: dict) -> int:
             a = {(c, m): v for c, ms in a.items() for m, v in ms.items()}
             b = {(c, m): v for c, ms in b.items() for m, v in ms.items()}
         same = sum(a[k] == b.get(k) for k in a)
-        differ += len(a) - same + len(set(b) - set(a))
-        print(f"{part}: {same} of {len(a)} identical ({len(set(b) - set(a))} new)")
-        for k in [k for k in a if a[k] != b.get(k)][:10]:
+        dev = {k: _deviation(a[k], b.get(k)) for k in a if a[k] != b.get(k)}
+        close = sum(d <= tolerance for d in dev.values()) if tolerance else 0
+        differ += len(a) - same - close + len(set(b) - set(a))
+        print(f"{part}: {same} of {len(a)} identical"
+              + (f", {close} more within {tolerance:g}" if tolerance else "")
+              + f" ({len(set(b) - set(a))} new)"
+              + (f"; largest difference {max(dev.values()):.3g}" if dev else ""))
+        for k in [k for k in dev if dev[k] > tolerance][:10]:
             print(f"  {k}: {a[k]} -> {b.get(k)}")
-    same_cli = before["cli"] == after["cli"]
-    differ += not same_cli
-    print(f"cod-monitor predict --json: {'identical' if same_cli else 'DIFFERENT'}")
+    cli = _deviation(before["cli"], after["cli"])
+    differ += cli > tolerance
+    print("cod-monitor predict --json: " + ("identical" if before["cli"] == after["cli"] else
+          f"within {tolerance:g}" if cli <= tolerance else f"DIFFERENT ({cli:.3g})"))
     return differ
 
 
@@ -118,10 +144,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="write this commit's fingerprint here")
     parser.add_argument("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"))
+    parser.add_argument("--tolerance", type=float, default=0.0,
+                        help="with --compare: also count numbers within this absolute "
+                             "difference as agreeing (a change of solver, not of method)")
     args = parser.parse_args(argv)
     if args.compare:
         before, after = (json.loads(p.read_text()) for p in args.compare)
-        return 1 if compare(before, after) else 0
+        return 1 if compare(before, after, args.tolerance) else 0
     if args.out is None:
         parser.error("give --out FILE or --compare BEFORE AFTER")
     result = {"methods": method_forecasts(), "trajectory": trajectory_forecasts(),

@@ -632,7 +632,10 @@ def _s_solve(st, evaluate_one, lb, ub, m, ftol, xtol, gtol, max_nfev):
             return x, math.nan, _FAILED, nfev
         step, step_h, predicted = chosen
         x_new = _s_feasible([xi + si for xi, si in zip(x, step)], lb, ub)
-        f_new, J_new = evaluate_one(x_new)
+        try:
+            f_new, J_new = evaluate_one(x_new)
+        except OverflowError:  # plain floats raise where numpy gives inf: the same step
+            f_new, J_new = [math.inf], None
         nfev += 1
         step_h_norm = _s_norm(step_h)
         if not all(map(math.isfinite, f_new)):

@@ -19,12 +19,12 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from cod_monitor._io import to_jsonable
+from cod_monitor.cod._trf import solve_trf
 from cod_monitor.exceptions import FitWarning, InputError
 
-__all__ = ["TrajectoryLaw", "fit_trajectory_laws", "trajectory_accuracy"]
+__all__ = ["TrajectoryLaw", "fit_trajectory_laws", "fit_trajectory_laws_many", "trajectory_accuracy"]
 
 # parameter vector (log a_n, alpha, log a_d, beta, c, g) with N, D scaled by their
 # geometric means over the fitted points
@@ -127,22 +127,6 @@ def _predict_theta(theta, x, z):
     return g + (1 - g) * e, e, tn, td, g
 
 
-def _jac(theta, x, z, lx, lz):
-    _, e, tn, td, g = _predict_theta(theta, x, z)
-    one_g = 1 - g
-    return np.stack(
-        [
-            -one_g * e * tn,  # d / d log a_n
-            one_g * e * tn * lx,  # d / d alpha
-            -one_g * e * td,  # d / d log a_d
-            one_g * e * td * lz,  # d / d beta
-            -one_g * e,  # d / d c
-            1 - e,  # d / d g
-        ],
-        axis=1,
-    )
-
-
 def _grid() -> np.ndarray:
     mesh = np.meshgrid(_GRID_LOGA, _GRID_EXP, _GRID_LOGA, _GRID_EXP, _GRID_C, _GRID_G,
                        indexing="ij")
@@ -220,6 +204,31 @@ def fit_trajectory_laws(
     ...     1e7, 1.6e7, A=300.0, alpha=0.5, B=2000.0, beta=0.5, c=0.1)), 3)
     (0.499, 0.499)
     """
+    return fit_trajectory_laws_many([(params, tokens, accuracy, init)], n_refine=n_refine)[0]
+
+
+def fit_trajectory_laws_many(requests, *, n_refine: int = 3) -> list[list[TrajectoryLaw]]:
+    """:func:`fit_trajectory_laws` for many ``(params, tokens, accuracy, init)`` requests
+    at once (e.g. every bootstrap replicate), their refinements solved in one batch.
+
+    Parameters
+    ----------
+    requests : sequence of tuple
+        The arguments of :func:`fit_trajectory_laws`, one tuple per call.
+    n_refine : int, default 3
+
+    Returns
+    -------
+    list of list of TrajectoryLaw
+        One list per request.
+    """
+    problems = [_problems(*req, n_refine=n_refine) for req in requests]
+    return _solve_problems(problems)
+
+
+def _problems(params, tokens, accuracy, init, *, n_refine):
+    """Validated data and starting points of one request: (x, z, lx, lz, y, starts,
+    n_ref, d_ref), ``starts`` one list per curve."""
     n = np.asarray(params, dtype=float)
     d = np.asarray(tokens, dtype=float)
     y = np.atleast_2d(np.asarray(accuracy, dtype=float))
@@ -252,37 +261,85 @@ def fit_trajectory_laws(
                 if not s:
                     sse = ((pred - y[i]) ** 2).sum(1)
                     starts[i] = list(grid[np.argsort(sse)[:n_refine]])
-    return [_refine(x, z, lx, lz, yi, st, n_ref, d_ref) for yi, st in zip(y, starts)]
+    return x, z, lx, lz, y, starts, n_ref, d_ref
 
 
-def _refine(x, z, lx, lz, y, starts, n_ref, d_ref) -> TrajectoryLaw:
-    best = None
-    for theta0 in starts:
-        theta0 = np.clip(np.asarray(theta0, float), _LOWER, _UPPER)
-        try:
-            res = least_squares(
-                lambda th: _predict_theta(th, x, z)[0] - y,
-                theta0,
-                jac=lambda th: _jac(th, x, z, lx, lz),
-                bounds=(_LOWER, _UPPER),
-                method="trf",
-                x_scale="jac",
-                max_nfev=300,
-            )
-        except (ValueError, FloatingPointError):  # pragma: no cover - defensive
-            continue
-        if np.all(np.isfinite(res.x)) and (best is None or res.cost < best.cost):
-            best = res
-    if best is None:
-        warnings.warn("trajectory law fit failed from every start", FitWarning, stacklevel=3)
-        return _FAILED
-    la, alpha, lb, beta, c, g = (float(v) for v in best.x)
+def _solve_problems(problems) -> list[list[TrajectoryLaw]]:
+    """Refine every (request, curve, start) with the batched trust-region solver (as
+    ``least_squares(method='trf', x_scale='jac')``, see :mod:`cod_monitor.cod._trf`);
+    requests with the same number of points share a batch."""
+    out = [[None] * len(p[4]) for p in problems]
+    by_m: dict[int, list] = {}
+    for r, (x, z, lx, lz, y, starts, n_ref, d_ref) in enumerate(problems):
+        for k, st in enumerate(starts):
+            for theta0 in st:
+                by_m.setdefault(len(x), []).append((r, k, np.clip(np.asarray(theta0, float),
+                                                                   _LOWER, _UPPER)))
+    best: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
+    for rows in by_m.values():
+        X = np.array([problems[r][0] for r, _, _ in rows])
+        Z = np.array([problems[r][1] for r, _, _ in rows])
+        LX = np.array([problems[r][2] for r, _, _ in rows])
+        LZ = np.array([problems[r][3] for r, _, _ in rows])
+        Y = np.array([problems[r][4][k] for r, k, _ in rows])
+
+        def evaluate(index, theta, X=X, Z=Z, LX=LX, LZ=LZ, Y=Y):
+            pred, J = _predict_and_jac(theta, LX[index], LZ[index])
+            return pred - Y[index], J
+
+        def evaluate_one(i, theta, LX=LX, LZ=LZ, Y=Y):
+            # the same law in plain floats, for the last few problems of the batch
+            la, alpha, lb, beta, c, g = theta
+            one_g = 1 - g
+            f, J = [], []
+            for lxj, lzj, yj in zip(LX[i].tolist(), LZ[i].tolist(), Y[i].tolist()):
+                tn, td = math.exp(la - alpha * lxj), math.exp(lb - beta * lzj)
+                e = math.exp(-tn - td - c)
+                f.append(g + one_g * e - yj)
+                J.append([-one_g * e * tn, one_g * e * tn * lxj, -one_g * e * td,
+                          one_g * e * td * lzj, -one_g * e, 1 - e])
+            return f, J
+
+        theta, cost, status, _ = solve_trf(evaluate, np.array([t for _, _, t in rows]),
+                                           _LOWER, _UPPER, max_nfev=300,
+                                           evaluate_one=evaluate_one)
+        for (r, k, _), th, c, st in zip(rows, theta, cost, status):
+            if st == -3 or not np.all(np.isfinite(th)):
+                continue
+            if (r, k) not in best or c < best[(r, k)][0]:
+                best[(r, k)] = (c, th)
+    for r, (x, z, lx, lz, y, starts, n_ref, d_ref) in enumerate(problems):
+        for k in range(len(y)):
+            if (r, k) not in best:
+                warnings.warn("trajectory law fit failed from every start", FitWarning,
+                              stacklevel=4)
+                out[r][k] = _FAILED
+            else:
+                out[r][k] = _law(best[(r, k)][1], x, z, y[k], n_ref, d_ref)
+    return out
+
+
+def _predict_and_jac(theta, lx, lz):
+    """Predictions and Jacobians of many problems at once (``lx``, ``lz`` per problem),
+    the arithmetic of :func:`_predict_theta` and :func:`_jac`."""
+    la, alpha, lb, beta, c, g = (theta[:, i:i + 1] for i in range(6))
+    tn = np.exp(la - alpha * lx)
+    td = np.exp(lb - beta * lz)
+    e = np.exp(-tn - td - c)
+    one_g = 1 - g
+    J = np.stack([-one_g * e * tn, one_g * e * tn * lx, -one_g * e * td,
+                  one_g * e * td * lz, -one_g * e, np.broadcast_to(1 - e, e.shape)], axis=2)
+    return g + one_g * e, J
+
+
+def _law(theta, x, z, y, n_ref, d_ref) -> TrajectoryLaw:
+    la, alpha, lb, beta, c, g = (float(v) for v in theta)
     tol = 1e-6 * (_UPPER - _LOWER)
     at_bound = tuple(
-        nm for nm, v, lo, hi, t in zip(_NAMES, best.x, _LOWER, _UPPER, tol)
+        nm for nm, v, lo, hi, t in zip(_NAMES, theta, _LOWER, _UPPER, tol)
         if v <= lo + t or v >= hi - t
     )
-    rmse = float(np.sqrt(np.mean((_predict_theta(best.x, x, z)[0] - y) ** 2)))
+    rmse = float(np.sqrt(np.mean((_predict_theta(theta, x, z)[0] - y) ** 2)))
     return TrajectoryLaw(
         A=math.exp(la + alpha * math.log(n_ref)),
         alpha=alpha,

@@ -78,7 +78,8 @@ from sklearn.utils.validation import check_is_fitted
 from cod_monitor._validation import check_bool, check_choice, check_int, check_real, invalid
 from cod_monitor.cod.configs import DEFAULT_CONFIGURATIONS
 from cod_monitor.cod.forecaster import CODForecaster, cluster_means
-from cod_monitor.cod.laws_nd import TrajectoryLaw, fit_trajectory_laws, trajectory_accuracy
+from cod_monitor.cod.laws_nd import (TrajectoryLaw, fit_trajectory_laws, fit_trajectory_laws_many,
+                                      trajectory_accuracy)
 from cod_monitor.cod.routing import RoutedCOD
 from cod_monitor.cod.transport import recipe_compute
 from cod_monitor.exceptions import FitWarning, InputError
@@ -596,28 +597,32 @@ class TrajectoryForecaster(BaseEstimator):
             groups = [np.flatnonzero(labels == k) for k in np.unique(labels)]
         else:
             ids, groups = [0], [np.arange(len(X))]
-        reps = []
+        requests = []
+        for _ in range(n_boot):
+            pick = rng.integers(0, len(run_cols), size=len(run_cols))
+            while len(set(pick.tolist())) < min_runs:
+                pick = rng.integers(0, len(run_cols), size=len(run_cols))
+            cols = np.concatenate([run_cols[i] for i in pick])
+            rows = np.concatenate([rng.choice(g, size=len(g)) for g in groups])
+            Xb = X[np.ix_(rows, cols)]
+            if self.mode_ == "trajectory":
+                acc, _ = cluster_means(Xb, labels[rows], len(self.laws_))
+                requests.append((N[cols], D[cols], acc[ids], [self.laws_[k] for k in ids]))
+            else:
+                requests.append((N[cols], D[cols], Xb.mean(axis=0), self.laws_))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FitWarning)
-            for _ in range(n_boot):
-                pick = rng.integers(0, len(run_cols), size=len(run_cols))
-                while len(set(pick.tolist())) < min_runs:
-                    pick = rng.integers(0, len(run_cols), size=len(run_cols))
-                cols = np.concatenate([run_cols[i] for i in pick])
-                rows = np.concatenate([rng.choice(g, size=len(g)) for g in groups])
-                Xb = X[np.ix_(rows, cols)]
-                if self.mode_ == "trajectory":
-                    acc, _ = cluster_means(Xb, labels[rows], len(self.laws_))
-                    fitted = fit_trajectory_laws(N[cols], D[cols], acc[ids],
-                                                 init=[self.laws_[k] for k in ids])
-                    laws = list(self.laws_)
-                    for k, law in zip(ids, fitted):
-                        laws[k] = law if law.success else self.laws_[k]
-                else:
-                    law = fit_trajectory_laws(N[cols], D[cols], Xb.mean(axis=0),
-                                              init=self.laws_)[0]
-                    laws = [law if law.success else self.laws_[0]]
-                reps.append(laws)
+            # every replicate's refits in one batch
+            refits = fit_trajectory_laws_many(requests)
+        reps = []
+        for fitted in refits:
+            if self.mode_ == "trajectory":
+                laws = list(self.laws_)
+                for k, law in zip(ids, fitted):
+                    laws[k] = law if law.success else self.laws_[k]
+            else:
+                laws = [fitted[0] if fitted[0].success else self.laws_[0]]
+            reps.append(laws)
         return reps
 
     # ------------------------------------------------------------------ report
