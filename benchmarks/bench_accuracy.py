@@ -268,8 +268,6 @@ def main(argv=None):
     rows = run(real + demo + cpu + synth, methods, n_boot)
     wall = time.perf_counter() - start
     report = build_report(rows, methods)
-    print(format_report(rows, methods, report))
-    print(f"(* = the 90% interval covers the truth; {wall:.0f} s)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "date": date.today().isoformat(),
@@ -283,6 +281,8 @@ def main(argv=None):
         "regime_goals": regime_goals(methods, report),
         "wall_s": wall,
     }, indent=1))
+    print(format_report(rows, methods, report))
+    print(f"(* = the 90% interval covers the truth; {wall:.0f} s)")
     print(f"wrote {args.out}")
 
 
@@ -379,6 +379,9 @@ def regime_table(methods, report) -> str:
     for n, g in goals.items():
         if g["default"] is None:
             lines.append(f"  {n}: the default failed on some case")
+            continue
+        if g["best"] is None:  # the default alone (--methods cod): nothing to compare
+            lines.append(f"  {n}: cod {g['default']:.2f}")
             continue
         lines.append(f"  {n}: cod {g['default']:.2f} vs best single {g['best']} "
                      f"{g['best_mean']:.2f}, worst {g['worst']} {g['worst_mean']:.2f} -> "

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["memoized", "shared_fits"]
+__all__ = ["memoized", "remember", "shared_fits"]
 
 _CACHE: contextvars.ContextVar[dict | None] = contextvars.ContextVar("cod_shared_fits",
                                                                    default=None)
@@ -54,3 +54,11 @@ def memoized(kind: str, parts: tuple, compute):
             result.flags.writeable = False
         cache[key] = result
     return cache[key]
+
+
+def remember(kind: str, parts: tuple, result) -> None:
+    """Keep ``result`` for :func:`memoized` calls with equal ``parts`` (inside
+    :func:`shared_fits`; nothing happens outside it)."""
+    cache = _CACHE.get()
+    if cache is not None:
+        cache.setdefault((kind, *map(_key, parts)), result)

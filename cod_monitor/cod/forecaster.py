@@ -390,24 +390,14 @@ class CODForecaster(ForecastMixin, BaseEstimator):
         """
         self._validate_params()
         ladder = load_ladder(ladder)
-        transport = None
-        if self.tokens_per_param is not None:
-            ladder, transport = transport_ladder(
-                ladder, benchmark, self.tokens_per_param, checkpoints=self.checkpoints,
-                smooth_checkpoints=self.smooth_checkpoints)
-        fit_matrix, anchor_matrix = self._fit_points(ladder, benchmark)
-        if self.compute_unit == "ladder":
-            unit = float(fit_matrix.compute.min())
-        else:
-            unit = float(self.compute_unit or ladder.compute_unit)
-        X = fit_matrix.pass_rates
-        compute = fit_matrix.compute / unit
+        cur = self._curves(ladder, benchmark)
+        ladder = cur.ladder  # moved to the target's recipe when tokens_per_param is set
+        transport, fit_matrix, anchor_matrix = cur.transport, cur.fit_matrix, cur.anchor_matrix
+        unit, X, compute, labels = cur.unit, cur.X, cur.compute, cur.labels
+        acc, sizes = cur.acc, cur.sizes
 
         fallback_used = None
-        labels = self._cluster(X)
-        n_clusters = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
-        acc, sizes = cluster_means(X, labels, n_clusters)
-        fits = fit_laws(compute, acc, form=self.law) if n_clusters else []
+        fits = fit_laws(compute, acc, form=self.law) if len(acc) else []
         flt = self._filter()
         verdicts = [flt.judge(f, a) for f, a in zip(fits, acc)]
         kept = np.array([v.kept for v in verdicts], dtype=bool)
@@ -475,6 +465,26 @@ class CODForecaster(ForecastMixin, BaseEstimator):
         self._X = X
         self._anchor_X = None if anchor_matrix is None else anchor_matrix.pass_rates
         return self
+
+    def _curves(self, ladder, benchmark: str) -> _Curves:
+        """What :meth:`fit` computes before the cluster laws: the fit points (after the
+        recipe transport), the compute unit, the clusters and their mean curves."""
+        transport = None
+        if self.tokens_per_param is not None:
+            ladder, transport = transport_ladder(
+                ladder, benchmark, self.tokens_per_param, checkpoints=self.checkpoints,
+                smooth_checkpoints=self.smooth_checkpoints)
+        fit_matrix, anchor_matrix = self._fit_points(ladder, benchmark)
+        if self.compute_unit == "ladder":
+            unit = float(fit_matrix.compute.min())
+        else:
+            unit = float(self.compute_unit or ladder.compute_unit)
+        X = fit_matrix.pass_rates
+        labels = self._cluster(X)
+        n_clusters = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
+        acc, sizes = cluster_means(X, labels, n_clusters)
+        return _Curves(ladder, transport, fit_matrix, anchor_matrix, unit, X,
+                       fit_matrix.compute / unit, labels, acc, sizes)
 
     def _cluster(self, X):
         params = dict(self.clustering_params or {})
@@ -706,6 +716,22 @@ class CODForecaster(ForecastMixin, BaseEstimator):
                 "points": self.mapping_.points_.round(6).tolist(),
             },
         }
+
+
+@dataclass(frozen=True)
+class _Curves:
+    """The data of one fit up to its cluster laws (see :meth:`CODForecaster._curves`)."""
+
+    ladder: object
+    transport: object
+    fit_matrix: object
+    anchor_matrix: object
+    unit: float
+    X: np.ndarray
+    compute: np.ndarray
+    labels: np.ndarray
+    acc: np.ndarray
+    sizes: np.ndarray
 
 
 def cluster_means(X, labels, n_clusters):

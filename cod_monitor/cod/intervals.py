@@ -497,18 +497,25 @@ def backtest_forecaster(
                       min_log_distance=min_log_distance)
 
 
-def _backtests(estimator, ladder, benchmark, n_backtest, *, min_log_distance=0.1,
-               skipped=None) -> list[dict]:
-    """:func:`backtest_forecaster`; appends ``(run, why, too_few_points)`` of each
-    skipped run to ``skipped``."""
-    check_is_fitted(estimator, "models_")
-    ladder = load_ladder(ladder)
-    models = tuple(estimator.models_)
+def backtest_candidates(models, ladder):
+    """The runs a backtest holds out, largest first, with what it drops.
+
+    Parameters
+    ----------
+    models : sequence of ModelInfo
+        The ladder points a forecaster was fitted on (its ``models_``).
+    ladder : Ladder
+
+    Yields
+    ------
+    (held, drop, n_left)
+        The held-out run's final checkpoint, the names of the ladder models fitted
+        without it (every run that ends at or beyond its compute, anchors included, and
+        its own checkpoints), and how many distinct compute values of ``models`` are
+        left.
+    """
+    models = tuple(models)
     finals = sorted((models[i] for i in final_checkpoints(models)), key=lambda m: -m.compute)
-    raw = ladder.matrix(benchmark, roles=("ladder", "anchor"))
-    names = raw.model_names
-    params = estimator.get_params(deep=False)
-    skipped = [] if skipped is None else skipped
     # compute at which each run ends: a run ending beyond the held-out one goes entirely
     run_end: dict[str, float] = {}
     for m in ladder.models:
@@ -518,21 +525,34 @@ def _backtests(estimator, ladder, benchmark, n_backtest, *, min_log_distance=0.1
     def ends_at(m):
         return run_end[m.run_key] if m.step is not None else m.compute
 
-    out = []
     for held in finals:
-        if len(out) >= int(n_backtest):
-            break
         drop = {
             m.name for m in ladder.models
             if m.role in ("ladder", "anchor")
             and (ends_at(m) >= held.compute or (held.step is not None and m.step is not None
                                                  and m.run_key == held.run_key))
         }
-        # what the copy would fit on: checked before building the sub-ladder, so that a
-        # run near the bottom neither fails inside the fit nor empties the ladder
-        left = {m.compute for m in models if m.name not in drop}
-        if len(left) < MIN_LADDER_POINTS:
-            skipped.append((held.name, f"{len(left)} ladder points of distinct compute "
+        yield held, drop, len({m.compute for m in models if m.name not in drop})
+
+
+def _backtests(estimator, ladder, benchmark, n_backtest, *, min_log_distance=0.1,
+               skipped=None) -> list[dict]:
+    """:func:`backtest_forecaster`; appends ``(run, why, too_few_points)`` of each
+    skipped run to ``skipped``."""
+    check_is_fitted(estimator, "models_")
+    ladder = load_ladder(ladder)
+    raw = ladder.matrix(benchmark, roles=("ladder", "anchor"))
+    names = raw.model_names
+    params = estimator.get_params(deep=False)
+    skipped = [] if skipped is None else skipped
+    out = []
+    for held, drop, n_left in backtest_candidates(estimator.models_, ladder):
+        if len(out) >= int(n_backtest):
+            break
+        # checked before building the sub-ladder, so that a run near the bottom neither
+        # fails inside the fit nor empties the ladder
+        if n_left < MIN_LADDER_POINTS:
+            skipped.append((held.name, f"{n_left} ladder points of distinct compute "
                                        f"below it, fewer than {MIN_LADDER_POINTS}", True))
             continue
         copy = clone(estimator)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cod_monitor._validation import check_choice, check_real
-from cod_monitor.cod._memo import memoized
+from cod_monitor.cod._memo import memoized, remember
 from cod_monitor.cod._trf import TERMINATION_MESSAGES, solve_trf
 from cod_monitor.exceptions import FitWarning, InputError
 
@@ -36,6 +36,7 @@ __all__ = [
     "LawFit",
     "fit_law",
     "fit_laws",
+    "fit_laws_many",
     "fit_laws_warm",
     "LocalTrend",
     "fit_local_trend",
@@ -231,14 +232,21 @@ def fit_laws(
     """
     if init is None:
         # a batch of cold fits is the same whenever its inputs are (see _memo)
-        parts = (form, int(n_refine), np.asarray(compute, float), np.asarray(accuracy, float),
-                 None if sigma is None else np.asarray(sigma, float))
+        parts = _law_key(form, n_refine, compute, accuracy, sigma)
         return list(memoized("laws", parts, lambda: _fit_laws(
             compute, accuracy, form=form, sigma=sigma, n_refine=n_refine)))
     return _fit_laws(compute, accuracy, form=form, sigma=sigma, n_refine=n_refine, init=init)
 
 
 def _fit_laws(compute, accuracy, *, form, sigma, n_refine, init=None):
+    if init is not None:
+        return _warm_fits(compute, accuracy, form, sigma, init)
+    problem = _cold_problem(compute, accuracy, form, sigma, n_refine)
+    return _refine_all([problem], _check_form(form), form)[0]
+
+
+def _checked(compute, accuracy, form, sigma):
+    """Validated inputs: (free, x, y, sw, c_ref), compute scaled by its geometric mean."""
     free = _check_form(form)
     x_raw = np.asarray(compute, dtype=float)
     y = np.atleast_2d(np.asarray(accuracy, dtype=float))
@@ -252,33 +260,76 @@ def _fit_laws(compute, accuracy, *, form, sigma, n_refine, init=None):
     if len(np.unique(x_raw)) < 2:
         raise InputError("`compute` needs at least two distinct values to fit a law")
     c_ref = float(np.exp(np.mean(np.log(x_raw))))
-    x = x_raw / c_ref
     sw = np.ones_like(y) if sigma is None else 1.0 / np.maximum(np.asarray(sigma, float), 1e-6)
-    sw = np.broadcast_to(sw, y.shape)
+    return free, x_raw / c_ref, y, np.broadcast_to(sw, y.shape), c_ref
 
+
+def _cold_problem(compute, accuracy, form, sigma, n_refine):
+    """The refinement problem of a cold fit: (x, y, sw, starts, c_ref), the starts the
+    best ``n_refine`` points of the grid for each curve."""
+    free, x, y, sw, c_ref = _checked(compute, accuracy, form, sigma)
+    grid = _grid(free)
+    pred = _grid_predictions(grid, x, free)  # (n_grid, n_points)
+    # sum over points of w^2 (pred - y)^2, for every (curve, grid point) pair
+    w2 = sw**2
+    sse = (
+        (w2 * y**2).sum(1)[:, None]
+        - 2 * (w2 * y) @ pred.T
+        + w2 @ (pred**2).T
+    )
+    best = np.argsort(sse, axis=1)[:, :n_refine]
+    return x, y, sw, [grid[row] for row in best], c_ref
+
+
+def _warm_fits(compute, accuracy, form, sigma, init):
+    free, x, y, sw, c_ref = _checked(compute, accuracy, form, sigma)
     lower, upper = _bounds(free)
+    if len(init) != len(y):
+        raise InputError(f"`init` has {len(init)} fits for {len(y)} curves")
+    theta0 = np.array([_to_theta(f, free, c_ref) for f in init]).reshape(len(y), len(free))
+    theta = _refine_warm(x, y, sw, theta0, free, lower, upper)
+    return [_law_from_theta(th, x, yi, free, lower, upper, form, c_ref, True, "warm start")
+            for th, yi in zip(theta, y)]
 
-    if init is None:
-        grid = _grid(free)
-        pred = _grid_predictions(grid, x, free)  # (n_grid, n_points)
-        # sum over points of w^2 (pred - y)^2, for every (curve, grid point) pair
-        w2 = sw**2
-        sse = (
-            (w2 * y**2).sum(1)[:, None]
-            - 2 * (w2 * y) @ pred.T
-            + w2 @ (pred**2).T
-        )
-        best = np.argsort(sse, axis=1)[:, :n_refine]
-        starts = [grid[row] for row in best]
-    else:
-        if len(init) != len(y):
-            raise InputError(f"`init` has {len(init)} fits for {len(y)} curves")
-        theta0 = np.array([_to_theta(f, free, c_ref) for f in init]).reshape(len(y), len(free))
-        theta = _refine_warm(x, y, sw, theta0, free, lower, upper)
-        return [_law_from_theta(th, x, yi, free, lower, upper, form, c_ref, True, "warm start")
-                for th, yi in zip(theta, y)]
 
-    return _refine_all(x, y, sw, starts, free, lower, upper, form, c_ref)
+def fit_laws_many(requests, *, form: str = "full", n_refine: int = 3) -> list[list[LawFit]]:
+    """Cold fits of many batches of curves at once, as many :func:`fit_laws` calls.
+
+    Every batch's (curve, start) refinements run in one solver batch with the others
+    of the same number of points, so that the iterations of small batches are shared.
+    Inside :func:`~cod_monitor.cod._memo.shared_fits` each result is also kept for the
+    :func:`fit_laws` call with the same inputs.
+
+    Parameters
+    ----------
+    requests : sequence of (compute, accuracy)
+        The arguments of one :func:`fit_laws` call each.
+    form : str, default 'full'
+    n_refine : int, default 3
+
+    Returns
+    -------
+    list of list of LawFit
+        One list per request. A request :func:`fit_laws` would refuse raises here too.
+    """
+    free = _check_form(form)
+    problems = [_cold_problem(c, a, form, None, n_refine) for c, a in requests]
+    by_m: dict[int, list[int]] = {}
+    for i, pr in enumerate(problems):
+        by_m.setdefault(len(pr[0]), []).append(i)
+    out: list = [None] * len(problems)
+    for ids in by_m.values():
+        for i, fits in zip(ids, _refine_all([problems[i] for i in ids], free, form)):
+            out[i] = fits
+    for (c, a), fits in zip(requests, out):
+        remember("laws", _law_key(form, n_refine, c, a, None), fits)
+    return out
+
+
+def _law_key(form, n_refine, compute, accuracy, sigma):
+    """The inputs that make a cold :func:`fit_laws` call (see :mod:`~cod_monitor.cod._memo`)."""
+    return (form, int(n_refine), np.asarray(compute, float), np.asarray(accuracy, float),
+            None if sigma is None else np.asarray(sigma, float))
 
 
 def _batch_model(theta, x, free):
@@ -439,23 +490,34 @@ def _bounds(free):
     return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
 
 
-def _refine_all(x, y, sw, starts, free, lower, upper, form, c_ref) -> list[LawFit]:
-    """Refine every curve from each of its starts; keep each curve's lowest cost.
+def _refine_all(problems, free, form) -> list[list[LawFit]]:
+    """Refine every curve of every problem from each of its starts; keep each curve's
+    lowest cost.
 
-    All (curve, start) problems run together through :func:`~cod_monitor.cod._trf.solve_trf`
-    (the trust-region reflective method of ``least_squares``, batched). Among a curve's
-    starts the first with the lowest cost wins, as the starts come in grid order.
+    ``problems`` are ``(x, y, sw, starts, c_ref)`` with the same number of points. All
+    (problem, curve, start) rows run together through
+    :func:`~cod_monitor.cod._trf.solve_trf` (the trust-region reflective method of
+    ``least_squares``, batched). Among a curve's starts the first with the lowest cost
+    wins, as the starts come in grid order.
     """
-    n_curves, n_starts = len(y), len(starts[0]) if len(starts) else 0
-    theta0 = np.clip(np.concatenate([np.asarray(st, float) for st in starts]), lower, upper)
-    curve = np.repeat(np.arange(n_curves), n_starts)
-    y_p, sw_p = y[curve], sw[curve]
+    lower, upper = _bounds(free)
+    owner, X, Y, SW, theta0 = [], [], [], [], []
+    for p, (x, y, sw, starts, _) in enumerate(problems):
+        for i, st in enumerate(starts):
+            for th in np.asarray(st, float):
+                owner.append((p, i))
+                X.append(x)
+                Y.append(y[i])
+                SW.append(sw[i])
+                theta0.append(th)
+    X, Y, SW = np.array(X), np.array(Y), np.array(SW)
+    LX = np.log(X)
+    theta0 = np.clip(np.array(theta0).reshape(len(owner), len(free)), lower, upper)
 
     def evaluate(index, theta):
-        pred, J = _batch_model(theta, x, free)
-        return (pred - y_p[index]) * sw_p[index], J * sw_p[index][:, :, None]
+        pred, J = _batch_model(theta, X[index], free)
+        return (pred - Y[index]) * SW[index], J * SW[index][:, :, None]
 
-    xs, log_xs = x.tolist(), np.log(x).tolist()
     has_c, has_g = "c" in free, "g" in free
 
     def evaluate_one(i, theta):
@@ -464,7 +526,8 @@ def _refine_all(x, y, sw, starts, free, lower, upper, form, c_ref) -> list[LawFi
         g = theta[free.index("g")] if has_g else 0.0
         k, b = math.exp(theta[0]), theta[1]
         f, J = [], []
-        for xj, lxj, yj, wj in zip(xs, log_xs, y[curve[i]].tolist(), sw[curve[i]].tolist()):
+        for xj, lxj, yj, wj in zip(X[i].tolist(), LX[i].tolist(), Y[i].tolist(),
+                                   SW[i].tolist()):
             t = k * xj ** (-b)
             e = math.exp(-t - c)
             f.append((g + (1 - g) * e - yj) * wj)
@@ -478,24 +541,29 @@ def _refine_all(x, y, sw, starts, free, lower, upper, form, c_ref) -> list[LawFi
 
     theta, cost, status, _ = solve_trf(evaluate, theta0, lower, upper, max_nfev=400,
                                        evaluate_one=evaluate_one)
-    fits = []
-    for i in range(n_curves):
-        best = None
-        for j in range(i * n_starts, (i + 1) * n_starts):
-            if status[j] == -3 or not np.all(np.isfinite(theta[j])):
-                continue
-            if best is None or cost[j] < cost[best]:
-                best = j
-        if best is None:
-            warnings.warn("law fit failed from every start", FitWarning, stacklevel=3)
-            fits.append(LawFit(form, np.nan, np.nan, np.nan, np.nan, np.nan, False, len(x),
-                               (), "failed"))
+    best: dict[tuple[int, int], int] = {}
+    for j, key in enumerate(owner):
+        if status[j] == -3 or not np.all(np.isfinite(theta[j])):
             continue
-        # status 0 (evaluation budget used up) still leaves the best point found, which
-        # is a usable fit on these small problems; only a non-finite result is a failure
-        fits.append(_law_from_theta(theta[best], x, y[i], free, lower, upper, form, c_ref,
-                                    True, TERMINATION_MESSAGES[int(status[best])]))
-    return fits
+        if key not in best or cost[j] < cost[best[key]]:
+            best[key] = j
+    out = []
+    for p, (x, y, _, _, c_ref) in enumerate(problems):
+        fits = []
+        for i in range(len(y)):
+            j = best.get((p, i))
+            if j is None:
+                warnings.warn("law fit failed from every start", FitWarning, stacklevel=4)
+                fits.append(LawFit(form, np.nan, np.nan, np.nan, np.nan, np.nan, False, len(x),
+                                   (), "failed"))
+                continue
+            # status 0 (evaluation budget used up) still leaves the best point found,
+            # which is a usable fit on these small problems; only a non-finite result
+            # is a failure
+            fits.append(_law_from_theta(theta[j], x, y[i], free, lower, upper, form, c_ref,
+                                        True, TERMINATION_MESSAGES[int(status[j])]))
+        out.append(fits)
+    return out
 
 
 def _law_from_theta(theta, x, y, free, lower, upper, form, c_ref, success, message) -> LawFit:

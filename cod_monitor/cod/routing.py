@@ -46,8 +46,11 @@ from sklearn.utils.validation import check_is_fitted
 from cod_monitor._validation import check_choice, check_int, check_real, invalid
 from cod_monitor.cod._memo import shared_fits
 from cod_monitor.cod.forecaster import CODForecaster
+from cod_monitor.cod.intervals import backtest_candidates
+from cod_monitor.cod.laws import fit_laws_many
 from cod_monitor.exceptions import FitWarning
 from cod_monitor.ladder import load_ladder
+from cod_monitor.ladder.selection import MIN_LADDER_POINTS
 
 __all__ = ["ROUTES", "RoutedCOD"]
 
@@ -172,6 +175,7 @@ class RoutedCOD(BaseEstimator):
         ladder = load_ladder(ladder)
         candidates, fitted = [], {}
         with shared_fits():  # routes that cluster alike share clusterings and law fits
+            self._prefetch(ladder, benchmark)
             for route in self.routes:
                 self._fit_route(route, ladder, benchmark, candidates, fitted)
         errors = [c for c in candidates if c["status"] == "failed"]
@@ -185,6 +189,39 @@ class RoutedCOD(BaseEstimator):
         for name in ("benchmark_", "compute_unit_", "models_", "compute_"):
             setattr(self, name, getattr(self.forecaster_, name))
         return self
+
+    def _prefetch(self, ladder, benchmark):
+        """Fit, in one batch, the cluster laws that every route's fit and backtests are
+        about to ask for; they then find them in the shared cache (a speed-up only:
+        whatever is not prefetched is fitted when asked for)."""
+        requests = {}
+        for route in self.routes:
+            est = self.route_forecaster(route)
+            try:
+                est._validate_params()
+                cur = est._curves(ladder, benchmark)
+                curves = [cur]
+                n_bt = int(self.n_backtest)
+                # as the backtests will: on the fit's own (possibly transported) ladder
+                fitted_on = cur.ladder
+                for held, drop, n_left in backtest_candidates(cur.fit_matrix.models, fitted_on):
+                    if n_bt <= 0:
+                        break
+                    if n_left >= MIN_LADDER_POINTS:
+                        curves.append(est._curves(fitted_on.without_models(sorted(drop)),
+                                                  benchmark))
+                        n_bt -= 1
+            except Exception:  # the route's own fit meets and reports the problem
+                continue
+            for c in curves:
+                if len(c.acc) and est.law == "full":
+                    key = (c.compute.tobytes(), c.acc.tobytes())
+                    requests.setdefault(key, (c.compute, c.acc))
+        if requests:
+            try:
+                fit_laws_many(list(requests.values()))
+            except Exception:  # pragma: no cover - the fits themselves report it
+                pass
 
     def _fit_route(self, route, ladder, benchmark, candidates, fitted):
         """Fit and backtest one route; record it in ``candidates`` (and ``fitted``)."""
