@@ -1,7 +1,8 @@
 """What ``CODCallback`` costs the training loop: time in its hooks vs step time.
 
 Trains the demo target (``cod_monitor.demo.recipe.target_spec``, shortened to
-``--steps``) twice with the HF ``Trainer``, the same checkpoints saved in both:
+``--steps``) with the HF ``Trainer`` in ``--pairs`` pairs of runs, alternating, the same
+checkpoints saved in both:
 
 1. without the callback;
 2. with ``CODCallback`` attached as the live demo attaches it (shipped demo ladder,
@@ -16,7 +17,7 @@ training for the cores (on a GPU cluster it runs on held-out devices), so the st
 difference includes that contention; the hook time is what the training thread itself
 pays. Writes ``benchmarks/results/callback_overhead.json``. Usage::
 
-    python -m benchmarks.bench_callback_overhead [--steps 700] [--checkpoints 4]
+    python -m benchmarks.bench_callback_overhead [--steps 700] [--checkpoints 4] [--pairs 3]
 """
 
 from __future__ import annotations
@@ -87,6 +88,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=700)
     p.add_argument("--checkpoints", type=int, default=4)
+    p.add_argument("--fit-priority", default="low", choices=("low", "normal"),
+                   help="ForecastConfig.fit_priority of the monitored runs")
+    p.add_argument("--worker-nice", type=int, default=None,
+                   help="PoolConfig.nice of the CPU worker (default: PoolConfig's)")
+    p.add_argument("--pairs", type=int, default=3,
+                   help="plain/monitored runs, alternating (the slowdown is their median ratio)")
     p.add_argument("--out", type=Path, default=RESULTS / "callback_overhead.json")
     args = p.parse_args(argv)
 
@@ -103,33 +110,50 @@ def main(argv=None) -> int:
     threads = os.cpu_count() or 1
     out: dict = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                              "load_avg_start": os.getloadavg()},
+                 "options": {"fit_priority": args.fit_priority, "worker_nice": args.worker_nice},
                  "spec": {"name": spec.name, "params": spec.params, "steps": spec.steps,
                           "checkpoints": list(spec.checkpoint_steps)}}
+    pairs = []
     with tempfile.TemporaryDirectory(prefix="cod-overhead-") as tmp:
         tmp = Path(tmp)
-        timer = _step_timer()
-        t = time.perf_counter()
-        train_target(tmp / "plain", spec=spec, generator=generator, callbacks=[timer],
-                     threads=threads, report_to="none", save_total_limit=2)
-        plain_s = time.perf_counter() - t
-        plain_steps = np.array(timer.durations)
-
         eval_sets = write_eval_sets(Ladder.load(SHIPPED_LADDER), generator, ["demo"],
                                     tmp / "eval_sets")
         build = json.loads((SHIPPED_LADDER / "build.json").read_text())
-        cb = _timed_callback(
-            ladder=str(SHIPPED_LADDER), eval_sets=eval_sets, evaluator=build["evaluator"],
-            forecast=ForecastConfig(refresh_interval=None, n_bootstrap=50),
-            pool=PoolConfig(devices=["cpu"], cpu_threads=1),
-            run=RunGeometry(params=float(spec.params), tokens_per_step=float(spec.tokens_per_step),
-                            max_steps=spec.steps),
-            trackers=[], out_dir=str(tmp / "monitor"))
-        timer = _step_timer()
-        t = time.perf_counter()
-        train_target(tmp / "monitored", spec=spec, generator=generator, callbacks=[timer, cb],
-                     threads=threads, report_to="none", save_total_limit=2)
-        monitored_s = time.perf_counter() - t
-        monitored_steps = np.array(timer.durations)
+        # in-run pairs: plain and monitored runs alternate, so that a change of machine
+        # load hits both members of a pair alike; the ratio is taken within each pair
+        for k in range(args.pairs):
+            timer = _step_timer()
+            t = time.perf_counter()
+            train_target(tmp / f"plain-{k}", spec=spec, generator=generator, callbacks=[timer],
+                         threads=threads, report_to="none", save_total_limit=2)
+            plain_s = time.perf_counter() - t
+            plain_steps = np.array(timer.durations)
+
+            cb = _timed_callback(
+                ladder=str(SHIPPED_LADDER), eval_sets=eval_sets, evaluator=build["evaluator"],
+                forecast=ForecastConfig(refresh_interval=None, n_bootstrap=50,
+                                        fit_priority=args.fit_priority),
+                pool=PoolConfig(devices=["cpu"], cpu_threads=1, **(
+                    {} if args.worker_nice is None else {"nice": args.worker_nice})),
+                run=RunGeometry(params=float(spec.params),
+                                tokens_per_step=float(spec.tokens_per_step),
+                                max_steps=spec.steps),
+                trackers=[], out_dir=str(tmp / f"monitor-{k}"))
+            timer = _step_timer()
+            t = time.perf_counter()
+            train_target(tmp / f"monitored-{k}", spec=spec, generator=generator,
+                         callbacks=[timer, cb], threads=threads, report_to="none",
+                         save_total_limit=2)
+            monitored_s = time.perf_counter() - t
+            monitored_steps = np.array(timer.durations)
+            drain = cb.hook_s.get("on_train_end", 0.0)
+            pairs.append({"plain_s": plain_s, "monitored_s": monitored_s - drain,
+                          "drain_s": drain, "ratio": (monitored_s - drain) / plain_s,
+                          "plain_median_step_ms": 1e3 * float(np.median(plain_steps)),
+                          "monitored_median_step_ms": 1e3 * float(np.median(monitored_steps))})
+            print(f"pair {k + 1}/{args.pairs}: plain {plain_s:.1f} s, monitored "
+                  f"{monitored_s - drain:.1f} s (+ drain {drain:.1f}), ratio "
+                  f"{pairs[-1]['ratio']:.3f}", flush=True)
 
     # evaluations that finish after the last step are collected by the drain
     observations = sum(int(b.get("observations") or 0)
@@ -138,7 +162,10 @@ def main(argv=None) -> int:
     calls = dict(cb.hook_calls)
     drain = hook_s.pop("on_train_end", 0.0)
     in_loop = sum(hook_s.values())
+    ratios = [pr["ratio"] for pr in pairs]
     out.update({
+        "pairs": pairs,
+        "median_ratio": float(np.median(ratios)),
         "plain": {"train_s": plain_s, "median_step_ms": 1e3 * float(np.median(plain_steps))},
         "monitored": {"train_s": monitored_s,
                       "median_step_ms": 1e3 * float(np.median(monitored_steps)),
@@ -152,6 +179,8 @@ def main(argv=None) -> int:
     })
     rows = [
         ("training steps", f"{spec.steps}", f"{spec.steps}"),
+        (f"training wall, median ratio of {len(pairs)} in-run pairs", "1",
+         f"{out['median_ratio']:.3f} ({', '.join(f'{r:.3f}' for r in ratios)})"),
         ("median step (ms)", f"{out['plain']['median_step_ms']:.1f}",
          f"{out['monitored']['median_step_ms']:.1f}"),
         ("training wall (s)", f"{plain_s:.1f}", f"{monitored_s - drain:.1f} (+ drain {drain:.1f})"),

@@ -91,6 +91,11 @@ class ForecastConfig:
         final accuracy follows the run. ``False``: the ladder-only forecast, as before.
         The ladder-only band is judged in both cases (a run off from its first
         checkpoint is caught by it).
+    fit_priority : {'low', 'normal'}, default 'low'
+        CPU priority of the thread that fits the forecasts inside the training process.
+        ``'low'``: niceness 19 for that thread alone (Linux), so that a training loop
+        that keeps every core busy loses little to it (the first forecast then comes
+        from the time training leaves free). ``'normal'``: as any thread.
 
     Raises
     ------
@@ -112,11 +117,13 @@ class ForecastConfig:
     run_sd: float | Mapping[str, float] | None = None
     refresh_interval: float | None = 60.0
     condition_on_run: bool = True
+    fit_priority: str = "low"
 
     def __post_init__(self):
         owner = "ForecastConfig"
         check_bool(owner, "condition_on_run", self.condition_on_run)
         check_choice(owner, "trajectory", self.trajectory, TRAJECTORY_MODES)
+        check_choice(owner, "fit_priority", self.fit_priority, ("low", "normal"))
         if self.trajectory_method is not None:
             check_choice(owner, "trajectory_method", self.trajectory_method,
                          available_methods(), none_ok=True)

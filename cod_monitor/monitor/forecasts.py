@@ -29,6 +29,7 @@ from cod_monitor.monitor.fanout import TrackerFanout
 from cod_monitor.monitor.journal import Journal, JournalState
 from cod_monitor.monitor.ledger import Inbox, Ledger
 from cod_monitor.records import Alert, AlertReason, ForecastPoint
+from cod_monitor.runtime.priority import lower_priority
 
 __all__ = ["Forecasts", "make_trajectory_forecaster"]
 
@@ -198,6 +199,9 @@ class Forecasts:
 
     # ------------------------------------------------------------------ forecaster thread
     def _loop(self):
+        if self.config.fit_priority == "low":
+            # fits take the CPU time training leaves free, and little of the rest
+            lower_priority()
         source = None if isinstance(self.ladder, Ladder) else Path(self.ladder)
         last_stat = last_fp = None
         first = True

@@ -125,3 +125,11 @@ def test_configurations_are_frozen_and_replaceable():
     assert replace(config, level=0.5).level == 0.5
     with pytest.raises(ParameterError, match="'level'"):
         replace(config, level=5)
+
+
+def test_fit_priority_is_checked_at_construction():
+    from cod_monitor.monitor import ForecastConfig
+
+    assert ForecastConfig().fit_priority == "low"
+    with pytest.raises(ParameterError, match="'fit_priority'"):
+        ForecastConfig(fit_priority="idle")
