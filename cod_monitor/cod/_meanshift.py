@@ -10,10 +10,13 @@ label conventions every clusterer shares (:func:`order_clusters`).
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.spatial import cKDTree
 from sklearn.utils import check_random_state
+from threadpoolctl import threadpool_limits
 
 from cod_monitor.exceptions import InputError
 
@@ -34,10 +37,17 @@ _MAX_ITER = 300
 _STOP_THRESH = 1e-3  # times the bandwidth
 
 # Seeds moved together: each block meets the slab of rows its means can reach.
-_SEED_BLOCK = 32
-# Largest m * n * k of one matrix product.  OpenBLAS runs products above ~2**18 on all
-# threads; these are too small to gain from it and, when another process holds a core,
-# every such call stalls for milliseconds.  Splitting keeps them single-threaded.
+_SEED_BLOCK = 64
+# Rows met by one block of seeds at a time: the matrices stay small enough to be cheap.
+_PIECE_ROWS = 8192
+# Relative rounding bound of the squared distances of _Windows, per dtype: pairs this
+# close to R^2 (times the magnitudes involved) are recomputed exactly.
+_TOL = {np.float32: 32 * 2.0**-23, np.float64: 32 * 2.0**-52}
+# Largest m * n * k of one matrix product in ``_matmul``.  OpenBLAS runs products above
+# ~2**18 on all threads; these are too small to gain from it and, when another process
+# holds a core, every such call stalls for milliseconds.  Splitting keeps them
+# single-threaded.  The larger products of the climb and the bandwidth estimate run
+# under ``threadpool_limits(1)`` for the same reason.
 _GEMM_SIZE = 1 << 18
 
 # Bandwidth shortcut: above this many rows the exact k-th-neighbour estimate (quadratic)
@@ -47,6 +57,11 @@ _SHORTCUT_CELLS = 48  # most populated grid cells whose proxy is computed exactl
 _SHORTCUT_QUERIES = 128  # sampled rows whose exact k-th-neighbour distance is computed
 _SHORTCUT_Z = 6.0  # standard errors the estimate must clear the cap by
 _SHORTCUT_MARGIN = 0.01  # ... plus this relative margin
+# Exact k-th-neighbour distances: a systematic subsample bounds each point's distance by
+# its order statistic this many standard deviations past the rank (verified after).
+_KTH_Z = 4.0
+_KTH_STEP = 16  # largest subsample step
+_KTH_BLOCK = 32  # points per block
 
 
 def check_pass_rates(X):
@@ -70,36 +85,34 @@ def check_pass_rates(X):
 
 
 def _workers(n_jobs):
-    """sklearn's n_jobs convention (None -> 1, -1 -> all cores) as scipy ``workers``."""
+    """sklearn's n_jobs convention (None -> 1, -1 -> all cores) as a thread count."""
     return 1 if n_jobs is None else int(n_jobs)
 
 
 # --------------------------------------------------------------------------- bandwidth
 
 
-def _exact_kth_distance(tree, queries, k, workers):
-    """Distance from each query to its k-th nearest row of ``tree`` (itself included)."""
-    return tree.query(queries, k=[k], workers=workers)[0][:, 0]
-
-
-def _capped_bandwidth(X, unique, counts, quantile, cap, random_state, workers):
-    """``min(estimate_bandwidth(X, quantile=quantile), cap)``.
+def _capped_bandwidth(unique, counts, quantile, cap, random_state, workers=1):
+    """``min(estimate_bandwidth(X, quantile=quantile), cap)`` from the distinct rows of ``X``.
 
     ``estimate_bandwidth`` is the mean, over the rows of ``X``, of the distance to the
     ``int(n * quantile)``-th nearest row (the row itself included).  It is computed exactly
-    on the distinct rows ``unique`` (weighted by ``counts``) unless ``X`` is large and a
-    cheap estimate shows that it exceeds ``cap``; see :func:`_cap_binds`.
+    on the distinct rows ``unique`` (weighted by ``counts``; :func:`_kth_sq_distances`)
+    unless ``X`` is large and a cheap estimate shows that it exceeds ``cap``; see
+    :func:`_cap_binds`.
     """
-    n = X.shape[0]
+    n = int(counts.sum())
     k = max(1, int(n * quantile))
-    tree = cKDTree(X)
-    if n > _SHORTCUT_MIN_ROWS and _cap_binds(tree, unique, counts, k, cap, random_state, workers):
-        return cap
-    bw = counts @ _exact_kth_distance(tree, unique, k, workers) / n
+    rows = _SortedRows(unique, counts.astype(float))
+    with threadpool_limits(1, user_api="blas"):
+        if n > _SHORTCUT_MIN_ROWS and _cap_binds(rows, unique, counts, k, cap, random_state,
+                                                  workers):
+            return cap
+        bw = counts @ np.sqrt(_kth_sq_distances(rows, unique, k, workers)) / n
     return min(float(bw), cap)
 
 
-def _cap_binds(tree, unique, counts, k, cap, random_state, workers):
+def _cap_binds(rows, unique, counts, k, cap, random_state, workers=1):
     """Whether the bandwidth estimate surely exceeds ``cap``, from a small sample.
 
     Control-variate estimate of the mean k-th-neighbour distance.  The proxy, known for
@@ -120,12 +133,13 @@ def _cap_binds(tree, unique, counts, k, cap, random_state, workers):
     ) / cell_n[:, None]
     top = np.argsort(-cell_n, kind="stable")[:_SHORTCUT_CELLS]
     nearest_top = cKDTree(cell_mean[top]).query(cell_mean)[1]
-    proxy = _exact_kth_distance(tree, cell_mean[top], k, workers)[nearest_top]
+    proxy = np.sqrt(_kth_sq_distances(rows, cell_mean[top], k, workers))[nearest_top]
     rng = check_random_state(random_state)
-    rows = rng.choice(len(unique), _SHORTCUT_QUERIES, p=counts / n)
-    resid = _exact_kth_distance(tree, unique[rows], k, workers) - proxy[cell_of[rows]]
+    sample = rng.choice(len(unique), _SHORTCUT_QUERIES, p=counts / n)
+    resid = np.sqrt(_kth_sq_distances(rows, unique[sample], k, workers))
+    resid -= proxy[cell_of[sample]]
     estimate = cell_n @ proxy / n + resid.mean()
-    se = resid.std(ddof=1) / math.sqrt(rows.size)
+    se = resid.std(ddof=1) / math.sqrt(sample.size)
     return estimate * (1.0 - _SHORTCUT_MARGIN) - _SHORTCUT_Z * se > cap
 
 
@@ -137,15 +151,8 @@ def resolve_bandwidth(owner, X_used, unique, counts, params):
     cap = params["max_bandwidth"]
     if cap is None:
         cap = math.sqrt(d) / 10.0
-    R = _capped_bandwidth(
-        X_used,
-        unique,
-        counts,
-        params["quantile"],
-        cap,
-        params["random_state"],
-        _workers(params["n_jobs"]),
-    )
+    R = _capped_bandwidth(unique, counts, params["quantile"], cap, params["random_state"],
+                          _workers(params["n_jobs"]))
     if not R > 0.0:
         raise InputError(
             f"{owner}: estimate_bandwidth(quantile={params['quantile']}) is 0 on these "
@@ -157,25 +164,6 @@ def resolve_bandwidth(owner, X_used, unique, counts, params):
 
 
 # --------------------------------------------------------------------------- mean shift
-
-
-def _within(A, B, sqA, sqB, r2):
-    """Boolean ``||A_i - B_j||^2 <= r2``, tie-exact.
-
-    Distances come from one matrix product; the few pairs within rounding error of the
-    radius are recomputed with the sequential sum of squares scikit-learn's neighbour
-    trees use, so that boundary ties (common: pass rates sit on a 1/n_trials grid and bin
-    seeds on a bandwidth grid) fall on the same side as in ``MeanShift``.
-    """
-    D2 = _matmul(-2.0 * A, B.T)
-    D2 += sqB[None, :]
-    D2 += sqA[:, None]
-    tol = 1e-9 * (1.0 + r2)
-    inside = D2 <= r2 + tol
-    i, j = np.nonzero(inside != (D2 <= r2 - tol))
-    if i.size:
-        inside[i, j] = _pair_sq_dist(A, B, i, j) <= r2
-    return inside
 
 
 def _pair_sq_dist(A, B, i, j):
@@ -225,59 +213,341 @@ def _bin_seeds(X, w, R):
     return (bins.astype(np.float32) * np.float32(R)).astype(np.float64)
 
 
+class _SortedRows:
+    """Distinct rows sorted by their projection on the principal axis, ready for products.
+
+    A row within ``r`` of a point projects within ``r`` of the point's projection, so a
+    block of points (sorted the same way) only meets a contiguous slab of rows.  Squared
+    distances come from one matrix product ``A @ Bt`` with ``A = [-2 a, 1, |a|^2]`` and
+    ``Bt = [x; |x|^2; 1]`` (coordinates centred on the rows' mean to keep it accurate), in
+    float32 unless ``dtype`` says otherwise; :data:`_TOL` bounds its rounding.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_rows, n_features)
+        Distinct rows.
+    w : ndarray of shape (n_rows,)
+        Their multiplicities.
+    """
+
+    def __init__(self, X, w, dtype=np.float32):
+        n, d = X.shape
+        self.centre = X.mean(axis=0)
+        Xc = X - self.centre
+        if d > 1:
+            self.axis = np.linalg.eigh((Xc * w[:, None]).T @ Xc)[1][:, -1]
+        else:
+            self.axis = np.ones(1)
+        proj = Xc @ self.axis
+        self.order = np.argsort(proj, kind="stable")
+        self.proj = proj[self.order]
+        self.X = X[self.order]
+        self.w = w[self.order]
+        Xc = Xc[self.order]
+        self.sq = _sq_norms(Xc)
+        self.dtype = dtype
+        self.Bt = np.vstack([Xc.T, self.sq, np.ones(n)]).astype(dtype)
+
+    def factors(self, P):
+        """``(A, |p - centre|^2, projection)`` of points ``P``."""
+        Pc = P - self.centre
+        sqP = _sq_norms(Pc)
+        A = np.hstack([-2.0 * Pc, np.ones((len(P), 1)), sqP[:, None]]).astype(self.dtype)
+        return A, sqP, Pc @ self.axis
+
+    def band(self, a_max, lo, hi):
+        """Rounding bound of the squared distances between points of squared norm at most
+        ``a_max`` and the rows ``lo:hi``."""
+        return _TOL[self.dtype] * (a_max + float(self.sq[lo:hi].max()))
+
+
+class _Windows:
+    """Flat-kernel windows of radius R over one round's rows: weighted count and sums.
+
+    :meth:`sums` returns, for each position ``m``, the sums over the rows ``x`` with
+    ``||m - x||^2 <= R^2`` of ``[w x, w]`` (weighted coordinate sums and weighted count),
+    followed by a fingerprint of the set of rows in the window, so that windows holding
+    the same rows are recognised (:class:`_Graph`):
+
+    - when the pass rates are multiples of ``1 / scale`` (finite attempts: ``k / n``), the
+      coordinate sums are taken over the integers ``scale * x``; they are exact, so they
+      are their own fingerprint, and float32 products hold them while below ``2**24``;
+    - otherwise two columns of random integers below ``2**26`` per row, whose float64
+      sums are exact, follow the float64 sums.
+
+    The squared distances come from :class:`_SortedRows` (float32 where it resolves R);
+    the few pairs within the rounding bound of ``R^2`` are recomputed exactly, column by
+    column as scikit-learn's neighbour trees do, so that boundary ties fall on the same
+    side as in ``MeanShift``.
+    """
+
+    def __init__(self, X, w, R):
+        n, d = X.shape
+        self.r2 = R * R
+        sq_max = float(_sq_norms(X - X.mean(axis=0)).max())
+        # float32 when its rounding bound is far below R^2 (else every pair is a tie)
+        scale = 4.0 * sq_max + 4.0 * d * self.r2
+        dtype = np.float32 if _TOL[np.float32] * scale < 1e-2 * self.r2 else np.float64
+        self.rows = _SortedRows(X, w, dtype)
+        self.scale = _grid_scale(X)
+        if self.scale is not None:
+            W = np.hstack([np.round(X * self.scale) * w[:, None], w[:, None]])
+            exact32 = self.scale * w.sum() < 2.0**24  # every partial sum fits float32
+            self.W = W[self.rows.order].astype(np.float32 if exact32 else np.float64)
+        else:
+            # random integers whose exact sums (below 2**53) fingerprint a window's rows
+            H = np.random.default_rng(0).integers(0, 1 << 26, (n, 2)).astype(float)
+            self.W = np.hstack([X * w[:, None], w[:, None], H])[self.rows.order]
+        self.slack = R * (1.0 + 1e-9) + 1e-12
+
+    def means(self, sums):
+        """Window means from :meth:`sums` (rows with a positive count)."""
+        d = self.rows.X.shape[1]
+        if self.scale is not None:  # one rounding: exact integers over an exact product
+            return sums[:, :d] / (self.scale * sums[:, d : d + 1])
+        return sums[:, :d] / sums[:, d : d + 1]
+
+    def fingerprints(self, sums):
+        """A hashable key per window, equal for windows that hold the same rows."""
+        d = self.rows.X.shape[1]
+        if self.scale is not None:
+            return [bytes(row) for row in np.ascontiguousarray(sums[:, : d + 1])]
+        # one 64-bit key from the two exact hash sums (wrapping arithmetic)
+        h = sums[:, d + 1 :].astype(np.uint64)
+        return (h[:, 0] * np.uint64(0x9E3779B97F4A7C15) + h[:, 1]).tolist()
+
+    def _pieces(self, P):
+        """Yield ``(blk, a, e, inside)``: ``inside[i, j]`` is whether row ``a + j`` lies in
+        the window of position ``P[blk[i]]``; rows outside the pieces lie in none."""
+        rows, r2 = self.rows, self.r2
+        A, sqP, p = rows.factors(P)
+        by_p = np.argsort(p, kind="stable")
+        size = min(len(P), _SEED_BLOCK) * _PIECE_ROWS
+        # buffers reused by every piece: fresh large arrays cost page faults
+        D_buf = np.empty(size, rows.dtype)
+        in_buf, maybe_buf = np.empty(size, bool), np.empty(size, bool)
+        for s in range(0, len(P), _SEED_BLOCK):
+            blk = by_p[s : s + _SEED_BLOCK]
+            b = len(blk)
+            lo, hi = np.searchsorted(rows.proj, [p[blk[0]] - self.slack, p[blk[-1]] + self.slack])
+            Ab, a_max = A[blk], float(sqP[blk].max())
+            for a in range(lo, hi, _PIECE_ROWS):
+                e = min(a + _PIECE_ROWS, hi)
+                m = e - a
+                D = np.matmul(Ab, rows.Bt[:, a:e], out=D_buf[: b * m].reshape(b, m))
+                band = rows.band(a_max, a, e) + _TOL[rows.dtype] * r2
+                inside = np.less_equal(D, r2 - band, out=in_buf[: b * m].reshape(b, m))
+                maybe = np.less_equal(D, r2 + band, out=maybe_buf[: b * m].reshape(b, m))
+                if np.count_nonzero(maybe) != np.count_nonzero(inside):
+                    k = np.flatnonzero(in_buf[: b * m] != maybe_buf[: b * m])
+                    i, j = np.divmod(k, m)
+                    in_buf[k] = _pair_sq_dist(P[blk], rows.X, i, j + a) <= r2
+                yield blk, a, e, inside
+
+    def sums(self, P):
+        """Window sums at positions ``P`` (class docstring), as float64."""
+        out = np.zeros((len(P), self.W.shape[1]))
+        ind_buf = np.empty(min(len(P), _SEED_BLOCK) * _PIECE_ROWS, self.W.dtype)
+        for blk, a, e, inside in self._pieces(P):
+            # BLAS wants a float matrix; a bool one would take numpy's slow loop
+            ind = ind_buf[: inside.size].reshape(inside.shape)
+            np.copyto(ind, inside)
+            out[blk] += ind @ self.W[a:e]
+        return out
+
+
+def _grid_scale(X):
+    """The ``L <= 4096`` with every value of ``X`` a multiple ``j / L``, or None.
+
+    Read off the smallest gap between distinct values, then checked exactly: ``j / L``
+    must give back each float bit for bit.
+    """
+    v = np.unique(X)
+    gap = np.diff(v).min(initial=1.0)
+    if not gap > 1.0 / 4096.5:
+        return None
+    L = float(round(1.0 / gap))
+    return L if np.array_equal(np.round(v * L) / L, v) else None
+
+
+def _kth_sq_distances(rows, Q, k, workers=1):
+    """Exact squared distance from each point of ``Q`` to its ``k``-th nearest row.
+
+    Rows count with their multiplicity (a row of ``Q`` is its own nearest row); distances
+    are summed column by column, as scikit-learn's neighbour trees do.
+
+    Points are taken in blocks, against the rows repeated by multiplicity.  A systematic
+    subsample of those (every ``step``-th) bounds each point's distance from above: its
+    order statistic ``_KTH_Z`` standard deviations past rank ``k / step`` is ``hi >= d_k``
+    for nearly every point, so only the slab of rows within ``hi`` (in projection) can
+    matter.  On that slab one float32 partition finds the ``k``-th distance up to
+    rounding, and the few rows within the rounding bound of it are settled exactly.  A
+    point whose bound turns out too low is computed against every row.
+
+    Parameters
+    ----------
+    rows : _SortedRows
+        The rows (float32 products).
+    Q : ndarray of shape (n_points, n_features)
+        Query points.
+    k : int
+        Rank, at least 1 and at most the total multiplicity.
+    workers : int, default 1
+        Threads over blocks of points (-1: all cores); numpy releases the GIL in them.
+
+    Returns
+    -------
+    ndarray of shape (n_points,)
+    """
+    reps = rows.w.astype(np.intp)
+    Bt = np.repeat(rows.Bt, reps, axis=1)
+    proj, sq = np.repeat(rows.proj, reps), np.repeat(rows.sq, reps)
+    source = np.repeat(np.arange(len(rows.X)), reps)  # distinct row of each repeated one
+    step = int(np.clip(k // 64, 1, _KTH_STEP))
+    Bs = np.ascontiguousarray(Bt[:, step // 2 :: step])
+    rank = k / step
+    r_hi = int(math.ceil(rank + _KTH_Z * math.sqrt(rank) + 1.0))
+    A, sqP, p = rows.factors(Q)
+    out = np.full(len(Q), np.nan)
+
+    def block(blk):
+        Ab, a_max = A[blk], float(sqP[blk].max())
+        if r_hi < Bs.shape[1]:
+            hi2 = np.partition(Ab @ Bs, r_hi, axis=1)[:, r_hi].astype(float)
+        else:
+            hi2 = np.full(len(blk), np.inf)
+        hi = np.sqrt(np.maximum(hi2, 0.0)) * (1.0 + 1e-6) + 1e-12
+        first, last = np.searchsorted(proj, [np.min(p[blk] - hi), np.max(p[blk] + hi)])
+        if last - first < k:
+            return
+        D = Ab @ Bt[:, first:last]
+        beta = 2.0 * _TOL[np.float32] * (a_max + float(sq[first:last].max()))
+        approx = np.partition(D, k - 1, axis=1)[:, k - 1].astype(float)
+        # the exact k-th value lies within beta / 2 of approx, so rows farther than beta
+        # from it are settled by their float32 value; thresholds rounded outwards
+        lo_t = np.nextafter((approx - beta).astype(np.float32), np.float32(-np.inf))[:, None]
+        hi_t = np.nextafter((approx + beta).astype(np.float32), np.float32(np.inf))[:, None]
+        under = D < lo_t
+        below = np.count_nonzero(under, axis=1)
+        # flat indices: much cheaper than a 2D nonzero
+        i, j = np.divmod(np.flatnonzero(under != (D <= hi_t)), D.shape[1])
+        v = _pair_sq_dist(Q[blk], rows.X, i, source[j + first])
+        srt = np.lexsort((v, i))
+        i, v = i[srt], v[srt]
+        need = k - below  # rank of d_k among the settled rows
+        ok = (need >= 1) & (need <= np.bincount(i, minlength=len(blk)))
+        at = np.searchsorted(i, np.arange(len(blk))) + need - 1
+        val = np.full(len(blk), np.inf)
+        val[ok] = v[at[ok]]
+        ok &= val <= hi2  # else a row beyond the slab could be nearer than val
+        out[blk[ok]] = val[ok]
+
+    by_p = np.argsort(p, kind="stable")
+    blocks = [by_p[s : s + _KTH_BLOCK] for s in range(0, len(Q), _KTH_BLOCK)]
+    workers = (os.cpu_count() or 1) if workers == -1 else workers
+    if workers > 1 and len(blocks) > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(block, blocks))
+    else:
+        for blk in blocks:
+            block(blk)
+    every = np.arange(len(rows.X))
+    for q in np.flatnonzero(np.isnan(out)):  # the bound was too low: against every row
+        v = _pair_sq_dist(Q[q : q + 1], rows.X, np.zeros_like(every), every)
+        order = np.argsort(v, kind="stable")
+        out[q] = v[order][np.searchsorted(np.cumsum(rows.w[order]), k)]
+    return out
+
+
+# Node states of the climbing graph.
+_UNKNOWN = -1  # window not computed yet
+_EMPTY = -2  # no row within R: sklearn drops the seed
+
+
+class _Graph:
+    """The positions hill climbing visits, each with its successor once its window is known.
+
+    A position's next mean depends only on the rows in its window, and whether a seed
+    stops there only on the position and that mean.  A seed that reaches a visited
+    position follows the recorded path instead of recomputing windows, and two windows
+    that hold the same rows (same fingerprint) lead to the same node, so that seeds whose
+    paths meet share everything after.
+    """
+
+    def __init__(self, d, stop):
+        self.stop = stop
+        self.pos = np.empty((256, d))
+        self.next = np.empty(256, np.intp)
+        self.count = np.empty(256)
+        self.done = np.empty(256, bool)
+        self.size = 0
+        self.by_fingerprint = {}
+
+    def add(self, P):
+        """New nodes at positions ``P``; returns their ids."""
+        need = self.size + len(P)
+        if need > len(self.pos):
+            cap = max(need, 2 * len(self.pos))
+            self.pos = np.resize(self.pos, (cap, self.pos.shape[1]))
+            self.next = np.resize(self.next, cap)
+            self.count = np.resize(self.count, cap)
+            self.done = np.resize(self.done, cap)
+        ids = np.arange(self.size, need)
+        self.pos[ids] = P
+        self.next[ids] = _UNKNOWN
+        self.size = need
+        return ids
+
+    def expand(self, ids, windows):
+        """Compute the windows of nodes ``ids``: successor, intensity, convergence."""
+        d = self.pos.shape[1]
+        sums = windows.sums(self.pos[ids])
+        cnt = sums[:, d]
+        self.count[ids] = cnt
+        empty = cnt == 0
+        self.next[ids[empty]] = _EMPTY
+        ids, sums = ids[~empty], sums[~empty]
+        keys = windows.fingerprints(sums)
+        known = self.by_fingerprint
+        target = np.array([known.get(key, -1) for key in keys], dtype=np.intp)
+        new = np.flatnonzero(target < 0)
+        if new.size:
+            # windows met for the first time; equal ones within the batch share a node
+            first = {}
+            for i in new.tolist():
+                first.setdefault(keys[i], i)
+            heads = np.fromiter(first.values(), np.intp, len(first))
+            fresh = self.add(windows.means(sums[heads]))
+            known.update(zip(first, fresh.tolist()))
+            target[new] = [known[keys[i]] for i in new.tolist()]
+        self.next[ids] = target
+        self.done[ids] = np.linalg.norm(self.pos[target] - self.pos[ids], axis=1) <= self.stop
+
+
 def _climb(seeds, X, w, R):
-    """Flat-kernel hill climbing of every seed at once (sklearn ``_mean_shift_single_seed``).
+    """Flat-kernel hill climbing of every seed (sklearn ``_mean_shift_single_seed``).
 
     Returns the converged means and their intensities (weighted number of rows within R
     of the last-but-one mean, as sklearn records it); seeds with no row within R are
-    dropped.
-
-    Rows are sorted by their projection on the diagonal ``1/sqrt(d)``: a row within R of
-    a mean projects within R of it, so each block of seeds (sorted the same way) only
-    meets a contiguous slab of rows.  Seeds whose means coincide are moved once.
+    dropped.  Seeds move in lockstep so that ``max_iter`` counts as in sklearn.
     """
-    d = X.shape[1]
-    r2 = R * R
-    stop = _STOP_THRESH * R
-    proj = X.sum(axis=1) / math.sqrt(d)
-    order = np.argsort(proj, kind="stable")
-    X, w, proj = X[order], w[order], proj[order]
-    sqX = _sq_norms(X)
-    XW = np.hstack([X * w[:, None], w[:, None]])
-    slack = R * (1.0 + 1e-9) + 1e-12
-    means = seeds.copy()
-    active = np.arange(len(seeds))
-    out_c, out_n = [], []
+    windows = _Windows(X, w, R)
+    graph = _Graph(X.shape[1], _STOP_THRESH * R)
+    active = graph.add(seeds)
+    centers, intensity = [], []
     for it in range(_MAX_ITER + 1):
         if active.size == 0:
             break
-        cur, inv = np.unique(means[active], axis=0, return_inverse=True)
-        inv = inv.reshape(-1)
-        p = cur.sum(axis=1) / math.sqrt(d)
-        by_p = np.argsort(p, kind="stable")
-        sums = np.empty((len(cur), d + 1))
-        for s in range(0, len(cur), _SEED_BLOCK):
-            blk = by_p[s : s + _SEED_BLOCK]
-            A, sqA = cur[blk], _sq_norms(cur[blk])
-            lo, hi = np.searchsorted(proj, [p[blk].min() - slack, p[blk].max() + slack])
-            acc = np.zeros((len(blk), d + 1))
-            piece = max(1, _GEMM_SIZE // (len(blk) * (d + 1)))
-            for a in range(lo, hi, piece):
-                b = min(a + piece, hi)
-                acc += _within(A, X[a:b], sqA, sqX[a:b], r2).astype(float) @ XW[a:b]
-            sums[blk] = acc
-        cnt = sums[inv, d]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            new = sums[inv, :d] / cnt[:, None]
-        alive = cnt > 0
-        moved = np.linalg.norm(new - means[active], axis=1)
-        done = alive & ((moved <= stop) | (it == _MAX_ITER))
-        out_c.append(new[done])
-        out_n.append(cnt[done])
-        keep = alive & ~done
-        means[active[keep]] = new[keep]
-        active = active[keep]
-    return np.concatenate(out_c), np.concatenate(out_n)
+        todo = np.unique(active[graph.next[active] == _UNKNOWN])
+        if todo.size:
+            graph.expand(todo, windows)
+        nxt = graph.next[active]
+        alive = nxt != _EMPTY
+        stop = alive & (graph.done[active] | (it == _MAX_ITER))
+        centers.append(graph.pos[nxt[stop]])
+        intensity.append(graph.count[active[stop]])
+        active = nxt[alive & ~stop]
+    return np.concatenate(centers), np.concatenate(intensity)
 
 
 def _suppress(centers, intensity, R):
@@ -316,7 +586,8 @@ def flat_mean_shift(X, w, R):
     Returns ``(centers, labels)``, or ``None`` where sklearn raises "No point was within
     bandwidth ... of any seed".
     """
-    centers, intensity = _climb(_bin_seeds(X, w, R), X, w, R)
+    with threadpool_limits(1, user_api="blas"):
+        centers, intensity = _climb(_bin_seeds(X, w, R), X, w, R)
     if len(centers) == 0:
         return None
     centers = _suppress(centers, intensity, R)

@@ -249,8 +249,8 @@ class ImprovedMeanShift(CentrePredictMixin, DifficultyClusterer):
     random_state : int, RandomState instance or None, default 0
         Seeds the subsample of the bandwidth shortcut (see Notes).
     n_jobs : int or None, default None
-        Threads of the neighbour queries of the bandwidth estimate (``None``: 1,
-        ``-1``: all cores).
+        Threads of the bandwidth estimate's neighbour search (``None``: 1, ``-1``: all
+        cores).
 
     Attributes
     ----------
@@ -291,19 +291,27 @@ class ImprovedMeanShift(CentrePredictMixin, DifficultyClusterer):
 
     The MeanShift step reproduces scikit-learn's semantics (bin seeds on a grid of size
     ``R``, flat-kernel hill climbing with ``stop_thresh = 1e-3 R`` and ``max_iter = 300``,
-    removal of centres within ``R`` of a denser one, nearest-centre assignment) but moves
-    all seeds at once with matrix products, works on the distinct rows weighted by their
-    multiplicity, and resolves distances tied with ``R`` as scikit-learn's neighbour trees
-    do.  It agrees with the reference loop up to the rounding of the
-    means, which can only matter when pass rates sit on a coarse grid (few trials per
-    sample) and many distances tie exactly with ``R``.
+    removal of centres within ``R`` of a denser one, nearest-centre assignment) on the
+    distinct rows weighted by their multiplicity.  All seeds move in lockstep; the windows
+    of a block of seeds come from one float32 matrix product against the slab of rows
+    their projection on the principal axis can reach, and distances within the product's
+    rounding bound of ``R`` are recomputed exactly, as scikit-learn's neighbour trees do.
+    A position's next mean depends only on the rows in its window, so every window is
+    computed once: seeds whose paths meet (the same window, recognised by an exact
+    fingerprint) share the rest of the path.  When the pass rates are multiples of
+    ``1 / L`` (``L`` trials per sample), window sums are exact integer sums.  The result
+    agrees with the reference loop up to the rounding of the means, which can only
+    matter where two centres of equal intensity differ by rounding alone (sklearn keeps
+    the one with the larger coordinates) or where distances tie exactly with ``R``.
 
     ``estimate_bandwidth`` (mean distance to the ``int(Q n)``-th nearest neighbour) is
-    quadratic in ``n`` and would dominate the cost.  Above 2,000 rows a control-variate
-    estimate from a sample of rows is computed first; if it exceeds ``U`` by six standard
-    errors plus 1 %, ``R = U`` without the exact computation.  Otherwise the exact value
-    is computed, so ``R`` follows the paper's rule in every case bar a vanishingly
-    unlikely sampling error.
+    quadratic in ``n``.  It is computed exactly on the distinct rows: blocks of rows are
+    bounded from a subsample, one float32 partition of the slab of rows within the
+    bound finds each distance up to rounding, and the rows that close are settled
+    exactly.  Above 2,000 rows a control-variate estimate from a sample of rows is
+    computed first; if it exceeds ``U`` by six standard errors plus 1 %, ``R = U``
+    without the exact computation, so ``R`` follows the paper's rule in every case bar a
+    vanishingly unlikely sampling error.
 
     References
     ----------

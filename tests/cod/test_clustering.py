@@ -10,11 +10,33 @@ from sklearn.cluster import estimate_bandwidth
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score
 
+from cod_monitor.cod import _meanshift
 from cod_monitor.cod.clustering import ImprovedMeanShift
 from cod_monitor.exceptions import FitWarning
 from cod_monitor.methods.reference import reference_improved_meanshift
 from cod_monitor.synthetic import synthetic_pass_rates
 
+
+def continuous_pass_rates(n_samples, n_models=9, n_trials=100, seed=0):
+    """Logistic difficulty curves with uniform threshold, slope and ceiling, binomial noise:
+    no clusters to find (as ``continuous`` in benchmarks/speed_generators.py)."""
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0.0, 1.0, n_models)
+    t = rng.uniform(-0.3, 1.3, (n_samples, 1))
+    s = rng.uniform(2.0, 15.0, (n_samples, 1))
+    c = rng.uniform(0.3, 1.0, (n_samples, 1))
+    return rng.binomial(n_trials, c / (1.0 + np.exp(-s * (x - t)))) / n_trials
+
+
+def resampled(M, n_samples, n_trials=10_000, seed=0):
+    """Rows of real pass rates resampled, moved by N(0, 0.3) in log-odds and redrawn from
+    ``n_trials`` attempts: all-zero rows, tiny rates, ties (as ``real-shaped`` there)."""
+    rng = np.random.default_rng(seed)
+    p = M[rng.integers(0, len(M), n_samples)]
+    with np.errstate(divide="ignore"):
+        logit = np.log(p) - np.log1p(-p)
+    p = 1.0 / (1.0 + np.exp(-(logit + rng.normal(0.0, 0.3, p.shape))))
+    return rng.binomial(n_trials, p) / n_trials
 
 
 # --------------------------------------------------------------------------- Algorithm 1
@@ -49,6 +71,45 @@ def test_same_partition_as_reference_on_real_ladder(monkeys, check_clusters):
         assert est.radius_ == pytest.approx(radius, rel=1e-12)
         assert adjusted_rand_score(labels, est.labels_) >= 0.95
         check_clusters(M, est, K)
+
+
+def test_same_partition_as_reference_on_continuous_difficulty(check_clusters):
+    # no clusters in the data: many seeds drift for a hundred steps and paths merge
+    X = continuous_pass_rates(400, seed=1)
+    labels, _, radius = reference_improved_meanshift(X)
+    est = ImprovedMeanShift().fit(X)
+    assert est.radius_ == radius
+    assert adjusted_rand_score(labels, est.labels_) >= 0.99
+    check_clusters(X, est, 10)
+
+
+def test_same_partition_as_reference_on_resampled_real_rates(monkeys, check_clusters):
+    # tiny pass rates: the cap does not bind, R is the exact estimate_bandwidth
+    X = resampled(monkeys, 500, seed=1)
+    labels, _, radius = reference_improved_meanshift(X)
+    est = ImprovedMeanShift().fit(X)
+    assert radius < 0.1
+    assert est.radius_ == pytest.approx(radius, rel=1e-12)
+    assert adjusted_rand_score(labels, est.labels_) >= 0.99
+    check_clusters(X, est, 10)
+
+
+@pytest.mark.parametrize("n_trials, k", [(4, 1), (4, 37), (20, 120), (20, 299), (1000, 60)])
+def test_kth_neighbour_distances_are_exact(n_trials, k):
+    # coarse grids: many duplicate rows and many distances tied with the k-th
+    X = synthetic_pass_rates(n_samples=300, n_models=5, n_trials=n_trials, seed=6)
+    U, _, counts = _meanshift.distinct_rows(X)
+    rows = _meanshift._SortedRows(U, counts.astype(float))
+    got = _meanshift._kth_sq_distances(rows, U, k)
+    sq = ((U[:, None, :] - X[None, :, :]) ** 2).sum(axis=2)
+    assert_array_equal(got, np.sort(sq, axis=1)[:, k - 1])
+    assert_array_equal(_meanshift._kth_sq_distances(rows, U, k, workers=2), got)
+
+
+def test_grid_scale_reads_the_number_of_trials():
+    assert _meanshift._grid_scale(np.array([[0.0, 0.25], [0.5, 1.0]])) == 4.0
+    assert _meanshift._grid_scale(synthetic_pass_rates(200, 4, n_trials=100, seed=0)) == 100.0
+    assert _meanshift._grid_scale(np.array([[0.1234567, 0.5]])) is None
 
 
 @pytest.mark.parametrize("K", [5, 10, 40])
