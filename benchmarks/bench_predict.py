@@ -1,8 +1,10 @@
 """How long ``cod-monitor predict`` takes, per number of methods, as a user runs it.
 
-Each case runs the command in a fresh process (``python -m cod_monitor.cli``, imports
+Each case runs the command in a fresh process (``cod_monitor.cli.main``, imports
 included) and records its wall time and CPU time (user + system of the child, from
-``resource.getrusage``). Cases:
+``resource.getrusage``), split into the imports (numpy, scipy, scikit-learn and the
+package, what any ``predict`` loads) and the rest (reading the ladder, forecasting,
+printing). Cases:
 
 - the shipped demo ladder, benchmark ``demo``, target ``--target`` = its last target
   checkpoint: the default method alone, the default with its interval turned off
@@ -33,18 +35,45 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: The child: imports what ``predict`` imports (numpy, scipy, scikit-learn, the package),
+#: notes its own CPU time, then runs the command and notes it again (on stderr).
+_CHILD = (
+    "import json, resource, sys, time\n"
+    "def cpu():\n"
+    "    r = resource.getrusage(resource.RUSAGE_SELF)\n"
+    "    return r.ru_utime + r.ru_stime\n"
+    "from cod_monitor.cli import main\n"
+    "if sys.argv[1] != '--version':\n"
+    "    import cod_monitor.methods, cod_monitor.cod.routing  # what predict loads\n"
+    "imported = cpu()\n"
+    "try:\n"
+    "    code = main(sys.argv[1:])\n"
+    "finally:\n"
+    "    print('COD-TIMING ' + json.dumps({'imports_cpu_s': imported, 'cpu_s': cpu()}),\n"
+    "          file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
 def timed(argv: list[str]) -> dict:
-    """Run ``python -m cod_monitor.cli ARGV``; wall and CPU seconds, exit code."""
+    """Run ``cod-monitor ARGV`` in a fresh process: wall and CPU seconds (all of them,
+    and those spent after the imports: reading the ladder and forecasting), exit code."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", "import sys; from cod_monitor.cli import main; "
-                           "sys.exit(main(sys.argv[1:]))", *argv],
+    proc = subprocess.run([sys.executable, "-c", _CHILD, *argv],
                           capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "exit": proc.returncode,
-            "stderr_tail": proc.stderr.strip().splitlines()[-1:] if proc.returncode > 1 else []}
+    timing = [json.loads(line.split(" ", 1)[1]) for line in proc.stderr.splitlines()
+              if line.startswith("COD-TIMING ")]
+    imports = timing[-1]["imports_cpu_s"] if timing else float("nan")
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+            "imports_cpu_s": round(imports, 2), "after_imports_cpu_s": round(cpu - imports, 2),
+            "exit": proc.returncode,
+            "stderr_tail": [ln for ln in proc.stderr.strip().splitlines()
+                            if not ln.startswith("COD-TIMING ")][-1:] if proc.returncode > 1
+            else []}
 
 
 def cases(n_samples: int, workdir: Path) -> list[tuple[str, int, list[str]]]:
@@ -86,7 +115,8 @@ def main(argv=None) -> dict:
             row = {"case": name, "methods": n_methods, **runs[len(runs) // 2]}
             rows.append(row)
             print(f"{name:42s} methods {n_methods:3d}  wall {row['wall_s']:7.1f} s  "
-                  f"cpu {row['cpu_s']:7.1f} s  exit {row['exit']}", flush=True)
+                  f"cpu {row['cpu_s']:7.1f} s (imports {row['imports_cpu_s']:5.1f}, then "
+                  f"{row['after_imports_cpu_s']:5.1f})  exit {row['exit']}", flush=True)
     out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
            "command": "python -m benchmarks.bench_predict " + " ".join(argv or sys.argv[1:]),

@@ -15,16 +15,22 @@ from typing import Any
 import numpy as np
 
 from cod_monitor._validation import check_choice
-from cod_monitor.evaluators.base import BaseEvaluator, EvaluatorConfigError, checkpoint_location, config_errors
+from cod_monitor.evaluators.base import (
+    BaseEvaluator,
+    EvaluatorConfigError,
+    ExactModeError,
+    checkpoint_location,
+    config_errors,
+)
 from cod_monitor.evaluators.dcp import resolve_dcp_mapping
 from cod_monitor.evaluators.loading import CHECKPOINT_FORMATS, dcp_source, load_hf_checkpoint, require_hf
 from cod_monitor.evaluators.policy import processed_logprobs
 from cod_monitor.evaluators.tokens import (
+    PlanArrays,
     eos_token_ids,
     exact_plan,
     generation_budget,
     left_pad,
-    sum_alternatives,
     tokenize_samples,
 )
 from cod_monitor.records import EvalResult
@@ -121,7 +127,10 @@ class HFEvaluator(BaseEvaluator):
         its end marker (a shorter budget truncates answers).
     batch_size : int or None, default=None
         Prompts per batch. ``None``: 64 in ``exact`` mode, ``max(1, 1024 // n)``
-        in ``sampled`` mode (so about 1,000 sequences are generated together).
+        in ``sampled`` mode (so about 1,000 sequences are generated together). In
+        ``exact`` mode, the most teacher-forced sequences per forward pass (one per
+        prompt, plus one per answer tokenisation that cannot share its rows); the
+        sequences, sorted by length, are cut where padding and passes cost least.
     device : str, default='cpu'
         ``'cpu'``, ``'cuda'`` or ``'cuda:<i>'``. In-memory models stay on their own
         device.
@@ -191,6 +200,8 @@ class HFEvaluator(BaseEvaluator):
             self.config_dir = os.fspath(self.config_dir)
         # tokenized eval sets, least recently used first (see _tokenized)
         self._token_cache: dict = {}
+        # exact mode's batches of those sets (see _cached_batches)
+        self._plan_cache: dict = {}
 
     def _validate(self) -> None:
         super()._validate()
@@ -306,39 +317,41 @@ class HFEvaluator(BaseEvaluator):
         import torch
 
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        batches, plan = self._cached_batches(samples, pad)
         device = model.device
-        out = np.zeros(len(samples))
-        order = sorted(range(len(samples)), key=lambda i: len(samples[i].prompt_ids) + samples[i].max_continuation)
-        bs = self._batch()
-        for start in range(0, len(order), bs):
-            batch = order[start:start + bs]
-            seqs, conts, lookups, terms = exact_plan([samples[i] for i in batch])
-            ids, mask = left_pad(seqs, pad, device)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            keep = max(len(c) for c in conts) + 1
+        n_cont = len(plan.cont_tokens)
+        logprobs = np.empty(n_cont + len(plan.lookup_token))
+        for batch in batches:
+            ids = torch.from_numpy(batch.ids).to(device)
             try:
-                logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep).logits
+                # right-padded: no attention mask or position ids needed (see _ExactBatch)
+                logits = model(input_ids=ids, use_cache=False, logits_to_keep=batch.keep).logits
             except TypeError:
-                logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
-            # Row r of the kept window predicts the token at window position r + 1; the
-            # continuation of sequence s fills the last len(c) positions.
-            logits = logits[:, -keep:, :]
-            seq_idx, row_idx, targets = [], [], []
-            for s, c in enumerate(conts):
-                for j, tok in enumerate(c):
-                    seq_idx.append(s)
-                    row_idx.append(keep - 1 - len(c) + j)
-                    targets.append(tok)
-            for s, j, tok in lookups:
-                seq_idx.append(s)
-                row_idx.append(keep - 1 - len(conts[s]) + j)
-                targets.append(tok)
-            lp = processed_logprobs(logits[seq_idx, row_idx], self.temperature, self.top_p)
-            picked = lp[torch.arange(len(targets), device=lp.device), torch.tensor(targets, device=lp.device)]
-            picked = picked.double().cpu().numpy()
-            n_cont = len(targets) - len(lookups)
-            out[batch] = sum_alternatives(conts, terms, picked[:n_cont], picked[n_cont:])
+                logits = model(input_ids=ids).logits
+            window = logits[:, -batch.keep:, :]
+            vocab = window.shape[-1]
+            rows = window.reshape(-1, vocab).index_select(0, torch.from_numpy(batch.rows).to(device))
+            lp = processed_logprobs(rows, self.temperature, self.top_p)
+            flat = torch.from_numpy(batch.target_row * vocab + batch.target_token).to(device)
+            logprobs[batch.dest] = lp.reshape(-1).index_select(0, flat).double().cpu().numpy()
+        out = plan.probabilities(logprobs[:n_cont], logprobs[n_cont:])
         return np.clip(out, 0.0, 1.0)
+
+    def _cached_batches(self, samples: list, pad_id: int) -> tuple:
+        """:func:`_exact_batches` of `samples`, kept while their tokenisation is cached.
+
+        Built once per tokenized eval set (a monitor scores the same set at every
+        checkpoint), like the tokenisation itself.
+        """
+        key = (_Identity(samples), self._batch(), pad_id)
+        cache = self._plan_cache
+        if key in cache:
+            cache[key] = cache.pop(key)  # most recently used last
+            return cache[key]
+        cache[key] = _exact_batches(samples, self._batch(), pad_id)
+        while len(cache) > _TOKEN_CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        return cache[key]
 
     # ------------------------------------------------------------------ sampled
     def _sample(self, model: Any, tokenizer: Any, samples: list, eos: list, stop: str | None) -> tuple:
@@ -380,6 +393,147 @@ class HFEvaluator(BaseEvaluator):
             if saved_config is not None:
                 model.generation_config = saved_config
         return completions, budget
+
+
+@dataclass(frozen=True, eq=False)
+class _ExactBatch:
+    """One forward pass of ``exact`` mode, as numpy arrays (made once per eval set).
+
+    Attributes
+    ----------
+    ids : numpy.ndarray of int64, shape (n_seqs, width)
+        Token ids, padded on the right: a causal model's outputs at a sequence's own
+        positions do not see the padding after it, so no attention mask or position
+        ids are needed (and the attention runs its plain causal path).
+    keep : int
+        ``logits_to_keep``: the last `keep` positions hold every scored row.
+    rows : numpy.ndarray of int64
+        Scored rows of the kept window flattened to ``(n_seqs * keep, vocab)``, one
+        per continuation token (the row that predicts it), sequence by sequence.
+    target_row, target_token : numpy.ndarray of int64
+        Each log-prob to read: an index into `rows` and the token (continuation tokens
+        first, then lookups that share a continuation's row).
+    dest : numpy.ndarray of int64
+        Where each read log-prob goes in the evaluation's vector (continuation
+        log-probs in :class:`PlanArrays` order, then lookups).
+    """
+
+    ids: np.ndarray
+    keep: int
+    rows: np.ndarray
+    target_row: np.ndarray
+    target_token: np.ndarray
+    dest: np.ndarray
+
+
+#: What one more forward pass costs, in padded tokens, when exact mode cuts its batches.
+#: HF's per-pass overhead (Python modules, masks, rotary tables: 2-5 ms on CPU) is the
+#: time of 100-500 tokens of the demo's models; passes of larger models cost fewer.
+_PASS_COST_TOKENS = 256
+
+
+def _length_batches(lengths: np.ndarray, batch_size: int, pass_cost: float = _PASS_COST_TOKENS) -> list:
+    """Cut sequences sorted by length into batches: fewest padded tokens plus passes.
+
+    Minimises ``sum(n_b * width_b) + pass_cost * n_batches`` (``width_b``: the batch's
+    longest sequence) over cuts of the sorted order into runs of at most `batch_size`,
+    by dynamic programming (O(len(lengths) * batch_size), once per eval set). Plain
+    chunks of `batch_size` pad short sequences to the length of the longest one in
+    their chunk (8% of the demo set's tokens at 256); one pass per distinct length
+    pays HF's per-pass overhead many times over.
+
+    Parameters
+    ----------
+    lengths : numpy.ndarray of int, sorted ascending
+    batch_size : int
+    pass_cost : float
+        Cost of one forward pass, in padded tokens.
+
+    Returns
+    -------
+    list of (start, stop)
+        Consecutive slices of the sorted order.
+    """
+    n = len(lengths)
+    best = np.zeros(n + 1)
+    start = np.zeros(n + 1, dtype=np.int64)
+    for stop in range(1, n + 1):
+        first = np.arange(max(0, stop - batch_size), stop)
+        cost = best[first] + (stop - first) * lengths[stop - 1]
+        k = int(np.argmin(cost))  # the first minimum: the longest batch among equals
+        best[stop], start[stop] = cost[k] + pass_cost, first[k]
+    cuts, stop = [], n
+    while stop > 0:
+        cuts.append((int(start[stop]), stop))
+        stop = int(start[stop])
+    return cuts[::-1]
+
+
+def _exact_batches(samples: list, batch_size: int, pad_id: int) -> tuple:
+    """Right-padded forward passes of ``exact`` mode and the plan to sum their log-probs.
+
+    Sequences of :func:`exact_plan` are sorted by length and cut into batches of at most
+    `batch_size` sequences where padding and passes cost least (:func:`_length_batches`);
+    all index arithmetic is vectorised.
+
+    Parameters
+    ----------
+    samples : list of TokenizedSample
+    batch_size : int
+        Sequences per forward pass.
+    pad_id : int
+        Id written into the padding (never seen by the scored positions).
+
+    Returns
+    -------
+    batches : list of _ExactBatch
+    plan : PlanArrays
+        Continuation log-probs are numbered in its order, lookups after them.
+
+    Raises
+    ------
+    ExactModeError
+        A prompt that encodes to no token (nothing predicts the answer's first token).
+    """
+    seqs, conts, lookups, terms = exact_plan(samples)
+    plan = PlanArrays.from_plan(conts, lookups, terms, seqs)
+    lengths, cont_len = plan.seq_lengths, plan.cont_lengths
+    prompt_len = lengths - cont_len
+    if len(prompt_len) and prompt_len.min() < 1:
+        raise ExactModeError("a prompt encodes to no token, so nothing predicts its answer's first token; "
+                             "use a tokenizer that adds a BOS token or give every prompt some text.")
+    seq_start = np.cumsum(lengths) - lengths
+    cont_start = plan.cont_starts
+    n_cont = len(plan.cont_tokens)
+    order = np.argsort(lengths, kind="stable")
+    batches = []
+    for first, stop in _length_batches(lengths[order], batch_size):
+        sel = order[first:stop]
+        n, ln, cl, pl = len(sel), lengths[sel], cont_len[sel], prompt_len[sel]
+        width = int(ln.max())
+        col = np.arange(width)
+        src = seq_start[sel][:, None] + col[None, :]
+        ids = np.where(col[None, :] < ln[:, None], plan.tokens[np.minimum(src, len(plan.tokens) - 1)], pad_id)
+        keep = width - int(pl.min()) + 1
+        # continuation token j of row r sits at position pl[r] + j and is predicted by
+        # the logits at pl[r] + j - 1, which is window row pl[r] + j - 1 - (width - keep)
+        row_of = np.repeat(np.arange(n), cl)
+        row_first = np.cumsum(cl) - cl  # each row's first scored row among `rows`
+        j = np.arange(int(cl.sum())) - np.repeat(row_first, cl)
+        rows = row_of * keep + np.repeat(pl, cl) + j - 1 - (width - keep)
+        dest = np.repeat(cont_start[sel], cl) + j
+        # lookups of the batch's sequences: row `lookup_row` of that sequence's rows
+        pos = np.full(len(lengths), -1)
+        pos[sel] = np.arange(n)
+        looks = np.flatnonzero(pos[plan.lookup_seq] >= 0)
+        look_rows = row_first[pos[plan.lookup_seq[looks]]] + plan.lookup_row[looks]
+        batches.append(_ExactBatch(
+            ids=ids, keep=keep, rows=rows,
+            target_row=np.concatenate([np.arange(len(rows)), look_rows]),
+            target_token=np.concatenate([plan.cont_tokens[dest], plan.lookup_token[looks]]),
+            dest=np.concatenate([dest, n_cont + looks]),
+        ))
+    return batches, plan
 
 
 def _single_stop_token(tokenizer: Any, samples: list, stop: str | None, eos: list) -> int | None:

@@ -45,6 +45,12 @@ def processed_logprobs(logits: Any, temperature: float = 1.0, top_p: float = 1.0
     Ties are broken as ``TopPLogitsWarper`` breaks them (its ascending sort drops the
     tokens whose ascending cumulative probability is ``<= 1 - top_p``).
 
+    The nucleus is found from the sorted values alone: a row keeps the tokens at or
+    above its smallest kept value (on CPU the values are sorted with numpy, several
+    times faster than ``torch.sort`` on short rows). Rows where tokens of that value
+    straddle the cut are redone with the warper's own argsort, so ties fall as they
+    fall in ``generate``.
+
     Examples
     --------
     >>> import torch
@@ -54,17 +60,61 @@ def processed_logprobs(logits: Any, temperature: float = 1.0, top_p: float = 1.0
     """
     import torch
 
-    scores = logits.to(torch.float32)
-    if temperature != 1.0:
-        scores = scores / temperature
-    if top_p < 1.0:
-        sorted_logits, sorted_idx = torch.sort(scores, descending=False)
-        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        remove = cumulative <= (1 - top_p)
-        remove[..., -1:] = False
-        remove = remove.scatter(-1, sorted_idx, remove)
+    scores = _scaled(logits, temperature)
+    if top_p < 1.0 and scores.shape[-1] > 0:
+        smallest_kept, tied = _nucleus_cut(scores, top_p)
+        remove = scores < smallest_kept
+        if tied is not None:
+            remove[tied] = _outside_nucleus_argsort(scores[tied], top_p)
         scores = scores.masked_fill(remove, -math.inf)
     return torch.log_softmax(scores, dim=-1)
+
+
+def _scaled(logits: Any, temperature: float) -> Any:
+    """Float32 scores divided by the temperature (``TemperatureLogitsWarper``)."""
+    import torch
+
+    scores = logits.to(torch.float32)
+    return scores / temperature if temperature != 1.0 else scores
+
+
+def _nucleus_cut(scores: Any, top_p: float) -> tuple:
+    """Where ``TopPLogitsWarper`` cuts rows of `scores`, from their sorted values alone.
+
+    Returns
+    -------
+    smallest_kept : torch.Tensor, shape (..., 1)
+        Tokens below it are removed, tokens at or above it kept.
+    tied : torch.Tensor of bool, shape (...), or None
+        Rows where equal values straddle the cut (which of them go then depends on
+        the warper's sort order); None when no row has such a tie.
+    """
+    import torch
+
+    if scores.device.type == "cpu":
+        sorted_scores = torch.from_numpy(np.sort(scores.detach().numpy(), axis=-1))
+    else:
+        sorted_scores = torch.sort(scores, dim=-1).values
+    cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
+    # cumulative never decreases, so the removed positions (cumulative <= 1 - top_p) are
+    # a prefix, counted by a binary search; the top one always stays
+    bound = torch.full((*cumulative.shape[:-1], 1), 1 - top_p, dtype=cumulative.dtype, device=cumulative.device)
+    n_removed = torch.searchsorted(cumulative, bound, right=True).clamp(max=scores.shape[-1] - 1)
+    smallest_kept = sorted_scores.gather(-1, n_removed)
+    largest_removed = sorted_scores.gather(-1, (n_removed - 1).clamp(min=0))
+    tied = ((n_removed > 0) & (largest_removed == smallest_kept)).squeeze(-1)
+    return smallest_kept, (tied if bool(tied.any()) else None)
+
+
+def _outside_nucleus_argsort(scores: Any, top_p: float) -> Any:
+    """``TopPLogitsWarper``'s own mask: ascending argsort, cumulative mass, scatter back."""
+    import torch
+
+    sorted_logits, sorted_idx = torch.sort(scores, descending=False)
+    cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+    remove = cumulative <= (1 - top_p)
+    remove[..., -1:] = False
+    return remove.scatter(-1, sorted_idx, remove)
 
 
 def nucleus_logprob_from_topk(

@@ -3,15 +3,16 @@
 Shared by :mod:`~cod_monitor.evaluators.hf` and the vLLM engine process
 (:mod:`~cod_monitor.evaluators.vllm_engine`): the encoding of prompts and of the
 continuations that count as "the answer, then the end", the generation budget, the
-plan of teacher-forced sequences of ``exact`` mode and the sum over its alternatives,
-and left padding. torch is imported only by :func:`left_pad`.
+plan of teacher-forced sequences of ``exact`` mode (:func:`exact_plan`, and as flat
+index arrays :class:`PlanArrays`) and the sum over its alternatives, and padding
+(vectorised: one write per batch). torch is imported only by :func:`left_pad`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,9 @@ __all__ = [
     "generation_budget",
     "exact_plan",
     "sum_alternatives",
+    "PlanArrays",
     "left_pad",
+    "right_pad",
 ]
 
 
@@ -194,20 +197,148 @@ def exact_plan(batch: Sequence[TokenizedSample], *, share_rows: bool = True) -> 
 
 
 def sum_alternatives(conts: list, terms: list, cont_lp: np.ndarray, lookup_lp: np.ndarray) -> np.ndarray:
-    """Probability per sample: sum over alternatives of exp(sum of log-probs)."""
-    cum, offset = [], 0
-    for c in conts:
-        cum.append(np.concatenate([[0.0], np.cumsum(cont_lp[offset:offset + len(c)])]))
-        offset += len(c)
-    out = np.zeros(len(terms))
-    for k, sample_terms in enumerate(terms):
-        total = 0.0
-        for s, upto, look in sample_terms:
-            v = cum[s][upto] + (0.0 if look is None else lookup_lp[look])
-            if np.isfinite(v):
-                total += math.exp(v)
-        out[k] = total
-    return out
+    """Probability per sample: sum over alternatives of exp(sum of log-probs).
+
+    Parameters
+    ----------
+    conts, terms
+        As returned by :func:`exact_plan`.
+    cont_lp : array of float
+        Log-probabilities of the continuation tokens, ``conts`` concatenated.
+    lookup_lp : array of float
+        Log-probabilities of the ``lookups`` of :func:`exact_plan`.
+
+    Returns
+    -------
+    numpy.ndarray of shape (len(terms),)
+    """
+    layout = PlanArrays.from_plan(conts, [], terms)
+    return layout.probabilities(np.asarray(cont_lp, dtype=np.float64), np.asarray(lookup_lp, dtype=np.float64))
+
+
+@dataclass(frozen=True, eq=False)
+class PlanArrays:
+    """An :func:`exact_plan` as flat index arrays.
+
+    Gathering and summing log-probabilities then needs no Python loop over samples.
+
+    Attributes
+    ----------
+    seq_lengths : numpy.ndarray of int64, shape (n_seqs,)
+        Tokens per sequence (prompt + continuation).
+    cont_lengths : numpy.ndarray of int64, shape (n_seqs,)
+        Continuation tokens per sequence.
+    tokens : numpy.ndarray of int64
+        All sequences' tokens, concatenated.
+    cont_tokens : numpy.ndarray of int64
+        All continuations' tokens, concatenated (the order of the continuation
+        log-probabilities).
+    lookup_seq, lookup_row, lookup_token : numpy.ndarray of int64, shape (n_lookups,)
+        The plan's ``lookups``.
+    term_sample, term_seq, term_upto, term_lookup : numpy.ndarray of int64
+        The plan's ``terms``, flattened: the sample each belongs to, its sequence, how
+        many continuation log-probs it sums and its lookup (-1 for none).
+    n_samples : int
+    """
+
+    seq_lengths: np.ndarray
+    cont_lengths: np.ndarray
+    tokens: np.ndarray
+    cont_tokens: np.ndarray
+    lookup_seq: np.ndarray
+    lookup_row: np.ndarray
+    lookup_token: np.ndarray
+    term_sample: np.ndarray
+    term_seq: np.ndarray
+    term_upto: np.ndarray
+    term_lookup: np.ndarray
+    n_samples: int
+
+    @classmethod
+    def from_plan(cls, conts: list, lookups: list, terms: list, seqs: list | None = None) -> PlanArrays:
+        """Arrays of the lists :func:`exact_plan` returns.
+
+        Parameters
+        ----------
+        conts, lookups, terms
+            As returned by :func:`exact_plan`.
+        seqs : list of list of int, optional
+            Its sequences; only :meth:`probabilities` works without them.
+
+        Returns
+        -------
+        PlanArrays
+        """
+        ints = np.int64
+        flat_terms = [(k, s, upto, -1 if look is None else look)
+                      for k, sample_terms in enumerate(terms) for s, upto, look in sample_terms]
+        t = np.array(flat_terms, dtype=ints).reshape(-1, 4)
+        look = np.array(lookups, dtype=ints).reshape(-1, 3)
+        seqs = seqs if seqs is not None else []
+        return cls(
+            seq_lengths=np.fromiter((len(s) for s in seqs), ints, len(seqs)),
+            cont_lengths=np.fromiter((len(c) for c in conts), ints, len(conts)),
+            tokens=np.fromiter(chain.from_iterable(seqs), ints),
+            cont_tokens=np.fromiter(chain.from_iterable(conts), ints),
+            lookup_seq=look[:, 0], lookup_row=look[:, 1], lookup_token=look[:, 2],
+            term_sample=t[:, 0], term_seq=t[:, 1], term_upto=t[:, 2], term_lookup=t[:, 3],
+            n_samples=len(terms),
+        )
+
+    @property
+    def cont_starts(self) -> np.ndarray:
+        """Offset of each sequence's first continuation log-prob."""
+        return np.cumsum(self.cont_lengths) - self.cont_lengths
+
+    def probabilities(self, cont_lp: np.ndarray, lookup_lp: np.ndarray) -> np.ndarray:
+        """Per sample, the sum over its alternatives of exp(sum of their log-probs).
+
+        Parameters
+        ----------
+        cont_lp : numpy.ndarray of float
+            Continuation log-probs, in the order of `cont_tokens`.
+        lookup_lp : numpy.ndarray of float
+            Log-probs of the lookups.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples,)
+
+        Notes
+        -----
+        Each sequence's log-probs are summed left to right, as a per-sequence
+        ``cumsum`` does, so the result does not depend on the other sequences (a
+        ``-inf`` stays in its own sequence); non-finite alternatives count as 0.
+        """
+        n_seqs = len(self.cont_lengths)
+        width = int(self.cont_lengths.max(initial=0))
+        # one row per sequence, zero-padded: cumsum along rows sums in the same order
+        # as a cumsum of each sequence alone
+        table = np.zeros((n_seqs, width + 1))
+        seq_of = np.repeat(np.arange(n_seqs), self.cont_lengths)
+        col_of = np.arange(len(seq_of)) - np.repeat(self.cont_starts, self.cont_lengths)
+        table[seq_of, col_of + 1] = cont_lp
+        table[:, 1:] = np.cumsum(table[:, 1:], axis=1)
+        v = table[self.term_seq, self.term_upto]
+        has_look = self.term_lookup >= 0
+        v[has_look] += np.asarray(lookup_lp, dtype=np.float64)[self.term_lookup[has_look]]
+        finite = np.isfinite(v)
+        p = np.exp(np.where(finite, v, -np.inf))
+        return np.bincount(self.term_sample, weights=p, minlength=self.n_samples)[: self.n_samples]
+
+
+def _pad_array(seqs: Sequence[Sequence[int]], pad_id: int, left: bool) -> tuple:
+    """(ids, lengths) as numpy int64: `seqs` padded to one width, filled in one write."""
+    lengths = np.fromiter((len(s) for s in seqs), np.int64, len(seqs))
+    width = int(lengths.max(initial=0))
+    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
+    flat = np.fromiter(chain.from_iterable(seqs), np.int64, int(lengths.sum()))
+    rows = np.repeat(np.arange(len(seqs)), lengths)
+    cols = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    if left:
+        cols += np.repeat(width - lengths, lengths)
+    ids[rows, cols] = flat
+    return ids, lengths
 
 
 def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device: Any = "cpu") -> tuple:
@@ -227,11 +358,24 @@ def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device: Any = "cpu") ->
     """
     import torch
 
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for r, s in enumerate(seqs):
-        if s:
-            ids[r, width - len(s):] = torch.tensor(list(s), dtype=torch.long)
-            mask[r, width - len(s):] = 1
-    return ids.to(device), mask.to(device)
+    ids, lengths = _pad_array(seqs, pad_id, left=True)
+    width = ids.shape[1]
+    mask = torch.from_numpy(np.arange(width)[None, :] >= (width - lengths)[:, None]).long()
+    return torch.from_numpy(ids).to(device), mask.to(device)
+
+
+def right_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple:
+    """Token ids of `seqs` padded on the right to one width, as numpy arrays.
+
+    Parameters
+    ----------
+    seqs : sequence of sequence of int
+    pad_id : int
+        Id written into the padding.
+
+    Returns
+    -------
+    ids : numpy.ndarray of int64, shape (len(seqs), max length)
+    lengths : numpy.ndarray of int64, shape (len(seqs),)
+    """
+    return _pad_array(seqs, pad_id, left=False)

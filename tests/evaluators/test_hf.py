@@ -215,3 +215,52 @@ def test_cuda_matches_cpu(tiny_ckpt, tiny_eval_set):
     assert_allclose(gpu.pass_rates, cpu.pass_rates, rtol=1e-3, atol=1e-6)
     sampled = HFEvaluator(mode="sampled", n=N_SAMPLED, device="cuda").evaluate(tiny_ckpt, tiny_eval_set)
     assert_binomial_agreement(cpu.pass_rates, sampled, N_SAMPLED)
+
+
+def direct_nucleus_probability(model, tok, prompt, answer, stop, temperature, top_p):
+    """P(answer + stop) + P(answer + EOS) under HF's warpers, one unpadded sequence at a time."""
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+    ctx = tok(prompt)["input_ids"]
+    ans = tok(answer, add_special_tokens=False)["input_ids"]
+    stop_ids = tok(stop, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = model(torch.tensor([ctx + ans + stop_ids])).logits[0]
+    total = {"stop": 0.0, "eos": 0.0}
+    for end, tail in (("stop", stop_ids), ("eos", [tok.eos_token_id])):
+        for j, t in enumerate(ans + tail):
+            row = logits[len(ctx) - 1 + j][None, :].float()
+            row = TopPLogitsWarper(top_p)(None, TemperatureLogitsWarper(temperature)(None, row))
+            total[end] += float(torch.log_softmax(row, -1)[0, t])
+    return math.exp(total["stop"]) + math.exp(total["eos"])
+
+
+@pytest.mark.parametrize("batch_size", [None, 7])
+def test_exact_nucleus_equals_direct_computation(tiny_lm, tiny_eval_set, batch_size):
+    model, tok = tiny_lm
+    res = HFEvaluator(mode="exact", top_p=0.7, temperature=0.9, batch_size=batch_size).evaluate(tiny_lm, tiny_eval_set)
+    direct = [direct_nucleus_probability(model, tok, s.prompt, s.answer, tiny_eval_set.stop, 0.9, 0.7)
+              for s in tiny_eval_set]
+    assert_allclose(res.pass_rates, direct, rtol=1e-5, atol=1e-9)
+
+
+def test_exact_runs_models_without_logits_to_keep(tiny_lm, tiny_eval_set):
+    model, tok = tiny_lm
+
+    class Plain(torch.nn.Module):
+        """A causal LM whose forward takes the token ids only."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        @property
+        def device(self):
+            return self.inner.device
+
+        def forward(self, input_ids):
+            return self.inner(input_ids=input_ids)
+
+    ref = HFEvaluator(mode="exact", top_p=0.7).evaluate(tiny_lm, tiny_eval_set)
+    plain = HFEvaluator(mode="exact", top_p=0.7).evaluate((Plain(model), tok), tiny_eval_set)
+    assert_allclose(plain.pass_rates, ref.pass_rates, rtol=1e-6, atol=1e-9)
