@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     p.add_argument("--fit-priority", default="low", choices=("low", "normal"),
                    help="ForecastConfig.fit_priority of the monitored runs")
     p.add_argument("--worker-nice", type=int, default=None,
-                   help="PoolConfig.nice of the CPU worker (default: PoolConfig's)")
+                   help="PoolConfig.cpu_nice of the CPU worker (default: PoolConfig's)")
     p.add_argument("--pairs", type=int, default=3,
                    help="plain/monitored runs, alternating (the slowdown is their median ratio)")
     p.add_argument("--out", type=Path, default=RESULTS / "callback_overhead.json")
@@ -122,36 +122,43 @@ def main(argv=None) -> int:
         # in-run pairs: plain and monitored runs alternate, so that a change of machine
         # load hits both members of a pair alike; the ratio is taken within each pair
         for k in range(args.pairs):
-            timer = _step_timer()
-            t = time.perf_counter()
-            train_target(tmp / f"plain-{k}", spec=spec, generator=generator, callbacks=[timer],
-                         threads=threads, report_to="none", save_total_limit=2)
-            plain_s = time.perf_counter() - t
-            plain_steps = np.array(timer.durations)
-
-            cb = _timed_callback(
-                ladder=str(SHIPPED_LADDER), eval_sets=eval_sets, evaluator=build["evaluator"],
-                forecast=ForecastConfig(refresh_interval=None, n_bootstrap=50,
-                                        fit_priority=args.fit_priority),
-                pool=PoolConfig(devices=["cpu"], cpu_threads=1, **(
-                    {} if args.worker_nice is None else {"nice": args.worker_nice})),
-                run=RunGeometry(params=float(spec.params),
-                                tokens_per_step=float(spec.tokens_per_step),
-                                max_steps=spec.steps),
-                trackers=[], out_dir=str(tmp / f"monitor-{k}"))
-            timer = _step_timer()
-            t = time.perf_counter()
-            train_target(tmp / f"monitored-{k}", spec=spec, generator=generator,
-                         callbacks=[timer, cb], threads=threads, report_to="none",
-                         save_total_limit=2)
-            monitored_s = time.perf_counter() - t
-            monitored_steps = np.array(timer.durations)
+            # ABBA: the order alternates, so that a machine speeding up or slowing down
+            # over the benchmark favours neither side
+            first = "plain" if k % 2 == 0 else "monitored"
+            for side in (first, "monitored" if first == "plain" else "plain"):
+                if side == "plain":
+                    timer = _step_timer()
+                    t = time.perf_counter()
+                    train_target(tmp / f"plain-{k}", spec=spec, generator=generator,
+                                 callbacks=[timer], threads=threads, report_to="none",
+                                 save_total_limit=2)
+                    plain_s = time.perf_counter() - t
+                    plain_steps = np.array(timer.durations)
+                    continue
+                cb = _timed_callback(
+                    ladder=str(SHIPPED_LADDER), eval_sets=eval_sets,
+                    evaluator=build["evaluator"],
+                    forecast=ForecastConfig(refresh_interval=None, n_bootstrap=50,
+                                            fit_priority=args.fit_priority),
+                    pool=PoolConfig(devices=["cpu"], cpu_threads=1, **(
+                        {} if args.worker_nice is None else {"cpu_nice": args.worker_nice})),
+                    run=RunGeometry(params=float(spec.params),
+                                    tokens_per_step=float(spec.tokens_per_step),
+                                    max_steps=spec.steps),
+                    trackers=[], out_dir=str(tmp / f"monitor-{k}"))
+                timer = _step_timer()
+                t = time.perf_counter()
+                train_target(tmp / f"monitored-{k}", spec=spec, generator=generator,
+                             callbacks=[timer, cb], threads=threads, report_to="none",
+                             save_total_limit=2)
+                monitored_s = time.perf_counter() - t
+                monitored_steps = np.array(timer.durations)
             drain = cb.hook_s.get("on_train_end", 0.0)
-            pairs.append({"plain_s": plain_s, "monitored_s": monitored_s - drain,
+            pairs.append({"first": first, "plain_s": plain_s, "monitored_s": monitored_s - drain,
                           "drain_s": drain, "ratio": (monitored_s - drain) / plain_s,
                           "plain_median_step_ms": 1e3 * float(np.median(plain_steps)),
                           "monitored_median_step_ms": 1e3 * float(np.median(monitored_steps))})
-            print(f"pair {k + 1}/{args.pairs}: plain {plain_s:.1f} s, monitored "
+            print(f"pair {k + 1}/{args.pairs} ({first} first): plain {plain_s:.1f} s, monitored "
                   f"{monitored_s - drain:.1f} s (+ drain {drain:.1f}), ratio "
                   f"{pairs[-1]['ratio']:.3f}", flush=True)
 

@@ -210,6 +210,9 @@ class PoolConfig:
         stored as a ``QueuePolicy``.
     cpu_threads : int, optional
         Threads of CPU evaluation workers.
+    cpu_nice : int, default 10
+        Niceness added to CPU evaluation workers (0 to 19), so that a training loop on
+        the same cores keeps most of them; GPU workers run at the parent's priority.
     job_fn : callable or str, optional
         Replaces the evaluator in the workers: ``job_fn(snapshot, eval_set, config) ->
         EvalResult``, a picklable module-level function or ``'module:function'``.
@@ -255,6 +258,7 @@ class PoolConfig:
     max_retries: int = 2
     queue_policy: QueuePolicy | str = "latest"
     cpu_threads: int | None = None
+    cpu_nice: int = 10
     job_fn: Callable | str | None = None
     backend: str = "local"
     ray_address: str | None = None
@@ -289,6 +293,7 @@ class PoolConfig:
             max_retries=check_int(owner, "max_retries", self.max_retries, 0),
             queue_policy=self._checked_policy(owner),
             cpu_threads=check_int(owner, "cpu_threads", self.cpu_threads, 1, none_ok=True),
+            cpu_nice=check_int(owner, "cpu_nice", self.cpu_nice, 0, 19),
             **ray_fields,
         )
 

@@ -117,7 +117,8 @@ class Intake:
         p = self.pool_config
         common = dict(job_fn=p.job_fn, timeout=p.timeout, timeout_floor=p.timeout_floor,
                       max_retries=p.max_retries, queue_policy=p.queue_policy,
-                      cpu_threads=p.cpu_threads, on_outcome=lambda _o: self._inbox.wake(),
+                      cpu_threads=p.cpu_threads, nice=p.cpu_nice,
+                      on_outcome=lambda _o: self._inbox.wake(),
                       on_attempt_failure=self._lost_attempt)
         if p.backend == "ray":
             # the actors read the snapshots where they are written: checked with a probe
