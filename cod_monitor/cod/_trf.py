@@ -8,11 +8,13 @@ trust-region reflective method of Branch, Coleman and Li, with Moré's trust-reg
 subproblem solved through one SVD per iteration) on a whole batch of problems in
 lock step: every iteration is a few numpy calls on stacked arrays, and each problem
 keeps its own trust radius, Levenberg-Marquardt parameter, evaluation count and
-termination. The steps, acceptance tests and termination tests are those of scipy's
-implementation, so a problem follows the same path and ends at the same point up to
-floating-point round-off; that matters here because the laws are often fitted to as
-many points as parameters, where many fits are equally good and the path decides
-which one is returned.
+termination. The last few problems of a batch, often the slowest (a law crawling along
+a flat valley), are finished one at a time in plain Python floats, where a numpy call's
+fixed cost would dominate. The steps, acceptance tests and termination tests are those
+of scipy's implementation, so a problem follows the same path and ends at the same point
+up to floating-point round-off (which a flat valley can amplify); that matters here
+because the laws are often fitted to as many points as parameters, where many fits are
+equally good and the path decides which one is returned.
 
 The problems share their parameter bounds and the number of residuals; the caller
 evaluates residuals and Jacobians for any subset of them (``evaluate``).
@@ -265,6 +267,7 @@ def solve_trf(evaluate, x0, lb, ub, *, ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev
         list, ``f`` a list of ``m``, ``J`` a list of ``m`` rows). When given, the last
         ``tail`` running problems are finished one at a time in plain Python.
     tail : int, default 6
+        How many running problems are left to ``evaluate_one``.
 
     Returns
     -------
