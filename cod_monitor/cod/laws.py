@@ -157,16 +157,6 @@ def _check_form(form: str) -> tuple[str, ...]:
     return LAW_FORMS[check_choice("fit_laws", "form", form, sorted(LAW_FORMS))]
 
 
-def _model(theta, x, free):
-    """Law in the scale-free parametrisation; ``x = C / C_ref``."""
-    p = dict(logk=theta[0], b=theta[1], c=0.0, g=0.0)
-    for name, value in zip(free[2:], theta[2:]):
-        p[name] = value
-    t = np.exp(p["logk"]) * x ** (-p["b"])
-    e = np.exp(-t - p["c"])
-    return p["g"] + (1 - p["g"]) * e, t, e, p
-
-
 def _grid(free):
     axes = [_GRID_LOGK, _GRID_B]
     if "c" in free:
@@ -286,10 +276,10 @@ def _warm_fits(compute, accuracy, form, sigma, init):
     lower, upper = _bounds(free)
     if len(init) != len(y):
         raise InputError(f"`init` has {len(init)} fits for {len(y)} curves")
-    theta0 = np.array([_to_theta(f, free, c_ref) for f in init]).reshape(len(y), len(free))
-    theta = _refine_warm(x, y, sw, theta0, free, lower, upper)
-    return [_law_from_theta(th, x, yi, free, lower, upper, form, c_ref, True, "warm start")
-            for th, yi in zip(theta, y)]
+    theta0 = np.array([_to_thetas(f, free, np.array([c_ref]))[0] for f in init])
+    theta = _refine_warm(x, y, sw, theta0.reshape(len(y), len(free)), free, lower, upper)
+    return _laws_from_thetas(theta, np.broadcast_to(x, y.shape), y, free, form,
+                             np.full(len(y), c_ref), "warm start")
 
 
 def fit_laws_many(requests, *, form: str = "full", n_refine: int = 3) -> list[list[LawFit]]:
@@ -437,18 +427,23 @@ def fit_laws_warm(compute, accuracy, init: list[LawFit], *, form: str = "full"):
     c_ref = np.exp(np.mean(np.log(x_raw), axis=1))
     x = x_raw / c_ref[:, None]
     lower, upper = _bounds(free)
-    theta0 = np.stack([_to_theta_many(f, free, c_ref) for f in init], axis=1)  # (R, K, p)
+    theta0 = np.stack([_to_thetas(f, free, c_ref) for f in init], axis=1)  # (R, K, p)
     theta = _refine_warm(np.repeat(x, K, axis=0), y.reshape(R * K, m), np.ones((R * K, m)),
                          theta0.reshape(R * K, -1), free, lower, upper, group_size=K)
-    return _laws_from_thetas(theta, np.repeat(x, K, axis=0), y.reshape(R * K, m), free,
-                             lower, upper, form, np.repeat(c_ref, K), "warm start",
-                             group_size=K)
+    fits = _laws_from_thetas(theta, np.repeat(x, K, axis=0), y.reshape(R * K, m), free, form,
+                             np.repeat(c_ref, K), "warm start")
+    return [fits[i:i + K] for i in range(0, len(fits), K)]
 
 
-def _laws_from_thetas(theta, x, y, free, lower, upper, form, c_ref, message, group_size):
-    """:func:`_law_from_theta` for many curves at once (each with its own compute axis
-    ``x`` and ``c_ref``), returned in groups of ``group_size``."""
+def _laws_from_thetas(theta, x, y, free, form, c_ref, messages) -> list[LawFit]:
+    """The :class:`LawFit` of each row of ``theta`` (scaled parameters) with its compute
+    axis ``x`` (scaled by ``c_ref``), accuracy ``y`` and message (one for all, or one
+    each); ``success`` is whether the parameters are finite."""
+    lower, upper = _bounds(free)
+    if isinstance(messages, str):
+        messages = [messages] * len(theta)
     b = theta[:, 1]
+    # back to the caller's unit: a C^-b = k (C / C_ref)^-b  =>  a = k C_ref^b
     a = np.exp(theta[:, 0] + b * np.log(c_ref))
     rest = {name: theta[:, 2 + i] for i, name in enumerate(free[2:])}
     c, g = rest.get("c", np.zeros(len(theta))), rest.get("g", np.zeros(len(theta)))
@@ -458,24 +453,15 @@ def _laws_from_thetas(theta, x, y, free, lower, upper, form, c_ref, message, gro
     on_bound = (theta <= lower + tol) | (theta >= upper - tol)
     success = np.all(np.isfinite(theta), axis=1)
     rows = zip(a.tolist(), b.tolist(), c.tolist(), g.tolist(), rmse.tolist(),
-               success.tolist(), on_bound.tolist())
-    fits = [LawFit(form, ai, bi, ci, gi, ri, si, x.shape[1],
-                   tuple(nm for nm, hit in zip(names, hits) if hit), message)
-            for ai, bi, ci, gi, ri, si, hits in rows]
-    return [fits[i:i + group_size] for i in range(0, len(fits), group_size)]
+               success.tolist(), on_bound.tolist(), messages)
+    return [LawFit(form, ai, bi, ci, gi, ri, si, x.shape[1],
+                   tuple(nm for nm, hit in zip(names, hits) if hit), msg)
+            for ai, bi, ci, gi, ri, si, hits, msg in rows]
 
 
-def _to_theta(fit: LawFit, free, c_ref):
-    logk = np.log(max(fit.a, 1e-300)) - fit.b * np.log(c_ref)
-    theta = [np.clip(logk, *_LOGK_BOUNDS), np.clip(fit.b, *_B_BOUNDS)]
-    for name in free[2:]:
-        value = getattr(fit, name)
-        theta.append(np.clip(value, *(_C_BOUNDS if name == "c" else _G_BOUNDS)))
-    return np.array(theta, dtype=float)
-
-
-def _to_theta_many(fit: LawFit, free, c_ref):
-    """:func:`_to_theta` for one fit at many reference computes: (len(c_ref), p)."""
+def _to_thetas(fit: LawFit, free, c_ref):
+    """``fit`` in the scaled parameters of each reference compute ``c_ref`` (an array):
+    (len(c_ref), p), clipped to the bounds."""
     logk = np.log(max(fit.a, 1e-300)) - fit.b * np.log(c_ref)
     cols = [np.clip(logk, *_LOGK_BOUNDS), np.full(len(c_ref), np.clip(fit.b, *_B_BOUNDS))]
     for name in free[2:]:
@@ -549,40 +535,24 @@ def _refine_all(problems, free, form) -> list[list[LawFit]]:
             best[key] = j
     out = []
     for p, (x, y, _, _, c_ref) in enumerate(problems):
+        rows = [best.get((p, i)) for i in range(len(y))]
+        found = [i for i, j in enumerate(rows) if j is not None]
+        # status 0 (evaluation budget used up) still leaves the best point found, which
+        # is a usable fit on these small problems; only a non-finite result is a failure
+        made = iter(_laws_from_thetas(
+            theta[[rows[i] for i in found]], np.broadcast_to(x, (len(found), len(x))),
+            y[found], free, form, np.full(len(found), c_ref),
+            [TERMINATION_MESSAGES[int(status[rows[i]])] for i in found]))
         fits = []
-        for i in range(len(y)):
-            j = best.get((p, i))
+        for j in rows:
             if j is None:
                 warnings.warn("law fit failed from every start", FitWarning, stacklevel=4)
                 fits.append(LawFit(form, np.nan, np.nan, np.nan, np.nan, np.nan, False, len(x),
                                    (), "failed"))
-                continue
-            # status 0 (evaluation budget used up) still leaves the best point found,
-            # which is a usable fit on these small problems; only a non-finite result
-            # is a failure
-            fits.append(_law_from_theta(theta[j], x, y[i], free, lower, upper, form, c_ref,
-                                        True, TERMINATION_MESSAGES[int(status[j])]))
+            else:
+                fits.append(next(made))
         out.append(fits)
     return out
-
-
-def _law_from_theta(theta, x, y, free, lower, upper, form, c_ref, success, message) -> LawFit:
-    params = dict(b=float(theta[1]), c=0.0, g=0.0)
-    for name, value in zip(free[2:], theta[2:]):
-        params[name] = float(value)
-    # back to the caller's unit: a C^-b = k (C / C_ref)^-b  =>  a = k C_ref^b
-    a = float(np.exp(theta[0] + params["b"] * np.log(c_ref)))
-    rmse = float(np.sqrt(np.mean((_model(theta, x, free)[0] - y) ** 2)))
-    names = ("a", "b") + free[2:]
-    tol = 1e-6 * (upper - lower)
-    at_bound = tuple(
-        nm
-        for nm, v, lo, hi, t in zip(names, theta, lower, upper, tol)
-        if v <= lo + t or v >= hi - t
-    )
-    success = success and bool(np.all(np.isfinite(theta)))
-    return LawFit(form, a, params["b"], params["c"], params["g"], rmse, success, len(x),
-                  at_bound, message)
 
 
 def fit_law(compute, accuracy, *, form: str = "full", sigma=None, n_refine: int = 3) -> LawFit:

@@ -118,15 +118,6 @@ class TrajectoryLaw:
 _FAILED = TrajectoryLaw(*(np.nan,) * 7, success=False, n_points=0)
 
 
-def _predict_theta(theta, x, z):
-    """Law in the scaled parametrisation; returns (y, e, tn, td, g)."""
-    la, alpha, lb, beta, c, g = theta
-    tn = np.exp(la - alpha * np.log(x))
-    td = np.exp(lb - beta * np.log(z))
-    e = np.exp(-tn - td - c)
-    return g + (1 - g) * e, e, tn, td, g
-
-
 def _grid() -> np.ndarray:
     mesh = np.meshgrid(_GRID_LOGA, _GRID_EXP, _GRID_LOGA, _GRID_EXP, _GRID_C, _GRID_G,
                        indexing="ij")
@@ -315,13 +306,13 @@ def _solve_problems(problems) -> list[list[TrajectoryLaw]]:
                               stacklevel=4)
                 out[r][k] = _FAILED
             else:
-                out[r][k] = _law(best[(r, k)][1], x, z, y[k], n_ref, d_ref)
+                out[r][k] = _law(best[(r, k)][1], lx, lz, y[k], n_ref, d_ref)
     return out
 
 
 def _predict_and_jac(theta, lx, lz):
-    """Predictions and Jacobians of many problems at once (``lx``, ``lz`` per problem),
-    the arithmetic of :func:`_predict_theta` and :func:`_jac`."""
+    """Predictions and Jacobians of many problems at once: ``theta`` (k, 6), ``lx`` and
+    ``lz`` the logs of the scaled N and D, (k, m) or (m,)."""
     la, alpha, lb, beta, c, g = (theta[:, i:i + 1] for i in range(6))
     tn = np.exp(la - alpha * lx)
     td = np.exp(lb - beta * lz)
@@ -332,14 +323,14 @@ def _predict_and_jac(theta, lx, lz):
     return g + one_g * e, J
 
 
-def _law(theta, x, z, y, n_ref, d_ref) -> TrajectoryLaw:
+def _law(theta, lx, lz, y, n_ref, d_ref) -> TrajectoryLaw:
     la, alpha, lb, beta, c, g = (float(v) for v in theta)
     tol = 1e-6 * (_UPPER - _LOWER)
     at_bound = tuple(
         nm for nm, v, lo, hi, t in zip(_NAMES, theta, _LOWER, _UPPER, tol)
         if v <= lo + t or v >= hi - t
     )
-    rmse = float(np.sqrt(np.mean((_predict_theta(theta, x, z)[0] - y) ** 2)))
+    rmse = float(np.sqrt(np.mean((_predict_and_jac(theta[None], lx, lz)[0][0] - y) ** 2)))
     return TrajectoryLaw(
         A=math.exp(la + alpha * math.log(n_ref)),
         alpha=alpha,
