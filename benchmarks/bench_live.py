@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -372,7 +373,7 @@ def main(argv=None) -> int:
     text = print_tables(summary)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        "command": "python -m benchmarks.bench_live " + " ".join(argv or []),
+        "command": "python -m benchmarks.bench_live " + " ".join(sys.argv[1:] if argv is None else argv),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "wall_s": time.time() - t0, "machine": platform.platform(),
         "summary": summary, "rows": rows, "table": text}, indent=1, default=float))

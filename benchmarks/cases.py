@@ -271,10 +271,12 @@ def demo_cases() -> list[Case]:
 def cpu_ladder_cases() -> list[Case]:
     """The CPU ladders of ``benchmarks/data`` (other task mixes, seeds and sizes than
     the demo's, built by the same code): group ``cpu``, knowledge benchmarks in
-    ``knowledge``."""
+    ``knowledge``. A ladder build has a ``build.json``; the live runs of
+    ``benchmarks/data/live_runs`` (the demo ladder's target recipe, ``bench_live``) are
+    not a ladder of their own."""
     if not CPU_LADDERS_DIR.is_dir():
         return []
-    return [case for d in sorted(CPU_LADDERS_DIR.iterdir())
+    return [case for d in sorted(CPU_LADDERS_DIR.iterdir()) if (d / "build.json").is_file()
             for case in built_ladder_cases(d, d.name, "cpu")]
 
 

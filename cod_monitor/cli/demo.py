@@ -123,9 +123,9 @@ def add_parser(subparsers) -> None:
                       "100 synthetic)")
     live.add_argument("--trajectory", default=None, metavar="MODE",
                       help="the monitor's forecast of the run in progress: auto (default), "
-                      "compute, trajectory, trajectory_e2e or recipe")
+                      "compute, trajectory, trajectory_e2e, recipe or blend")
     live.add_argument("--trajectory-method", default=None, metavar="METHOD",
-                      help="finished-model forecaster of the compute and recipe modes "
+                      help="finished-model forecaster of the compute, recipe and blend modes "
                       "(a --method name, e.g. e2e-exp; default: COD)")
     live.add_argument("--quiet", action="store_true", help="no training progress lines")
     syn = p.add_argument_group("--synthetic")

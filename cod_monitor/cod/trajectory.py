@@ -39,9 +39,20 @@ model of equal compute. The modes:
     in-progress checkpoint into the finished model it equals; the level comes from the
     finished-model forecaster, so at the end of a run trained by the recipe the
     forecast is that forecaster's own.
+``'blend'``
+    The mean of the ``'trajectory_e2e'`` and ``'recipe'`` forecasts: two models of one
+    quantity that fail in different ways (the (N, D) law's shape is separable in
+    parameters and tokens; the recipe route leans on the finished-model forecaster's
+    extrapolation), averaged with equal weights because the ladder's few largest runs
+    cannot tell which one will be right for the target (weights estimated from them
+    picked the wrong one on the benchmark's ladders; see ``BENCHMARKS.md``, "Live
+    forecast"). Its band is that of the equal mixture of the two: each band's variance
+    averaged, plus the squared half-distance between the two forecasts.
 ``'auto'``
-    ``'trajectory_e2e'`` when the ladder has at least ``min_runs`` runs with at least
-    ``min_checkpoints`` checkpoints each, else ``'compute'``.
+    ``'blend'`` when the ladder has at least ``min_runs`` runs with at least
+    ``min_checkpoints`` checkpoints each and its runs' training tokens grow with their
+    size (the recipe line), ``'trajectory_e2e'`` when only the first holds, else
+    ``'compute'``.
 
 The accuracy of each mode on synthetic and demo runs is measured by
 ``benchmarks/bench_monitor.py`` and reported in ``BENCHMARKS.md``.
@@ -97,7 +108,7 @@ __all__ = [
 ]
 
 #: Modes of :class:`TrajectoryForecaster` (``'auto'`` resolves to one of the others).
-TRAJECTORY_MODES = ("auto", "compute", "trajectory", "trajectory_e2e", "recipe")
+TRAJECTORY_MODES = ("auto", "compute", "trajectory", "trajectory_e2e", "recipe", "blend")
 # What a forecaster of finished models must offer (``finished``).
 _FINISHED_API = ("fit", "predict", "predict_interval", "bootstrap_predictions", "get_params")
 
@@ -119,7 +130,7 @@ class TrajectoryForecaster(BaseEstimator):
 
     Parameters
     ----------
-    mode : {'auto', 'compute', 'trajectory', 'trajectory_e2e', 'recipe'}, default 'auto'
+    mode : {'auto', 'compute', 'trajectory', 'trajectory_e2e', 'recipe', 'blend'}, default 'auto'
     cod_params : dict, optional
         Parameters of the underlying :class:`~cod_monitor.cod.forecaster.CODForecaster`
         (clusters, filter, mapping, compute-mode forecasts), changed from the
@@ -127,8 +138,8 @@ class TrajectoryForecaster(BaseEstimator):
         :mod:`cod_monitor.cod.configs`); ``random_state`` and ``n_bootstrap`` come from
         this object unless given here.
     finished : estimator, optional
-        The forecaster of finished models behind the ``'compute'`` and ``'recipe'``
-        modes: an unfitted estimator with ``fit(ladder, benchmark)``,
+        The forecaster of finished models behind the ``'compute'``, ``'recipe'`` and
+        ``'blend'`` modes: an unfitted estimator with ``fit(ladder, benchmark)``,
         ``predict(compute)``, ``predict_interval(compute, level)`` and
         ``bootstrap_predictions(compute)`` (e.g. from
         :func:`cod_monitor.methods.make_forecaster`), cloned before fitting
@@ -161,14 +172,16 @@ class TrajectoryForecaster(BaseEstimator):
     cod_ : CODForecaster
         Clusters, filter and mapping of the ``'trajectory'`` mode.
     finished_ : estimator
-        The forecaster of finished models of the ``'compute'`` and ``'recipe'`` modes
-        (see ``finished``; ``cod_`` in the other modes, which do not read it).
+        The forecaster of finished models of the ``'compute'``, ``'recipe'`` and
+        ``'blend'`` modes (see ``finished``; ``cod_`` in the other modes, which do not
+        read it).
     recipe_line_ : tuple of float or None
         ``(slope, intercept)`` of :math:`\\log D` against :math:`\\log N` over the
-        ladder runs' final checkpoints; ``'recipe'`` mode only.
+        ladder runs' final checkpoints; ``'recipe'`` and ``'blend'`` modes only.
     laws_ : list of TrajectoryLaw or None
         Per COD cluster (``None`` for clusters not kept); a one-element list in
-        ``'trajectory_e2e'`` and ``'recipe'`` modes; empty in ``'compute'`` mode.
+        ``'trajectory_e2e'``, ``'recipe'`` and ``'blend'`` modes; empty in ``'compute'``
+        mode.
     weights_ : ndarray
         Cluster weights of the subset forecast.
     residual_sd_ : float
@@ -263,6 +276,7 @@ class TrajectoryForecaster(BaseEstimator):
         long_runs = [r for r, idx in runs.items() if len(idx) >= self.min_checkpoints]
         enough = len(long_runs) >= self.min_runs
         mode = self.mode
+        recipe_line = None
         if mode == "auto":
             mode = "trajectory_e2e" if enough else "compute"
             reason = (
@@ -270,6 +284,15 @@ class TrajectoryForecaster(BaseEstimator):
                 + (" (enough for the trajectory law)" if enough
                    else f"; the trajectory law needs {self.min_runs}")
             )
+            if enough:
+                try:
+                    recipe_line = self._recipe_line(full.models)
+                except InputError:
+                    reason += "; no recipe line (tokens do not grow with size): the law alone"
+                else:
+                    mode = "blend"
+                    reason += ("; the mean of the law's forecast and the finished-model "
+                               "forecast at the recipe-equivalent compute")
         else:
             reason = "set by the caller"
             if mode != "compute" and not enough:
@@ -282,7 +305,7 @@ class TrajectoryForecaster(BaseEstimator):
         finished = cod
         if self.finished is not None:
             finished = clone(self.finished).fit(ladder, benchmark)
-        elif mode in ("compute", "recipe") and not self.cod_params:
+        elif mode in ("compute", "recipe", "blend") and not self.cod_params:
             # the package's one default forecaster of finished models (the route chosen
             # by the ladder's backtests); only these modes read it
             finished = RoutedCOD(n_bootstrap=self.n_bootstrap,
@@ -293,8 +316,7 @@ class TrajectoryForecaster(BaseEstimator):
         N = np.array([m.params for m in full.models])
         D = np.array([m.tokens for m in full.models])
         full_acc = X.mean(axis=0)
-        recipe_line = None
-        if mode == "recipe":
+        if mode in ("recipe", "blend") and recipe_line is None:
             recipe_line = self._recipe_line(full.models)
         if mode == "compute":
             laws, weights = [], np.zeros(0)
@@ -376,16 +398,23 @@ class TrajectoryForecaster(BaseEstimator):
         except ValueError:  # a law flat in params and tokens: no equivalence, keep the compute
             return np.broadcast_to(np.asarray(c, dtype=float), np.broadcast(params, tokens).shape)
 
+    def _recipe_point(self, params, tokens, compute, law):
+        """The finished-model forecast at the recipe-equivalent compute under ``law``."""
+        c_eq = self._equivalent_compute(params, tokens, compute, law)
+        out = np.clip(np.asarray(self.finished_.predict(c_eq), dtype=float), 0.0, 1.0)
+        return out.reshape(np.broadcast(params, tokens).shape)
+
     def _point(self, params, tokens, compute, laws=None):
         if self.mode_ == "compute":
             return np.asarray(self.finished_.predict(_flops(params, tokens, compute)), dtype=float)
         laws = self.laws_ if laws is None else laws
         if self.mode_ == "recipe":
-            c_eq = self._equivalent_compute(params, tokens, compute, laws[0])
-            out = np.clip(np.asarray(self.finished_.predict(c_eq), dtype=float), 0.0, 1.0)
-            return out.reshape(np.broadcast(params, tokens).shape)
+            return self._recipe_point(params, tokens, compute, laws[0])
         if self.mode_ == "trajectory_e2e":
             return np.clip(laws[0](params, tokens), 0.0, 1.0)
+        if self.mode_ == "blend":
+            return 0.5 * (np.clip(laws[0](params, tokens), 0.0, 1.0)
+                          + self._recipe_point(params, tokens, compute, laws[0]))
         subset = 0.0
         for w, law in zip(self.weights_, laws):
             if law is not None and w > 0:
@@ -448,13 +477,15 @@ class TrajectoryForecaster(BaseEstimator):
         check_is_fitted(self, "mode_")
         check_real(f"{type(self).__name__}.predict_interval", "level", level, 0.0, 1.0)
         p, t, c = self._args(params, tokens, compute)
-        if self.mode_ == "recipe":
+        if self.mode_ in ("recipe", "blend"):
             # the equivalence (a root-find per checkpoint) once, for the point and the band
             c_eq = self._equivalent_compute(p, t, c)
             here = np.asarray(self.finished_.predict(c_eq), dtype=float).reshape(
                 np.broadcast(p, t).shape)
             point = np.clip(here, 0.0, 1.0)  # as _point
             lo_half, hi_half = self._recipe_halfwidths(p, t, c, c_eq, here, level)
+            if self.mode_ == "blend":
+                point, lo_half, hi_half = self._blend_band(p, t, point, lo_half, hi_half, level)
         else:
             point = np.asarray(self._point(p, t, c), dtype=float)
             lo_half, hi_half = _halfwidths(self._draws(p, t, c), point, level)
@@ -492,6 +523,22 @@ class TrajectoryForecaster(BaseEstimator):
             lower=float(lower), upper=float(upper), version=int(version), mode=self.mode_,
             tokens=None if tokens is None else float(tokens),
         )
+
+    def _blend_band(self, p, t, recipe_point, recipe_lo, recipe_hi, level):
+        """Point and half-widths of ``'blend'``: the equal mixture of the (N, D) law's
+        forecast (its bootstrap band) and the recipe forecast (its band, given)."""
+        self._ensure_replicates()
+        law_point = np.clip(self.laws_[0](p, t), 0.0, 1.0)
+        draws = np.asarray([np.clip(r[0](p, t), 0.0, 1.0) for r in self._replicates],
+                           dtype=float)
+        law_lo, law_hi = _halfwidths(draws, law_point, level)
+        z = float(norm.ppf((1 + level) / 2))
+        # variance of an equal two-component mixture: the mean of the components'
+        # variances plus the squared distance of each from the mixture's mean
+        gap = z * 0.5 * (law_point - recipe_point)
+        lo = np.sqrt(0.5 * (law_lo**2 + recipe_lo**2) + gap**2)
+        hi = np.sqrt(0.5 * (law_hi**2 + recipe_hi**2) + gap**2)
+        return 0.5 * (law_point + recipe_point), lo, hi
 
     def _recipe_halfwidths(self, p, t, c, c_eq, here, level):
         """Half-widths of the ``'recipe'`` interval around ``here`` (the finished-model
@@ -576,7 +623,7 @@ class TrajectoryForecaster(BaseEstimator):
         check_is_fitted(self, "mode_")
         if self.mode_ == "compute" and self.n_bootstrap:
             self._draws(None, None, np.asarray(self.finished_.models_[-1].compute))
-        if self.mode_ == "recipe" and self.n_bootstrap:
+        if self.mode_ in ("recipe", "blend") and self.n_bootstrap:
             # the backtests too, on the caller's (the monitor's forecaster) thread
             compute = float(self.finished_.models_[-1].compute)
             self._finished_interval(compute, np.asarray(self.finished_.predict(compute)), 0.9)

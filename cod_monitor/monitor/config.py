@@ -58,14 +58,15 @@ class ForecastConfig:
 
     Parameters
     ----------
-    trajectory : {'auto', 'compute', 'trajectory', 'trajectory_e2e', 'recipe'}, default 'auto'
+    trajectory : {'auto', 'compute', 'trajectory', 'trajectory_e2e', 'recipe', 'blend'}, default 'auto'
         How a checkpoint's forecast is made (see :mod:`cod_monitor.cod.trajectory`);
-        ``'auto'`` uses the (N, D) trajectory law on the full set
-        (``'trajectory_e2e'``) when the ladder has runs of intermediate checkpoints,
-        else ``'compute'``.
+        ``'auto'`` uses ``'blend'`` (the mean of the (N, D) trajectory law's forecast
+        and the finished-model forecast at the recipe-equivalent compute) when the
+        ladder has runs of intermediate checkpoints whose tokens grow with their size,
+        the law alone (``'trajectory_e2e'``) when they do not, else ``'compute'``.
     trajectory_method : str, optional
-        The forecaster of finished models behind the ``'compute'`` and ``'recipe'``
-        modes, a name of :func:`cod_monitor.methods.available_methods` (``'cod'``,
+        The forecaster of finished models behind the ``'compute'``, ``'recipe'`` and
+        ``'blend'`` modes, a name of :func:`cod_monitor.methods.available_methods` (``'cod'``,
         ``'e2e-exp'``, ...), built with ``n_bootstrap`` and ``random_state=0``;
         ``None``: COD with ``cod_params``.
     level : float, default 0.9

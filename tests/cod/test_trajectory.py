@@ -33,8 +33,8 @@ def fitted(run):
 def test_trajectory_mode_tracks_the_run(run, fitted):
     err = trajectory_errors(fitted["trajectory"], run)
     assert np.abs(err).mean() < 0.02
-    assert fitted["auto"].mode_ == "trajectory_e2e"
-    assert "6 ladder runs" in fitted["auto"].reason_
+    assert fitted["auto"].mode_ == "blend"
+    assert "6 ladder runs" in fitted["auto"].reason_ and "recipe-equivalent" in fitted["auto"].reason_
 
 
 def test_compute_mode_bias_shows_up_early_in_the_run(run, fitted):
@@ -146,6 +146,59 @@ def test_recipe_interval_contains_the_finished_forecasters_own(run):
     own_lo, own_hi = tf.finished_.predict_interval(6 * n * d)
     assert lo <= float(own_lo) + 1e-9 and hi >= float(own_hi) - 1e-9
     assert hi - lo > float(own_hi) - float(own_lo)  # the residual spread is added
+
+
+def test_blend_is_the_mean_of_the_law_and_the_recipe_forecasts(run):
+    """'blend' (what 'auto' picks on a ladder of runs with checkpoints): the mean of the
+    'trajectory_e2e' and 'recipe' forecasts, with the band of their equal mixture, which
+    holds both components' points and is at least half their distance wide each side."""
+    kw = dict(n_bootstrap=20, noise=False)
+    law = TrajectoryForecaster(mode="trajectory_e2e", **kw).fit(run.ladder, run.benchmark)
+    recipe = TrajectoryForecaster(mode="recipe", **kw).fit(run.ladder, run.benchmark)
+    blend = TrajectoryForecaster(mode="blend", **kw).fit(run.ladder, run.benchmark)
+    tokens = np.array([t["tokens"] for t in run.target])
+    a = law.predict(run.target_params, tokens)
+    b = recipe.predict(run.target_params, tokens)
+    point = blend.predict(run.target_params, tokens)
+    np.testing.assert_allclose(point, 0.5 * (a + b), rtol=1e-12)
+    assert np.abs(a - b).max() > 0.002  # the two components differ on this run
+    lo, hi = blend.predict_interval(run.target_params, tokens)
+    z = 1.6448536269514722
+    assert np.all(lo <= np.minimum(a, b) + 1e-12) and np.all(hi >= np.maximum(a, b) - 1e-12)
+    np.testing.assert_array_less(z * 0.5 * np.abs(a - b) - 1e-12, np.minimum(point - lo, hi - point) + 1e-9)
+    (law_lo, law_hi), (rec_lo, rec_hi) = (law.predict_interval(run.target_params, tokens),
+                                          recipe.predict_interval(run.target_params, tokens))
+    # never narrower than the narrower of the two components' bands
+    assert np.all(hi - lo >= np.minimum(law_hi - law_lo, rec_hi - rec_lo) - 1e-9)
+    fp = blend.forecast(step=3, params=run.target_params, tokens=tokens[2])
+    assert fp.mode == "blend" and fp.lower <= fp.value <= fp.upper
+    assert json.loads(json.dumps(blend.report()))["trajectory"]["mode"] == "blend"
+
+
+def test_auto_uses_the_law_alone_without_a_recipe_line(run):
+    """Runs whose tokens do not grow with their size give no recipe-equivalent compute:
+    'auto' falls back to the (N, D) law and says why; 'blend' refuses."""
+    import dataclasses
+
+    from cod_monitor.ladder import Ladder
+
+    mat = run.ladder.matrix(run.benchmark)  # the ladder runs, not the target
+    finals = {}
+    for m in mat.models:
+        finals[m.run_key] = max(finals.get(m.run_key, 0.0), m.tokens)
+    d_max = max(finals.values())
+    # every run stretched to the same final token count: a flat recipe line
+    models = [dataclasses.replace(m, tokens=m.tokens * d_max / finals[m.run_key],
+                                  compute=m.compute * d_max / finals[m.run_key])
+              for m in mat.models]
+    order = sorted(range(len(models)), key=lambda j: (models[j].compute, models[j].name))
+    models = tuple(models[j] for j in order)
+    flat = Ladder(models, {run.benchmark: dataclasses.replace(
+        mat, models=models, pass_rates=mat.pass_rates[:, order])})
+    tf = TrajectoryForecaster(n_bootstrap=0).fit(flat, run.benchmark)
+    assert tf.mode_ == "trajectory_e2e" and "no recipe line" in tf.reason_
+    with pytest.raises(ValueError, match="recipe line"):
+        TrajectoryForecaster(mode="blend", n_bootstrap=0).fit(flat, run.benchmark)
 
 
 def test_run_sd_widens_the_band_in_quadrature(run):

@@ -240,7 +240,7 @@ def test_example_runs_the_hf_evaluator_on_every_checkpoint(tmp_path):
                for r in results)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["benchmarks"]["demo"]["observations"] == 2
-    assert summary["benchmarks"]["demo"]["mode"] == "trajectory_e2e"
+    assert summary["benchmarks"]["demo"]["mode"] == "blend"
 
 
 def test_the_readme_snippet_is_the_examples_code():

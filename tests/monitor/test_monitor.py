@@ -135,7 +135,7 @@ def test_healthy_run_end_to_end(healthy, tmp_path):
                   max_steps=run.target[-1]["step"], tokens_per_step=2048.0) as monitor:
         _train(monitor, run, tmp_path / "ckpt")
         assert monitor.wait(timeout=120)
-        assert monitor.forecaster(run.benchmark).mode_ == "trajectory_e2e"
+        assert monitor.forecaster(run.benchmark).mode_ == "blend"
     summary = json.loads((out / "summary.json").read_text())
 
     steps = [t["step"] for t in run.target]
@@ -143,7 +143,7 @@ def test_healthy_run_end_to_end(healthy, tmp_path):
     obs = [o for o, _ in rec.of("log_observation")]
     assert [o.step for o in obs] == steps
     assert np.allclose([o.accuracy for o in obs], [t["accuracy"] for t in run.target])
-    assert all(f is not None and f.mode == "trajectory_e2e" and f.version == 1 for _, f in rec.of("log_observation"))
+    assert all(f is not None and f.mode == "blend" and f.version == 1 for _, f in rec.of("log_observation"))
     # a healthy run raises no alert but the broken tracker's, once; the forecast follows it
     (tracker_alert,) = alerts
     assert tracker_alert.reason is AlertReason.TRACKER_FAILING and "Broken" in tracker_alert.message
@@ -478,7 +478,7 @@ def test_plain_loop_example_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "out" / "cod" / "summary.json").read_text())
     assert summary["benchmarks"]["demo"]["observations"] == 2
-    assert summary["benchmarks"]["demo"]["mode"] == "trajectory_e2e"
+    assert summary["benchmarks"]["demo"]["mode"] == "blend"
     assert "observed" in proc.stdout
 
 
