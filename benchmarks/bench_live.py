@@ -43,7 +43,7 @@ import platform
 import sys
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +51,7 @@ import numpy as np
 from cod_monitor.cod.conditioning import estimate_run_prior
 from cod_monitor.ladder import Ladder, load_ladder
 from cod_monitor.monitor import DriftConfig, DriftState, ForecastConfig, decide_with_run
-from cod_monitor.monitor.forecasts import make_trajectory_forecaster
+from cod_monitor.monitor.forecasts import backtest_forecaster_factory, make_trajectory_forecaster
 from cod_monitor.monitor.run_forecasts import RUN_MODE, build_conditioner
 from cod_monitor.records import AlertReason, ForecastPoint, Observation
 from cod_monitor.synthetic import synthetic_run
@@ -189,9 +189,8 @@ def _prior(case: Case, n_bootstrap: int):
             warnings.simplefilter("ignore")
             model = make_trajectory_forecaster(config, case.benchmark).fit(
                 case.ladder, case.benchmark).prepare()
-            quick = replace(config, n_bootstrap=0)
-            prior = estimate_run_prior(case.ladder, case.benchmark,
-                                       lambda: make_trajectory_forecaster(quick, case.benchmark))
+            prior = estimate_run_prior(case.ladder, case.benchmark, backtest_forecaster_factory(
+                config, case.benchmark, model))
         _MODELS[key] = (model, prior.with_run_sd(case.run_sd))
     return _MODELS[key]
 
