@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -84,6 +85,19 @@ def _timed_callback(**kwargs):
     return TimedCODCallback(**kwargs)
 
 
+def _cpu_seconds() -> dict:
+    """User + system CPU seconds of this process (all its threads) and of its reaped
+    children (the evaluation workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"process": own.ru_utime + own.ru_stime, "children": kids.ru_utime + kids.ru_stime}
+
+
+def _cpu_since(start: dict) -> dict:
+    now = _cpu_seconds()
+    return {key: now[key] - start[key] for key in start}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=700)
@@ -126,6 +140,7 @@ def main(argv=None) -> int:
             # over the benchmark favours neither side
             first = "plain" if k % 2 == 0 else "monitored"
             for side in (first, "monitored" if first == "plain" else "plain"):
+                cpu0 = _cpu_seconds()
                 if side == "plain":
                     timer = _step_timer()
                     t = time.perf_counter()
@@ -134,6 +149,7 @@ def main(argv=None) -> int:
                                  save_total_limit=2)
                     plain_s = time.perf_counter() - t
                     plain_steps = np.array(timer.durations)
+                    plain_cpu = _cpu_since(cpu0)
                     continue
                 cb = _timed_callback(
                     ladder=str(SHIPPED_LADDER), eval_sets=eval_sets,
@@ -153,14 +169,22 @@ def main(argv=None) -> int:
                              save_total_limit=2)
                 monitored_s = time.perf_counter() - t
                 monitored_steps = np.array(timer.durations)
+                # the workers are reaped at the monitor's close: their CPU is in the
+                # children's account by now
+                monitored_cpu = _cpu_since(cpu0)
             drain = cb.hook_s.get("on_train_end", 0.0)
             pairs.append({"first": first, "plain_s": plain_s, "monitored_s": monitored_s - drain,
                           "drain_s": drain, "ratio": (monitored_s - drain) / plain_s,
+                          "plain_cpu_s": plain_cpu, "monitored_cpu_s": monitored_cpu,
                           "plain_median_step_ms": 1e3 * float(np.median(plain_steps)),
                           "monitored_median_step_ms": 1e3 * float(np.median(monitored_steps))})
+            extra = {key: monitored_cpu[key] - plain_cpu[key] for key in plain_cpu}
             print(f"pair {k + 1}/{args.pairs} ({first} first): plain {plain_s:.1f} s, monitored "
                   f"{monitored_s - drain:.1f} s (+ drain {drain:.1f}), ratio "
-                  f"{pairs[-1]['ratio']:.3f}", flush=True)
+                  f"{pairs[-1]['ratio']:.3f}; CPU s plain {plain_cpu['process']:.1f}, monitored "
+                  f"{monitored_cpu['process']:.1f} in the training process (+"
+                  f"{extra['process']:.1f}) and {monitored_cpu['children']:.1f} in the "
+                  f"evaluation worker", flush=True)
 
     # evaluations that finish after the last step are collected by the drain
     observations = sum(int(b.get("observations") or 0)
