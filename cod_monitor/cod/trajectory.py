@@ -291,8 +291,6 @@ class TrajectoryForecaster(BaseEstimator):
                     reason += "; no recipe line (tokens do not grow with size): the law alone"
                 else:
                     mode = "blend"
-                    reason += ("; the mean of the law's forecast and the finished-model "
-                               "forecast at the recipe-equivalent compute")
         else:
             reason = "set by the caller"
             if mode != "compute" and not enough:
@@ -302,14 +300,19 @@ class TrajectoryForecaster(BaseEstimator):
                     f"this ladder has {len(long_runs)}. Use mode='compute' or 'auto'."
                 )
 
-        finished = cod
-        if self.finished is not None:
-            finished = clone(self.finished).fit(ladder, benchmark)
-        elif mode in ("compute", "recipe", "blend") and not self.cod_params:
-            # the package's one default forecaster of finished models (the route chosen
-            # by the ladder's backtests); only these modes read it
-            finished = RoutedCOD(n_bootstrap=self.n_bootstrap,
-                                 random_state=self.random_state).fit(ladder, benchmark)
+        try:
+            finished = self._fit_finished(cod, mode, ladder, benchmark)
+        except Exception as exc:
+            if self.mode != "auto" or mode != "blend":
+                raise
+            # the blend's second component failed: the law alone still forecasts the run
+            mode, recipe_line = "trajectory_e2e", None
+            reason += (f"; the finished-model forecaster failed ({type(exc).__name__}: "
+                       f"{exc}): the law alone")
+            finished = cod
+        if self.mode == "auto" and mode == "blend":
+            reason += ("; the mean of the law's forecast and the finished-model forecast at "
+                       "the recipe-equivalent compute")
 
         X = full.pass_rates
         labels = None
@@ -362,6 +365,17 @@ class TrajectoryForecaster(BaseEstimator):
         self._replicates = None
         self.interval_error_ = None
         return self
+
+    def _fit_finished(self, cod, mode, ladder, benchmark):
+        """The fitted forecaster of finished models (``cod`` in the modes that do not read it)."""
+        if self.finished is not None:
+            return clone(self.finished).fit(ladder, benchmark)
+        if mode in ("compute", "recipe", "blend") and not self.cod_params:
+            # the package's one default forecaster of finished models (the route chosen
+            # by the ladder's backtests); only these modes read it
+            return RoutedCOD(n_bootstrap=self.n_bootstrap,
+                             random_state=self.random_state).fit(ladder, benchmark)
+        return cod
 
     @staticmethod
     def _recipe_line(models) -> tuple[float, float]:

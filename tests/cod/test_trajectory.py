@@ -201,6 +201,37 @@ def test_auto_uses_the_law_alone_without_a_recipe_line(run):
         TrajectoryForecaster(mode="blend", n_bootstrap=0).fit(flat, run.benchmark)
 
 
+class _FailingFinished:
+    """A forecaster of finished models whose fit raises (the blend's second component)."""
+
+    def fit(self, ladder, benchmark):
+        raise RuntimeError("no finished-model fit on this ladder")
+
+    def get_params(self, deep=True):
+        return {}
+
+    def set_params(self, **params):
+        return self
+
+    predict = predict_interval = bootstrap_predictions = None
+
+
+def test_auto_keeps_the_law_when_the_finished_model_forecaster_fails(run):
+    """'auto' never loses the run's forecast to its second component: the law alone, and
+    the reason says why; an explicit 'blend' raises."""
+    tf = TrajectoryForecaster(finished=_FailingFinished(), n_bootstrap=0).fit(
+        run.ladder, run.benchmark)
+    assert tf.mode_ == "trajectory_e2e"
+    assert "finished-model forecaster failed (RuntimeError: no finished-model fit" in tf.reason_
+    law = TrajectoryForecaster(mode="trajectory_e2e", n_bootstrap=0).fit(run.ladder, run.benchmark)
+    tokens = np.array([t["tokens"] for t in run.target])
+    np.testing.assert_array_equal(tf.predict(run.target_params, tokens),
+                                  law.predict(run.target_params, tokens))
+    with pytest.raises(RuntimeError, match="no finished-model fit"):
+        TrajectoryForecaster(mode="blend", finished=_FailingFinished(), n_bootstrap=0).fit(
+            run.ladder, run.benchmark)
+
+
 def test_run_sd_widens_the_band_in_quadrature(run):
     """A run's own seed spread is added to the band: a ladder of seed means cannot show it."""
     base = TrajectoryForecaster(mode="trajectory_e2e", n_bootstrap=0).fit(run.ladder, run.benchmark)
