@@ -78,8 +78,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--compute-unit", type=_positive_float, default=None, metavar="FLOPS",
                    help="FLOPs per unit before fitting (default: the ladder's)")
     p.add_argument("--checkpoints", choices=("final", "all"), default="final")
-    p.add_argument("--smooth-checkpoints", action="store_true",
-                   help="average each ladder model with its neighbouring checkpoints")
+    p.add_argument("--smooth-checkpoints", action=argparse.BooleanOptionalAction, default=None,
+                   help="average each ladder model with its neighbouring checkpoints; with "
+                   "--checkpoints final a run enters as the mean of its last three at the "
+                   "middle one (default: each method's own, which is off)")
     p.add_argument("--tokens-per-param", type=_positive_float, default=None, metavar="R",
                    help="the target's training tokens per parameter: cod moves every ladder "
                         "model to the equally good model trained at this ratio before "
@@ -146,7 +148,8 @@ def run(args) -> int:
     check_real("cod-monitor predict", "--level", args.level, 0.0, 1.0)
     # only what the user set: a method's fixed configuration warns when overridden
     options = {"anchors": args.anchor, "compute_unit": args.compute_unit,
-               "tokens_per_param": tokens_per_param, "fallback": args.fallback}
+               "tokens_per_param": tokens_per_param, "fallback": args.fallback,
+               "smooth_checkpoints": args.smooth_checkpoints}
     from cod_monitor.methods.registry import compare_methods  # scikit-learn: not for --help
 
     methods = _methods(args.method)
@@ -162,7 +165,6 @@ def run(args) -> int:
             level=args.level,
             progress=progress,
             checkpoints=args.checkpoints,
-            smooth_checkpoints=args.smooth_checkpoints,
             n_bootstrap=args.n_bootstrap,
             random_state=args.seed,
             **{k: v for k, v in options.items() if v is not None},

@@ -37,7 +37,8 @@ from sklearn.utils.validation import check_is_fitted
 from cod_monitor._validation import check_choice, check_int, check_real
 from cod_monitor.exceptions import FitWarning, InputError
 from cod_monitor.ladder import load_ladder
-from cod_monitor.ladder.selection import MIN_LADDER_POINTS, final_checkpoints, select_fit_points
+from cod_monitor.ladder.selection import (MIN_LADDER_POINTS, final_checkpoints, select_fit_points,
+                                          smooth_over_neighbours)
 
 __all__ = [
     "FITTED_LADDER_ATTRIBUTES",
@@ -544,6 +545,10 @@ def _backtests(estimator, ladder, benchmark, n_backtest, *, min_log_distance=0.1
     raw = ladder.matrix(benchmark, roles=("ladder", "anchor"))
     names = raw.model_names
     params = estimator.get_params(deep=False)
+    measured = raw.pass_rates
+    if params.get("smooth_checkpoints"):
+        # the held-out point is what the estimator fits: its smoothed pass rates
+        measured = smooth_over_neighbours(raw.models, measured)
     skipped = [] if skipped is None else skipped
     out = []
     for held, drop, n_left in backtest_candidates(estimator.models_, ladder):
@@ -569,7 +574,7 @@ def _backtests(estimator, ladder, benchmark, n_backtest, *, min_log_distance=0.1
             skipped.append((held.name, f"log distance {distance:.3g} < {min_log_distance}",
                             False))
             continue
-        truth = float(raw.pass_rates[:, names.index(held.name)].mean())
+        truth = float(measured[:, names.index(held.name)].mean())
         out.append(
             {
                 "model": held.name,

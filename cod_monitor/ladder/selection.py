@@ -41,7 +41,12 @@ def select_fit_points(
         ``'final'`` keeps the last checkpoint (highest ``step``) of every run.
     smooth_checkpoints : bool, default False
         Replace each kept checkpoint's pass rates by the mean over it and its two
-        nearest checkpoints of the same run (see :func:`smooth_over_neighbours`).
+        nearest checkpoints of the same run (see :func:`smooth_over_neighbours`). With
+        ``checkpoints='final'`` a run of at least 3 checkpoints is represented by its
+        second-to-last checkpoint carrying the mean of its last three: that mean
+        estimates the accuracy at the middle checkpoint, so the point keeps its unbiased
+        place on the curve (on the last checkpoint's compute it would sit one
+        checkpoint's progress low).
 
     Returns
     -------
@@ -74,6 +79,8 @@ def select_fit_points(
         chosen = list(range(len(candidates.models)))
     elif checkpoints == "final":
         chosen = final_checkpoints(candidates.models)
+        if smooth_checkpoints:
+            chosen = _centred_finals(candidates.models, chosen)
     else:
         check_choice("select_fit_points", "checkpoints", checkpoints, ("final", "all"))
     if len({candidates.models[i].compute for i in chosen}) < MIN_LADDER_POINTS:
@@ -97,6 +104,22 @@ def select_fit_points(
         )
     anchor_matrix = full.select_models(is_anchor) if is_anchor.any() else None
     return fit_matrix, anchor_matrix
+
+
+def _centred_finals(models: tuple[ModelInfo, ...], finals: list[int]) -> list[int]:
+    """``finals`` with each run of at least 3 checkpoints moved to its second-to-last
+    checkpoint, the centre of the window :func:`smooth_over_neighbours` gives it."""
+    runs: dict[str, list[int]] = {}
+    for i, m in enumerate(models):
+        if m.step is not None:
+            runs.setdefault(m.run_key, []).append(i)
+    out = []
+    for i in finals:
+        run = runs.get(models[i].run_key) if models[i].step is not None else None
+        if run is not None and len(run) >= 3:
+            i = sorted(run, key=lambda j: models[j].step)[-2]
+        out.append(i)
+    return sorted(out)
 
 
 def final_checkpoints(models: tuple[ModelInfo, ...]) -> list[int]:

@@ -177,9 +177,22 @@ def test_final_checkpoints_and_smoothing(syn):
     allpts = CODForecaster(n_bootstrap=0, checkpoints="all").fit(ladder, syn.benchmark)
     assert len(allpts.models_) == 24
     smooth = CODForecaster(n_bootstrap=0, smooth_checkpoints=True).fit(ladder, syn.benchmark)
-    # the smoothed final model averages steps 1000..3000, so it sits below the raw one
+    # a run enters as the mean of its last three checkpoints (steps 1000..3000), placed at
+    # the middle one: step 2000's tokens and compute
+    assert all(m.step == 2000 for m in smooth.models_) and len(smooth.models_) == 8
+    mat = ladder.matrix(syn.benchmark)
+    for m, acc in zip(smooth.models_, smooth.full_accuracy_):
+        cols = [mat.model_names.index(f"{m.name.split('@')[0]}@{s}") for s in (1000, 2000, 3000)]
+        assert acc == pytest.approx(mat.pass_rates[:, cols].mean(), abs=1e-12)
     assert np.all(smooth.full_accuracy_ < final.full_accuracy_ + 1e-12)
     assert np.any(smooth.full_accuracy_ < final.full_accuracy_ - 0.005)
+    # its backtests judge a held-out run by that same smoothed point
+    from cod_monitor.cod.intervals import backtest_forecaster
+    bt = backtest_forecaster(smooth, ladder, syn.benchmark, n_backtest=2)
+    assert bt, "no run could be backtested"
+    for row in bt:
+        i = [m.name for m in smooth.models_].index(row["model"])
+        assert row["truth"] == pytest.approx(smooth.full_accuracy_[i], abs=1e-12)
 
 
 @pytest.mark.parametrize("law", ["no_g", "no_c", "plain"])
