@@ -5,6 +5,7 @@ through ``Accelerator.log`` (to an offline W&B run, read back)."""
 import glob
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -114,9 +115,9 @@ def test_example_on_two_processes_stops_both_and_logs_through_accelerate(tmp_pat
         tmp_path / "ladder")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline",
            "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true", "WANDB_CONSOLE": "off"}
-    # --sync: the main process waits for each judgement, so the drift at the first
-    # checkpoint (an untrained model scores 0) is known before step 3; meanwhile the
-    # other process waits at the stop check's collective
+    # --sync: the main process waits for each judgement, so a drift (an untrained model
+    # scores 0) is known before the next step; meanwhile the other process waits at the
+    # stop check's collective
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
          "--master_port", str(_free_port()), str(ROOT / "examples" / "accelerate_loop.py"),
@@ -124,17 +125,21 @@ def test_example_on_two_processes_stops_both_and_logs_through_accelerate(tmp_pat
          "--ladder", str(tmp_path / "ladder"), "--out-dir", str(tmp_path / "out")],
         env=env, capture_output=True, text=True, timeout=400, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "process 0 left the loop at step 2" in proc.stdout
-    assert "process 1 left the loop at step 2" in proc.stdout  # no process was left waiting
+    left = dict(re.findall(r"process (\d) left the loop at step (\d+)", proc.stdout))
+    # both processes left at the same checkpoint (no process was left waiting), before the
+    # end: the first checkpoint (step 2) or the second, as the forecast band allows
+    assert set(left) == {"0", "1"} and left["0"] == left["1"] in {"2", "4"}, proc.stdout
     summary = json.loads((tmp_path / "out" / "cod" / "summary.json").read_text())
     assert (summary["status"], summary["stopped_at"], summary["drift_detected"]) == (
-        "stopped_by_drift", 2, True)
+        "stopped_by_drift", int(left["0"]), True)
 
     (run_dir,) = glob.glob(str(tmp_path / "wandb" / "offline-run-*"))
     out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", run_dir],
                          check=True, capture_output=True, text=True, timeout=60).stdout
     items = [r["history"]["item"] for r in map(json.loads, out.splitlines())
              if r["type"] == "history"]
-    (row,) = [i for i in items if "cod/demo/accuracy" in i]
-    assert row["_step"] == 2 and row["cod/demo/checkpoint_step"] == 2 and "train/loss" in row
-    assert row["cod/demo/accuracy"] < 0.01 and row["cod/demo/alerting"] == 1
+    rows = [i for i in items if "cod/demo/accuracy" in i]
+    # one row per checkpoint judged before the stop, logged at the step that judged it
+    assert [r["cod/demo/checkpoint_step"] for r in rows] == list(range(2, int(left["0"]) + 1, 2))
+    assert all(r["_step"] == r["cod/demo/checkpoint_step"] and "train/loss" in r for r in rows)
+    assert all(r["cod/demo/accuracy"] < 0.01 for r in rows) and rows[-1]["cod/demo/alerting"] == 1
