@@ -44,7 +44,7 @@ def _target_and_steps():
 
 
 TARGET, STEPS = _target_and_steps()
-MODES = ("auto", "compute", "trajectory", "trajectory_e2e", "recipe")
+MODES = ("auto", "compute", "trajectory", "trajectory_e2e", "recipe", "blend")
 
 
 def method_forecasts() -> dict:
@@ -70,7 +70,7 @@ def trajectory_forecasts() -> dict:
     tokens_per_step = target.tokens / STEPS[-1]
     out = {}
     for mode in MODES:
-        for method in (None, "e2e-exp") if mode in ("compute", "recipe") else (None,):
+        for method in (None, "e2e-exp") if mode in ("compute", "recipe", "blend") else (None,):
             for benchmark in ("add", "demo"):
                 finished = None if method is None else make_forecaster(
                     method, n_bootstrap=20, random_state=0)
