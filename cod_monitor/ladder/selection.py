@@ -106,19 +106,23 @@ def select_fit_points(
     return fit_matrix, anchor_matrix
 
 
-def _centred_finals(models: tuple[ModelInfo, ...], finals: list[int]) -> list[int]:
-    """``finals`` with each run of at least 3 checkpoints moved to its second-to-last
-    checkpoint, the centre of the window :func:`smooth_over_neighbours` gives it."""
+def _checkpoint_runs(models: tuple[ModelInfo, ...]) -> dict[str, list[int]]:
+    """Indices of every run's checkpoints (models with a ``step``), by step."""
     runs: dict[str, list[int]] = {}
     for i, m in enumerate(models):
         if m.step is not None:
             runs.setdefault(m.run_key, []).append(i)
+    return {key: sorted(idx, key=lambda i: models[i].step) for key, idx in runs.items()}
+
+
+def _centred_finals(models: tuple[ModelInfo, ...], finals: list[int]) -> list[int]:
+    """``finals`` with each run of at least 3 checkpoints moved to its second-to-last
+    checkpoint, the centre of the window :func:`smooth_over_neighbours` gives it."""
+    runs = _checkpoint_runs(models)
     out = []
     for i in finals:
         run = runs.get(models[i].run_key) if models[i].step is not None else None
-        if run is not None and len(run) >= 3:
-            i = sorted(run, key=lambda j: models[j].step)[-2]
-        out.append(i)
+        out.append(run[-2] if run is not None and len(run) >= 3 else i)
     return sorted(out)
 
 
@@ -159,14 +163,9 @@ def smooth_over_neighbours(models: tuple[ModelInfo, ...], X: np.ndarray) -> np.n
     ndarray of shape (n_samples, n_models)
     """
     out = X.copy()
-    runs: dict[str, list[int]] = {}
-    for i, m in enumerate(models):
-        if m.step is not None:
-            runs.setdefault(m.run_key, []).append(i)
-    for idx in runs.values():
+    for idx in _checkpoint_runs(models).values():
         if len(idx) < 3:
             continue
-        idx = sorted(idx, key=lambda i: models[i].step)
         for pos, i in enumerate(idx):
             lo = min(max(pos - 1, 0), len(idx) - 3)
             out[:, i] = X[:, idx[lo : lo + 3]].mean(axis=1)

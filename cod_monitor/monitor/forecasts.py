@@ -39,7 +39,8 @@ logger = logging.getLogger(__name__)
 CURVE_POINTS = 32
 
 
-def make_trajectory_forecaster(config: ForecastConfig, benchmark: str) -> TrajectoryForecaster:
+def make_trajectory_forecaster(config: ForecastConfig, benchmark: str, *,
+                               finished=None) -> TrajectoryForecaster:
     """The unfitted forecaster of ``benchmark`` that ``config`` describes.
 
     Parameters
@@ -47,13 +48,15 @@ def make_trajectory_forecaster(config: ForecastConfig, benchmark: str) -> Trajec
     config : ForecastConfig
     benchmark : str
         Picks the benchmark's ``run_sd``.
+    finished : estimator, optional
+        The unfitted forecaster of finished models to use instead of the one ``config``
+        names (``trajectory_method``, or the routed default).
 
     Returns
     -------
     TrajectoryForecaster
     """
-    finished = None
-    if config.trajectory_method is not None:
+    if finished is None and config.trajectory_method is not None:
         finished = make_forecaster(config.trajectory_method, n_bootstrap=config.n_bootstrap,
                                    random_state=0)
     return TrajectoryForecaster(mode=config.trajectory, cod_params=config.cod_params,
@@ -86,13 +89,10 @@ def backtest_forecaster_factory(config: ForecastConfig, benchmark: str, model=No
     quick = replace(config, n_bootstrap=0)
     finished = getattr(model, "finished_", None)
     route = getattr(finished, "route_", None)
-    if config.trajectory_method is not None or route is None or not hasattr(
-            finished, "route_forecaster"):
+    if config.trajectory_method is not None or route is None:  # not the routed default
         return lambda: make_trajectory_forecaster(quick, benchmark)
     chosen = finished.route_forecaster(route).set_params(n_bootstrap=0)
-    return lambda: TrajectoryForecaster(mode=quick.trajectory, cod_params=quick.cod_params,
-                                        finished=chosen, n_bootstrap=0,
-                                        run_sd=quick.run_sd_for(benchmark))
+    return lambda: make_trajectory_forecaster(quick, benchmark, finished=chosen)
 
 
 def _sample_ids(ladder: Ladder, benchmark: str) -> frozenset:
