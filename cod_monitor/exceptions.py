@@ -14,6 +14,7 @@ __all__ = [
     "LadderValidationError",
     "InputError",
     "FitFailedError",
+    "NotFittedError",
     "NoExtrapolatableClusterError",
     "MethodUnavailableError",
     "MissingExtraError",
@@ -109,6 +110,13 @@ class FitFailedError(CODError, ValueError):
 
     :func:`~cod_monitor.methods.compare_methods` reports it for the method that raised
     it and goes on with the others.
+    """
+
+
+class NotFittedError(CODError, ValueError, AttributeError):
+    """A forecaster or clusterer was used before ``fit``.
+
+    A ``ValueError`` and an ``AttributeError``, as scikit-learn's error of the same name.
     """
 
 

@@ -32,3 +32,20 @@ def test_cli_parser_does_not_import_the_forecasting_stack():
             "print(sorted(m for m in ('sklearn', 'scipy.optimize', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_predict_runs_with_one_openblas_thread_unless_the_user_chose():
+    # set before numpy loads (OpenBLAS reads it once); other commands keep the default
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from cod_monitor.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print(os.environ.get('OPENBLAS_NUM_THREADS'))")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    run = lambda *args, **extra: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True,
+        env={**env, **extra}).stdout.split()[-1]
+    assert run("predict", "--help") == "1"
+    assert run("ladder", "--help") == "None"
+    assert run("predict", "--help", OPENBLAS_NUM_THREADS="4") == "4"

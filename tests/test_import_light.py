@@ -25,6 +25,19 @@ def test_evaluation_worker_imports_skip_the_forecasting_stack():
     assert json.loads(out.stdout) == []
 
 
+def test_forecasting_stack_skips_scikit_learn():
+    # `cod-monitor predict` and the monitor's forecast thread: scikit-learn (with pandas
+    # and scipy.stats) would cost ~1 s of CPU at every start; only the clustering
+    # ablations and the reference loop import it
+    code = (
+        "import sys, json, cod_monitor.cli.predict, cod_monitor.methods.registry,"
+        " cod_monitor.cod.routing, cod_monitor.cod.trajectory, cod_monitor.monitor.forecasts;"
+        "print(json.dumps([m for m in ['sklearn', 'pandas', 'scipy.stats'] if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
 def test_lazy_packages_resolve_every_public_name():
     import importlib
 

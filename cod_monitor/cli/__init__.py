@@ -9,6 +9,7 @@ one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from cod_monitor import __version__
@@ -37,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["predict"] and "numpy" not in sys.modules:
+        # the forecast is many small array operations: the thread pool OpenBLAS starts at
+        # numpy's import (one thread per core) would only spin, 10% of predict's CPU here
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

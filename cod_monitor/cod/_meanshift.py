@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.spatial import cKDTree
-from sklearn.utils import check_random_state
-from threadpoolctl import threadpool_limits
 
+from cod_monitor._estimator import check_random_state
+from cod_monitor._threads import one_blas_thread
 from cod_monitor.exceptions import InputError
 
 __all__ = [
@@ -47,7 +47,7 @@ _TOL = {np.float32: 32 * 2.0**-23, np.float64: 32 * 2.0**-52}
 # ~2**18 on all threads; these are too small to gain from it and, when another process
 # holds a core, every such call stalls for milliseconds.  Splitting keeps them
 # single-threaded.  The larger products of the climb and the bandwidth estimate run
-# under ``threadpool_limits(1)`` for the same reason.
+# under one BLAS thread (``one_blas_thread``) for the same reason.
 _GEMM_SIZE = 1 << 18
 
 # Bandwidth shortcut: above this many rows the exact k-th-neighbour estimate (quadratic)
@@ -104,7 +104,7 @@ def _capped_bandwidth(unique, counts, quantile, cap, random_state, workers=1):
     n = int(counts.sum())
     k = max(1, int(n * quantile))
     rows = _SortedRows(unique, counts.astype(float))
-    with threadpool_limits(1, user_api="blas"):
+    with one_blas_thread():
         if n > _SHORTCUT_MIN_ROWS and _cap_binds(rows, unique, counts, k, cap, random_state,
                                                   workers):
             return cap
@@ -586,7 +586,7 @@ def flat_mean_shift(X, w, R):
     Returns ``(centers, labels)``, or ``None`` where sklearn raises "No point was within
     bandwidth ... of any seed".
     """
-    with threadpool_limits(1, user_api="blas"):
+    with one_blas_thread():
         centers, intensity = _climb(_bin_seeds(X, w, R), X, w, R)
     if len(centers) == 0:
         return None

@@ -27,9 +27,8 @@ from functools import partial
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClusterMixin
-from sklearn.utils.validation import check_is_fitted
 
+from cod_monitor._estimator import ClusterMixin, Estimator, check_is_fitted
 from cod_monitor._validation import check_bool, check_int, check_real, invalid
 from cod_monitor._docstrings import fill_doc
 from cod_monitor.cod._meanshift import (
@@ -73,7 +72,7 @@ def _check_n_jobs(owner, value):
     raise invalid(owner, "n_jobs", "an int in the range [1, inf), -1 or None", value)
 
 
-class DifficultyClusterer(ClusterMixin, BaseEstimator):
+class DifficultyClusterer(ClusterMixin, Estimator):
     """Base of the difficulty clusterers: input checks, zero-vector prefilter, radius rule.
 
     It stores the parameters of the radius rule (:data:`BANDWIDTH_PARAMETERS`,
@@ -210,7 +209,7 @@ class CentrePredictMixin:
 
         Raises
         ------
-        sklearn.exceptions.NotFittedError
+        cod_monitor.exceptions.NotFittedError
             If the estimator is not fitted yet.
         """
         check_is_fitted(self)

@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
-from scipy.stats import norm
+from scipy.special import ndtri
 
 from cod_monitor._validation import check_real, invalid
 
@@ -393,7 +393,7 @@ class RunConditioner:
 
     def interval(self, mean, sd, level: float) -> tuple:
         """The central ``level`` interval of a forecast, clipped to [0, 1]."""
-        z = float(norm.ppf((1 + level) / 2))
+        z = float(ndtri((1 + level) / 2))
         return np.clip(mean - z * sd, 0.0, 1.0), np.clip(mean + z * sd, 0.0, 1.0)
 
     # ------------------------------------------------------------------ updates

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from cod_monitor.cod.laws import LawFit
 
@@ -143,9 +142,22 @@ class ExtrapolatableFilter:
             return ClusterVerdict(
                 Verdict.NON_EMERGENT, f"best ladder accuracy only {y.max():.3f} ({why})"
             )
-        rho = spearmanr(np.arange(len(y)), y).statistic if np.ptp(y) > 0 else 0.0
+        rho = _rank_trend(y) if np.ptp(y) > 0 else 0.0
         if not rho >= self.monotone_rho:
             return ClusterVerdict(
                 Verdict.NON_MONOTONE, f"Spearman rho with compute {rho:.2f} ({why})"
             )
         return ClusterVerdict(Verdict.OUT_OF_RANGE, why)
+
+
+def _rank_trend(y):
+    """Spearman's rho between ``y`` and its order (ties get their mean rank)."""
+    y = np.asarray(y, dtype=float)
+    order = np.argsort(y, kind="stable")
+    sorted_y = y[order]
+    # mean rank of each run of equal values
+    starts = np.flatnonzero(np.r_[True, sorted_y[1:] != sorted_y[:-1]])
+    ends = np.r_[starts[1:], len(y)]
+    ranks = np.empty(len(y))
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return float(np.corrcoef(np.arange(len(y), dtype=float), ranks)[0, 1])

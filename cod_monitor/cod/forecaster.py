@@ -39,9 +39,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.base import BaseEstimator, clone
-from sklearn.utils.validation import check_is_fitted
 
+from cod_monitor._estimator import Estimator, check_is_fitted, clone
 from cod_monitor._io import to_jsonable
 from cod_monitor._validation import check_choice, check_real, invalid
 from cod_monitor._docstrings import fill_doc
@@ -87,7 +86,7 @@ class _Replicate:
 
 
 @fill_doc(fitted_ladder_attributes=FITTED_LADDER_ATTRIBUTES)
-class CODForecaster(ForecastMixin, BaseEstimator):
+class CODForecaster(ForecastMixin, Estimator):
     r"""Forecast full-set accuracy at a target compute with Clustering-On-Difficulty.
 
     Parameters

@@ -30,10 +30,9 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-from scipy.stats import t as student_t
-from sklearn.base import clone
-from sklearn.utils.validation import check_is_fitted
+from scipy.special import stdtrit
 
+from cod_monitor._estimator import check_is_fitted, clone
 from cod_monitor._validation import check_choice, check_int, check_real
 from cod_monitor.exceptions import FitWarning, InputError
 from cod_monitor.ladder import load_ladder
@@ -408,7 +407,7 @@ def backtest_halfwidth(backtests, compute, ladder_compute, level: float):
     dj = np.array([b["log_distance"] for b in backtests])
     scale = (d[..., None] + step) / (dj + step)
     sigma = np.sqrt(np.mean((r * scale) ** 2, axis=-1))
-    return student_t.ppf((1 + level) / 2, df=len(backtests)) * sigma
+    return stdtrit(len(backtests), (1 + level) / 2) * sigma
 
 
 def widen_interval(point, lo, hi, extra):

@@ -267,7 +267,12 @@ def _cold_problem(compute, accuracy, form, sigma, n_refine):
         - 2 * (w2 * y) @ pred.T
         + w2 @ (pred**2).T
     )
-    best = np.argsort(sse, axis=1)[:, :n_refine]
+    if n_refine < sse.shape[1]:  # the n_refine smallest, in order: no full sort of the grid
+        best = np.argpartition(sse, n_refine - 1, axis=1)[:, :n_refine]
+        best = np.take_along_axis(
+            best, np.argsort(np.take_along_axis(sse, best, axis=1), axis=1, kind="stable"), axis=1)
+    else:
+        best = np.argsort(sse, axis=1, kind="stable")
     return x, y, sw, [grid[row] for row in best], c_ref
 
 

@@ -12,10 +12,8 @@ import warnings
 import numpy as np
 from scipy.interpolate import PchipInterpolator, UnivariateSpline
 from scipy.optimize import minimize
-from sklearn.base import BaseEstimator
-from sklearn.isotonic import IsotonicRegression
-from sklearn.utils.validation import check_is_fitted
 
+from cod_monitor._estimator import Estimator, check_is_fitted
 from cod_monitor._validation import check_choice
 from cod_monitor.exceptions import FitWarning, InputError
 
@@ -27,7 +25,7 @@ MAPPINGS = ("spline", "quartic", "pchip", "linear_tail", "identity")
 _GRID = np.linspace(0.0, 1.0, 401)
 
 
-class SubsetToFullMapping(BaseEstimator):
+class SubsetToFullMapping(Estimator):
     """Monotone map from predictable-subset accuracy to full-set accuracy.
 
     Parameters
@@ -212,7 +210,7 @@ class SubsetToFullMapping(BaseEstimator):
 
     def _fit_linear_tail(self, ux, uy):
         px, py = np.r_[0.0, ux], np.r_[0.0, uy]
-        py = IsotonicRegression(y_min=0.0, y_max=1.0).fit_transform(px, py)
+        py = _isotonic(py)
         n_top = max(2, int(np.ceil(len(px) / 2)))
         tx, ty = px[-n_top:], py[-n_top:]
         slope = max(float(np.polyfit(tx, ty, 1)[0]), 0.0) if np.ptp(tx) > 0 else 0.0
@@ -230,5 +228,21 @@ class SubsetToFullMapping(BaseEstimator):
 
     def _fit_pchip(self, ux, uy):
         px, py = np.r_[0.0, ux, 1.0], np.r_[0.0, uy, 1.0]
-        py = IsotonicRegression(y_min=0.0, y_max=1.0).fit_transform(px, py)
+        py = _isotonic(py)
         return PchipInterpolator(px, py, extrapolate=True)
+
+
+def _isotonic(y):
+    """The non-decreasing sequence closest to ``y`` in least squares (pool adjacent
+    violators, equal weights), for values at strictly increasing x."""
+    means, sizes = [], []
+    for v in np.asarray(y, dtype=float):
+        means.append(v)
+        sizes.append(1)
+        # merge the last two blocks while they are out of order
+        while len(means) > 1 and means[-2] > means[-1]:
+            n = sizes[-2] + sizes[-1]
+            means[-2] = (means[-2] * sizes[-2] + means[-1] * sizes[-1]) / n
+            sizes[-2] = n
+            del means[-1], sizes[-1]
+    return np.clip(np.repeat(means, sizes), 0.0, 1.0)

@@ -40,9 +40,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 import numpy as np
-from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
+from cod_monitor._estimator import Estimator, check_is_fitted
 from cod_monitor._validation import check_choice, check_int, check_real, invalid
 from cod_monitor.cod._memo import shared_fits
 from cod_monitor.cod.forecaster import CODForecaster
@@ -67,7 +66,7 @@ _SHARED = ("anchors", "checkpoints", "smooth_checkpoints", "tokens_per_param",
            "n_bootstrap", "n_backtest", "random_state")
 
 
-class RoutedCOD(BaseEstimator):
+class RoutedCOD(Estimator):
     """Forecast full-set accuracy with COD, choosing the route to the full set by the
     ladder's own backtests.
 

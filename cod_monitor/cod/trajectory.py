@@ -82,10 +82,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.stats import norm
-from sklearn.base import BaseEstimator, clone
-from sklearn.utils.validation import check_is_fitted
+from scipy.special import ndtri
 
+from cod_monitor._estimator import Estimator, check_is_fitted, clone
 from cod_monitor._validation import check_bool, check_choice, check_int, check_real, invalid
 from cod_monitor.cod.configs import DEFAULT_CONFIGURATIONS
 from cod_monitor.cod.forecaster import CODForecaster, cluster_means
@@ -125,7 +124,7 @@ def ladder_runs(models) -> dict[str, list[int]]:
     return runs
 
 
-class TrajectoryForecaster(BaseEstimator):
+class TrajectoryForecaster(Estimator):
     """Forecast a run's accuracy at each of its checkpoints (see the module docstring).
 
     Parameters
@@ -503,7 +502,7 @@ class TrajectoryForecaster(BaseEstimator):
         else:
             point = np.asarray(self._point(p, t, c), dtype=float)
             lo_half, hi_half = _halfwidths(self._draws(p, t, c), point, level)
-        z = float(norm.ppf((1 + level) / 2))
+        z = float(ndtri((1 + level) / 2))
         spread = np.hypot(self.residual_sd_ if self.noise else 0.0, self.run_sd)
         if spread > 0:
             lo_half, hi_half = np.hypot(lo_half, z * spread), np.hypot(hi_half, z * spread)
@@ -546,7 +545,7 @@ class TrajectoryForecaster(BaseEstimator):
         draws = np.asarray([np.clip(r[0](p, t), 0.0, 1.0) for r in self._replicates],
                            dtype=float)
         law_lo, law_hi = _halfwidths(draws, law_point, level)
-        z = float(norm.ppf((1 + level) / 2))
+        z = float(ndtri((1 + level) / 2))
         # variance of an equal two-component mixture: the mean of the components'
         # variances plus the squared distance of each from the mixture's mean
         gap = z * 0.5 * (law_point - recipe_point)

@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 
@@ -151,21 +152,10 @@ def read_scores_csv(path: Path) -> tuple[dict[str, list], list[int]]:
         raw = path.read_bytes()
         if path.name.endswith(".gz"):
             raw = gzip.decompress(raw)  # whole-file decompression beats a streaming reader
-        with io.StringIO(raw.decode("utf-8-sig"), newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            rows = list(reader)
-            if reader.line_num == len(rows) + 1:  # one line per row: numbers are implied
-                lines = list(range(2, len(rows) + 2))
-            else:  # blank lines or quoted newlines: recount, tolerating blank lines
-                f.seek(0)
-                reader = csv.reader(f)
-                next(reader)
-                rows, lines = [], []
-                for row in reader:
-                    if row:
-                        rows.append(row)
-                        lines.append(reader.line_num)
+        text = raw.decode("utf-8-sig")
+        header, columns, lines = _plain_csv(text)
+        if header is None:
+            header, rows, lines = _csv_rows(text)
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
         raise LadderValidationError(
             "scores", str(exc), "Give a UTF-8 CSV file (gzipped if it ends in .gz).",
@@ -193,6 +183,8 @@ def read_scores_csv(path: Path) -> tuple[dict[str, list], list[int]]:
         raise LadderValidationError(
             missing, None, "Give both count columns or neither.", where=str(path)
         )
+    if columns is not None:
+        return dict(zip(header, columns)), lines
     width = len(header)
     for row, line in zip(rows, lines):
         if len(row) != width:
@@ -202,6 +194,50 @@ def read_scores_csv(path: Path) -> tuple[dict[str, list], list[int]]:
             )
     # itemgetter per column is several times faster than zip(*rows) on long tables
     return {name: list(map(itemgetter(j), rows)) for j, name in enumerate(header)}, lines
+
+
+def _plain_csv(text: str):
+    """``(header, columns, lines)`` of a CSV without quotes, carriage returns or blank
+    lines, every row as wide as the header; ``(None, None, None)`` for anything else,
+    which the csv module reads (and reports on, line by line).
+
+    What ``write_ladder`` writes takes this path: splitting the whole text at once is
+    several times faster than a row-by-row reader on a ladder of 10^5 rows.
+    """
+    if '"' in text or "\r" in text:
+        return None, None, None
+    first, sep, body = text.partition("\n")
+    body = body[:-1] if body.endswith("\n") else body
+    if not sep or not body or "\n\n" in body or not first:
+        return None, None, None
+    header = first.split(",")
+    width = len(header)
+    rows = body.split("\n")
+    # equal totals are not enough: every line must hold width - 1 commas
+    if any(c != width - 1 for c in map(str.count, rows, repeat(","))):
+        return None, None, None
+    flat = ",".join(rows).split(",")
+    return header, [flat[j::width] for j in range(width)], list(range(2, len(rows) + 2))
+
+
+def _csv_rows(text: str):
+    """``(header, rows, lines)`` read by the csv module, tolerating blank lines."""
+    with io.StringIO(text, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        rows = list(reader)
+        if reader.line_num == len(rows) + 1:  # one line per row: numbers are implied
+            return header, rows, list(range(2, len(rows) + 2))
+        # blank lines or quoted newlines: recount, tolerating blank lines
+        f.seek(0)
+        reader = csv.reader(f)
+        next(reader)
+        rows, lines = [], []
+        for row in reader:
+            if row:
+                rows.append(row)
+                lines.append(reader.line_num)
+        return header, rows, lines
 
 
 # ----------------------------------------------------------------------------- write

@@ -21,9 +21,8 @@ import warnings
 
 import numpy as np
 from scipy.optimize import least_squares
-from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
+from cod_monitor._estimator import Estimator, check_is_fitted
 from cod_monitor._io import to_jsonable
 from cod_monitor._validation import check_bool, check_choice, check_int, check_real
 from cod_monitor.cod.intervals import FITTED_LADDER_ATTRIBUTES, ForecastMixin
@@ -140,7 +139,7 @@ def geomean(x) -> float:
     return float(np.exp(np.mean(np.log(x))))
 
 
-class LadderBaseline(ForecastMixin, BaseEstimator):
+class LadderBaseline(ForecastMixin, Estimator):
     """Shared fit, predict, bootstrap and report of the baselines.
 
     A subclass's ``__init__`` stores its own keyword-only parameters and passes the

@@ -15,7 +15,6 @@ Perspective", ICLR 2026, arXiv:2502.17262 (the clustering ablation).
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import DBSCAN, KMeans
 
 from cod_monitor._validation import check_choice, check_int
 from cod_monitor._docstrings import fill_doc
@@ -94,6 +93,8 @@ class PlainMeanShift(CentrePredictMixin, DifficultyClusterer):
 
 def _kmeans(X, w, n_clusters, n_init, random_state):
     """Weighted KMeans on distinct rows; ``n_clusters`` capped by the number of rows."""
+    from sklearn.cluster import KMeans  # only this ablation needs scikit-learn's clusterers
+
     km = KMeans(n_clusters=min(n_clusters, len(X)), n_init=n_init, random_state=random_state)
     km.fit(X, sample_weight=w)
     return km.labels_.astype(np.intp), km.cluster_centers_
@@ -315,6 +316,8 @@ class DifficultyDBSCAN(DifficultyClusterer):
         R = self._radius(X[used], Xu, counts)
         if len(Xu) == 0:
             return self._finish(X, used, [], [], R)
+        from sklearn.cluster import DBSCAN
+
         db = DBSCAN(eps=R, min_samples=K, n_jobs=self.n_jobs)
         labels = db.fit(Xu, sample_weight=counts).labels_.astype(np.intp)
         k = labels.max() + 1

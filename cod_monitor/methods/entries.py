@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from types import MappingProxyType
 
-from sklearn.base import clone
 
+from cod_monitor._estimator import clone
 from cod_monitor.cod.configs import configuration
 from cod_monitor.cod.forecaster import CODForecaster
 

@@ -6,8 +6,8 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
 
+from cod_monitor._estimator import check_is_fitted
 from cod_monitor._validation import check_choice
 from cod_monitor._docstrings import fill_doc
 from cod_monitor.cod.intervals import as_scalar

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from functools import cache
 from types import MappingProxyType
 
+from cod_monitor._threads import one_blas_thread
 from cod_monitor._validation import check_real, invalid
 from cod_monitor.cod.routing import RoutedCOD
 from cod_monitor.exceptions import CODError, ConfigurationWarning, FitFailedError
@@ -254,7 +255,8 @@ def compare_methods(ladder, benchmark: str, compute: float, methods=None, *, lev
         if progress is not None:
             progress(name, i, len(names), None, None)
         t0 = time.perf_counter()
-        out[name] = _compare_one(name, ladder, benchmark, compute, level, common)
+        with one_blas_thread():
+            out[name] = _compare_one(name, ladder, benchmark, compute, level, common)
         if progress is not None:
             progress(name, i, len(names), time.perf_counter() - t0, out[name].get("error"))
     return out

@@ -7,7 +7,7 @@ import pytest
 from numpy.testing import assert_array_equal
 from sklearn.base import clone
 from sklearn.cluster import estimate_bandwidth
-from sklearn.exceptions import NotFittedError
+from cod_monitor.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score
 
 from cod_monitor.cod import _meanshift

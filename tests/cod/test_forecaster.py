@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.exceptions import NotFittedError
+from cod_monitor.exceptions import NotFittedError
 
 from cod_monitor.exceptions import FitWarning, LadderValidationError, NoExtrapolatableClusterError
 from cod_monitor.cod.filtering import Verdict

@@ -87,7 +87,7 @@ def test_bad_method_and_shapes():
 
 
 def test_unfitted():
-    from sklearn.exceptions import NotFittedError
+    from cod_monitor.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):
         SubsetToFullMapping().predict(0.5)

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from sklearn.exceptions import NotFittedError
+from cod_monitor.exceptions import NotFittedError
 
 from cod_monitor.cod.routing import RoutedCOD
 from cod_monitor.cod.trajectory import TrajectoryForecaster

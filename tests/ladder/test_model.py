@@ -549,3 +549,38 @@ def test_no_warning_on_a_clean_ladder():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Ladder.from_records(MODELS, records())
+
+
+@pytest.mark.parametrize("variant", ["plain", "crlf", "quoted", "blank line", "no final newline",
+                                     "long and short row"])
+def test_scores_read_the_same_by_the_fast_and_the_csv_reader(tmp_path, variant):
+    # write_ladder's plain files take a whole-text split; anything else goes to the csv
+    # module: both must give the same columns, line numbers and errors
+    from cod_monitor.ladder.storage import _csv_rows, _plain_csv, read_scores_csv
+
+    text = good_scores()
+    if variant == "crlf":
+        text = text.replace("\n", "\r\n")
+    elif variant == "quoted":
+        text = text.replace("b,q1,", '"b",q1,')
+    elif variant == "blank line":
+        text = text.replace("\nb,q2,", "\n\nb,q2,", 1)
+    elif variant == "no final newline":
+        text = text.rstrip("\n")
+    elif variant == "long and short row":  # the totals of fields still match
+        lines = text.split("\n")
+        lines[1] += ",x"
+        lines[2] = lines[2].rsplit(",", 1)[0]
+        text = "\n".join(lines)
+    fast = _plain_csv(text)
+    assert (fast[0] is not None) == (variant in ("plain", "no final newline"))
+    (tmp_path / "scores.csv").write_text(text, newline="")
+    if variant in ("long and short row", "blank line"):
+        with pytest.raises(LadderValidationError, match="Every row needs 4 fields") as info:
+            read_scores_csv(tmp_path / "scores.csv")
+        assert ("scores.csv:2" if variant == "long and short row" else "row = []") in str(info.value)
+        return
+    columns, lines = read_scores_csv(tmp_path / "scores.csv")
+    header, rows, csv_lines = _csv_rows(text)
+    assert lines == csv_lines
+    assert columns == {name: [r[j] for r in rows] for j, name in enumerate(header)}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
+from cod_monitor.exceptions import NotFittedError
 
 from cod_monitor.exceptions import ConfigurationWarning, FitWarning, MethodUnavailableError
 from cod_monitor.methods.bnsl import BNSL, broken_power_law
