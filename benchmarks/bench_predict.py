@@ -2,9 +2,9 @@
 
 Each case runs the command in a fresh process (``cod_monitor.cli.main``, imports
 included) and records its wall time and CPU time (user + system of the child, from
-``resource.getrusage``), split into the imports (numpy, scipy, scikit-learn and the
-package, what any ``predict`` loads) and the rest (reading the ladder, forecasting,
-printing). Cases:
+``resource.getrusage``), split into the imports (numpy, SciPy and the package, what any
+``predict`` loads; scikit-learn loads later, for ``--method all``'s clustering ablations)
+and the rest (reading the ladder, forecasting, printing). Cases:
 
 - the shipped demo ladder, benchmark ``demo``, target ``--target`` = its last target
   checkpoint: the default method alone, the default with its interval turned off
@@ -35,14 +35,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-#: The child: imports what ``predict`` imports (numpy, scipy, scikit-learn, the package),
+#: The child: imports what ``predict`` imports (numpy, SciPy, the package),
 #: notes its own CPU time, then runs the command and notes it again (on stderr).
 _CHILD = (
     "import json, resource, sys, time\n"
     "def cpu():\n"
     "    r = resource.getrusage(resource.RUSAGE_SELF)\n"
     "    return r.ru_utime + r.ru_stime\n"
-    "from cod_monitor.cli import main\n"
+    "from cod_monitor.cli import configure_process, main\n"
+    "configure_process(sys.argv[1:])  # as the cod-monitor command does, before numpy\n"
     "if sys.argv[1] != '--version':\n"
     "    import cod_monitor.methods, cod_monitor.cod.routing  # what predict loads\n"
     "imported = cpu()\n"

@@ -15,7 +15,7 @@ import sys
 from cod_monitor import __version__
 from cod_monitor.exceptions import CODError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "configure_process"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,13 +36,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_process(argv: list[str]) -> None:
+    """Process-wide settings the command ``argv`` wants, applied before numpy loads.
+
+    ``predict``: one OpenBLAS thread unless ``OPENBLAS_NUM_THREADS`` is set. The forecast
+    is many small array operations; the thread pool OpenBLAS starts at numpy's import
+    (one thread per core) would only spin, about a tenth of ``predict``'s CPU time on
+    the demo ladder. Without effect once numpy is imported.
+    """
+    if argv[:1] == ["predict"] and "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["predict"] and "numpy" not in sys.modules:
-        # the forecast is many small array operations: the thread pool OpenBLAS starts at
-        # numpy's import (one thread per core) would only spin, 10% of predict's CPU here
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    configure_process(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
