@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from cod_monitor._threads import one_blas_thread
 from cod_monitor.cod.conditioning import RunPrior, estimate_run_prior
 from cod_monitor.cod.trajectory import TrajectoryForecaster
 from cod_monitor.exceptions import InputError
@@ -273,10 +272,6 @@ class Forecasts:
             self._request.clear()
 
     def _fit_all(self, fingerprint: str, force: bool = False) -> None:
-        with one_blas_thread():  # more BLAS threads would take cores from training
-            self._fit_benchmarks(fingerprint, force)
-
-    def _fit_benchmarks(self, fingerprint: str, force: bool) -> None:
         ladder = load_ladder(self.ladder)
         comp = np.array([m.compute / (6.0 * m.params * m.tokens) for m in ladder.models])
         # the ladder's compute convention (e.g. 6ND, or more with attention FLOPs) applied
