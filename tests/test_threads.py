@@ -1,10 +1,11 @@
 """cod_monitor._threads: one BLAS thread inside the block, the previous setting after."""
 
-import numpy as np  # noqa: F401 - loads OpenBLAS
 import pytest
 from threadpoolctl import threadpool_info
 
 from cod_monitor._threads import one_blas_thread
+
+pytest.importorskip("numpy")  # loads OpenBLAS
 
 
 def blas_threads():
