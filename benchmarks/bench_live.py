@@ -176,7 +176,7 @@ def synthetic_cases(seeds: int) -> list[Case]:
 
 _MODELS: dict = {}
 #: ``ForecastConfig.trajectory`` of the ladder forecast (``--trajectory``).
-TRAJECTORY = {"mode": "auto", "method": None}
+TRAJECTORY = {"mode": "auto", "method": None, "law": "additive"}
 
 
 def _prior(case: Case, n_bootstrap: int):
@@ -184,7 +184,8 @@ def _prior(case: Case, n_bootstrap: int):
     if key not in _MODELS:
         config = ForecastConfig(n_bootstrap=n_bootstrap, run_sd=case.run_sd,
                                 trajectory=TRAJECTORY["mode"],
-                                trajectory_method=TRAJECTORY["method"])
+                                trajectory_method=TRAJECTORY["method"],
+                                trajectory_law=TRAJECTORY["law"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = make_trajectory_forecaster(config, case.benchmark).fit(
@@ -355,9 +356,12 @@ def main(argv=None) -> int:
                         help="ForecastConfig.trajectory of the ladder forecast (default auto)")
     parser.add_argument("--trajectory-method", default=None,
                         help="ForecastConfig.trajectory_method (compute and recipe modes)")
+    parser.add_argument("--trajectory-law", default="additive",
+                        choices=("additive", "two_phase", "auto"),
+                        help="ForecastConfig.trajectory_law")
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_live.json")
     args = parser.parse_args(argv)
-    TRAJECTORY.update(mode=args.trajectory, method=args.trajectory_method)
+    TRAJECTORY.update(mode=args.trajectory, method=args.trajectory_method, law=args.trajectory_law)
     t0 = time.time()
     cases: list[Case] = []
     if "demo" in args.groups:

@@ -88,8 +88,8 @@ from cod_monitor._estimator import Estimator, check_is_fitted, clone
 from cod_monitor._validation import check_bool, check_choice, check_int, check_real, invalid
 from cod_monitor.cod.configs import DEFAULT_CONFIGURATIONS
 from cod_monitor.cod.forecaster import CODForecaster, cluster_means
-from cod_monitor.cod.laws_nd import (TrajectoryLaw, fit_trajectory_laws, fit_trajectory_laws_many,
-                                      trajectory_accuracy)
+from cod_monitor.cod.laws_nd import (TRAJECTORY_FORMS, TrajectoryLaw, fit_trajectory_laws,
+                                     fit_trajectory_laws_many, trajectory_accuracy)
 from cod_monitor.cod.routing import RoutedCOD
 from cod_monitor.cod.transport import recipe_compute
 from cod_monitor.exceptions import FitWarning, InputError
@@ -159,6 +159,15 @@ class TrajectoryForecaster(Estimator):
     min_runs, min_checkpoints : int, default 3, 3
         What ``'auto'`` (and ``'trajectory'``) need: runs with at least
         ``min_checkpoints`` checkpoints each.
+    law_form : {'additive', 'two_phase', 'auto'}, default 'additive'
+        Form of the full-set trajectory law of the ``'trajectory_e2e'``, ``'recipe'``
+        and ``'blend'`` modes (:mod:`cod_monitor.cod.laws_nd`). ``'auto'`` fits both on
+        the ladder without its largest runs and keeps ``'two_phase'`` only when it
+        forecasts their checkpoints better (``reason_`` gives both errors). The
+        per-cluster laws of ``'trajectory'`` are additive. ``'two_phase'`` is not the
+        default: on the demo ladder it brings the ladder-only forecast of the final much
+        closer, but the forecast conditioned on the run gets worse (BENCHMARKS.md,
+        "Live forecast").
     random_state : int, default 0
 
     Attributes
@@ -166,7 +175,9 @@ class TrajectoryForecaster(Estimator):
     mode_ : str
         The mode in use (``'auto'`` resolved).
     reason_ : str
-        Why ``'auto'`` chose it.
+        Why ``'auto'`` chose it (and, with ``law_form='auto'``, the law's form).
+    law_form_ : str or None
+        The form of the full-set law (``None`` in the modes without one).
     benchmark_ : str
     cod_ : CODForecaster
         Clusters, filter and mapping of the ``'trajectory'`` mode.
@@ -215,6 +226,7 @@ class TrajectoryForecaster(Estimator):
         run_sd: float = 0.0,
         min_runs: int = 3,
         min_checkpoints: int = 3,
+        law_form: str = "additive",
         random_state: int = 0,
     ):
         self.mode = mode
@@ -225,6 +237,7 @@ class TrajectoryForecaster(Estimator):
         self.run_sd = run_sd
         self.min_runs = min_runs
         self.min_checkpoints = min_checkpoints
+        self.law_form = law_form
         self.random_state = random_state
 
     # ---------------------------------------------------------------- fitting
@@ -241,6 +254,7 @@ class TrajectoryForecaster(Estimator):
         check_real(owner, "run_sd", self.run_sd, 0.0, closed="left")
         check_int(owner, "min_runs", self.min_runs, 1)
         check_int(owner, "min_checkpoints", self.min_checkpoints, 1)
+        check_choice(owner, "law_form", self.law_form, ("auto",) + TRAJECTORY_FORMS)
 
     def fit(self, ladder, benchmark: str):
         """Fit COD and, when the ladder allows, the per-cluster trajectory laws.
@@ -340,7 +354,10 @@ class TrajectoryForecaster(Estimator):
                 weights = np.zeros(n_clusters)
                 weights[ids] = sizes[ids] / sizes[ids].sum()
             else:
-                laws = fit_trajectory_laws(N, D, full_acc)
+                form, why = self._law_form(N, D, full_acc)
+                if why:
+                    reason += f"; {why}"
+                laws = fit_trajectory_laws(N, D, full_acc, form=form)
                 weights = np.ones(1)
             # for _point below
             self.cod_, self.finished_, self.laws_, self.weights_ = cod, finished, laws, weights
@@ -351,6 +368,8 @@ class TrajectoryForecaster(Estimator):
 
         self.mode_ = mode
         self.reason_ = reason
+        self.law_form_ = (laws[0].form if mode not in ("compute", "trajectory") and laws
+                          else None)
         self.benchmark_ = benchmark
         self.cod_ = cod
         self.finished_ = finished
@@ -364,6 +383,25 @@ class TrajectoryForecaster(Estimator):
         self._replicates = None
         self.interval_error_ = None
         return self
+
+    def _law_form(self, N, D, acc) -> tuple[str, str]:
+        """The full-set law's form and, for ``'auto'``, why: each form fitted without the
+        ladder's largest runs, judged on their checkpoints."""
+        if self.law_form != "auto":
+            return self.law_form, ""
+        big = N == N.max()
+        try:
+            rmse = {}
+            for form in TRAJECTORY_FORMS:
+                law = fit_trajectory_laws(N[~big], D[~big], acc[~big], form=form)[0]
+                rmse[form] = float(np.sqrt(np.mean((law(N[big], D[big]) - acc[big]) ** 2)))
+        except (InputError, ValueError) as exc:
+            return "additive", f"additive trajectory law (no held-out check: {exc})"
+        form = "two_phase" if rmse["two_phase"] < rmse["additive"] else "additive"
+        return form, (
+            f"{form} trajectory law (fitted without the largest runs, it missed their "
+            f"checkpoints by {100 * rmse[form]:.2f} points RMS, the other form by "
+            f"{100 * rmse['additive' if form == 'two_phase' else 'two_phase']:.2f})")
 
     def _fit_finished(self, cod, mode, ladder, benchmark):
         """The fitted forecaster of finished models (``cod`` in the modes that do not read it)."""

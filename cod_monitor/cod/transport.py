@@ -131,7 +131,8 @@ def recipe_compute(params, tokens, compute, law: TrajectoryLaw, *, slope: float,
     params, tokens, compute : array_like
         Each model's (or checkpoint's) parameters, tokens seen and compute.
     law : TrajectoryLaw
-        Gives :math:`L(N, D) = A N^{-\\alpha} + B D^{-\\beta}`.
+        Gives :math:`L(N, D) = A N^{-\\alpha} + B D^{-\\beta}` (plus
+        :math:`E D^{-\\delta} N^{-\\gamma}` for a two-phase law).
     slope, intercept : float
         The recipe line in natural logs; ``slope`` must be positive.
 
@@ -157,8 +158,11 @@ def recipe_compute(params, tokens, compute, law: TrajectoryLaw, *, slope: float,
     n, d, c = np.broadcast_arrays(n, d, c)
 
     def loss(ln):
-        return (law.A * math.exp(-law.alpha * ln)
-                + law.B * math.exp(-law.beta * (intercept + slope * ln)))
+        out = (law.A * math.exp(-law.alpha * ln)
+               + law.B * math.exp(-law.beta * (intercept + slope * ln)))
+        if law.E:  # the transient term of a two-phase law
+            out += law.E * math.exp(-law.delta * (intercept + slope * ln) - law.gamma * ln)
+        return out
 
     out = np.empty(c.shape, dtype=float)
     for i, (ni, di, ci) in enumerate(zip(n, d, c)):
@@ -167,6 +171,8 @@ def recipe_compute(params, tokens, compute, law: TrajectoryLaw, *, slope: float,
             out[i] = ci
             continue
         target = law.A * ni ** -law.alpha + law.B * di ** -law.beta
+        if law.E:
+            target += law.E * di ** -law.delta * ni ** -law.gamma
         # loss(ln) falls monotonically from +inf to 0: one root in a wide bracket
         ln = brentq(lambda x: loss(x) - target, ln0 - 60.0, ln0 + 60.0, xtol=1e-10)
         out[i] = ci * math.exp(ln + intercept + slope * ln) / (ni * di)

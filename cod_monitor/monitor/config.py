@@ -97,6 +97,10 @@ class ForecastConfig:
         ``'low'``: niceness 19 for that thread alone (Linux), so that a training loop
         that keeps every core busy loses little to it (the first forecast then comes
         from the time training leaves free). ``'normal'``: as any thread.
+    trajectory_law : {'additive', 'two_phase', 'auto'}, default 'additive'
+        Form of the (N, D) trajectory law behind the ``'trajectory_e2e'``, ``'recipe'``
+        and ``'blend'`` modes (``law_form`` of
+        :class:`~cod_monitor.cod.trajectory.TrajectoryForecaster`).
 
     Raises
     ------
@@ -119,9 +123,12 @@ class ForecastConfig:
     refresh_interval: float | None = 60.0
     condition_on_run: bool = True
     fit_priority: str = "low"
+    trajectory_law: str = "additive"
 
     def __post_init__(self):
         owner = "ForecastConfig"
+        check_choice(owner, "trajectory_law", self.trajectory_law,
+                     ("additive", "two_phase", "auto"))
         check_bool(owner, "condition_on_run", self.condition_on_run)
         check_choice(owner, "trajectory", self.trajectory, TRAJECTORY_MODES)
         check_choice(owner, "fit_priority", self.fit_priority, ("low", "normal"))

@@ -61,7 +61,8 @@ def make_trajectory_forecaster(config: ForecastConfig, benchmark: str, *,
                                    random_state=0)
     return TrajectoryForecaster(mode=config.trajectory, cod_params=config.cod_params,
                                 finished=finished, n_bootstrap=config.n_bootstrap,
-                                run_sd=config.run_sd_for(benchmark))
+                                run_sd=config.run_sd_for(benchmark),
+                                law_form=config.trajectory_law)
 
 
 def backtest_forecaster_factory(config: ForecastConfig, benchmark: str, model=None):

@@ -29,3 +29,42 @@ def test_fit_checks_its_input():
         fit_trajectory_laws([1, 2], [1, 2, 3], [0.1, 0.2])
     with pytest.raises(ValueError, match="two distinct values"):
         fit_trajectory_laws([1e6, 1e6, 1e6], [1, 2, 3], [0.1, 0.2, 0.3])
+
+
+TWO = {**TRUE, "E": 3e12, "delta": 1.6, "gamma": 0.5}
+
+
+def ladder_points():
+    N = np.repeat(np.geomspace(2.5e4, 1.25e6, 6), 8)
+    D = 250e3 * (N / 18e3) ** 0.3 * np.tile(np.arange(1, 9) / 8, 6)
+    return N, D
+
+
+def test_two_phase_law_recovers_a_transient_the_additive_law_misses():
+    # larger models shed the early transient sooner: the additive law cannot follow it
+    N, D = ladder_points()
+    y = trajectory_accuracy(N, D, **TWO)
+    assert np.ptp(y - trajectory_accuracy(N, D, **TRUE)) > 0.05  # the term matters here
+    additive = fit_trajectory_laws(N, D, y)[0]
+    two = fit_trajectory_laws(N, D, y, form="two_phase")[0]
+    assert additive.form == "additive" and two.form == "two_phase"
+    assert two.rmse < 1e-4 < 1e-3 < additive.rmse
+    # the target run: the additive law, bent to fit the ladder, misses its early checkpoints
+    N_t, D_t = 3.97e6, np.linspace(0.08e6, 1.26e6, 16)
+    truth = trajectory_accuracy(N_t, D_t, **TWO)
+    assert np.abs(additive(N_t, D_t) - truth).max() > 0.03
+    assert_allclose(two(N_t, D_t), truth, atol=0.001)
+    # a warm start keeps the form; the report names it
+    warm = fit_trajectory_laws(N, D, y, init=[two])[0]
+    assert warm.form == "two_phase" and warm.rmse <= two.rmse + 1e-9
+    assert two.as_dict()["form"] == "two_phase" and "E" in two.as_dict()
+
+
+def test_two_phase_keeps_the_additive_fit_when_the_data_have_no_transient():
+    N, D = ladder_points()
+    y = trajectory_accuracy(N, D, **TRUE)
+    law = fit_trajectory_laws(N, D, y, form="two_phase")[0]
+    # nested: never worse than the additive fit it starts from
+    assert law.rmse <= fit_trajectory_laws(N, D, y)[0].rmse + 1e-12
+    with pytest.raises(ValueError, match="form"):
+        fit_trajectory_laws(N, D, y, form="cubic")

@@ -257,3 +257,21 @@ def test_recipe_mode_needs_runs_of_several_sizes():
         TrajectoryForecaster(mode="recipe").fit(syn.ladder, syn.benchmark)
     with pytest.raises(ValueError, match="'finished' parameter of TrajectoryForecaster"):
         TrajectoryForecaster(mode="recipe", finished="e2e-exp").fit(syn.ladder, syn.benchmark)
+
+
+def test_law_form_two_phase_and_auto_on_the_e2e_law(run):
+    # the synthetic run's ladder follows the additive law: 'auto' judges both forms on
+    # the largest runs and says which it kept; 'two_phase' never fits worse
+    add = TrajectoryForecaster(mode="trajectory_e2e", n_bootstrap=5).fit(run.ladder, run.benchmark)
+    two = TrajectoryForecaster(mode="trajectory_e2e", n_bootstrap=5, law_form="two_phase").fit(
+        run.ladder, run.benchmark)
+    auto = TrajectoryForecaster(mode="trajectory_e2e", n_bootstrap=5, law_form="auto").fit(
+        run.ladder, run.benchmark)
+    assert add.law_form_ == "additive" and add.laws_[0].E == 0.0
+    assert two.laws_[0].rmse <= add.laws_[0].rmse + 1e-12
+    assert auto.law_form_ in ("additive", "two_phase")
+    assert "trajectory law (fitted without the largest runs" in auto.reason_
+    lo, hi = two.predict_interval(run.target_params, 2e6)  # the bootstrap keeps the form
+    assert lo <= two.predict(run.target_params, 2e6) <= hi
+    with pytest.raises(ValueError, match="law_form"):
+        TrajectoryForecaster(law_form="cubic").fit(run.ladder, run.benchmark)

@@ -114,3 +114,17 @@ def test_recipe_compute_follows_a_power_law_recipe():
 def brentq_log_n(compute, k, b):
     """log N of the model on the line D = e^b N^k with 6 N D = compute."""
     return (np.log(compute / 6) - b) / (1 + k)
+
+
+def test_recipe_compute_equalises_a_two_phase_law():
+    # the transient term counts in the loss that is matched along the recipe line
+    from dataclasses import replace
+
+    law = replace(LAW, E=LAW.B * 50.0, delta=1.2, gamma=0.4)
+    k, b = 0.3, np.log(250e3) - 0.3 * np.log(18e3)
+    n_run = 4e6
+    d = 0.1 * np.exp(b) * n_run ** k
+    eff = recipe_compute(n_run, d, 6 * n_run * d, law, slope=k, intercept=b)[0]
+    n_eq = np.exp(brentq_log_n(eff, k, b))
+    assert law(n_eq, np.exp(b) * n_eq ** k) == pytest.approx(float(law(n_run, d)), rel=1e-8)
+    assert eff != recipe_compute(n_run, d, 6 * n_run * d, LAW, slope=k, intercept=b)[0]
