@@ -145,9 +145,10 @@ class TrajectoryLaw:
     def as_dict(self) -> dict:
         """Plain-Python view for reports and JSON."""
         out = {k: getattr(self, k) for k in _NAMES}
-        if self.E > 0:
+        if self.E > 0:  # an additive law's view is as it always was
             out.update((k, getattr(self, k)) for k in _NAMES_T)
-        out.update(form=self.form, rmse=self.rmse, success=self.success, n_points=self.n_points,
+            out.update(form=self.form)
+        out.update(rmse=self.rmse, success=self.success, n_points=self.n_points,
                    at_bound=list(self.at_bound))
         return to_jsonable(out)
 
