@@ -121,13 +121,6 @@ def run(args) -> int:
         0 when every requested method forecast; 1 when any produced no forecast
         (they are named on stderr; the output still holds every method).
     """
-    from cod_monitor._threads import one_blas_thread
-
-    with one_blas_thread():  # many small products: more threads only spin
-        return _run(args)
-
-
-def _run(args) -> int:
     ladder = load_ladder(args.ladder)
     ladder.matrix(args.benchmark)  # fail early, once, on an unknown benchmark
     observed = None
