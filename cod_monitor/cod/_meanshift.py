@@ -61,6 +61,7 @@ _SHORTCUT_MARGIN = 0.01  # ... plus this relative margin
 # its order statistic this many standard deviations past the rank (verified after).
 _KTH_Z = 4.0
 _KTH_STEP = 16  # largest subsample step
+_KTH_BRACKET_Z = 2.5  # ... and the bracket of the k-th value (a miss costs one row)
 _KTH_BLOCK = 32  # points per block
 
 
@@ -218,9 +219,11 @@ class _SortedRows:
 
     A row within ``r`` of a point projects within ``r`` of the point's projection, so a
     block of points (sorted the same way) only meets a contiguous slab of rows.  Squared
-    distances come from one matrix product ``A @ Bt`` with ``A = [-2 a, 1, |a|^2]`` and
-    ``Bt = [x; |x|^2; 1]`` (coordinates centred on the rows' mean to keep it accurate), in
-    float32 unless ``dtype`` says otherwise; :data:`_TOL` bounds its rounding.
+    distances come from one matrix product ``B @ A.T`` with ``B = [x, |x|^2, 1]`` and
+    ``A = [-2 a, 1, |a|^2]`` (coordinates centred on the rows' mean to keep it accurate),
+    in float32 unless ``dtype`` says otherwise; :data:`_TOL` bounds its rounding.  ``B``
+    is kept both row-major (``B``: a slab is contiguous, rows down the product) and
+    transposed (``Bt``: points down the product, for partitions along the rows).
 
     Parameters
     ----------
@@ -246,7 +249,8 @@ class _SortedRows:
         Xc = Xc[self.order]
         self.sq = _sq_norms(Xc)
         self.dtype = dtype
-        self.Bt = np.vstack([Xc.T, self.sq, np.ones(n)]).astype(dtype)
+        self.B = np.hstack([Xc, self.sq[:, None], np.ones((n, 1))]).astype(dtype)
+        self.Bt = np.ascontiguousarray(self.B.T)
 
     def factors(self, P):
         """``(A, |p - centre|^2, projection)`` of points ``P``."""
@@ -298,7 +302,13 @@ class _Windows:
             # random integers whose exact sums (below 2**53) fingerprint a window's rows
             H = np.random.default_rng(0).integers(0, 1 << 26, (n, 2)).astype(float)
             self.W = np.hstack([X * w[:, None], w[:, None], H])[self.rows.order]
+        self.WT = np.ascontiguousarray(self.W.T)  # sums as WT @ indicator: the faster layout
         self.slack = R * (1.0 + 1e-9) + 1e-12
+        # work buffers of one piece, kept across calls: fresh large arrays cost page faults
+        size = _SEED_BLOCK * _PIECE_ROWS
+        self._D = np.empty(size, self.rows.dtype)
+        self._inside, self._maybe, self._ties = (np.empty(size, bool) for _ in range(3))
+        self._ind = np.empty(size, self.W.dtype)
 
     def means(self, sums):
         """Window means from :meth:`sums` (rows with a positive count)."""
@@ -317,42 +327,43 @@ class _Windows:
         return (h[:, 0] * np.uint64(0x9E3779B97F4A7C15) + h[:, 1]).tolist()
 
     def _pieces(self, P):
-        """Yield ``(blk, a, e, inside)``: ``inside[i, j]`` is whether row ``a + j`` lies in
-        the window of position ``P[blk[i]]``; rows outside the pieces lie in none."""
+        """Yield ``(blk, a, e, inside)``: ``inside[j, i]`` is whether row ``a + j`` lies in
+        the window of position ``P[blk[i]]``; rows outside the pieces lie in none.
+
+        Rows run down the products (``B[a:e] @ A.T``): OpenBLAS is about twice as fast on
+        that shape as on its transpose when the inner dimension is this small.
+        """
         rows, r2 = self.rows, self.r2
         A, sqP, p = rows.factors(P)
         by_p = np.argsort(p, kind="stable")
-        size = min(len(P), _SEED_BLOCK) * _PIECE_ROWS
-        # buffers reused by every piece: fresh large arrays cost page faults
-        D_buf = np.empty(size, rows.dtype)
-        in_buf, maybe_buf = np.empty(size, bool), np.empty(size, bool)
         for s in range(0, len(P), _SEED_BLOCK):
             blk = by_p[s : s + _SEED_BLOCK]
             b = len(blk)
             lo, hi = np.searchsorted(rows.proj, [p[blk[0]] - self.slack, p[blk[-1]] + self.slack])
-            Ab, a_max = A[blk], float(sqP[blk].max())
+            At, a_max = np.ascontiguousarray(A[blk].T), float(sqP[blk].max())
             for a in range(lo, hi, _PIECE_ROWS):
                 e = min(a + _PIECE_ROWS, hi)
-                m = e - a
-                D = np.matmul(Ab, rows.Bt[:, a:e], out=D_buf[: b * m].reshape(b, m))
+                size = (e - a) * b
+                D = np.matmul(rows.B[a:e], At, out=self._D[:size].reshape(e - a, b))
                 band = rows.band(a_max, a, e) + _TOL[rows.dtype] * r2
-                inside = np.less_equal(D, r2 - band, out=in_buf[: b * m].reshape(b, m))
-                maybe = np.less_equal(D, r2 + band, out=maybe_buf[: b * m].reshape(b, m))
+                inside = np.less_equal(D, r2 - band, out=self._inside[:size].reshape(D.shape))
+                maybe = np.less_equal(D, r2 + band, out=self._maybe[:size].reshape(D.shape))
                 if np.count_nonzero(maybe) != np.count_nonzero(inside):
-                    k = np.flatnonzero(in_buf[: b * m] != maybe_buf[: b * m])
-                    i, j = np.divmod(k, m)
-                    in_buf[k] = _pair_sq_dist(P[blk], rows.X, i, j + a) <= r2
+                    ties = np.not_equal(self._inside[:size], self._maybe[:size],
+                                        out=self._ties[:size])
+                    k = np.flatnonzero(ties)
+                    j, i = np.divmod(k, b)
+                    self._inside[k] = _pair_sq_dist(P[blk], rows.X, i, j + a) <= r2
                 yield blk, a, e, inside
 
     def sums(self, P):
         """Window sums at positions ``P`` (class docstring), as float64."""
         out = np.zeros((len(P), self.W.shape[1]))
-        ind_buf = np.empty(min(len(P), _SEED_BLOCK) * _PIECE_ROWS, self.W.dtype)
         for blk, a, e, inside in self._pieces(P):
             # BLAS wants a float matrix; a bool one would take numpy's slow loop
-            ind = ind_buf[: inside.size].reshape(inside.shape)
+            ind = self._ind[: inside.size].reshape(inside.shape)
             np.copyto(ind, inside)
-            out[blk] += ind @ self.W[a:e]
+            out[blk] += (self.WT[:, a:e] @ ind).T
         return out
 
 
@@ -380,9 +391,11 @@ def _kth_sq_distances(rows, Q, k, workers=1):
     subsample of those (every ``step``-th) bounds each point's distance from above: its
     order statistic ``_KTH_Z`` standard deviations past rank ``k / step`` is ``hi >= d_k``
     for nearly every point, so only the slab of rows within ``hi`` (in projection) can
-    matter.  On that slab one float32 partition finds the ``k``-th distance up to
-    rounding, and the few rows within the rounding bound of it are settled exactly.  A
-    point whose bound turns out too low is computed against every row.
+    matter.  On that slab the float32 ``k``-th distance is found up to rounding by
+    partitioning only the distances between two narrower order statistics of the
+    subsample (:func:`_settled_rows`), and the few rows within the rounding bound of it
+    are settled exactly.  A point whose bound turns out too low is computed against every
+    row.
 
     Parameters
     ----------
@@ -407,30 +420,30 @@ def _kth_sq_distances(rows, Q, k, workers=1):
     Bs = np.ascontiguousarray(Bt[:, step // 2 :: step])
     rank = k / step
     r_hi = int(math.ceil(rank + _KTH_Z * math.sqrt(rank) + 1.0))
+    # ranks of the bounds that bracket the k-th value (narrower: a miss costs one row)
+    b_lo = int(math.floor(rank - _KTH_BRACKET_Z * math.sqrt(rank) - 1.0))
+    b_hi = min(int(math.ceil(rank + _KTH_BRACKET_Z * math.sqrt(rank) + 1.0)), r_hi)
     A, sqP, p = rows.factors(Q)
     out = np.full(len(Q), np.nan)
 
     def block(blk):
         Ab, a_max = A[blk], float(sqP[blk].max())
         if r_hi < Bs.shape[1]:
-            hi2 = np.partition(Ab @ Bs, r_hi, axis=1)[:, r_hi].astype(float)
+            S = np.partition(Ab @ Bs, [max(b_lo, 0), b_hi, r_hi], axis=1)
+            hi2 = S[:, r_hi].astype(float)
+            bounds = (S[:, b_lo], S[:, b_hi]) if b_lo >= 0 else (None, None)
         else:
-            hi2 = np.full(len(blk), np.inf)
+            hi2, bounds = np.full(len(blk), np.inf), (None, None)
         hi = np.sqrt(np.maximum(hi2, 0.0)) * (1.0 + 1e-6) + 1e-12
         first, last = np.searchsorted(proj, [np.min(p[blk] - hi), np.max(p[blk] + hi)])
         if last - first < k:
             return
         D = Ab @ Bt[:, first:last]
         beta = 2.0 * _TOL[np.float32] * (a_max + float(sq[first:last].max()))
-        approx = np.partition(D, k - 1, axis=1)[:, k - 1].astype(float)
-        # the exact k-th value lies within beta / 2 of approx, so rows farther than beta
-        # from it are settled by their float32 value; thresholds rounded outwards
-        lo_t = np.nextafter((approx - beta).astype(np.float32), np.float32(-np.inf))[:, None]
-        hi_t = np.nextafter((approx + beta).astype(np.float32), np.float32(np.inf))[:, None]
-        under = D < lo_t
-        below = np.count_nonzero(under, axis=1)
-        # flat indices: much cheaper than a 2D nonzero
-        i, j = np.divmod(np.flatnonzero(under != (D <= hi_t)), D.shape[1])
+        # the exact k-th value lies within beta / 2 of the float32 one, so rows farther
+        # than beta from it are settled by their float32 value: count those below, and
+        # list the rows (i, j) in between for the exact computation
+        below, i, j = _settled_rows(D, k, beta, *bounds)
         v = _pair_sq_dist(Q[blk], rows.X, i, source[j + first])
         srt = np.lexsort((v, i))
         i, v = i[srt], v[srt]
@@ -457,6 +470,51 @@ def _kth_sq_distances(rows, Q, k, workers=1):
         order = np.argsort(v, kind="stable")
         out[q] = v[order][np.searchsorted(np.cumsum(rows.w[order]), k)]
     return out
+
+
+def _band(value, beta):
+    """float32 bounds at least ``beta`` below and above ``value`` (widened by more than
+    the float32 rounding, so that comparisons in float32 stay conservative)."""
+    lo, hi = float(value) - beta, float(value) + beta
+    return (np.float32(lo - abs(lo) * 2.0**-22 - 1e-30),
+            np.float32(hi + abs(hi) * 2.0**-22 + 1e-30))
+
+
+def _settled_rows(D, k, beta, lo=None, hi=None):
+    """Per row of ``D``: the count of entries below its float32 ``k``-th value minus
+    ``beta``, and the entries ``(i, j)`` within ``beta`` of that value.
+
+    ``lo`` and ``hi`` are bounds that likely bracket the ``k``-th value of each row.  A
+    partition costs several nanoseconds per value; counting the values below ``lo`` and
+    partitioning only those within ``[lo, hi]`` (a tenth of a row or so) costs a fraction
+    of that.  A row whose bounds miss the ``k``-th value, or the ``beta`` band around it,
+    is partitioned whole.
+    """
+    m = D.shape[1]
+    below = np.empty(len(D), np.intp)
+    rows, cols = [], []
+    for r, d in enumerate(D):
+        bracketed = lo is not None
+        if bracketed:
+            lo_r, hi_r = np.float32(lo[r]), np.float32(hi[r])
+            keep = d >= lo_r
+            n_below = m - np.count_nonzero(keep)
+            keep &= d <= hi_r
+            j = np.flatnonzero(keep)
+            need = k - n_below  # rank of the k-th value among the bracketed ones
+            bracketed = 1 <= need <= j.size
+        if bracketed:
+            v = d[j]
+            lo_t, hi_t = _band(np.partition(v, need - 1)[need - 1], beta)
+            bracketed = lo_t >= lo_r and hi_t <= hi_r
+        if not bracketed:
+            j, v, n_below = np.arange(m), d, 0
+            lo_t, hi_t = _band(np.partition(d, k - 1)[k - 1], beta)
+        below[r] = n_below + np.count_nonzero(v < lo_t)
+        tie = j[(v >= lo_t) & (v <= hi_t)]
+        rows.append(np.full(tie.size, r))
+        cols.append(tie)
+    return below, np.concatenate(rows), np.concatenate(cols)
 
 
 # Node states of the climbing graph.

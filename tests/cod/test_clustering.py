@@ -106,6 +106,22 @@ def test_kth_neighbour_distances_are_exact(n_trials, k):
     assert_array_equal(_meanshift._kth_sq_distances(rows, U, k, workers=2), got)
 
 
+def test_bracketed_rows_settle_as_a_whole_partition_does():
+    # bounds that bracket the k-th value, miss it below or above, or are too narrow for
+    # the rounding band: every row must come out as without bounds
+    rng = np.random.default_rng(3)
+    D = rng.random((6, 400)).astype(np.float32)
+    D[:, ::7] = D[:, :1]  # ties at one value
+    k, beta = 90, 1e-3
+    srt = np.sort(D, axis=1)
+    lo = srt[np.arange(6), [40, 95, 10, 88, 89, 0]].astype(float)
+    hi = srt[np.arange(6), [150, 200, 60, 90, 91, 399]].astype(float)
+    want = _meanshift._settled_rows(D, k, beta)
+    got = _meanshift._settled_rows(D, k, beta, lo, hi)
+    assert_array_equal(got[0], want[0])
+    assert sorted(zip(*got[1:])) == sorted(zip(*want[1:]))
+
+
 def test_grid_scale_reads_the_number_of_trials():
     assert _meanshift._grid_scale(np.array([[0.0, 0.25], [0.5, 1.0]])) == 4.0
     assert _meanshift._grid_scale(synthetic_pass_rates(200, 4, n_trials=100, seed=0)) == 100.0
