@@ -62,6 +62,7 @@ _SHORTCUT_MARGIN = 0.01  # ... plus this relative margin
 _KTH_Z = 4.0
 _KTH_STEP = 16  # largest subsample step
 _KTH_BRACKET_Z = 2.5  # ... and the bracket of the k-th value (a miss costs one row)
+_KTH_BRACKET_MIN = 4096  # shortest row worth a Python loop over the rows to bracket
 _KTH_BLOCK = 32  # points per block
 
 
@@ -305,7 +306,7 @@ class _Windows:
         self.WT = np.ascontiguousarray(self.W.T)  # sums as WT @ indicator: the faster layout
         self.slack = R * (1.0 + 1e-9) + 1e-12
         # work buffers of one piece, kept across calls: fresh large arrays cost page faults
-        size = _SEED_BLOCK * _PIECE_ROWS
+        size = _SEED_BLOCK * min(_PIECE_ROWS, n)
         self._D = np.empty(size, self.rows.dtype)
         self._inside, self._maybe, self._ties = (np.empty(size, bool) for _ in range(3))
         self._ind = np.empty(size, self.W.dtype)
@@ -429,11 +430,10 @@ def _kth_sq_distances(rows, Q, k, workers=1):
     def block(blk):
         Ab, a_max = A[blk], float(sqP[blk].max())
         if r_hi < Bs.shape[1]:
-            S = np.partition(Ab @ Bs, [max(b_lo, 0), b_hi, r_hi], axis=1)
+            S = np.partition(Ab @ Bs, r_hi, axis=1)
             hi2 = S[:, r_hi].astype(float)
-            bounds = (S[:, b_lo], S[:, b_hi]) if b_lo >= 0 else (None, None)
         else:
-            hi2, bounds = np.full(len(blk), np.inf), (None, None)
+            S, hi2 = None, np.full(len(blk), np.inf)
         hi = np.sqrt(np.maximum(hi2, 0.0)) * (1.0 + 1e-6) + 1e-12
         first, last = np.searchsorted(proj, [np.min(p[blk] - hi), np.max(p[blk] + hi)])
         if last - first < k:
@@ -443,6 +443,10 @@ def _kth_sq_distances(rows, Q, k, workers=1):
         # the exact k-th value lies within beta / 2 of the float32 one, so rows farther
         # than beta from it are settled by their float32 value: count those below, and
         # list the rows (i, j) in between for the exact computation
+        bounds = (None, None)
+        if S is not None and b_lo >= 0 and last - first >= _KTH_BRACKET_MIN:
+            S = np.partition(S[:, : r_hi + 1], [b_lo, b_hi], axis=1)
+            bounds = (S[:, b_lo], S[:, b_hi])
         below, i, j = _settled_rows(D, k, beta, *bounds)
         v = _pair_sq_dist(Q[blk], rows.X, i, source[j + first])
         srt = np.lexsort((v, i))
@@ -475,9 +479,10 @@ def _kth_sq_distances(rows, Q, k, workers=1):
 def _band(value, beta):
     """float32 bounds at least ``beta`` below and above ``value`` (widened by more than
     the float32 rounding, so that comparisons in float32 stay conservative)."""
-    lo, hi = float(value) - beta, float(value) + beta
-    return (np.float32(lo - abs(lo) * 2.0**-22 - 1e-30),
-            np.float32(hi + abs(hi) * 2.0**-22 + 1e-30))
+    lo = np.asarray(value, dtype=float) - beta
+    hi = lo + 2.0 * beta
+    return ((lo - np.abs(lo) * 2.0**-22 - 1e-30).astype(np.float32),
+            (hi + np.abs(hi) * 2.0**-22 + 1e-30).astype(np.float32))
 
 
 def _settled_rows(D, k, beta, lo=None, hi=None):
@@ -488,21 +493,26 @@ def _settled_rows(D, k, beta, lo=None, hi=None):
     partition costs several nanoseconds per value; counting the values below ``lo`` and
     partitioning only those within ``[lo, hi]`` (a tenth of a row or so) costs a fraction
     of that.  A row whose bounds miss the ``k``-th value, or the ``beta`` band around it,
-    is partitioned whole.
+    is partitioned whole.  Short rows (or no bounds) are partitioned whole, all at once.
     """
     m = D.shape[1]
+    if lo is None or m < _KTH_BRACKET_MIN:  # one partition of the block: no Python loop
+        kth = np.partition(D, k - 1, axis=1)[:, k - 1]
+        lo_t, hi_t = _band(kth, beta)
+        under = D < lo_t[:, None]
+        # flat indices: much cheaper than a 2D nonzero
+        i, j = np.divmod(np.flatnonzero(under != (D <= hi_t[:, None])), m)
+        return np.count_nonzero(under, axis=1), i, j
     below = np.empty(len(D), np.intp)
     rows, cols = [], []
     for r, d in enumerate(D):
-        bracketed = lo is not None
-        if bracketed:
-            lo_r, hi_r = np.float32(lo[r]), np.float32(hi[r])
-            keep = d >= lo_r
-            n_below = m - np.count_nonzero(keep)
-            keep &= d <= hi_r
-            j = np.flatnonzero(keep)
-            need = k - n_below  # rank of the k-th value among the bracketed ones
-            bracketed = 1 <= need <= j.size
+        lo_r, hi_r = np.float32(lo[r]), np.float32(hi[r])
+        keep = d >= lo_r
+        n_below = m - np.count_nonzero(keep)
+        keep &= d <= hi_r
+        j = np.flatnonzero(keep)
+        need = k - n_below  # rank of the k-th value among the bracketed ones
+        bracketed = 1 <= need <= j.size
         if bracketed:
             v = d[j]
             lo_t, hi_t = _band(np.partition(v, need - 1)[need - 1], beta)

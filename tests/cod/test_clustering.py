@@ -94,9 +94,12 @@ def test_same_partition_as_reference_on_resampled_real_rates(monkeys, check_clus
     check_clusters(X, est, 10)
 
 
+@pytest.mark.parametrize("bracket_min", [1, None], ids=["bracketed rows", "whole blocks"])
 @pytest.mark.parametrize("n_trials, k", [(4, 1), (4, 37), (20, 120), (20, 299), (1000, 60)])
-def test_kth_neighbour_distances_are_exact(n_trials, k):
+def test_kth_neighbour_distances_are_exact(n_trials, k, bracket_min, monkeypatch):
     # coarse grids: many duplicate rows and many distances tied with the k-th
+    if bracket_min is not None:  # the per-row bracket, which only long rows take
+        monkeypatch.setattr(_meanshift, "_KTH_BRACKET_MIN", bracket_min)
     X = synthetic_pass_rates(n_samples=300, n_models=5, n_trials=n_trials, seed=6)
     U, _, counts = _meanshift.distinct_rows(X)
     rows = _meanshift._SortedRows(U, counts.astype(float))
@@ -106,9 +109,10 @@ def test_kth_neighbour_distances_are_exact(n_trials, k):
     assert_array_equal(_meanshift._kth_sq_distances(rows, U, k, workers=2), got)
 
 
-def test_bracketed_rows_settle_as_a_whole_partition_does():
+def test_bracketed_rows_settle_as_a_whole_partition_does(monkeypatch):
     # bounds that bracket the k-th value, miss it below or above, or are too narrow for
     # the rounding band: every row must come out as without bounds
+    monkeypatch.setattr(_meanshift, "_KTH_BRACKET_MIN", 1)
     rng = np.random.default_rng(3)
     D = rng.random((6, 400)).astype(np.float32)
     D[:, ::7] = D[:, :1]  # ties at one value
