@@ -104,8 +104,9 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoints", type=int, default=4)
     p.add_argument("--fit-priority", default="low", choices=("low", "normal"),
                    help="ForecastConfig.fit_priority of the monitored runs")
-    p.add_argument("--worker-nice", type=int, default=None,
-                   help="PoolConfig.cpu_nice of the CPU worker (default: PoolConfig's)")
+    p.add_argument("--worker-nice", type=lambda v: v if v == "idle" else int(v), default=None,
+                   help="PoolConfig.cpu_nice of the CPU worker: a niceness or 'idle' "
+                        "(default: PoolConfig's)")
     p.add_argument("--pairs", type=int, default=3,
                    help="plain/monitored runs, alternating (the slowdown is their median ratio)")
     p.add_argument("--out", type=Path, default=RESULTS / "callback_overhead.json")

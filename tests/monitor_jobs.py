@@ -56,7 +56,8 @@ def probe(snapshot, eval_set, config):
     return _result(_name(eval_set), [0.5], pid=os.getpid(),
                    cuda=os.environ.get("CUDA_VISIBLE_DEVICES"),
                    device=os.environ.get("COD_MONITOR_DEVICE"),
-                   nice=os.nice(0), torch_loaded="torch" in sys.modules, node=ray_node())
+                   nice=os.nice(0), torch_loaded="torch" in sys.modules, node=ray_node(),
+                   sched=getattr(os, "sched_getscheduler", lambda pid: None)(0))
 
 
 def always_fail(snapshot, eval_set, config):

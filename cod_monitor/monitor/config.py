@@ -30,6 +30,7 @@ from cod_monitor.methods import available_methods
 from cod_monitor.runtime.jobs import QueuePolicy
 from cod_monitor.runtime.local import device_env, unusable_gpus
 from cod_monitor.runtime.pool import AUTO_TIMEOUT_FLOOR_S, check_timeout
+from cod_monitor.runtime.priority import check_worker_priority
 from cod_monitor.runtime.ray_backend import check_ray_address, check_ray_resources, ray_device
 
 __all__ = ["CheckpointConfig", "ForecastConfig", "PoolConfig", "RunGeometry"]
@@ -218,9 +219,16 @@ class PoolConfig:
         stored as a ``QueuePolicy``.
     cpu_threads : int, optional
         Threads of CPU evaluation workers.
-    cpu_nice : int, default 10
-        Niceness added to CPU evaluation workers (0 to 19), so that a training loop on
-        the same cores keeps most of them; GPU workers run at the parent's priority.
+    cpu_nice : int or 'idle', default 'idle'
+        Priority of CPU evaluation workers, so that a training loop on the same cores
+        keeps them: ``'idle'``, Linux's ``SCHED_IDLE`` policy (niceness 19 elsewhere),
+        or a niceness to add (0 to 19). An idle worker runs only on CPU time training
+        leaves unused and gives a core back the moment a training thread wakes; a
+        niced one still delays the parallel regions of a training step (measured:
+        BENCHMARKS.md, "In-loop cost"). Where training keeps every core busy, an idle
+        worker's evaluations wait for the gaps and may reach their time limit
+        (``timeout``): give a niceness there (e.g. 10). GPU workers run at the
+        parent's priority.
     job_fn : callable or str, optional
         Replaces the evaluator in the workers: ``job_fn(snapshot, eval_set, config) ->
         EvalResult``, a picklable module-level function or ``'module:function'``.
@@ -266,7 +274,7 @@ class PoolConfig:
     max_retries: int = 2
     queue_policy: QueuePolicy | str = "latest"
     cpu_threads: int | None = None
-    cpu_nice: int = 10
+    cpu_nice: int | str = "idle"
     job_fn: Callable | str | None = None
     backend: str = "local"
     ray_address: str | None = None
@@ -301,7 +309,7 @@ class PoolConfig:
             max_retries=check_int(owner, "max_retries", self.max_retries, 0),
             queue_policy=self._checked_policy(owner),
             cpu_threads=check_int(owner, "cpu_threads", self.cpu_threads, 1, none_ok=True),
-            cpu_nice=check_int(owner, "cpu_nice", self.cpu_nice, 0, 19),
+            cpu_nice=check_worker_priority(owner, "cpu_nice", self.cpu_nice),
             **ray_fields,
         )
 

@@ -8,7 +8,8 @@ Isolation:
   context) with the training process.
 * ``CUDA_VISIBLE_DEVICES`` is set in the worker's environment before anything else
   runs in it (torch initialises CUDA lazily, so this is before any CUDA call);
-  ``"cpu"`` workers also hide every GPU and run at a lower priority (``os.nice``).
+  ``"cpu"`` workers also hide every GPU and run at a lower priority (``SCHED_IDLE`` by
+  default, or a niceness).
 * Workers ignore ``SIGINT``, so Ctrl-C in the training terminal leaves the parent free
   to drain or cancel them, and exit on their own when the parent process dies.
 
@@ -36,6 +37,7 @@ from multiprocessing.connection import wait as mp_wait
 
 from cod_monitor._validation import invalid
 from cod_monitor.exceptions import ParameterError
+from cod_monitor.runtime.priority import check_worker_priority, lower_process_priority
 from cod_monitor.runtime.worker import resolve_job_fn, run_job
 
 __all__ = ["LocalProcesses", "LocalWorker", "device_env", "unusable_gpus", "worker_env"]
@@ -194,11 +196,7 @@ def _worker_main(conn, env: dict, nice: int, job_fn, parent_pid: int) -> None:
     """Entry point of a worker process."""
     os.environ.update(env)  # first: CUDA_VISIBLE_DEVICES before any CUDA import
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if nice:
-        try:
-            os.nice(nice)
-        except OSError:  # pragma: no cover - not permitted
-            pass
+    lower_process_priority(nice)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     try:
         fn = resolve_job_fn(job_fn)
@@ -232,8 +230,9 @@ class LocalWorker:
         Normalised device name (:func:`device_env`).
     env : dict
         Environment variables set in the process before anything else runs.
-    nice : int
-        Niceness added to the process.
+    nice : int or 'idle'
+        Niceness added to the process, or ``'idle'`` (``SCHED_IDLE``; see
+        :func:`~cod_monitor.runtime.priority.lower_process_priority`).
     process : multiprocessing.Process or None
         None while not started.
     conn : multiprocessing.connection.Connection or None
@@ -242,7 +241,7 @@ class LocalWorker:
 
     device: str
     env: dict
-    nice: int
+    nice: int | str
     process: Any = None
     conn: Any = None
 
@@ -275,13 +274,14 @@ class LocalProcesses:
     ----------
     job_fn : callable, str or None
         What the workers run (see :func:`~cod_monitor.runtime.worker.resolve_job_fn`).
-    nice : int, default 10
-        Niceness added to CPU workers.
+    nice : int or 'idle', default 'idle'
+        Niceness added to CPU workers, or ``'idle'``: the ``SCHED_IDLE`` policy
+        (:func:`~cod_monitor.runtime.priority.lower_process_priority`).
     """
 
-    def __init__(self, job_fn: Callable | str | None = None, *, nice: int = 10):
+    def __init__(self, job_fn: Callable | str | None = None, *, nice: int | str = "idle"):
         self.job_fn = job_fn
-        self.nice = int(nice)
+        self.nice = check_worker_priority(type(self).__name__, "nice", nice)
         self._ctx = multiprocessing.get_context("spawn")
         self._wake_lock = threading.Lock()
         self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)

@@ -16,7 +16,7 @@ every decision is taken here. A worker turns a job into an
 Guarantees
 ----------
 * **Isolation.** See :mod:`~cod_monitor.runtime.local`: spawned processes,
-  ``CUDA_VISIBLE_DEVICES`` set before anything runs, niced CPU workers that ignore
+  ``CUDA_VISIBLE_DEVICES`` set before anything runs, low-priority CPU workers that ignore
   ``SIGINT`` and exit with their parent (Ray actors: see
   :mod:`~cod_monitor.runtime.ray_backend`).
 * **Retries.** A job that raises is retried on a free worker; a worker that dies
@@ -62,6 +62,7 @@ from cod_monitor.exceptions import ParameterError
 from cod_monitor.runtime.backend import WorkerBackend
 from cod_monitor.runtime.jobs import AttemptFailure, Job, JobOutcome, QueuePolicy
 from cod_monitor.runtime.local import LocalProcesses
+from cod_monitor.runtime.priority import check_worker_priority
 
 __all__ = ["AUTO_TIMEOUT_FACTOR", "AUTO_TIMEOUT_FLOOR_S", "EvalPool"]
 
@@ -130,8 +131,10 @@ class EvalPool:
         Retries after the first attempt before a job is reported ``'failed'``
         (configuration errors are never retried).
     queue_policy : QueuePolicy or str, default 'latest'
-    nice : int, default 10
-        Niceness added to CPU workers.
+    nice : int or 'idle', default 'idle'
+        Niceness added to CPU workers, or ``'idle'``: the ``SCHED_IDLE`` policy, so
+        that they run only on CPU time training leaves unused
+        (:func:`~cod_monitor.runtime.priority.lower_process_priority`).
     cpu_threads : int, optional
         ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` of CPU workers (e.g. 1 next to a CPU
         training process).
@@ -182,7 +185,7 @@ class EvalPool:
         timeout_floor: float = AUTO_TIMEOUT_FLOOR_S,
         max_retries: int = 2,
         queue_policy: QueuePolicy | str = "latest",
-        nice: int = 10,
+        nice: int | str = "idle",
         cpu_threads: int | None = None,
         env: dict | None = None,
         on_outcome: Callable[[JobOutcome], None] | None = None,
@@ -199,7 +202,7 @@ class EvalPool:
         self.max_retries = check_int(owner, "max_retries", max_retries, 0)
         self.policy = QueuePolicy.parse(queue_policy)
         self.job_fn = job_fn
-        self.nice = check_int(owner, "nice", nice)
+        self.nice = check_worker_priority(owner, "nice", nice)
         self.on_outcome = on_outcome
         self.on_attempt_failure = on_attempt_failure
         self._slowest = 0.0  # the longest successful attempt so far (seconds)

@@ -61,6 +61,7 @@ from cod_monitor._validation import check_int, check_real, invalid
 from cod_monitor.exceptions import MissingExtraError
 from cod_monitor.runtime.local import device_env, worker_env
 from cod_monitor.runtime.pool import EvalPool
+from cod_monitor.runtime.priority import check_worker_priority, lower_process_priority
 from cod_monitor.runtime.worker import resolve_job_fn, run_job
 
 __all__ = ["PLACEMENT_WARNING_S", "PROBE_PREFIX", "RayActors", "RayEvalPool", "RayWorker",
@@ -192,13 +193,10 @@ class _EvalActor:
     :meth:`RayActors.open`): the environment and niceness of a worker, a shared
     filesystem check, and :func:`~cod_monitor.runtime.worker.run_job` per job."""
 
-    def __init__(self, job_fn, env: dict, nice: int, probe: tuple[str, str, str] | None):
+    def __init__(self, job_fn, env: dict, nice: int | str,
+                 probe: tuple[str, str, str] | None):
         os.environ.update(env)  # first: a CPU actor hides the GPUs before any CUDA import
-        if nice:
-            try:
-                os.nice(nice)
-            except OSError:  # pragma: no cover - not permitted
-                pass
+        lower_process_priority(nice)
         self._job_fn = job_fn
         self._probe = probe
         self._fn = None
@@ -325,8 +323,9 @@ class RayActors:
     max_restarts : int, default -1
         Restarts of an actor by Ray (-1: unlimited). Once they are spent, the next
         start creates a new actor.
-    nice : int, default 10
-        Niceness added to CPU actors.
+    nice : int or 'idle', default 'idle'
+        Niceness added to CPU actors, or ``'idle'`` (``SCHED_IDLE``; see
+        :func:`~cod_monitor.runtime.priority.lower_process_priority`).
     runtime_env : dict, optional
         Ray ``runtime_env`` of the actors (e.g. ``{"env_vars": {...}}``).
     init_kwargs : dict, optional
@@ -341,7 +340,7 @@ class RayActors:
     def __init__(self, job_fn: Callable | str | None = None, *, address: str | None = None,
                  resources: Mapping[str, float] | None = None, num_gpus: float = 1.0,
                  num_cpus: float = 1.0, shared_dir=None, max_restarts: int = -1,
-                 nice: int = 10, runtime_env: dict | None = None,
+                 nice: int | str = "idle", runtime_env: dict | None = None,
                  init_kwargs: dict | None = None):
         owner = "RayActors"
         self.job_fn = job_fn
@@ -351,7 +350,7 @@ class RayActors:
         self.num_cpus = check_real(owner, "num_cpus", num_cpus, 0, closed="left")
         self.shared_dir = None if shared_dir is None else os.fspath(shared_dir)
         self.max_restarts = check_int(owner, "max_restarts", max_restarts, -1)
-        self.nice = int(nice)
+        self.nice = check_worker_priority(owner, "nice", nice)
         self.runtime_env = runtime_env
         self.init_kwargs = dict(init_kwargs or {})
         self._ray = None
@@ -646,7 +645,7 @@ class RayEvalPool(EvalPool):
                  address: str | None = None, resources: Mapping[str, float] | None = None,
                  num_gpus: float = 1.0, num_cpus: float = 1.0, shared_dir=None,
                  max_restarts: int = -1, runtime_env: dict | None = None,
-                 init_kwargs: dict | None = None, nice: int = 10, **kwargs):
+                 init_kwargs: dict | None = None, nice: int | str = "idle", **kwargs):
         require_ray("RayEvalPool")
         backend = RayActors(job_fn, address=address, resources=resources, num_gpus=num_gpus,
                             num_cpus=num_cpus, shared_dir=shared_dir, max_restarts=max_restarts,

@@ -1,4 +1,5 @@
-"""The forecaster thread's CPU priority: lowered for that thread alone."""
+"""CPU priorities: the forecaster thread's, lowered for that thread alone, and the
+evaluation workers' (a niceness, or ``SCHED_IDLE``)."""
 
 import os
 import sys
@@ -6,7 +7,9 @@ import threading
 
 import pytest
 
-from cod_monitor.runtime.priority import lower_priority
+from cod_monitor.exceptions import ParameterError
+from cod_monitor.runtime import EvalPool, Job
+from cod_monitor.runtime.priority import IDLE, check_worker_priority, lower_priority
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness")
 
@@ -49,3 +52,35 @@ def test_the_monitors_forecaster_thread_runs_at_the_configured_priority(tmp_path
         niceness = os.getpriority(os.PRIO_PROCESS, thread.native_id)
     assert niceness == (before if expected is None else expected)
     assert os.getpriority(os.PRIO_PROCESS, 0) == before  # the training thread keeps its own
+
+
+@pytest.mark.parametrize("value", [0, 10, 19, "idle"])
+def test_worker_priority_is_a_niceness_or_idle(value):
+    assert check_worker_priority("PoolConfig", "cpu_nice", value) == value
+
+
+@pytest.mark.parametrize("value, match", [
+    ("low", "niceness from 0 to 19 or 'idle'. Got 'low' instead. Use an int, or 'idle'"),
+    (20, r"range \[0, 19\]. Got 20"),
+    (-1, r"range \[0, 19\]. Got -1"),
+])
+def test_an_unknown_worker_priority_is_named_with_the_fix(value, match):
+    from cod_monitor.monitor import PoolConfig
+
+    with pytest.raises(ParameterError, match=match):
+        PoolConfig(cpu_nice=value)
+
+
+@linux
+@pytest.mark.parametrize("priority", ["idle", 10])
+def test_a_cpu_worker_runs_at_the_priority_it_was_given(tmp_path, priority):
+    pool = EvalPool(["cpu"], job_fn="monitor_jobs:probe", nice=priority)
+    pool.submit(Job("0:probe", str(tmp_path / "snap"), "probe.jsonl", group=0))
+    pool.close(timeout=120)
+    (outcome,) = pool.poll()
+    meta = outcome.result.meta
+    assert outcome.status == "done" and meta["pid"] != os.getpid()
+    if priority == IDLE:  # preempted by any normal thread: only idle CPU time
+        assert meta["sched"] == os.SCHED_IDLE
+    else:
+        assert meta["sched"] == os.SCHED_OTHER and meta["nice"] >= 10

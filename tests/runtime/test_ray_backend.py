@@ -8,6 +8,7 @@ a whole monitored run, and the same pass rates as local workers.
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -128,12 +129,14 @@ def test_actors_are_placed_on_the_evaluation_nodes(ray_cluster, tmp_path):
     assert sorted(o.status for o in out) == ["done"] * 4
     metas = [o.result.meta for o in out]
     assert {m["node"] for m in metas} <= eval_ids and head not in {m["node"] for m in metas}
-    # a GPU actor gets the GPU Ray picked for it; a CPU actor hides the GPUs and is niced
+    # a GPU actor gets the GPU Ray picked for it; a CPU actor hides the GPUs and only
+    # takes idle CPU time (SCHED_IDLE: the default priority of CPU workers)
     gpu = [m for m in metas if m["device"] == "cuda"]
     cpu = [m for m in metas if m["device"] == "cpu"]
     assert gpu and cpu
     assert all(m["cuda"] == "0" for m in gpu)  # each evaluation node has one (fake) GPU
-    assert all(m["cuda"] == "" and m["nice"] >= 10 for m in cpu)
+    assert all(m["cuda"] == "" and m["sched"] == os.SCHED_IDLE for m in cpu)
+    assert all(m["sched"] == os.SCHED_OTHER for m in gpu)
     assert all(o.worker.startswith(f"ray:{o.result.meta['device']}@") for o in out)
     # one process per slot for all its jobs: the evaluator stays warm between them
     assert len({m["pid"] for m in metas}) == 2
