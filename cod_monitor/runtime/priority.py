@@ -54,7 +54,6 @@ def lower_priority(niceness: int = 19) -> bool:
         return False
 
 
-
 def check_worker_priority(owner: str, name: str, value) -> int | str:
     """A worker priority: a niceness from 0 to 19, or :data:`IDLE`.
 
