@@ -43,6 +43,14 @@ def constant(snapshot, eval_set, config):
     return _result(_name(eval_set), [config.get("value", 0.5)] * 4, pid=os.getpid())
 
 
+def spin(snapshot, eval_set, config):
+    """Pass rate 0.5 after ``config['cpu_s']`` seconds of CPU time (a busy loop)."""
+    end = time.process_time() + config.get("cpu_s", 0.5)
+    while time.process_time() < end:
+        pass
+    return _result(_name(eval_set), [0.5], pid=os.getpid())
+
+
 def ray_node():
     """The Ray node this runs on (``None`` outside a Ray worker)."""
     ray = sys.modules.get("ray")  # a Ray actor has imported it; a local worker has not

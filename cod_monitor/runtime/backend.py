@@ -16,6 +16,7 @@ Lifecycle, all on the pool's dispatcher thread except :meth:`WorkerBackend.wake`
     backend.start(h)              # a worker for slot h; it reports "ready" later
     backend.send(h, job)          # only after h reported "ready", one job at a time
     backend.wait(handles, t)      # the events of the started handles
+    backend.cpu_waits(h)          # how long h's threads waited for a CPU (time limits)
     backend.stop(h, kill=...)     # end h's worker; the pool may start h again
     backend.close()               # once, after every handle was stopped
 
@@ -135,6 +136,15 @@ class WorkerBackend(Protocol):
     def wait(self, handles: Sequence[WorkerHandle], timeout: float) -> list[tuple[WorkerHandle, tuple]]:
         """Events of the started ``handles``, waiting up to ``timeout`` seconds or until
         :meth:`wake` is called; in arrival order per handle, ``("exit", why)`` last."""
+
+    def cpu_waits(self, handle: WorkerHandle) -> dict[int, float]:
+        """Seconds each thread of the slot's worker has spent runnable but waiting for a
+        CPU, by thread id; empty when the backend cannot tell.
+
+        The pool does not count that time against an attempt's time limit: a worker that
+        runs at a low priority (``SCHED_IDLE``) and waits while training holds the cores
+        is not hung.
+        """
 
     def stop(self, handle: WorkerHandle, *, kill: bool) -> None:
         """End the slot's worker: at once (``kill``, its job abandoned) or when idle;

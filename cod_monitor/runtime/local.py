@@ -40,7 +40,8 @@ from cod_monitor.exceptions import ParameterError
 from cod_monitor.runtime.priority import check_worker_priority, lower_process_priority
 from cod_monitor.runtime.worker import resolve_job_fn, run_job
 
-__all__ = ["LocalProcesses", "LocalWorker", "device_env", "unusable_gpus", "worker_env"]
+__all__ = ["LocalProcesses", "LocalWorker", "device_env", "thread_cpu_waits", "unusable_gpus",
+           "worker_env"]
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +184,28 @@ def unusable_gpus(device) -> str | None:
     if max(ids) >= count:
         return f"torch sees {count} GPU(s) on this machine, numbered 0 to {count - 1}"
     return None
+
+
+def thread_cpu_waits(pid: int | None) -> dict[int, float]:
+    """Seconds each thread of process ``pid`` has spent runnable but waiting for a CPU.
+
+    Read from Linux's ``/proc/<pid>/task/<tid>/schedstat`` (its second field, in
+    nanoseconds); empty where that is not available or the process has ended.
+    """
+    out: dict[int, float] = {}
+    if pid is None:
+        return out
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                out[int(tid)] = int(f.read().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            continue  # the thread ended, or no scheduler statistics
+    return out
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -337,6 +360,11 @@ class LocalProcesses:
         child.close()
         w.process, w.conn = proc, parent
         logger.debug("started evaluation worker pid %s on %s", proc.pid, w.device)
+
+    def cpu_waits(self, w: LocalWorker) -> dict[int, float]:
+        """Seconds each thread of ``w``'s process waited for a CPU (Linux
+        ``/proc/<pid>/task/<tid>/schedstat``); empty elsewhere or once it ended."""
+        return thread_cpu_waits(w.pid)
 
     def stop(self, w: LocalWorker, *, kill: bool) -> None:
         """Stop `w`'s process: at once (``kill``) or after its current job; idempotent."""

@@ -32,7 +32,9 @@ Guarantees
   :data:`AUTO_TIMEOUT_FACTOR` times the slowest attempt that succeeded so far, and
   never less than ``timeout_floor`` (:data:`AUTO_TIMEOUT_FLOOR_S` by default, also the
   limit before any attempt has succeeded): a hung evaluation is found without any
-  setting, and a slow but healthy one is not cut short. ``timeout=None`` turns the
+  setting, and a slow but healthy one is not cut short. Time a local worker's threads
+  spend waiting for a CPU (Linux scheduler statistics) is not counted: a low-priority
+  worker kept off the cores by training is slow, not hung. ``timeout=None`` turns the
   limit off (and is warned about when the pool starts).
 * **Bounded queue.** Jobs waiting for a worker are grouped (one group per checkpoint
   step); at most ``QueuePolicy.max_pending`` groups wait, and the policy drops
@@ -90,6 +92,7 @@ class _Slot:
         self.ready = False
         self.job: Job | None = None
         self.started_at = 0.0  # when the current job was sent
+        self.waits_at_start: dict[int, float] = {}  # its threads' CPU waits then
         self.limit: float | None = None  # its time limit, fixed when it was sent
         self.restarts = 0
         self.start_failures = 0
@@ -119,7 +122,8 @@ class EvalPool:
         :func:`~cod_monitor.runtime.worker.run_evaluation`. With a ``backend``, give
         it to the backend instead.
     timeout : float, 'auto' or None, default 'auto'
-        Seconds one attempt may take before its worker is killed. ``'auto'``:
+        Seconds one attempt may take before its worker is killed, not counting the
+        time its worker's threads waited for a CPU (local workers on Linux). ``'auto'``:
         :data:`AUTO_TIMEOUT_FACTOR` times the slowest successful attempt so far (see
         :meth:`record_duration`), at least ``timeout_floor``. ``None``: no limit (a
         hung evaluation then holds its worker for ever; warned about at
@@ -461,7 +465,7 @@ class EvalPool:
         if kind == "ok":
             logger.debug("evaluation job %s finished on %s in %.2fs", job_id, w.device, wall)
             # measured here, as the time limit is: from sending the job to its result
-            self.record_duration(time.monotonic() - w.started_at)
+            self.record_duration(self._attempt_time(w, time.monotonic()))
             self._emit(JobOutcome(job, "done", result=payload, attempts=job.attempt,
                                   worker=w.device, wall_s=wall))
         elif kind == "fatal":  # a configuration error: a retry would fail the same way
@@ -492,6 +496,7 @@ class EvalPool:
                     continue
                 job = replace(job, attempt=job.attempt + 1)
                 w.job, w.started_at = job, time.monotonic()
+                w.waits_at_start = self._cpu_waits(w)
                 w.limit = self.attempt_timeout
                 try:
                     self._backend.send(w.handle, job)
@@ -515,14 +520,33 @@ class EvalPool:
         for j in jobs:
             self._emit(JobOutcome(j, "failed", attempts=j.attempt, error=error))
 
+    def _cpu_waits(self, w: _Slot) -> dict[int, float]:
+        try:
+            return self._backend.cpu_waits(w.handle)
+        except Exception:  # a backend that cannot tell discounts nothing
+            return {}
+
+    def _attempt_time(self, w: _Slot, now: float) -> float:
+        """Seconds the current attempt on ``w`` has run, less the longest time one of its
+        worker's threads waited for a CPU meanwhile: a low-priority worker kept off the
+        cores by training is slow, not hung."""
+        waits = self._cpu_waits(w) if w.waits_at_start else {}
+        held = max((t - w.waits_at_start.get(tid, 0.0) for tid, t in waits.items()),
+                   default=0.0)
+        return now - w.started_at - max(held, 0.0)
+
     def _check_timeouts(self) -> None:
         now = time.monotonic()
         for w in self._workers:
-            if w.job is not None and w.limit is not None and now - w.started_at > w.limit:
+            if w.job is None or w.limit is None or now - w.started_at <= w.limit:
+                continue
+            ran = self._attempt_time(w, now)  # read only past the limit: /proc costs
+            if ran > w.limit:
                 self.stats["timeouts"] += 1
                 job, w.job = w.job, None
-                logger.warning("evaluation job %s timed out after %.1fs on %s; killing the worker",
-                               job.job_id, now - w.started_at, w.device)
+                logger.warning("evaluation job %s timed out after %.1fs on %s (%.1fs of it "
+                               "waiting for a CPU); killing the worker", job.job_id,
+                               now - w.started_at, w.device, now - w.started_at - ran)
                 self._stop_worker(w, kill=True)
                 self._lost_attempt(job, "timeout", self._timeout_error(w), w.device,
                                    now - w.started_at)

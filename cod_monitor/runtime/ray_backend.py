@@ -469,6 +469,10 @@ class RayActors:
         """Run ``job`` on the slot's actor; raises when the job does not serialize."""
         h._calls[h.actor.run.remote(job)] = ("run", job.job_id)
 
+    def cpu_waits(self, h: RayWorker) -> dict[int, float]:
+        """Empty: an actor's threads may run on another node (no time is discounted)."""
+        return {}
+
     def stop(self, h: RayWorker, *, kill: bool) -> None:
         """End the slot's actor incarnation; idempotent.
 

@@ -2,8 +2,10 @@
 evaluation workers' (a niceness, or ``SCHED_IDLE``)."""
 
 import os
+import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -84,3 +86,30 @@ def test_a_cpu_worker_runs_at_the_priority_it_was_given(tmp_path, priority):
         assert meta["sched"] == os.SCHED_IDLE
     else:
         assert meta["sched"] == os.SCHED_OTHER and meta["nice"] >= 10
+
+
+@linux
+def test_time_a_worker_waits_for_a_cpu_does_not_count_against_its_limit(tmp_path):
+    # an idle worker and a busy loop at normal priority pinned to one CPU: the worker
+    # waits about 3.5 s for 0.3 s of work, past its 2 s limit, and is not killed
+    pool = EvalPool(["cpu"], job_fn="monitor_jobs:spin", nice="idle", timeout=2.0,
+                    max_retries=0).start()
+    end = time.monotonic() + 60
+    while pool.worker_pids()[0] is None:
+        assert time.monotonic() < end, "the worker did not start"
+        time.sleep(0.02)
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(pool.worker_pids()[0], {cpu})
+    hog = subprocess.Popen([sys.executable, "-c",
+                            f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"])
+    try:
+        time.sleep(0.5)  # the busy loop holds the CPU
+        pool.submit(Job("0:spin", str(tmp_path / "snap"), "spin.jsonl", {"cpu_s": 0.3},
+                        group=0))
+        time.sleep(3.5)
+    finally:
+        hog.kill()
+        hog.wait()
+    pool.close(timeout=60)
+    (outcome,) = pool.poll()
+    assert (outcome.status, outcome.attempts, pool.stats["timeouts"]) == ("done", 1, 0)
