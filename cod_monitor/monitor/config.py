@@ -226,9 +226,9 @@ class PoolConfig:
         leaves unused and gives a core back the moment a training thread wakes; a
         niced one still delays the parallel regions of a training step (measured:
         BENCHMARKS.md, "In-loop cost"). Where training keeps every core busy, an idle
-        worker's evaluations wait for the gaps and may reach their time limit
-        (``timeout``): give a niceness there (e.g. 10). GPU workers run at the
-        parent's priority.
+        worker's evaluations wait for the gaps (that wait does not count against
+        ``timeout``): give a niceness there (e.g. 10) if they must progress during
+        training. GPU workers run at the parent's priority.
     job_fn : callable or str, optional
         Replaces the evaluator in the workers: ``job_fn(snapshot, eval_set, config) ->
         EvalResult``, a picklable module-level function or ``'module:function'``.
