@@ -89,6 +89,8 @@ def test_a_cpu_worker_runs_at_the_priority_it_was_given(tmp_path, priority):
 
 
 @linux
+@pytest.mark.skipif(not os.path.exists("/proc/self/schedstat"),
+                    reason="no scheduler statistics in /proc (CONFIG_SCHED_INFO)")
 def test_time_a_worker_waits_for_a_cpu_does_not_count_against_its_limit(tmp_path):
     # an idle worker and a busy loop at normal priority pinned to one CPU: the worker
     # waits about 3.5 s for 0.3 s of work, past its 2 s limit, and is not killed
