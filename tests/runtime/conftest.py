@@ -6,11 +6,37 @@ node without the evaluation resource and two evaluation nodes that carry it
 ``ray`` and skipped when Ray is not installed.
 """
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 TESTS_DIR = str(Path(__file__).resolve().parents[1])  # where monitor_jobs lives
+
+
+def _sched_idle_works() -> bool:
+    """Whether a process here may switch itself to SCHED_IDLE (a container's seccomp
+    profile can forbid it; the workers then fall back to niceness 19)."""
+    if not hasattr(os, "SCHED_IDLE"):
+        return False
+    code = "import os; os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def runs_idle():
+    """``runs_idle(meta)``: a worker's probe (``monitor_jobs.probe``) shows the idle
+    priority: SCHED_IDLE where this machine allows it, else niceness 19."""
+    works = _sched_idle_works()
+
+    def check(meta) -> bool:
+        if works:
+            return meta["sched"] == os.SCHED_IDLE
+        return meta["nice"] >= 19
+
+    return check
 
 
 class SimulatedCluster:

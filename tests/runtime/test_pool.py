@@ -17,13 +17,6 @@ from cod_monitor.runtime import EvalPool, Job, QueuePolicy
 JOBS = "monitor_jobs"
 
 
-def idle_priority(meta) -> bool:
-    """The default CPU worker priority: SCHED_IDLE (Linux), niceness 19 elsewhere."""
-    if hasattr(os, "SCHED_IDLE"):
-        return meta["sched"] == os.SCHED_IDLE
-    return meta["nice"] >= 19
-
-
 def job(tmp_path, i, config=None, group=None):
     snap = tmp_path / f"snap-{i}"
     snap.mkdir(exist_ok=True)
@@ -42,7 +35,7 @@ def outcomes_by_id(pool):
     return {o.job.job_id: o for o in pool.poll()}
 
 
-def test_results_failures_crashes_and_timeouts_in_one_pool(tmp_path, make_pool):
+def test_results_failures_crashes_and_timeouts_in_one_pool(tmp_path, make_pool, runs_idle):
     pool = make_pool(["cpu"], job_fn=f"{JOBS}:scripted", timeout=2.0, max_retries=1,
                      queue_policy=QueuePolicy(max_pending=10))
     todo = ["probe", "probe", "fail_once", "always_fail", "crash_once", "hang_once", "probe"]
@@ -56,7 +49,7 @@ def test_results_failures_crashes_and_timeouts_in_one_pool(tmp_path, make_pool):
     meta = out[0].result.meta
     assert out[0].status == "done" and out[0].attempts == 1
     assert meta["pid"] != os.getpid() and meta["cuda"] == "" and meta["device"] == "cpu"
-    assert idle_priority(meta) and meta["torch_loaded"] is False
+    assert runs_idle(meta) and meta["torch_loaded"] is False
     # an exception is retried on the same worker ...
     assert (out[2].status, out[2].attempts) == ("done", 2)
     # ... and a job that keeps failing becomes a failed outcome after max_retries
