@@ -70,31 +70,23 @@ def check_worker_priority(owner: str, name: str, value) -> int | str:
     return check_int(owner, name, value, 0, 19)
 
 
-def lower_process_priority(priority: int | str) -> str:
-    """Lower the calling process's CPU priority; returns what was applied.
+def lower_process_priority(priority: int | str) -> None:
+    """Lower the calling process's CPU priority where the OS permits it.
 
     Parameters
     ----------
     priority : int or 'idle'
         A niceness to add (0: leave it), or :data:`IDLE`: the ``SCHED_IDLE`` policy
         where the OS has it (Linux), niceness 19 elsewhere.
-
-    Returns
-    -------
-    str
-        ``'idle'``, ``'nice N'`` or ``'unchanged'`` (not permitted, or nothing asked).
     """
     if priority == IDLE:
-        if hasattr(os, "SCHED_IDLE"):
-            try:
-                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-                return IDLE
-            except OSError:  # pragma: no cover - not permitted
-                pass
-        priority = 19
-    if not priority:
-        return "unchanged"
-    try:
-        return f"nice {os.nice(priority)}"
-    except OSError:  # pragma: no cover - not permitted
-        return "unchanged"
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
+        except (AttributeError, OSError):  # no SCHED_IDLE here, or not permitted
+            priority = 19
+    if priority:
+        try:
+            os.nice(priority)
+        except OSError:  # pragma: no cover - not permitted
+            pass
